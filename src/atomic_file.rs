@@ -1,0 +1,217 @@
+//! Files that appear whole or not at all: written aside, fsynced, then renamed into place.
+
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+/// Suffix of the temporary files; with the leading dot, it keeps them out of listings.
+const PARTIAL_SUFFIX: &str = ".partial";
+
+/// A file being written under a hidden temporary name next to its final path.
+///
+/// [`AtomicFile::commit`] fsyncs it and renames it over the final path, so a reader sees
+/// the old contents or the new ones, never a mix. Dropped without a commit (an error, a
+/// panic), it removes its temporary file. Only a hard kill can leave one behind;
+/// [`remove_leftovers`] clears those.
+#[derive(Debug)]
+pub struct AtomicFile {
+    file: Option<File>,
+    temp: PathBuf,
+    target: PathBuf,
+}
+
+impl AtomicFile {
+    /// Creates the temporary file for `target` with permission bits `mode` (before umask).
+    ///
+    /// The temporary name carries our pid, so two writers of one target never share it,
+    /// and a leftover can be traced to the process that left it.
+    pub fn create(target: &Path, mode: u32) -> Result<Self> {
+        let temp = temp_path(target);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&temp)
+            .with_context(|| format!("creating temporary file {}", temp.display()))?;
+        Ok(Self {
+            file: Some(file),
+            temp,
+            target: target.to_path_buf(),
+        })
+    }
+
+    /// The open temporary file.
+    pub fn file(&mut self) -> &mut File {
+        self.file
+            .as_mut()
+            .expect("the file is only taken by commit, which consumes self")
+    }
+
+    /// The final path this file will have once committed.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// Flushes the data to disk, renames the file into place and makes the rename durable.
+    pub fn commit(mut self) -> Result<()> {
+        let file = self.file.take().expect("commit runs once");
+        file.sync_all()
+            .with_context(|| format!("syncing {}", self.temp.display()))?;
+        drop(file);
+        fs::rename(&self.temp, &self.target).with_context(|| {
+            format!(
+                "renaming {} to {}",
+                self.temp.display(),
+                self.target.display()
+            )
+        })?;
+        // From here on the temporary name is gone: nothing is left for Drop to remove.
+        self.temp = PathBuf::new();
+        if let Some(dir) = self.target.parent() {
+            sync_dir(dir)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.temp.as_os_str().is_empty() {
+            // Best effort: the error that brought us here is the one worth reporting.
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// Fsyncs a directory, so that a rename or a new entry in it survives a crash.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    // An empty parent means "the current directory".
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing directory {}", dir.display()))
+}
+
+fn temp_path(target: &Path) -> PathBuf {
+    let mut name = OsString::from(".");
+    name.push(target.file_name().unwrap_or_default());
+    name.push(format!(".{}{PARTIAL_SUFFIX}", std::process::id()));
+    target.with_file_name(name)
+}
+
+/// Whether a file name is one of our temporary names.
+pub fn is_temporary(file_name: &std::ffi::OsStr) -> bool {
+    let name = file_name.as_encoded_bytes();
+    name.starts_with(b".") && name.ends_with(PARTIAL_SUFFIX.as_bytes())
+}
+
+/// Removes the temporary files that hard-killed writers left in `dir`, skipping those
+/// whose writer (named by the pid in the file name) is still alive. Returns what it removed.
+pub fn remove_leftovers(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+    };
+    let mut removed = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+        let name = entry.file_name();
+        if !is_temporary(&name) || writer_is_alive(&name) {
+            continue;
+        }
+        let path = entry.path();
+        match fs::remove_file(&path) {
+            Ok(()) => removed.push(path),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("removing leftover {}", path.display()));
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// Reads the pid out of `.NAME.PID.partial` and checks whether that process exists.
+fn writer_is_alive(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    let stem = name.trim_end_matches(PARTIAL_SUFFIX);
+    let pid = stem.rsplit('.').next().and_then(|p| p.parse::<u32>().ok());
+    match pid {
+        // Our own leftovers cannot be in progress: we only look for them before writing.
+        Some(pid) if pid == std::process::id() => false,
+        Some(pid) => Path::new("/proc").join(pid.to_string()).exists(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn commit_replaces_the_target_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("x.tar");
+        fs::write(&target, "old").unwrap();
+        let mut f = AtomicFile::create(&target, 0o600).unwrap();
+        f.file().write_all(b"new").unwrap();
+        assert_eq!(fs::read_to_string(&target).unwrap(), "old");
+        f.commit().unwrap();
+        assert_eq!(fs::read_to_string(&target).unwrap(), "new");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![OsString::from("x.tar")]);
+        let mode = fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn dropping_without_commit_keeps_the_old_file_and_removes_the_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("x.tar");
+        fs::write(&target, "old").unwrap();
+        {
+            let mut f = AtomicFile::create(&target, 0o600).unwrap();
+            f.file().write_all(b"half").unwrap();
+        }
+        assert_eq!(fs::read_to_string(&target).unwrap(), "old");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn leftovers_of_dead_writers_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        // pid_max is at most 2^22, so this writer cannot exist.
+        let dead = dir.path().join(".x.tar.99999999.partial");
+        // Our own leftovers cannot be in progress: we only clean before writing.
+        let ours = dir
+            .path()
+            .join(format!(".z.tar.{}.partial", std::process::id()));
+        // pid 1 always exists: a live writer whose file must stay.
+        let live = dir.path().join(".w.tar.1.partial");
+        let archive = dir.path().join("x.tar");
+        for path in [&dead, &ours, &live, &archive] {
+            fs::write(path, "").unwrap();
+        }
+        let mut removed = remove_leftovers(dir.path()).unwrap();
+        removed.sort();
+        let mut expected = vec![dead, ours];
+        expected.sort();
+        assert_eq!(removed, expected);
+        assert!(live.exists());
+        assert!(archive.exists());
+    }
+}

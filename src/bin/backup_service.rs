@@ -1,0 +1,56 @@
+//! `backup_service`: runs until stopped, backing up each schedule when it is due.
+
+use std::fs::File;
+use std::os::fd::{FromRawFd, RawFd};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use backup::home::Home;
+use backup::logging::{self, Echo};
+use backup::service;
+use clap::Parser;
+
+/// Backs up each schedule of backup_schedules.txt every day at its time. Usually
+/// started by `backup_manager start`; runs in the foreground when started by hand.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// The home: the folder holding backup_schedules.txt, logs/ and backups/.
+    #[arg(long, value_name = "DIR")]
+    home: Option<PathBuf>,
+
+    /// Descriptor on which to write "ready" once up (used by backup_manager start).
+    #[arg(long, value_name = "FD", hide = true, value_parser = clap::value_parser!(RawFd).range(3..))]
+    notify_fd: Option<RawFd>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // SAFETY: the manager passes the write end of a pipe it made for this, and nothing
+    // else in this process knows the number; the range check keeps stdio out.
+    let ready = cli.notify_fd.map(|fd| unsafe { File::from_raw_fd(fd) });
+    let home = match Home::open(cli.home.as_deref()) {
+        Ok(home) => home,
+        Err(err) => {
+            eprintln!("backup_service: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Relative schedule paths are relative to the home, and the manager recognises its
+    // service by its working directory.
+    if let Err(err) = std::env::set_current_dir(home.root()) {
+        eprintln!("backup_service: entering {}: {err}", home.root().display());
+        return ExitCode::FAILURE;
+    }
+    if let Err(err) = logging::init(&home.service_log(), Echo::Stderr) {
+        eprintln!("backup_service: {err:#}");
+        return ExitCode::FAILURE;
+    }
+    match service::run(&home, ready) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            log::error!("{err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! The home: the one directory that holds a deployment's schedules, logs and archives.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+/// File name of the schedule file inside the home.
+pub const SCHEDULES_FILE: &str = "backup_schedules.txt";
+/// Log file of `backup_manager`, relative to the home.
+pub const MANAGER_LOG: &str = "logs/backup_manager.log";
+/// Log file of `backup_service`, relative to the home.
+pub const SERVICE_LOG: &str = "logs/backup_service.log";
+/// Folder of the archives, relative to the home.
+pub const BACKUPS_DIR: &str = "backups";
+
+/// The paths of one home. Two homes share nothing, so every path is derived from the root.
+#[derive(Debug, Clone)]
+pub struct Home {
+    root: PathBuf,
+}
+
+impl Home {
+    /// Opens the home at `dir` (the current directory when `None`).
+    ///
+    /// The directory must exist: a mistyped `--home` should fail loudly rather than
+    /// quietly start a second, empty deployment. The root is made absolute and canonical
+    /// so that the service can be recognised by its working directory.
+    pub fn open(dir: Option<&Path>) -> Result<Self> {
+        let dir = match dir {
+            Some(dir) => dir.to_path_buf(),
+            None => std::env::current_dir().context("reading the current directory")?,
+        };
+        let root = fs::canonicalize(&dir)
+            .with_context(|| format!("opening home directory {}", dir.display()))?;
+        if !root.is_dir() {
+            bail!("home {} is not a directory", dir.display());
+        }
+        Ok(Self { root })
+    }
+
+    /// The home's root directory (absolute, canonical).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `backup_schedules.txt`.
+    pub fn schedules(&self) -> PathBuf {
+        self.root.join(SCHEDULES_FILE)
+    }
+
+    /// The lock file that serialises edits of the schedule file. It is separate from the
+    /// schedule file because that file is replaced by rename, and a lock on a replaced
+    /// inode protects nothing.
+    pub fn schedules_lock(&self) -> PathBuf {
+        self.root.join(".backup_schedules.lock")
+    }
+
+    /// The service's pid file, locked by the running service for its whole life.
+    pub fn pid_file(&self) -> PathBuf {
+        self.root.join(".backup_service.pid")
+    }
+
+    /// `logs/backup_manager.log`.
+    pub fn manager_log(&self) -> PathBuf {
+        self.root.join(MANAGER_LOG)
+    }
+
+    /// `logs/backup_service.log`.
+    pub fn service_log(&self) -> PathBuf {
+        self.root.join(SERVICE_LOG)
+    }
+
+    /// `backups/`.
+    pub fn backups(&self) -> PathBuf {
+        self.root.join(BACKUPS_DIR)
+    }
+
+    /// Resolves a schedule's PATH: relative paths are relative to the home.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        self.root.join(path)
+    }
+
+    /// Creates `backups/` if it is missing and returns it.
+    pub fn ensure_backups(&self) -> Result<PathBuf> {
+        let dir = self.backups();
+        fs::create_dir_all(&dir)
+            .with_context(|| format!("creating backups folder {}", dir.display()))?;
+        Ok(dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_home_is_an_error_naming_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        let err = Home::open(Some(&missing)).unwrap_err();
+        assert!(format!("{err:#}").contains("nope"), "{err:#}");
+    }
+
+    #[test]
+    fn relative_schedule_paths_resolve_inside_the_home() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::open(Some(dir.path())).unwrap();
+        assert_eq!(home.resolve(Path::new("test")), home.root().join("test"));
+        assert_eq!(home.resolve(Path::new("/etc")), PathBuf::from("/etc"));
+    }
+}

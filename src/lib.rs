@@ -1,0 +1,17 @@
+//! Daily tar backups at scheduled times, without cron.
+//!
+//! `backup_manager` edits the schedules and starts, stops and questions `backup_service`,
+//! which wakes about every 45 seconds and writes `backups/NAME.tar` when a schedule's
+//! `HH:MM` comes round. Everything lives in one directory, the [home](home::Home).
+
+pub mod archive;
+pub mod atomic_file;
+pub mod home;
+pub mod logging;
+pub mod manager;
+pub mod pidfile;
+pub mod process;
+pub mod schedule;
+pub mod schedule_file;
+pub mod service;
+pub mod timing;

@@ -1,0 +1,281 @@
+//! One schedule: `PATH;HH:MM;NAME`, parsed and validated without touching the file system.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::NaiveTime;
+
+/// A time of day at minute precision, `00:00` to `23:59`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TimeOfDay {
+    hour: u8,
+    minute: u8,
+}
+
+impl TimeOfDay {
+    /// Builds a time of day, or `None` when out of range.
+    pub fn new(hour: u8, minute: u8) -> Option<Self> {
+        (hour < 24 && minute < 60).then_some(Self { hour, minute })
+    }
+
+    /// The hour, 0 to 23.
+    pub fn hour(self) -> u8 {
+        self.hour
+    }
+
+    /// The minute, 0 to 59.
+    pub fn minute(self) -> u8 {
+        self.minute
+    }
+
+    /// The time as a chrono value, at second 0.
+    pub fn to_naive(self) -> NaiveTime {
+        NaiveTime::from_hms_opt(self.hour.into(), self.minute.into(), 0)
+            .expect("hour and minute were range-checked in TimeOfDay::new")
+    }
+}
+
+impl fmt::Display for TimeOfDay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:02}:{:02}", self.hour, self.minute)
+    }
+}
+
+impl FromStr for TimeOfDay {
+    type Err = Reason;
+
+    /// Accepts exactly `HH:MM`: two digits each, as cron users write it, so that `7:5`
+    /// is refused rather than guessed at.
+    fn from_str(s: &str) -> Result<Self, Reason> {
+        let bytes = s.as_bytes();
+        let two_digits = |b: &[u8]| -> Option<u8> {
+            match b {
+                [a @ b'0'..=b'9', b @ b'0'..=b'9'] => Some((a - b'0') * 10 + (b - b'0')),
+                _ => None,
+            }
+        };
+        if bytes.len() != 5 || bytes[2] != b':' {
+            return Err(Reason::TimeFormat(s.to_owned()));
+        }
+        let (hour, minute) = two_digits(&bytes[..2])
+            .zip(two_digits(&bytes[3..]))
+            .ok_or_else(|| Reason::TimeFormat(s.to_owned()))?;
+        TimeOfDay::new(hour, minute).ok_or_else(|| Reason::TimeRange(s.to_owned()))
+    }
+}
+
+/// A validated schedule: back up `path` every day at `time` into `backups/NAME.tar`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Schedule {
+    /// The source, as written: a directory or a single file, relative to the home or absolute.
+    pub path: String,
+    /// Local time of day at which the backup is due.
+    pub time: TimeOfDay,
+    /// The archive's base name.
+    pub name: String,
+}
+
+impl Schedule {
+    /// The archive's file name inside `backups/`.
+    pub fn archive_file_name(&self) -> String {
+        format!("{}.tar", self.name)
+    }
+}
+
+impl fmt::Display for Schedule {
+    /// Writes the schedule back in its file form, `PATH;HH:MM;NAME`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{};{};{}", self.path, self.time, self.name)
+    }
+}
+
+impl FromStr for Schedule {
+    type Err = ParseError;
+
+    fn from_str(line: &str) -> Result<Self, ParseError> {
+        parse_fields(line).map_err(|reason| ParseError {
+            line: line.to_owned(),
+            reason,
+        })
+    }
+}
+
+fn parse_fields(line: &str) -> Result<Schedule, Reason> {
+    let fields: Vec<&str> = line.split(';').collect();
+    let [path, time, name] = fields[..] else {
+        return Err(Reason::FieldCount(fields.len()));
+    };
+    if path.is_empty() {
+        return Err(Reason::EmptyPath);
+    }
+    if path.chars().any(char::is_control) {
+        return Err(Reason::ControlCharInPath);
+    }
+    let time = time.parse()?;
+    validate_name(name)?;
+    Ok(Schedule {
+        path: path.to_owned(),
+        time,
+        name: name.to_owned(),
+    })
+}
+
+/// A NAME becomes a file name in `backups/`, so it must not be able to point anywhere
+/// else, nor hide itself among the service's own hidden temporary files.
+fn validate_name(name: &str) -> Result<(), Reason> {
+    if name.is_empty() {
+        Err(Reason::EmptyName)
+    } else if name.contains('/') {
+        Err(Reason::SlashInName)
+    } else if name.starts_with('.') {
+        Err(Reason::DotName)
+    } else if name.chars().any(char::is_control) {
+        Err(Reason::ControlCharInName)
+    } else {
+        Ok(())
+    }
+}
+
+/// Why a schedule line was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// Not exactly three `;`-separated fields.
+    FieldCount(usize),
+    /// The PATH field is empty.
+    EmptyPath,
+    /// The PATH holds a control character (a tab, a carriage return...).
+    ControlCharInPath,
+    /// The time is not two digits, a colon, two digits.
+    TimeFormat(String),
+    /// The time is well formed but not a time of day.
+    TimeRange(String),
+    /// The NAME field is empty.
+    EmptyName,
+    /// The NAME holds a `/`.
+    SlashInName,
+    /// The NAME starts with a dot (`.`, `..`, hidden names).
+    DotName,
+    /// The NAME holds a control character.
+    ControlCharInName,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::FieldCount(n) => {
+                write!(f, "expected PATH;HH:MM;NAME, found {n} field")?;
+                if *n != 1 {
+                    f.write_str("s")?;
+                }
+                Ok(())
+            }
+            Reason::EmptyPath => f.write_str("PATH is empty"),
+            Reason::ControlCharInPath => f.write_str("PATH holds a control character"),
+            Reason::TimeFormat(t) => write!(f, "time {t:?} is not HH:MM"),
+            Reason::TimeRange(t) => write!(f, "time {t:?} is not between 00:00 and 23:59"),
+            Reason::EmptyName => f.write_str("NAME is empty"),
+            Reason::SlashInName => f.write_str("NAME holds a '/'"),
+            Reason::DotName => f.write_str("NAME starts with '.'"),
+            Reason::ControlCharInName => f.write_str("NAME holds a control character"),
+        }
+    }
+}
+
+/// A line that is not a valid schedule, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// The refused line, as given.
+    pub line: String,
+    /// Why it was refused.
+    pub reason: Reason,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "malformed schedule: {} ({})", self.line, self.reason)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<Schedule, Reason> {
+        line.parse::<Schedule>().map_err(|e| e.reason)
+    }
+
+    #[test]
+    fn parses_the_walkthrough_schedules() {
+        let s = parse("test;16:07;backup_test").unwrap();
+        assert_eq!(s.path, "test");
+        assert_eq!(s.time, TimeOfDay::new(16, 7).unwrap());
+        assert_eq!(s.name, "backup_test");
+        assert_eq!(s.archive_file_name(), "backup_test.tar");
+        assert_eq!(s.to_string(), "test;16:07;backup_test");
+    }
+
+    #[test]
+    fn accepts_the_edges_of_the_day_and_odd_but_legal_paths() {
+        assert_eq!(parse("a;00:00;x").unwrap().time.to_string(), "00:00");
+        assert_eq!(parse("a;23:59;x").unwrap().time.to_string(), "23:59");
+        assert_eq!(parse("/abs/dir;12:00;x").unwrap().path, "/abs/dir");
+        assert_eq!(parse("my docs;12:00;x y").unwrap().name, "x y");
+        assert_eq!(parse(".;12:00;all").unwrap().path, ".");
+        assert_eq!(parse("../sibling;12:00;sib").unwrap().path, "../sibling");
+        assert_eq!(
+            parse("a;12:00;naïve-ünïcode").unwrap().name,
+            "naïve-ünïcode"
+        );
+    }
+
+    #[test]
+    fn refuses_every_malformed_example_of_the_spec() {
+        assert_eq!(parse("test;"), Err(Reason::FieldCount(2)));
+        assert_eq!(parse("a;25:00;x"), Err(Reason::TimeRange("25:00".into())));
+        assert_eq!(parse("a;7:5;x"), Err(Reason::TimeFormat("7:5".into())));
+        assert_eq!(parse("a;07:05;../x"), Err(Reason::SlashInName));
+        assert_eq!(parse("a;07:05;x;y"), Err(Reason::FieldCount(4)));
+    }
+
+    #[test]
+    fn refuses_bad_fields() {
+        assert_eq!(parse(""), Err(Reason::FieldCount(1)));
+        assert_eq!(parse("test"), Err(Reason::FieldCount(1)));
+        assert_eq!(parse(";12:00;x"), Err(Reason::EmptyPath));
+        assert_eq!(parse("a;12:00;"), Err(Reason::EmptyName));
+        assert_eq!(parse("a;12:00;."), Err(Reason::DotName));
+        assert_eq!(parse("a;12:00;.."), Err(Reason::DotName));
+        assert_eq!(parse("a;12:00;.hidden"), Err(Reason::DotName));
+        assert_eq!(parse("a;12:00;x\ty"), Err(Reason::ControlCharInName));
+        assert_eq!(parse("a\r;12:00;x"), Err(Reason::ControlCharInPath));
+        assert_eq!(parse("a;12:60;x"), Err(Reason::TimeRange("12:60".into())));
+        assert_eq!(parse("a;24:00;x"), Err(Reason::TimeRange("24:00".into())));
+        for bad in [
+            "12:0",
+            "1200",
+            "12-00",
+            " 12:00",
+            "12:00 ",
+            "+1:00",
+            "12:+1",
+            "١٢:٠٠",
+        ] {
+            assert_eq!(
+                parse(&format!("a;{bad};x")),
+                Err(Reason::TimeFormat(bad.into())),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_error_names_the_line_and_the_reason() {
+        let err = "test;".parse::<Schedule>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "malformed schedule: test; (expected PATH;HH:MM;NAME, found 2 fields)"
+        );
+    }
+}

@@ -1,0 +1,233 @@
+//! `backup_schedules.txt`: reading it, and editing it under a lock with an atomic replace.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::atomic_file::AtomicFile;
+use crate::home::Home;
+use crate::schedule::Schedule;
+
+/// Permission bits of a schedule file we create; an existing file keeps its own.
+const NEW_FILE_MODE: u32 = 0o644;
+
+/// Reads the schedule file as lines (without their newlines). A missing file has no lines.
+///
+/// Lines are returned as written, valid or not: `list` shows the file as it is, and
+/// indexes always count lines, so `delete N` removes the line that `list` showed as `N`.
+pub fn read_lines(path: &Path) -> Result<Vec<String>> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let text = String::from_utf8(bytes)
+        .map_err(|e| anyhow!("{e}"))
+        .with_context(|| format!("reading {}: the file is not valid UTF-8", path.display()))?;
+    // Split on '\n' only (not `str::lines`, which also eats a '\r'), so lines come back
+    // byte for byte.
+    let body = text.strip_suffix('\n').unwrap_or(&text);
+    if body.is_empty() && text.len() <= 1 {
+        return Ok(Vec::new());
+    }
+    Ok(body.split('\n').map(str::to_owned).collect())
+}
+
+/// Appends `schedule`, refusing an exact duplicate and a NAME that another PATH already
+/// uses (both sources would overwrite one archive).
+pub fn append(home: &Home, schedule: &Schedule) -> Result<()> {
+    edit(home, |lines| {
+        for (index, line) in lines.iter().enumerate() {
+            let Ok(existing) = line.parse::<Schedule>() else {
+                continue;
+            };
+            if existing == *schedule {
+                bail!("schedule {schedule} already exists at index {index}");
+            }
+            if existing.name == schedule.name && existing.path != schedule.path {
+                bail!(
+                    "refusing schedule {schedule}: archive name {:?} is already used by \
+                     schedule {index} ({line}) for another PATH",
+                    schedule.name
+                );
+            }
+        }
+        lines.push(schedule.to_string());
+        Ok(())
+    })
+}
+
+/// Removes the line at `index` and returns it; every other line is kept as it was.
+pub fn delete(home: &Home, index: usize) -> Result<String> {
+    edit(home, |lines| {
+        if index >= lines.len() {
+            bail!("{}", no_such_index(index, lines.len()));
+        }
+        Ok(lines.remove(index))
+    })
+}
+
+fn no_such_index(index: usize, len: usize) -> String {
+    match len {
+        0 => format!("no schedule at index {index}: there are no schedules"),
+        1 => format!("no schedule at index {index}: the only index is 0"),
+        n => format!(
+            "no schedule at index {index}: indexes go from 0 to {}",
+            n - 1
+        ),
+    }
+}
+
+/// Runs `change` on the file's lines while holding the edit lock, then replaces the file
+/// atomically. When `change` fails, the file is not touched.
+fn edit<T>(home: &Home, change: impl FnOnce(&mut Vec<String>) -> Result<T>) -> Result<T> {
+    let _lock = lock(&home.schedules_lock())?;
+    let path = home.schedules();
+    let mut lines = read_lines(&path)?;
+    let result = change(&mut lines)?;
+    write_lines(&path, &lines)?;
+    Ok(result)
+}
+
+/// Takes the exclusive edit lock, waiting for other editors. The lock is released when
+/// the returned guard is dropped, or by the kernel if the process dies.
+fn lock(path: &Path) -> Result<Flock<File>> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening lock file {}", path.display()))?;
+    Flock::lock(file, FlockArg::LockExclusive)
+        .map_err(|(_, errno)| errno)
+        .with_context(|| format!("locking {}", path.display()))
+}
+
+fn write_lines(path: &Path, lines: &[String]) -> Result<()> {
+    use std::io::Write;
+
+    let mode = match fs::metadata(path) {
+        Ok(meta) => meta.permissions().mode() & 0o7777,
+        Err(_) => NEW_FILE_MODE,
+    };
+    let mut out = AtomicFile::create(path, mode)?;
+    // The umask may have narrowed the mode; an existing file's own bits win.
+    out.file()
+        .set_permissions(fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting the mode of a new {}", path.display()))?;
+    let mut text = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+    for line in lines {
+        text.push_str(line);
+        text.push('\n');
+    }
+    out.file()
+        .write_all(text.as_bytes())
+        .with_context(|| format!("writing a new {}", path.display()))?;
+    out.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn home() -> (tempfile::TempDir, Home) {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::open(Some(dir.path())).unwrap();
+        (dir, home)
+    }
+
+    fn schedule(line: &str) -> Schedule {
+        line.parse().unwrap()
+    }
+
+    #[test]
+    fn a_missing_file_has_no_lines_and_append_creates_it() {
+        let (_dir, home) = home();
+        assert!(read_lines(&home.schedules()).unwrap().is_empty());
+        append(&home, &schedule("test;16:07;backup_test")).unwrap();
+        append(&home, &schedule("test1;16:07;personal_data")).unwrap();
+        assert_eq!(
+            fs::read_to_string(home.schedules()).unwrap(),
+            "test;16:07;backup_test\ntest1;16:07;personal_data\n"
+        );
+    }
+
+    #[test]
+    fn append_after_a_last_line_without_newline_keeps_both_lines() {
+        let (_dir, home) = home();
+        fs::write(home.schedules(), "a;01:00;a").unwrap();
+        append(&home, &schedule("b;02:00;b")).unwrap();
+        assert_eq!(
+            read_lines(&home.schedules()).unwrap(),
+            ["a;01:00;a", "b;02:00;b"]
+        );
+    }
+
+    #[test]
+    fn delete_keeps_the_other_lines_byte_for_byte_even_malformed_ones() {
+        let (_dir, home) = home();
+        let original = "a;01:00;a\nhand-written junk  \nb;02:00;b\n";
+        fs::write(home.schedules(), original).unwrap();
+        assert_eq!(delete(&home, 0).unwrap(), "a;01:00;a");
+        assert_eq!(
+            fs::read_to_string(home.schedules()).unwrap(),
+            "hand-written junk  \nb;02:00;b\n"
+        );
+    }
+
+    #[test]
+    fn a_missing_index_is_refused_and_the_file_is_untouched() {
+        let (_dir, home) = home();
+        fs::write(home.schedules(), "a;01:00;a\n").unwrap();
+        let err = delete(&home, 3).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no schedule at index 3: the only index is 0"
+        );
+        assert_eq!(fs::read_to_string(home.schedules()).unwrap(), "a;01:00;a\n");
+    }
+
+    #[test]
+    fn a_name_used_by_another_path_or_an_exact_duplicate_is_refused() {
+        let (_dir, home) = home();
+        append(&home, &schedule("a;01:00;x")).unwrap();
+        let err = append(&home, &schedule("b;02:00;x")).unwrap_err();
+        assert!(
+            err.to_string().contains("already used by schedule 0"),
+            "{err}"
+        );
+        let err = append(&home, &schedule("a;01:00;x")).unwrap_err();
+        assert!(
+            err.to_string().contains("already exists at index 0"),
+            "{err}"
+        );
+        // The same source twice a day into one archive is fine.
+        append(&home, &schedule("a;13:00;x")).unwrap();
+        assert_eq!(read_lines(&home.schedules()).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn an_existing_files_mode_is_kept() {
+        let (_dir, home) = home();
+        fs::write(home.schedules(), "a;01:00;a\n").unwrap();
+        fs::set_permissions(home.schedules(), fs::Permissions::from_mode(0o600)).unwrap();
+        append(&home, &schedule("b;02:00;b")).unwrap();
+        let mode = fs::metadata(home.schedules()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn invalid_utf8_is_an_error_naming_the_file() {
+        let (_dir, home) = home();
+        fs::write(home.schedules(), b"a;01:00;\xff\n").unwrap();
+        let err = read_lines(&home.schedules()).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("backup_schedules.txt"),
+            "{err:#}"
+        );
+    }
+}

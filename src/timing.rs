@@ -1,0 +1,274 @@
+//! When a schedule is due: pure functions of a schedule's time, what the service remembers
+//! of it, and an explicit `now`, generic over the time zone so that tests can pin both.
+//!
+//! A schedule is owed a run for each daily occurrence of its `HH:MM:00` that is not before
+//! the minute in which the service first saw it, and after the occurrence it last served.
+//! Missed occurrences are merged into one run, like systemd's `Persistent=true` timers, so
+//! neither two cycles in one minute, nor a late cycle, nor a gap of days is counted twice
+//! or dropped.
+//!
+//! Local time has gaps and repeats. An `HH:MM` that does not exist on a spring-forward day
+//! occurs at the first instant after the gap; one that exists twice on a fall-back day
+//! occurs once, at its first instance. So every calendar day has exactly one occurrence.
+
+use chrono::{DateTime, Days, Duration, LocalResult, NaiveDate, TimeZone, Timelike};
+
+use crate::schedule::TimeOfDay;
+
+/// The instant at which `time` occurs on local calendar day `date`.
+pub fn occurrence_on<Tz: TimeZone>(tz: &Tz, date: NaiveDate, time: TimeOfDay) -> DateTime<Tz> {
+    let mut local = date.and_time(time.to_naive());
+    // A gap is at most a few hours (a day for a zone that skipped one); walking minute by
+    // minute finds its end without knowing the zone's rules.
+    for _ in 0..=(26 * 60) {
+        match tz.from_local_datetime(&local) {
+            LocalResult::Single(t) => return t,
+            LocalResult::Ambiguous(first, _) => return first,
+            LocalResult::None => local += Duration::minutes(1),
+        }
+    }
+    // No zone has a gap this long; fall back to reading the wall time as UTC rather than
+    // panicking in a long-running service.
+    tz.from_utc_datetime(&date.and_time(time.to_naive()))
+}
+
+/// The latest occurrence of `time` at or before `now`.
+pub fn latest_occurrence<Tz: TimeZone>(time: TimeOfDay, now: &DateTime<Tz>) -> DateTime<Tz> {
+    let tz = now.timezone();
+    let today = now.date_naive();
+    // Yesterday's occurrence is always at or before now; looking one more day back covers
+    // a zone whose "yesterday" occurrence was pushed past now by a gap.
+    (0..=2)
+        .filter_map(|back| today.checked_sub_days(Days::new(back)))
+        .map(|date| occurrence_on(&tz, date, time))
+        .find(|t| t <= now)
+        .expect("an occurrence two days back is before now")
+}
+
+/// The first occurrence of `time` strictly after `now`.
+pub fn next_occurrence<Tz: TimeZone>(time: TimeOfDay, now: &DateTime<Tz>) -> DateTime<Tz> {
+    let tz = now.timezone();
+    let today = now.date_naive();
+    (0..=2)
+        .filter_map(|ahead| today.checked_add_days(Days::new(ahead)))
+        .map(|date| occurrence_on(&tz, date, time))
+        .find(|t| t > now)
+        .expect("an occurrence two days ahead is after now")
+}
+
+/// The start of the minute holding `t`.
+pub fn minute_start<Tz: TimeZone>(t: &DateTime<Tz>) -> DateTime<Tz> {
+    t.clone()
+        .with_nanosecond(0)
+        .and_then(|t| t.with_second(0))
+        .unwrap_or_else(|| t.clone())
+}
+
+/// The occurrence a schedule is owed at `now`, if any.
+///
+/// `first_seen` is when the service first saw the schedule; `last_served` is the
+/// occurrence its last run was for. The result is the occurrence to record as served
+/// once the run is done.
+pub fn owed<Tz: TimeZone>(
+    time: TimeOfDay,
+    first_seen: &DateTime<Tz>,
+    last_served: Option<&DateTime<Tz>>,
+    now: &DateTime<Tz>,
+) -> Option<DateTime<Tz>> {
+    let latest = latest_occurrence(time, now);
+    let seen_in_time = latest >= minute_start(first_seen);
+    let not_served = last_served.is_none_or(|served| latest > *served);
+    (seen_in_time && not_served).then_some(latest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use chrono_tz::{America::New_York, Europe::Paris, Tz};
+
+    fn t(h: u8, m: u8) -> TimeOfDay {
+        TimeOfDay::new(h, m).unwrap()
+    }
+
+    fn at(tz: Tz, y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Tz> {
+        tz.with_ymd_and_hms(y, mo, d, h, mi, s).earliest().unwrap()
+    }
+
+    fn paris(mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Tz> {
+        at(Paris, 2026, mo, d, h, mi, s)
+    }
+
+    #[test]
+    fn due_in_its_minute_once_even_with_two_cycles_in_it() {
+        let seen = paris(2, 8, 16, 0, 10);
+        let first = paris(2, 8, 16, 7, 2);
+        let served = owed(t(16, 7), &seen, None, &first).unwrap();
+        assert_eq!(served, paris(2, 8, 16, 7, 0));
+        // A second cycle 45 s later, still at 16:07, owes nothing.
+        let second = paris(2, 8, 16, 7, 47);
+        assert_eq!(owed(t(16, 7), &seen, Some(&served), &second), None);
+        // Nor does any moment until the next day's 16:07.
+        assert_eq!(
+            owed(t(16, 7), &seen, Some(&served), &paris(2, 9, 16, 6, 59)),
+            None
+        );
+        assert_eq!(
+            owed(t(16, 7), &seen, Some(&served), &paris(2, 9, 16, 7, 0)),
+            Some(paris(2, 9, 16, 7, 0))
+        );
+    }
+
+    #[test]
+    fn a_schedule_first_seen_during_its_minute_is_due_then() {
+        // Created at 16:07:40 for 16:07: the occurrence at 16:07:00 counts.
+        let seen = paris(2, 8, 16, 7, 40);
+        assert_eq!(
+            owed(t(16, 7), &seen, None, &seen),
+            Some(paris(2, 8, 16, 7, 0))
+        );
+    }
+
+    #[test]
+    fn a_schedule_first_seen_after_its_time_waits_for_tomorrow() {
+        let seen = paris(2, 8, 16, 8, 0);
+        assert_eq!(owed(t(16, 7), &seen, None, &seen), None);
+        assert_eq!(owed(t(16, 7), &seen, None, &paris(2, 9, 16, 6, 0)), None);
+        assert!(owed(t(16, 7), &seen, None, &paris(2, 9, 16, 7, 0)).is_some());
+    }
+
+    #[test]
+    fn a_late_cycle_still_runs_it_once() {
+        let seen = paris(2, 8, 9, 0, 0);
+        // The previous cycle was at 16:06:50, then a long backup: next look at 16:09.
+        let late = paris(2, 8, 16, 9, 0);
+        let served = owed(t(16, 7), &seen, None, &late).unwrap();
+        assert_eq!(served, paris(2, 8, 16, 7, 0));
+        assert_eq!(
+            owed(t(16, 7), &seen, Some(&served), &paris(2, 8, 16, 9, 45)),
+            None
+        );
+    }
+
+    #[test]
+    fn days_missed_in_a_row_run_once() {
+        let seen = paris(2, 1, 9, 0, 0);
+        let served = paris(2, 1, 16, 7, 0);
+        let back = paris(2, 5, 10, 0, 0);
+        let run = owed(t(16, 7), &seen, Some(&served), &back).unwrap();
+        assert_eq!(run, paris(2, 4, 16, 7, 0));
+        assert_eq!(owed(t(16, 7), &seen, Some(&run), &back), None);
+    }
+
+    #[test]
+    fn across_midnight_and_month_and_year_ends() {
+        let seen = paris(1, 1, 0, 0, 0);
+        let before = at(Paris, 2026, 12, 31, 23, 59, 30);
+        assert_eq!(
+            latest_occurrence(t(0, 0), &before),
+            at(Paris, 2026, 12, 31, 0, 0, 0)
+        );
+        assert_eq!(
+            next_occurrence(t(0, 0), &before),
+            at(Paris, 2027, 1, 1, 0, 0, 0)
+        );
+        let served = at(Paris, 2026, 12, 31, 23, 59, 0);
+        assert_eq!(owed(t(23, 59), &seen, Some(&served), &before), None);
+        assert_eq!(
+            owed(
+                t(23, 59),
+                &seen,
+                Some(&served),
+                &at(Paris, 2027, 1, 1, 0, 0, 5)
+            ),
+            None
+        );
+        // 28 February to 1 March.
+        assert_eq!(
+            next_occurrence(t(0, 30), &paris(2, 28, 23, 0, 0)),
+            paris(3, 1, 0, 30, 0)
+        );
+        // A 00:00 schedule first seen at 23:59:50 is owed at midnight.
+        let late_seen = paris(4, 30, 23, 59, 50);
+        assert_eq!(owed(t(0, 0), &late_seen, None, &late_seen), None);
+        assert_eq!(
+            owed(t(0, 0), &late_seen, None, &paris(5, 1, 0, 0, 1)),
+            Some(paris(5, 1, 0, 0, 0))
+        );
+    }
+
+    #[test]
+    fn a_time_in_the_spring_gap_runs_at_the_end_of_the_gap() {
+        // Paris, 29 March 2026: 02:00 CET jumps to 03:00 CEST.
+        let day = NaiveDate::from_ymd_opt(2026, 3, 29).unwrap();
+        let when = occurrence_on(&Paris, day, t(2, 30));
+        assert_eq!(when, paris(3, 29, 3, 0, 0));
+        assert_eq!(
+            when.with_timezone(&Utc).to_rfc3339(),
+            "2026-03-29T01:00:00+00:00"
+        );
+        // New York, 8 March 2026: 02:00 EST jumps to 03:00 EDT.
+        let ny_day = NaiveDate::from_ymd_opt(2026, 3, 8).unwrap();
+        assert_eq!(
+            occurrence_on(&New_York, ny_day, t(2, 15)),
+            at(New_York, 2026, 3, 8, 3, 0, 0)
+        );
+        // It is owed once on that day, and the next day at 02:30 again.
+        let seen = paris(3, 28, 12, 0, 0);
+        let run = owed(t(2, 30), &seen, None, &paris(3, 29, 3, 0, 10)).unwrap();
+        assert_eq!(run, paris(3, 29, 3, 0, 0));
+        assert_eq!(
+            owed(t(2, 30), &seen, Some(&run), &paris(3, 29, 3, 30, 0)),
+            None
+        );
+        assert_eq!(
+            next_occurrence(t(2, 30), &paris(3, 29, 3, 0, 10)),
+            paris(3, 30, 2, 30, 0)
+        );
+    }
+
+    #[test]
+    fn a_time_that_happens_twice_in_the_fall_runs_once() {
+        // New York, 1 November 2026: 02:00 EDT falls back to 01:00 EST.
+        let first = New_York
+            .with_ymd_and_hms(2026, 11, 1, 1, 30, 0)
+            .earliest()
+            .unwrap();
+        let second = New_York
+            .with_ymd_and_hms(2026, 11, 1, 1, 30, 0)
+            .latest()
+            .unwrap();
+        assert_eq!(second - first, Duration::hours(1));
+        let day = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+        assert_eq!(occurrence_on(&New_York, day, t(1, 30)), first);
+        let seen = at(New_York, 2026, 10, 31, 12, 0, 0);
+        let run = owed(t(1, 30), &seen, None, &first).unwrap();
+        assert_eq!(run, first);
+        // At the second 01:30 nothing more is owed, and the next run is tomorrow.
+        assert_eq!(owed(t(1, 30), &seen, Some(&run), &second), None);
+        assert_eq!(
+            next_occurrence(t(1, 30), &second),
+            at(New_York, 2026, 11, 2, 1, 30, 0)
+        );
+        // Paris, 25 October 2026: 03:00 CEST falls back to 02:00 CET.
+        let paris_first = Paris
+            .with_ymd_and_hms(2026, 10, 25, 2, 30, 0)
+            .earliest()
+            .unwrap();
+        let paris_second = Paris
+            .with_ymd_and_hms(2026, 10, 25, 2, 30, 0)
+            .latest()
+            .unwrap();
+        let seen = paris(10, 24, 12, 0, 0);
+        let run = owed(t(2, 30), &seen, None, &paris_first).unwrap();
+        assert_eq!(owed(t(2, 30), &seen, Some(&run), &paris_second), None);
+    }
+
+    #[test]
+    fn the_next_occurrence_is_strictly_after_now() {
+        let now = paris(6, 1, 16, 7, 0);
+        assert_eq!(next_occurrence(t(16, 7), &now), paris(6, 2, 16, 7, 0));
+        assert_eq!(latest_occurrence(t(16, 7), &now), now);
+        assert_eq!(next_occurrence(t(16, 8), &now), paris(6, 1, 16, 8, 0));
+    }
+}
