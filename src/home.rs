@@ -61,6 +61,16 @@ impl Home {
         self.root.join(".backup_service.pid")
     }
 
+    /// What the service remembers of each schedule (first seen, last run and result).
+    pub fn state(&self) -> PathBuf {
+        self.root.join(".backup_state.json")
+    }
+
+    /// The lock file that serialises edits of the state file.
+    pub fn state_lock(&self) -> PathBuf {
+        self.root.join(".backup_state.lock")
+    }
+
     /// `logs/backup_manager.log`.
     pub fn manager_log(&self) -> PathBuf {
         self.root.join(MANAGER_LOG)

@@ -6,6 +6,7 @@
 
 pub mod archive;
 pub mod atomic_file;
+pub mod edit_lock;
 pub mod home;
 pub mod logging;
 pub mod manager;
@@ -14,4 +15,5 @@ pub mod process;
 pub mod schedule;
 pub mod schedule_file;
 pub mod service;
+pub mod state;
 pub mod timing;

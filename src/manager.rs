@@ -1,20 +1,26 @@
 //! The manager's commands. Each returns what to print; errors are printed and logged by
 //! the binary, once.
 
+use std::fmt;
 use std::fs;
 use std::io;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use log::info;
+use chrono::{DateTime, FixedOffset, Local};
+use log::{info, warn};
 use nix::sys::signal::Signal;
+use serde::Serialize;
 
 use crate::atomic_file;
 use crate::home::Home;
 use crate::process::{self, Service, StartUp};
 use crate::schedule::Schedule;
 use crate::schedule_file;
+use crate::service;
+use crate::state::{self, Outcome, Record, Run};
+use crate::timing;
 
 /// How long `start` waits for the service to report it is up.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,6 +32,9 @@ const PATIENCE: Duration = Duration::from_secs(1);
 /// Archive file name endings that `backups` lists.
 const ARCHIVE_SUFFIXES: [&str; 1] = [".tar"];
 
+/// The format of times shown to people, as in the logs.
+const TIME_FORMAT: &str = "%d/%m/%Y %H:%M";
+
 /// `create "PATH;HH:MM;NAME"`: validates the schedule and appends it.
 ///
 /// Returns a warning for the user when PATH does not exist yet: that is allowed (it may
@@ -34,6 +43,17 @@ pub fn create(home: &Home, line: &str) -> Result<Option<String>> {
     let schedule: Schedule = line.parse()?;
     schedule_file::append(home, &schedule)?;
     info!("New schedule added: {schedule}");
+    // Seen from now on: created at 16:07:30 for 16:07, it is owed today, even if the
+    // service only looks at 16:08; created at 16:10, it waits for tomorrow.
+    let now = Local::now().fixed_offset();
+    let key = schedule.to_string();
+    remember(home, |state| {
+        state
+            .schedules
+            .entry(key)
+            .or_insert_with(|| Record::new(now));
+    });
+    notify_service(home);
     let source = home.resolve(Path::new(&schedule.path));
     Ok((fs::symlink_metadata(&source).is_err()).then(|| {
         format!(
@@ -43,28 +63,115 @@ pub fn create(home: &Home, line: &str) -> Result<Option<String>> {
     }))
 }
 
-/// `delete INDEX`: removes the schedule at INDEX.
+/// `delete INDEX`: removes the schedule at INDEX and forgets its state.
 pub fn delete(home: &Home, index: usize) -> Result<()> {
     let line = schedule_file::delete(home, index)?;
     info!("Schedule deleted: {line}");
+    if let Ok(deleted) = line.parse::<Schedule>() {
+        // A copy of the line written by hand shares the record, and keeps it.
+        let remaining = schedule_file::read_lines(&home.schedules()).unwrap_or_default();
+        if !remaining
+            .iter()
+            .any(|l| l.parse::<Schedule>().ok() == Some(deleted.clone()))
+        {
+            let key = deleted.to_string();
+            remember(home, |state| {
+                state.schedules.remove(&key);
+            });
+        }
+    }
+    notify_service(home);
     Ok(())
 }
 
-/// `list`: every line of the schedule file as `INDEX: LINE`.
-pub fn list(home: &Home) -> Result<Vec<String>> {
+/// Applies a change to the state file; a failure is logged, since the schedule file,
+/// already changed, is what matters.
+fn remember(home: &Home, change: impl FnOnce(&mut state::State)) {
+    let on_problem = |problem: &str| warn!("{problem}");
+    if let Err(err) = state::update(home, on_problem, change) {
+        warn!("{err:#}");
+    }
+}
+
+/// Tells a running service that the schedules changed, so it looks at them now rather
+/// than at its next cycle. Nothing to do when none runs.
+fn notify_service(home: &Home) {
+    let notified = Service::find(home).and_then(|service| match service {
+        Some(service) => service.signal(Signal::SIGHUP),
+        None => Ok(()),
+    });
+    if let Err(err) = notified {
+        warn!("telling backup_service about the change: {err:#}");
+    }
+}
+
+/// One line of the schedule file, as `list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    /// The line's index, from 0.
+    pub index: usize,
+    /// The line as written.
+    pub line: String,
+    /// The schedule, when the line is valid.
+    pub schedule: Option<Schedule>,
+    /// Why the line is not a valid schedule.
+    pub error: Option<String>,
+}
+
+impl fmt::Display for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.index, self.line)
+    }
+}
+
+fn entries(home: &Home) -> Result<Vec<Entry>> {
     let lines = schedule_file::read_lines(&home.schedules())?;
-    info!("Show schedules list");
     Ok(lines
-        .iter()
+        .into_iter()
         .enumerate()
-        .map(|(index, line)| format!("{index}: {line}"))
+        .map(|(index, line)| {
+            let (schedule, error) = match line.parse::<Schedule>() {
+                Ok(schedule) => (Some(schedule), None),
+                Err(err) => (None, Some(err.reason.to_string())),
+            };
+            Entry {
+                index,
+                line,
+                schedule,
+                error,
+            }
+        })
         .collect())
+}
+
+/// `list`: every line of the schedule file, valid or not, with its index.
+pub fn list(home: &Home) -> Result<Vec<Entry>> {
+    let entries = entries(home)?;
+    info!("Show schedules list");
+    Ok(entries)
+}
+
+/// A finished archive in `backups/`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Archive {
+    /// Its file name.
+    pub name: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// When it was last written.
+    pub modified: DateTime<FixedOffset>,
+}
+
+impl fmt::Display for Archive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
 }
 
 /// `backups`: the finished archives in `backups/`, sorted by name.
 ///
 /// Hidden files (archives being written) and anything that is not an archive are left out.
-pub fn backups(home: &Home) -> Result<Vec<String>> {
+pub fn backups(home: &Home) -> Result<Vec<Archive>> {
     let dir = home.backups();
     let entries = match fs::read_dir(&dir) {
         Ok(entries) => entries.collect::<Result<Vec<_>, _>>(),
@@ -72,15 +179,200 @@ pub fn backups(home: &Home) -> Result<Vec<String>> {
         Err(e) => Err(e),
     }
     .with_context(|| format!("listing {}", dir.display()))?;
-    let mut names: Vec<String> = entries
-        .into_iter()
-        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
-        .filter_map(|entry| entry.file_name().into_string().ok())
-        .filter(|name| !name.starts_with('.') && ARCHIVE_SUFFIXES.iter().any(|s| name.ends_with(s)))
-        .collect();
-    names.sort();
+    let mut archives = Vec::new();
+    for entry in entries {
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if name.starts_with('.') || !ARCHIVE_SUFFIXES.iter().any(|s| name.ends_with(s)) {
+            continue;
+        }
+        let meta = match entry.metadata() {
+            Ok(meta) if meta.is_file() => meta,
+            Ok(_) => continue,
+            // Replaced or removed while we listed: it is not there any more.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(e).with_context(|| format!("reading {}", entry.path().display()));
+            }
+        };
+        let modified = meta
+            .modified()
+            .with_context(|| format!("reading the time of {}", entry.path().display()))?;
+        archives.push(Archive {
+            name,
+            bytes: meta.len(),
+            modified: DateTime::<Local>::from(modified).fixed_offset(),
+        });
+    }
+    archives.sort_by(|a, b| a.name.cmp(&b.name));
     info!("Show backups list");
-    Ok(names)
+    Ok(archives)
+}
+
+/// `run INDEX`: backs up that schedule now, in the foreground, as the service would, and
+/// records the result. The returned run says whether it failed.
+pub fn run_now(home: &Home, index: usize) -> Result<(Schedule, Run)> {
+    let lines = schedule_file::read_lines(&home.schedules())?;
+    let Some(line) = lines.get(index) else {
+        bail!("{}", schedule_file::no_such_index(index, lines.len()));
+    };
+    let schedule: Schedule = line.parse()?;
+    info!("Run schedule {index} now: {schedule}");
+    let run = service::back_up(home, &schedule, None);
+    service::record(home, &schedule, None, run.clone());
+    Ok((schedule, run))
+}
+
+/// What `status` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// The service.
+    pub service: ServiceStatus,
+    /// Each line of the schedule file.
+    pub schedules: Vec<ScheduleStatus>,
+}
+
+/// Whether the service runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceStatus {
+    /// Whether this home's service runs.
+    pub running: bool,
+    /// Its pid.
+    pub pid: Option<i32>,
+    /// When it started.
+    pub since: Option<DateTime<FixedOffset>>,
+}
+
+/// One schedule in `status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduleStatus {
+    /// The line and its parse.
+    #[serde(flatten)]
+    pub entry: Entry,
+    /// Whether a run is owed now (the service runs it at its next look).
+    pub due_now: bool,
+    /// The next scheduled run after any owed one.
+    pub next_run: Option<DateTime<FixedOffset>>,
+    /// How the last run went.
+    pub last_run: Option<Run>,
+}
+
+impl Status {
+    /// Healthy: the service runs and no schedule's last run failed.
+    pub fn healthy(&self) -> bool {
+        self.service.running && !self.any_failed()
+    }
+
+    /// Whether any schedule's last run failed.
+    pub fn any_failed(&self) -> bool {
+        self.schedules.iter().any(|s| {
+            s.last_run
+                .as_ref()
+                .is_some_and(|run| run.outcome == Outcome::Failed)
+        })
+    }
+}
+
+/// `status`: the service, and each schedule's next run and last result.
+pub fn status(home: &Home) -> Result<Status> {
+    let now = Local::now();
+    let service = match Service::find(home)? {
+        Some(service) => ServiceStatus {
+            running: true,
+            pid: Some(service.pid().as_raw()),
+            since: fs::metadata(home.pid_file())
+                .and_then(|m| m.modified())
+                .ok()
+                .map(|t| DateTime::<Local>::from(t).fixed_offset()),
+        },
+        None => ServiceStatus {
+            running: false,
+            pid: None,
+            since: None,
+        },
+    };
+    let (state, problem) = state::load(home);
+    if let Some(problem) = problem {
+        warn!("{problem}");
+    }
+    let schedules = entries(home)?
+        .into_iter()
+        .map(|entry| {
+            let record = entry
+                .schedule
+                .as_ref()
+                .and_then(|s| state.schedules.get(&s.to_string()));
+            let (due_now, next_run) = match &entry.schedule {
+                Some(schedule) => {
+                    let first_seen = record.map_or(now, |r| r.first_seen.with_timezone(&Local));
+                    let served =
+                        record.and_then(|r| r.last_served.map(|t| t.with_timezone(&Local)));
+                    let owed = timing::owed(schedule.time, &first_seen, served.as_ref(), &now);
+                    let next = timing::next_occurrence(schedule.time, &now);
+                    (owed.is_some(), Some(next.fixed_offset()))
+                }
+                None => (false, None),
+            };
+            ScheduleStatus {
+                last_run: record.and_then(|r| r.last_run.clone()),
+                entry,
+                due_now,
+                next_run,
+            }
+        })
+        .collect();
+    info!("Show status");
+    Ok(Status { service, schedules })
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.service.pid, &self.service.since) {
+            (Some(pid), Some(since)) => writeln!(
+                f,
+                "backup_service: running (pid {pid}, since {})",
+                since.format(TIME_FORMAT)
+            )?,
+            (Some(pid), None) => writeln!(f, "backup_service: running (pid {pid})")?,
+            _ => writeln!(f, "backup_service: not running")?,
+        }
+        for s in &self.schedules {
+            writeln!(f, "{}", s.entry)?;
+            if let Some(error) = &s.entry.error {
+                writeln!(f, "   malformed: {error}; the service skips it")?;
+                continue;
+            }
+            if s.due_now {
+                writeln!(f, "   next run:  due now")?;
+            } else if let Some(next) = &s.next_run {
+                writeln!(f, "   next run:  {}", next.format(TIME_FORMAT))?;
+            }
+            match &s.last_run {
+                None => writeln!(f, "   last run:  never")?,
+                Some(run) => {
+                    write!(
+                        f,
+                        "   last run:  {}, {}",
+                        run.started.format(TIME_FORMAT),
+                        run.outcome.as_str()
+                    )?;
+                    if run.outcome != Outcome::Failed {
+                        write!(f, ", {}", service::format_size(run.bytes))?;
+                    }
+                    write!(f, ", {:.2} s", run.duration_secs)?;
+                    if run.manual {
+                        write!(f, " (by hand)")?;
+                    }
+                    writeln!(f)?;
+                    for message in &run.messages {
+                        writeln!(f, "              {message}")?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `start`: starts this home's service in the background and waits until it is up.

@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::NaiveTime;
+use serde::{Serialize, Serializer};
 
 /// A time of day at minute precision, `00:00` to `23:59`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -41,6 +42,13 @@ impl fmt::Display for TimeOfDay {
     }
 }
 
+impl Serialize for TimeOfDay {
+    /// As `"HH:MM"`, the way people and the schedule file write it.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 impl FromStr for TimeOfDay {
     type Err = Reason;
 
@@ -65,7 +73,7 @@ impl FromStr for TimeOfDay {
 }
 
 /// A validated schedule: back up `path` every day at `time` into `backups/NAME.tar`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Schedule {
     /// The source, as written: a directory or a single file, relative to the home or absolute.
     pub path: String,

@@ -1,14 +1,14 @@
 //! `backup_schedules.txt`: reading it, and editing it under a lock with an atomic replace.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
-use nix::fcntl::{Flock, FlockArg};
 
 use crate::atomic_file::AtomicFile;
+use crate::edit_lock;
 use crate::home::Home;
 use crate::schedule::Schedule;
 
@@ -71,7 +71,8 @@ pub fn delete(home: &Home, index: usize) -> Result<String> {
     })
 }
 
-fn no_such_index(index: usize, len: usize) -> String {
+/// The error for an index past the end of a file of `len` lines.
+pub fn no_such_index(index: usize, len: usize) -> String {
     match len {
         0 => format!("no schedule at index {index}: there are no schedules"),
         1 => format!("no schedule at index {index}: the only index is 0"),
@@ -85,26 +86,12 @@ fn no_such_index(index: usize, len: usize) -> String {
 /// Runs `change` on the file's lines while holding the edit lock, then replaces the file
 /// atomically. When `change` fails, the file is not touched.
 fn edit<T>(home: &Home, change: impl FnOnce(&mut Vec<String>) -> Result<T>) -> Result<T> {
-    let _lock = lock(&home.schedules_lock())?;
+    let _lock = edit_lock::lock(&home.schedules_lock())?;
     let path = home.schedules();
     let mut lines = read_lines(&path)?;
     let result = change(&mut lines)?;
     write_lines(&path, &lines)?;
     Ok(result)
-}
-
-/// Takes the exclusive edit lock, waiting for other editors. The lock is released when
-/// the returned guard is dropped, or by the kernel if the process dies.
-fn lock(path: &Path) -> Result<Flock<File>> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .with_context(|| format!("opening lock file {}", path.display()))?;
-    Flock::lock(file, FlockArg::LockExclusive)
-        .map_err(|(_, errno)| errno)
-        .with_context(|| format!("locking {}", path.display()))
 }
 
 fn write_lines(path: &Path, lines: &[String]) -> Result<()> {

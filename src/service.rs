@@ -1,6 +1,5 @@
 //! The service: a loop that wakes about every 45 seconds and backs up what is owed.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsFd;
@@ -14,26 +13,36 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-use crate::archive::{self, Summary};
+use crate::archive;
 use crate::atomic_file;
 use crate::home::{BACKUPS_DIR, Home};
 use crate::pidfile::{Acquire, PidLock};
 use crate::schedule::Schedule;
 use crate::schedule_file;
+use crate::state::{self, Outcome, Record, Run};
 use crate::timing;
 
 /// The longest the service sleeps between two looks at the schedule file.
 pub const CYCLE: Duration = Duration::from_secs(45);
 
-/// Runs the service of `home` until SIGTERM or SIGINT.
+/// How the service runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Until SIGTERM or SIGINT.
+    Forever,
+    /// One cycle, then exit: for cron, systemd timers and Kubernetes CronJobs.
+    Once,
+}
+
+/// Runs the service of `home`.
 ///
 /// `ready`, when given, receives `ready` once the service holds its lock and has looked at
 /// the schedules once; `backup_manager start` waits for that word.
 ///
 /// This takes process-wide resources: the home's pid lock, and the termination signals,
 /// which are blocked and read from a signalfd so that none can arrive unseen between a
-/// check and a sleep.
-pub fn run(home: &Home, ready: Option<File>) -> Result<()> {
+/// check and a sleep. SIGHUP makes the service look at the schedules at once.
+pub fn run(home: &Home, mode: Mode, ready: Option<File>) -> Result<()> {
     let _lock = match PidLock::acquire(&home.pid_file())? {
         Acquire::Locked(lock) => lock,
         Acquire::Held(pid) => bail!(
@@ -43,29 +52,34 @@ pub fn run(home: &Home, ready: Option<File>) -> Result<()> {
     };
     let signals = Signals::block()?;
     let pid = std::process::id();
-    info!(
-        "backup_service started (pid {pid}, home {})",
-        home.root().display()
-    );
+    // Run once a minute from cron, start and stop lines would bury the backups.
+    if mode == Mode::Forever {
+        info!(
+            "backup_service started (pid {pid}, home {})",
+            home.root().display()
+        );
+    }
     remove_leftovers(home);
 
-    let mut service = Service::default();
+    let mut reported = Vec::new();
     let mut ready = ready;
     loop {
-        let plan = service.plan(home, Local::now());
+        let (due, times) = look(home, &mut reported);
         if let Some(mut pipe) = ready.take() {
             // The manager may have given up waiting; that is no reason to stop.
             let _ = pipe.write_all(b"ready\n");
         }
         // Every backup due now runs, even if a stop was asked meanwhile: the signal stays
         // pending until the sleep below reads it.
-        for (schedule, occurrence) in plan.due {
-            // A failure is logged inside and recorded as served: retrying every cycle
-            // would fill the log; the next occurrence tries again.
-            let _ = back_up(home, &schedule, &occurrence);
-            service.served.insert(schedule, occurrence);
+        for (schedule, occurrence) in due {
+            let run = back_up(home, &schedule, Some(&occurrence));
+            record(home, &schedule, Some(occurrence), run);
         }
-        let sleep = until(service.next_wake(Local::now()));
+        if mode == Mode::Once {
+            return Ok(());
+        }
+        let wake = timing::next_wake(times, &Local::now(), chrono_duration(CYCLE));
+        let sleep = (wake - Local::now()).to_std().unwrap_or(Duration::ZERO);
         if let Some(signal @ (Signal::SIGTERM | Signal::SIGINT)) = signals.wait(sleep)? {
             info!("backup_service stopped (pid {pid}, {signal})");
             return Ok(());
@@ -73,20 +87,24 @@ pub fn run(home: &Home, ready: Option<File>) -> Result<()> {
     }
 }
 
-/// Backs up one schedule now and logs the outcome, as the service does when it is due.
-pub fn back_up(home: &Home, schedule: &Schedule, occurrence: &DateTime<Local>) -> Result<Summary> {
+/// Backs up one schedule now and logs the outcome. `occurrence` is the scheduled time it
+/// serves, or `None` for a run by hand.
+pub fn back_up(home: &Home, schedule: &Schedule, occurrence: Option<&DateTime<Local>>) -> Run {
     let file_name = schedule.archive_file_name();
     let shown = format!("{BACKUPS_DIR}/{file_name}");
-    let started = Instant::now();
-    let late = Local::now() - *occurrence;
-    if late > chrono::Duration::seconds(60) {
-        info!(
-            "Backup of {} due at {} starts {} late",
-            schedule.path,
-            occurrence.format("%d/%m/%Y %H:%M"),
-            describe_delay(late)
-        );
+    let started_at = Local::now();
+    if let Some(occurrence) = occurrence {
+        let late = started_at - *occurrence;
+        if late > chrono::Duration::seconds(60) {
+            info!(
+                "Backup of {} due at {} starts {} late",
+                schedule.path,
+                occurrence.format("%d/%m/%Y %H:%M"),
+                describe_delay(late)
+            );
+        }
     }
+    let started = Instant::now();
     let result = home.ensure_backups().and_then(|backups| {
         archive::create(&archive::Request {
             written: &schedule.path,
@@ -95,74 +113,136 @@ pub fn back_up(home: &Home, schedule: &Schedule, occurrence: &DateTime<Local>) -
             exclude: Some(&backups),
         })
     });
-    match &result {
+    let duration_secs = started.elapsed().as_secs_f64();
+    let started = started_at.fixed_offset();
+    match result {
         Ok(summary) => {
             for warning in &summary.warnings {
                 warn!("{warning}");
             }
             info!(
-                "Backup done for {} in {shown} ({} entries, {}, {:.2} s)",
+                "Backup done for {} in {shown} ({} entries, {}, {duration_secs:.2} s{})",
                 schedule.path,
                 summary.entries,
                 format_size(summary.bytes),
-                started.elapsed().as_secs_f64()
+                match summary.warnings.len() {
+                    0 => String::new(),
+                    1 => ", 1 warning".to_owned(),
+                    n => format!(", {n} warnings"),
+                }
             );
-        }
-        Err(err) => error!("backup of {} into {shown} failed: {err:#}", schedule.path),
-    }
-    result
-}
-
-/// What the service remembers of each schedule between cycles.
-#[derive(Debug, Default)]
-struct Service {
-    first_seen: HashMap<Schedule, DateTime<Local>>,
-    served: HashMap<Schedule, DateTime<Local>>,
-    /// The problems logged for the current contents of the schedule file, so that one bad
-    /// line is reported when it appears, not every 45 seconds.
-    reported: Vec<String>,
-}
-
-/// The outcome of one look at the schedules.
-#[derive(Debug, Default)]
-struct Plan {
-    due: Vec<(Schedule, DateTime<Local>)>,
-}
-
-impl Service {
-    fn plan(&mut self, home: &Home, now: DateTime<Local>) -> Plan {
-        let (schedules, problems) = read_schedules(home);
-        if problems != self.reported {
-            for problem in &problems {
-                error!("{problem}");
+            Run {
+                started,
+                duration_secs,
+                outcome: if summary.warnings.is_empty() {
+                    Outcome::Ok
+                } else {
+                    Outcome::Warnings
+                },
+                bytes: summary.bytes,
+                entries: summary.entries,
+                messages: summary.warnings,
+                manual: occurrence.is_none(),
             }
-            self.reported = problems;
         }
-        // Forget schedules that were removed, so that one created again counts as new.
-        self.first_seen.retain(|s, _| schedules.contains(s));
-        self.served.retain(|s, _| schedules.contains(s));
-        let mut due = Vec::new();
-        for schedule in schedules {
-            let first_seen = *self.first_seen.entry(schedule.clone()).or_insert(now);
-            let served = self.served.get(&schedule);
-            if let Some(occurrence) = timing::owed(schedule.time, &first_seen, served, &now) {
-                if !due.iter().any(|(s, _)| *s == schedule) {
-                    due.push((schedule, occurrence));
+        Err(err) => {
+            let message = format!("backup of {} into {shown} failed: {err:#}", schedule.path);
+            error!("{message}");
+            Run {
+                started,
+                duration_secs,
+                outcome: Outcome::Failed,
+                bytes: 0,
+                entries: 0,
+                messages: vec![message],
+                manual: occurrence.is_none(),
+            }
+        }
+    }
+}
+
+/// Records a run in the state file. A failure to record is logged, not raised: the backup
+/// itself is done, and the worst outcome is a repeated run.
+pub fn record(home: &Home, schedule: &Schedule, served: Option<DateTime<Local>>, run: Run) {
+    let key = schedule.to_string();
+    let now = Local::now().fixed_offset();
+    let recorded = state::update(home, log_state_problem, |state| {
+        let record = state
+            .schedules
+            .entry(key)
+            .or_insert_with(|| Record::new(now));
+        if let Some(served) = served {
+            record.last_served = Some(served.fixed_offset());
+        }
+        record.last_run = Some(run);
+    });
+    if let Err(err) = recorded {
+        error!("recording the backup of {}: {err:#}", schedule.path);
+    }
+}
+
+fn log_state_problem(problem: &str) {
+    error!("{problem}");
+}
+
+/// One look at the schedules: brings the state up to date with the file (new schedules
+/// are seen now, removed ones forgotten) and returns what is owed, with every schedule's
+/// time for planning the next wake.
+///
+/// The schedule file is read while the state lock is held, so a `create` that writes both
+/// files cannot have its fresh record pruned by a look that read the file before it.
+fn look(
+    home: &Home,
+    reported: &mut Vec<String>,
+) -> (
+    Vec<(Schedule, DateTime<Local>)>,
+    Vec<crate::schedule::TimeOfDay>,
+) {
+    let now = Local::now();
+    let looked = state::update(home, log_state_problem, |state| {
+        let (schedules, problems) = read_schedules(home);
+        state
+            .schedules
+            .retain(|key, _| schedules.iter().any(|s| s.to_string() == *key));
+        let mut due: Vec<(Schedule, DateTime<Local>)> = Vec::new();
+        for schedule in &schedules {
+            let record = state
+                .schedules
+                .entry(schedule.to_string())
+                .or_insert_with(|| Record::new(now.fixed_offset()));
+            let first_seen = record.first_seen.with_timezone(&Local);
+            let served = record.last_served.map(|t| t.with_timezone(&Local));
+            let owed = timing::owed(schedule.time, &first_seen, served.as_ref(), &now);
+            if let Some(occurrence) = owed {
+                // A line written twice by hand is one schedule, run once.
+                if !due.iter().any(|(s, _)| s == schedule) {
+                    due.push((schedule.clone(), occurrence));
                 }
             }
         }
-        Plan { due }
+        let times = schedules.iter().map(|s| s.time).collect();
+        (due, times, problems)
+    });
+    match looked {
+        Ok((due, times, problems)) => {
+            if problems != *reported {
+                for problem in &problems {
+                    error!("{problem}");
+                }
+                *reported = problems;
+            }
+            (due, times)
+        }
+        Err(err) => {
+            // Without the state nothing can be decided safely; the next cycle tries again.
+            error!("{err:#}");
+            (Vec::new(), Vec::new())
+        }
     }
+}
 
-    /// The next instant to look at the schedules: a cycle from now, or the next due
-    /// minute if that comes first.
-    fn next_wake(&self, now: DateTime<Local>) -> DateTime<Local> {
-        let cycle = now + chrono::Duration::from_std(CYCLE).expect("45 s fits");
-        self.first_seen
-            .keys()
-            .map(|s| timing::next_occurrence(s.time, &now))
-            .fold(cycle, DateTime::min)
-    }
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 /// Reads and parses the schedule file. Problems are returned as messages, never raised:
@@ -192,10 +272,6 @@ fn remove_leftovers(home: &Home) {
         }
         Err(err) => error!("cleaning up interrupted backups: {err:#}"),
     }
-}
-
-fn until(when: DateTime<Local>) -> Duration {
-    (when - Local::now()).to_std().unwrap_or(Duration::ZERO)
 }
 
 /// The termination and reload signals, blocked and read through a signalfd.

@@ -81,6 +81,20 @@ pub fn owed<Tz: TimeZone>(
     (seen_in_time && not_served).then_some(latest)
 }
 
+/// When to look at the schedules next: after `cycle`, or at the next occurrence of any of
+/// `times` if that comes first, so that a backup starts on its minute, not up to a cycle
+/// late.
+pub fn next_wake<Tz: TimeZone>(
+    times: impl IntoIterator<Item = TimeOfDay>,
+    now: &DateTime<Tz>,
+    cycle: Duration,
+) -> DateTime<Tz> {
+    times
+        .into_iter()
+        .map(|time| next_occurrence(time, now))
+        .fold(now.clone() + cycle, |a, b| if b < a { b } else { a })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +276,23 @@ mod tests {
         let seen = paris(10, 24, 12, 0, 0);
         let run = owed(t(2, 30), &seen, None, &paris_first).unwrap();
         assert_eq!(owed(t(2, 30), &seen, Some(&run), &paris_second), None);
+    }
+
+    #[test]
+    fn the_service_wakes_on_the_next_due_minute_or_after_a_cycle() {
+        let cycle = Duration::seconds(45);
+        let now = paris(6, 1, 16, 6, 30);
+        // 16:07 comes in 30 s, before the cycle ends: wake exactly then.
+        assert_eq!(
+            next_wake([t(16, 7), t(9, 0)], &now, cycle),
+            paris(6, 1, 16, 7, 0)
+        );
+        // Nothing due within 45 s: a plain cycle.
+        assert_eq!(next_wake([t(16, 8)], &now, cycle), paris(6, 1, 16, 7, 15));
+        assert_eq!(next_wake([], &now, cycle), paris(6, 1, 16, 7, 15));
+        // Just after midnight's occurrence, the next one is tomorrow's.
+        let after = paris(6, 1, 0, 0, 0);
+        assert_eq!(next_wake([t(0, 0)], &after, cycle), paris(6, 1, 0, 0, 45));
     }
 
     #[test]

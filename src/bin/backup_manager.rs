@@ -1,14 +1,18 @@
 //! `backup_manager`: edits the schedules and starts, stops and questions the service.
 
+use std::fmt::Display;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use backup::home::Home;
 use backup::logging::{self, Echo};
 use backup::manager;
+use backup::state::Outcome;
 use clap::{Parser, Subcommand};
+use serde::Serialize;
 
 /// Daily tar backups at scheduled times, without cron.
 #[derive(Debug, Parser)]
@@ -35,7 +39,11 @@ enum Command {
         index: usize,
     },
     /// Show the schedules, each with its index.
-    List,
+    List {
+        /// Print JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Start backup_service in the background.
     Start,
     /// Stop backup_service, letting the backups in progress finish.
@@ -48,8 +56,29 @@ enum Command {
         timeout: u64,
     },
     /// List the finished archives in backups/.
-    Backups,
+    Backups {
+        /// Print JSON with each archive's size and modification time.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show whether the service runs, and each schedule's next run and last result.
+    ///
+    /// Exits 0 when the service runs and no last run failed, 1 when a last run failed,
+    /// 3 when the service is not running.
+    Status {
+        /// Print JSON, for scripts and monitors.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Back up the schedule at INDEX now, in the foreground.
+    Run {
+        /// The schedule's index.
+        index: usize,
+    },
 }
+
+/// `status`'s exit code when the service is not running, as `systemctl status` uses.
+const NOT_RUNNING: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -64,7 +93,7 @@ fn main() -> ExitCode {
         eprintln!("backup_manager: warning: {err:#}; going on without a log");
     }
     match run(&home, cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             log::error!("{err:#}");
             eprintln!("backup_manager: {err:#}");
@@ -73,7 +102,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(home: &Home, command: Command) -> Result<()> {
+fn run(home: &Home, command: Command) -> Result<ExitCode> {
     match command {
         Command::Create { schedule } => {
             if let Some(warning) = manager::create(home, &schedule)? {
@@ -81,25 +110,91 @@ fn run(home: &Home, command: Command) -> Result<()> {
             }
         }
         Command::Delete { index } => manager::delete(home, index)?,
-        Command::List => print_lines(&manager::list(home)?),
+        Command::List { json } => print_all(&manager::list(home)?, json)?,
         Command::Start => manager::start(home)?,
         Command::Stop { force, timeout } => {
             manager::stop(home, force, Duration::from_secs(timeout), &mut |msg| {
                 eprintln!("backup_manager: {msg}")
             })?
         }
-        Command::Backups => print_lines(&manager::backups(home)?),
+        Command::Backups { json } => print_all(&manager::backups(home)?, json)?,
+        Command::Status { json } => {
+            let status = manager::status(home)?;
+            if json {
+                print_json(&status)?;
+            } else {
+                print_text(&status)?;
+            }
+            return Ok(match (status.service.running, status.any_failed()) {
+                (false, _) => ExitCode::from(NOT_RUNNING),
+                (true, true) => ExitCode::FAILURE,
+                (true, false) => ExitCode::SUCCESS,
+            });
+        }
+        Command::Run { index } => return run_now(home, index),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `run INDEX`, with a spinner on a terminal; the outcome is on stderr either way.
+fn run_now(home: &Home, index: usize) -> Result<ExitCode> {
+    let spinner = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_message(format!("backing up schedule {index}..."));
+        bar.enable_steady_tick(Duration::from_millis(100));
+        bar
+    });
+    let (schedule, run) = manager::run_now(home, index)?;
+    if let Some(bar) = spinner {
+        bar.finish_and_clear();
+    }
+    for message in &run.messages {
+        eprintln!("backup_manager: {message}");
+    }
+    Ok(match run.outcome {
+        Outcome::Failed => ExitCode::FAILURE,
+        Outcome::Ok | Outcome::Warnings => {
+            eprintln!(
+                "backup_manager: backed up {} into backups/{} ({} entries, {}, {:.2} s)",
+                schedule.path,
+                schedule.archive_file_name(),
+                run.entries,
+                backup::service::format_size(run.bytes),
+                run.duration_secs
+            );
+            ExitCode::SUCCESS
+        }
+    })
+}
+
+fn print_all<T: Display + Serialize>(items: &[T], json: bool) -> Result<()> {
+    if json {
+        return print_json(items);
+    }
+    let mut out = std::io::stdout().lock();
+    for item in items {
+        if let Err(e) = writeln!(out, "{item}") {
+            return quiet_on_broken_pipe(e);
+        }
     }
     Ok(())
 }
 
-fn print_lines(lines: &[String]) {
-    use std::io::Write;
+fn print_text(item: &impl Display) -> Result<()> {
+    write!(std::io::stdout().lock(), "{item}").or_else(quiet_on_broken_pipe)
+}
+
+fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    for line in lines {
-        // A closed pipe (`backup_manager list | head -1`) is not an error.
-        if writeln!(out, "{line}").is_err() {
-            return;
-        }
+    serde_json::to_writer_pretty(&mut out, value).context("writing JSON")?;
+    writeln!(out).or_else(quiet_on_broken_pipe)
+}
+
+/// A reader that stopped reading (`backup_manager list | head -1`) is not an error.
+fn quiet_on_broken_pipe(e: std::io::Error) -> Result<()> {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Ok(())
+    } else {
+        Err(e).context("writing to stdout")
     }
 }

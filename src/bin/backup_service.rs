@@ -22,6 +22,10 @@ struct Cli {
     /// Descriptor on which to write "ready" once up (used by backup_manager start).
     #[arg(long, value_name = "FD", hide = true, value_parser = clap::value_parser!(RawFd).range(3..))]
     notify_fd: Option<RawFd>,
+
+    /// Look at the schedules once, run what is owed, and exit (for cron or a systemd timer).
+    #[arg(long)]
+    once: bool,
 }
 
 fn main() -> ExitCode {
@@ -46,7 +50,12 @@ fn main() -> ExitCode {
         eprintln!("backup_service: {err:#}");
         return ExitCode::FAILURE;
     }
-    match service::run(&home, ready) {
+    let mode = if cli.once {
+        service::Mode::Once
+    } else {
+        service::Mode::Forever
+    };
+    match service::run(&home, mode, ready) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             log::error!("{err:#}");
