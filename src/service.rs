@@ -92,7 +92,7 @@ pub fn back_up(home: &Home, schedule: &Schedule, occurrence: &DateTime<Local>) -
             written: &schedule.path,
             source: &home.resolve(Path::new(&schedule.path)),
             target: &backups.join(&file_name),
-            exclude: Some(&backups),
+            exclude: &[&backups, &home.pid_file()],
         })
     });
     match &result {
