@@ -387,6 +387,12 @@ pub fn is_running(pid: i32) -> bool {
     }
 }
 
+/// Whether `pid` is stopped by a signal (SIGSTOP).
+pub fn is_stopped(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat_fields(&stat).first() == Some(&"T"))
+}
+
 /// The session id of `pid`, from `/proc/PID/stat`.
 pub fn session_of(pid: i32) -> i32 {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -418,15 +424,16 @@ pub fn still_in(hh_mm: &str) -> bool {
 
 /// Runs a scenario that needs the service to find its schedules due: they are set for
 /// the current minute, which must not have turned by the time each `start` returns.
-/// The scenario gets the minute and returns `None` when it saw the minute turn too early;
-/// it is then run once more, from scratch, in the next minute.
+/// The scenario gets the minute and returns `None` when it saw the minute turn too early
+/// (or anything else that makes the run prove nothing); it is then run once more, from
+/// scratch.
 pub fn in_one_minute<T>(margin: Duration, mut scenario: impl FnMut(&str) -> Option<T>) -> T {
     for _ in 0..3 {
         if let Some(result) = scenario(&current_minute(margin)) {
             return result;
         }
     }
-    panic!("the minute turned three times before the scenario could use it");
+    panic!("three runs of the scenario could not go as planned (the minute turned too early)");
 }
 
 /// The entries of a tar archive: name to (kind, contents, link target).
