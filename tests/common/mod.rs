@@ -168,6 +168,15 @@ impl Drop for TestHome {
                 .stderr(Stdio::null())
                 .status();
         }
+        // A service that lost its lock (the kind of bug these tests look for) cannot be
+        // stopped by the manager; it is this build's service in this test's home, so it
+        // is ours to kill.
+        for pid in self.service_processes() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
 }
 
