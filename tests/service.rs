@@ -508,3 +508,82 @@ fn kill_9_during_a_large_backup_keeps_the_last_good_archive() {
 fn stop_during_a_large_backup_lets_it_finish() {
     end_during_a_large_backup(End::Stop);
 }
+
+/// A single file, and an absolute path: entries are named as the path was written, less
+/// a leading `/`, as tar names them.
+#[test]
+fn a_single_file_and_an_absolute_path_are_archived_as_written() {
+    in_one_minute(MARGIN, |now| {
+        let home = TestHome::new();
+        home.write("notes.txt", "a note\n");
+        home.write("abs/deep/file.txt", "deep\n");
+        let absolute = home.path().join("abs");
+        let schedules = [
+            format!("notes.txt;{now};notes"),
+            format!("{};{now};abs", absolute.display()),
+        ];
+        back_up_now(&home, &schedules, now)?;
+
+        let notes = archive_entries(&home.archive_path("notes.tar"));
+        assert_eq!(notes.keys().collect::<Vec<_>>(), ["notes.txt"]);
+        assert_eq!(notes["notes.txt"].contents, b"a note\n");
+
+        let stripped = absolute.strip_prefix("/").unwrap().display().to_string();
+        let abs = archive_entries(&home.archive_path("abs.tar"));
+        assert_eq!(
+            abs.keys().map(String::as_str).collect::<Vec<_>>(),
+            [
+                stripped.clone(),
+                format!("{stripped}/deep"),
+                format!("{stripped}/deep/file.txt"),
+            ]
+        );
+        assert_message(
+            &home.service_log(),
+            &format!("Backup done for {} in backups/abs.tar", absolute.display()),
+        );
+        Some(())
+    });
+}
+
+/// Nothing the schedule file holds stops the service: bad lines are reported and skipped,
+/// and an unreadable file is reported while the service waits for a better one.
+#[test]
+fn a_bad_schedule_file_does_not_stop_the_service() {
+    in_one_minute(MARGIN, |now| {
+        let home = TestHome::new();
+        home.write("test/a.txt", "a\n");
+        home.write(
+            "backup_schedules.txt",
+            format!("junk line\ntest;{now};t\na;25:00;x\n"),
+        );
+        home.start();
+        if !still_in(now) {
+            return None;
+        }
+        home.stop();
+        let log = home.service_log();
+        assert_message(
+            &log,
+            "Error: schedule 0 skipped: malformed schedule: junk line",
+        );
+        assert_message(
+            &log,
+            "Error: schedule 2 skipped: malformed schedule: a;25:00;x",
+        );
+        assert_message(&log, "Backup done for test in backups/t.tar");
+        Some(())
+    });
+
+    let home = TestHome::new();
+    home.write("backup_schedules.txt", b"test;01:00;t\n\xff\n");
+    let pid = home.start();
+    let log = home.service_log();
+    assert!(
+        log.iter()
+            .any(|m| m.starts_with("Error: ") && m.contains("backup_schedules.txt")),
+        "{log:#?}"
+    );
+    assert!(is_running(pid));
+    home.stop();
+}
