@@ -587,3 +587,49 @@ fn a_bad_schedule_file_does_not_stop_the_service() {
     assert!(is_running(pid));
     home.stop();
 }
+
+/// The service started by hand while one runs refuses to run, and leaves the first alone.
+#[test]
+fn a_second_service_of_a_home_refuses_to_run() {
+    let home = TestHome::new();
+    let pid = home.start();
+    let out = run(SERVICE, &["--home", home.path().to_str().unwrap()], None);
+    assert_eq!(out.code(), Some(1), "{out:#?}");
+    assert!(out.stderr.contains("already running"), "{out:#?}");
+    assert_eq!(home.service_pid(), Some(pid));
+    assert_eq!(home.service_processes(), [pid]);
+    home.stop();
+}
+
+/// A home named through a link, or with a relative path, is the same home: its service is
+/// found and stopped whichever name is used.
+#[test]
+fn a_home_reached_through_a_link_is_the_same_home() {
+    let home = TestHome::new();
+    let links = TestHome::new();
+    let link = links.path().join("link-to-home");
+    symlink(home.path(), &link).unwrap();
+    let out = run(
+        common::MANAGER,
+        &["--home", link.to_str().unwrap(), "start"],
+        None,
+    );
+    out.success();
+    let pid = home.service_pid().unwrap();
+    let err = run(
+        common::MANAGER,
+        &["--home", ".", "start"],
+        Some(home.path()),
+    )
+    .failure(1)
+    .to_owned();
+    assert!(err.contains("already running"), "{err}");
+    run(
+        common::MANAGER,
+        &["--home", "link-to-home", "stop"],
+        Some(links.path()),
+    )
+    .success();
+    assert!(!is_running(pid));
+    assert_eq!(home.service_pid(), None);
+}
