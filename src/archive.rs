@@ -35,9 +35,11 @@ pub struct Request<'a> {
     pub source: &'a Path,
     /// The archive's final path.
     pub target: &'a Path,
-    /// A folder never to archive (the backups folder): a backup of `.` must not contain
-    /// its own archive or the ones before it.
-    pub exclude: Option<&'a Path>,
+    /// What never to archive, wherever it is met in the tree: the backups folder, so that
+    /// a backup of `.` does not contain its own archive or the ones before it, and the
+    /// service's pid file, which the service must never open twice (closing any
+    /// descriptor of a file drops the process's POSIX lock on it).
+    pub exclude: &'a [&'a Path],
 }
 
 /// Writes the archive. On any error the previous archive at `target` is left as it was
@@ -46,10 +48,14 @@ pub fn create(request: &Request<'_>) -> Result<Summary> {
     let source = request.source;
     let meta = fs::symlink_metadata(source)
         .with_context(|| format!("reading source {}", source.display()))?;
-    let exclude = match request.exclude {
-        Some(dir) => fs::metadata(dir).ok().map(|m| (m.dev(), m.ino())),
-        None => None,
-    };
+    // Compared by identity, so that any path to them (`.`, `..`, an absolute path) is
+    // recognised; what does not exist cannot be met.
+    let exclude: Vec<(u64, u64)> = request
+        .exclude
+        .iter()
+        .filter_map(|path| fs::metadata(path).ok())
+        .map(|m| (m.dev(), m.ino()))
+        .collect();
 
     let mut out = AtomicFile::create(request.target, ARCHIVE_MODE)?;
     let mut summary = write_tar(
@@ -74,7 +80,7 @@ fn write_tar(
     source: &Path,
     name: &Path,
     meta: &Metadata,
-    exclude: Option<(u64, u64)>,
+    exclude: Vec<(u64, u64)>,
 ) -> Result<Summary> {
     let mut builder = tar::Builder::new(BufWriter::with_capacity(WRITE_BUFFER, file));
     // Store links as links: following one could leave the source tree, or loop.
@@ -111,17 +117,17 @@ pub fn entry_name(written: &str) -> PathBuf {
 
 struct Walk<W: Write> {
     builder: tar::Builder<W>,
-    exclude: Option<(u64, u64)>,
+    exclude: Vec<(u64, u64)>,
     summary: Summary,
 }
 
 impl<W: Write> Walk<W> {
     fn entry(&mut self, path: &Path, name: &Path, meta: &Metadata) -> Result<()> {
+        if self.exclude.contains(&(meta.dev(), meta.ino())) {
+            return Ok(());
+        }
         let kind = meta.file_type();
         if kind.is_dir() {
-            if self.exclude == Some((meta.dev(), meta.ino())) {
-                return Ok(());
-            }
             if !name.as_os_str().is_empty() {
                 self.append(path, name)?;
             }
@@ -174,5 +180,30 @@ mod tests {
         assert_eq!(entry_name("a/../b"), PathBuf::from("b"));
         assert_eq!(entry_name("."), PathBuf::new());
         assert_eq!(entry_name("/"), PathBuf::new());
+    }
+
+    #[test]
+    fn excluded_folders_and_files_are_left_out_wherever_they_are_met() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("backups")).unwrap();
+        fs::write(root.join("backups/old.tar"), "old").unwrap();
+        fs::write(root.join(".pid"), "1").unwrap();
+        fs::write(root.join("kept.txt"), "kept").unwrap();
+        let target = root.join("backups/new.tar");
+        create(&Request {
+            written: ".",
+            source: root,
+            target: &target,
+            exclude: &[&root.join("backups"), &root.join(".pid")],
+        })
+        .unwrap();
+        let mut archive = tar::Archive::new(fs::File::open(&target).unwrap());
+        let names: Vec<PathBuf> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().into_owned())
+            .collect();
+        assert_eq!(names, [PathBuf::from("kept.txt")]);
     }
 }

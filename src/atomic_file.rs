@@ -140,7 +140,7 @@ pub fn remove_leftovers(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(removed)
 }
 
-/// Reads the pid out of `.NAME.PID.partial` and checks whether that process exists.
+/// Reads the pid out of `.NAME.PID.partial` and checks whether that process still runs.
 fn writer_is_alive(name: &std::ffi::OsStr) -> bool {
     let name = name.to_string_lossy();
     let stem = name.trim_end_matches(PARTIAL_SUFFIX);
@@ -148,9 +148,23 @@ fn writer_is_alive(name: &std::ffi::OsStr) -> bool {
     match pid {
         // Our own leftovers cannot be in progress: we only look for them before writing.
         Some(pid) if pid == std::process::id() => false,
-        Some(pid) => Path::new("/proc").join(pid.to_string()).exists(),
+        Some(pid) => is_running(pid),
         None => false,
     }
+}
+
+/// Whether `pid` is a process that can still write. A killed process stays in `/proc` as
+/// a zombie until its parent reaps it, which for a detached service is init, and may take
+/// a while (or, in some containers, forever): a zombie writes nothing.
+fn is_running(pid: u32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the command name, which is in parentheses and may hold anything.
+    let state = stat
+        .rfind(')')
+        .and_then(|end| stat[end + 1..].split_whitespace().next());
+    !matches!(state, Some("Z" | "X"))
 }
 
 #[cfg(test)]
@@ -203,12 +217,23 @@ mod tests {
         // pid 1 always exists: a live writer whose file must stay.
         let live = dir.path().join(".w.tar.1.partial");
         let archive = dir.path().join("x.tar");
-        for path in [&dead, &ours, &live, &archive] {
+        // A writer that was killed but not yet reaped writes no more.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let zombie_pid = child.id();
+        while !fs::read_to_string(format!("/proc/{zombie_pid}/stat"))
+            .unwrap()
+            .contains(") Z ")
+        {
+            std::thread::yield_now();
+        }
+        let zombie = dir.path().join(format!(".y.tar.{zombie_pid}.partial"));
+        for path in [&dead, &ours, &live, &archive, &zombie] {
             fs::write(path, "").unwrap();
         }
         let mut removed = remove_leftovers(dir.path()).unwrap();
+        child.wait().unwrap();
         removed.sort();
-        let mut expected = vec![dead, ours];
+        let mut expected = vec![dead, ours, zombie];
         expected.sort();
         assert_eq!(removed, expected);
         assert!(live.exists());

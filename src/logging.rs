@@ -71,6 +71,20 @@ where
         Level::Warn => line.push_str("Warning: "),
         _ => {}
     }
+    push_one_line(&mut line, message);
+    line.push('\n');
+    line
+}
+
+/// `message` with its control characters escaped (`\n`, `\t`...), so that it prints as
+/// exactly one line, on stderr as in the log.
+pub fn one_line(message: &str) -> String {
+    let mut line = String::with_capacity(message.len());
+    push_one_line(&mut line, message);
+    line
+}
+
+fn push_one_line(line: &mut String, message: &str) {
     for c in message.chars() {
         if c.is_control() {
             let _ = write!(line, "{}", c.escape_default());
@@ -78,8 +92,6 @@ where
             line.push(c);
         }
     }
-    line.push('\n');
-    line
 }
 
 fn open_for_append(path: &Path) -> Result<fs::File> {
@@ -178,5 +190,6 @@ mod tests {
         let line = format_line(&at(2024, 1, 1, 9, 5), Level::Info, "a\nb\tc");
         assert_eq!(line, "[01/01/2024 09:05] a\\nb\\tc\n");
         assert_eq!(line.matches('\n').count(), 1);
+        assert_eq!(one_line("a\nb\tc é"), "a\\nb\\tc é");
     }
 }

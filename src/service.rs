@@ -110,7 +110,7 @@ pub fn back_up(home: &Home, schedule: &Schedule, occurrence: Option<&DateTime<Lo
             written: &schedule.path,
             source: &home.resolve(Path::new(&schedule.path)),
             target: &backups.join(&file_name),
-            exclude: Some(&backups),
+            exclude: &[&backups, &home.pid_file()],
         })
     });
     let duration_secs = started.elapsed().as_secs_f64();

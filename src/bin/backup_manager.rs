@@ -85,7 +85,7 @@ fn main() -> ExitCode {
     let home = match Home::open(cli.home.as_deref()) {
         Ok(home) => home,
         Err(err) => {
-            eprintln!("backup_manager: {err:#}");
+            eprintln!("backup_manager: {}", logging::one_line(&format!("{err:#}")));
             return ExitCode::FAILURE;
         }
     };
@@ -96,7 +96,8 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             log::error!("{err:#}");
-            eprintln!("backup_manager: {err:#}");
+            // One line, as in the log: a file name or a schedule may hold a newline.
+            eprintln!("backup_manager: {}", logging::one_line(&format!("{err:#}")));
             ExitCode::FAILURE
         }
     }
@@ -106,7 +107,7 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
     match command {
         Command::Create { schedule } => {
             if let Some(warning) = manager::create(home, &schedule)? {
-                eprintln!("backup_manager: {warning}");
+                eprintln!("backup_manager: {}", logging::one_line(&warning));
             }
         }
         Command::Delete { index } => manager::delete(home, index)?,

@@ -1,0 +1,486 @@
+//! What every integration test needs: a temporary home of its own, the real binaries run
+//! in it, and ways to look at what a user would see (output, logs, archives, processes).
+//!
+//! Nothing here waits a fixed time: conditions are polled until a deadline, and a deadline
+//! only turns a hang into a failure with a message.
+
+// Each test binary uses its own part of these helpers.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use chrono::{Local, NaiveDateTime, Timelike};
+use nix::fcntl::{FcntlArg, fcntl};
+use nix::libc;
+
+/// How long a condition may take before the test gives up on it. Generous: a loaded
+/// 2-core machine runs several tests, each with its own service, at once.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+pub const MANAGER: &str = env!("CARGO_BIN_EXE_backup_manager");
+pub const SERVICE: &str = env!("CARGO_BIN_EXE_backup_service");
+
+/// A home of its own in a temporary folder. Dropping it force-stops a service still
+/// running there, so that no process outlives a failed test, then removes the folder.
+pub struct TestHome {
+    root: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestHome {
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("backup-test.")
+            .tempdir()
+            .expect("creating a temporary home");
+        // Canonical, as the service sees its own working directory.
+        let root = fs::canonicalize(dir.path()).unwrap();
+        Self { root, _dir: dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// Runs `backup_manager --home HOME ARGS...` and returns what it did.
+    pub fn manager(&self, args: &[&str]) -> Output {
+        let mut all = vec!["--home", self.root.to_str().unwrap()];
+        all.extend_from_slice(args);
+        run(MANAGER, &all, None)
+    }
+
+    /// Like [`TestHome::manager`], but started without waiting for it.
+    pub fn spawn_manager(&self, args: &[&str]) -> Child {
+        Command::new(MANAGER)
+            .arg("--home")
+            .arg(&self.root)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting backup_manager")
+    }
+
+    /// Writes `contents` at `rel` in the home, creating folders.
+    pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) {
+        let path = self.root.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, contents).unwrap();
+    }
+
+    /// The schedule file's bytes, or `None` when it does not exist.
+    pub fn schedule_bytes(&self) -> Option<Vec<u8>> {
+        fs::read(self.root.join("backup_schedules.txt")).ok()
+    }
+
+    pub fn manager_log(&self) -> Vec<String> {
+        log_messages(&self.root.join("logs/backup_manager.log"))
+    }
+
+    pub fn service_log(&self) -> Vec<String> {
+        log_messages(&self.root.join("logs/backup_service.log"))
+    }
+
+    pub fn archive_path(&self, file_name: &str) -> PathBuf {
+        self.root.join("backups").join(file_name)
+    }
+
+    /// The pid of the process holding the lock on the pid file, asked of the kernel:
+    /// that lock is what makes a process this home's running service.
+    pub fn service_pid(&self) -> Option<i32> {
+        lock_holder(&self.root.join(".backup_service.pid"))
+    }
+
+    /// Hidden temporary archives in `backups/` (`.NAME.tar.PID.partial`).
+    pub fn partial_files(&self) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(self.root.join("backups")) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|name| name.starts_with('.') && name.ends_with(".partial"))
+            .collect()
+    }
+
+    /// Every running `backup_service` of this build whose working directory is this home.
+    pub fn service_processes(&self) -> Vec<i32> {
+        let ours = fs::canonicalize(SERVICE).unwrap();
+        let mut pids: Vec<i32> = fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+                is_running(*pid)
+                    && fs::read_link(proc_dir.join("exe")).is_ok_and(|exe| exe == ours)
+                    && fs::read_link(proc_dir.join("cwd")).is_ok_and(|cwd| cwd == self.root)
+            })
+            .collect();
+        pids.sort();
+        pids
+    }
+
+    /// Runs `start` and checks that it worked, returning the service's pid.
+    pub fn start(&self) -> i32 {
+        self.manager(&["start"]).success();
+        self.service_pid()
+            .expect("start succeeded, yet no process holds the pid lock")
+    }
+
+    /// Runs `stop` and checks that it worked and that the service is gone.
+    pub fn stop(&self) {
+        let pid = self.service_pid();
+        self.manager(&["stop"]).success();
+        assert_eq!(
+            self.service_pid(),
+            None,
+            "stop returned, yet the lock is held"
+        );
+        if let Some(pid) = pid {
+            assert!(!is_running(pid), "stop returned, yet pid {pid} runs");
+        }
+    }
+}
+
+impl Default for TestHome {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestHome {
+    fn drop(&mut self) {
+        if self.service_pid().is_some() {
+            let _ = Command::new(MANAGER)
+                .arg("--home")
+                .arg(&self.root)
+                .args(["stop", "--force"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        // A service that lost its lock (the kind of bug these tests look for) cannot be
+        // stopped by the manager; it is this build's service in this test's home, so it
+        // is ours to kill.
+        for pid in self.service_processes() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// A child process the test started itself, killed when dropped if still there.
+pub struct ChildGuard(pub Child);
+
+impl ChildGuard {
+    pub fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+
+    /// Whether it is still running (not exited, not reaped).
+    pub fn is_running(&mut self) -> bool {
+        self.0.try_wait().unwrap().is_none()
+    }
+
+    /// Waits for it to exit, failing the test after [`DEADLINE`].
+    pub fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "pid {} did not exit", self.pid());
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// What a finished run of a binary did.
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// Asserts exit status 0, showing stderr otherwise.
+    pub fn success(&self) -> &Self {
+        assert!(self.status.success(), "expected success, got {self:#?}");
+        self
+    }
+
+    /// Asserts the exit code and that stderr is exactly one line, and returns that line.
+    pub fn failure(&self, code: i32) -> &str {
+        assert_eq!(self.code(), Some(code), "{self:#?}");
+        let err = self.stderr.strip_suffix('\n').unwrap_or(&self.stderr);
+        assert!(
+            !err.is_empty() && !err.contains('\n'),
+            "expected one line on stderr: {self:#?}"
+        );
+        assert_eq!(self.stdout, "", "an error printed on stdout: {self:#?}");
+        err
+    }
+
+    pub fn stdout_lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+}
+
+/// Runs `program` with `args` (in `cwd`, when given) and collects its output.
+///
+/// Its stdout and stderr must close when it exits: a process it left behind still holding
+/// them (a service that inherited them) would hang `$(backup_manager start)` in a shell,
+/// and fails the test here instead.
+pub fn run(program: &str, args: &[&str], cwd: Option<&Path>) -> Output {
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(cwd) = cwd {
+        command.current_dir(cwd);
+    }
+    let mut child = command.spawn().expect("starting the program");
+    let stdout = read_in_background(child.stdout.take().unwrap());
+    let stderr = read_in_background(child.stderr.take().unwrap());
+    let mut guard = ChildGuard(child);
+    let status = guard.wait();
+    let collect = |rx: mpsc::Receiver<Vec<u8>>, which: &str| {
+        let bytes = rx.recv_timeout(DEADLINE).unwrap_or_else(|_| {
+            panic!("{program} {args:?} exited but its {which} is still open in another process")
+        });
+        String::from_utf8(bytes).unwrap()
+    };
+    Output {
+        status,
+        stdout: collect(stdout, "stdout"),
+        stderr: collect(stderr, "stderr"),
+    }
+}
+
+/// Collects the output of a child started with [`TestHome::spawn_manager`].
+pub fn finish(child: Child) -> Output {
+    let output = child.wait_with_output().unwrap();
+    Output {
+        status: output.status,
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+fn read_in_background(mut pipe: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        let _ = tx.send(bytes);
+    });
+    rx
+}
+
+/// The messages of a log file, each line checked to start with a real local time as
+/// `[DD/MM/YYYY HH:MM] `. A missing file has none.
+pub fn log_messages(path: &Path) -> Vec<String> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => panic!("reading {}: {e}", path.display()),
+    };
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "{} ends in the middle of a line",
+        path.display()
+    );
+    text.lines()
+        .map(|line| {
+            log_message(line)
+                .unwrap_or_else(|| panic!("malformed line in {}: {line:?}", path.display()))
+                .to_owned()
+        })
+        .collect()
+}
+
+/// The message after the `[DD/MM/YYYY HH:MM] ` timestamp of a log line, or `None` when
+/// the line does not start with one.
+pub fn log_message(line: &str) -> Option<&str> {
+    const SHAPE: &[u8] = b"[dd/dd/dddd dd:dd] ";
+    let bytes = line.as_bytes();
+    if bytes.len() < SHAPE.len() {
+        return None;
+    }
+    let shaped = bytes.iter().zip(SHAPE).all(|(&c, &s)| match s {
+        b'd' => c.is_ascii_digit(),
+        _ => c == s,
+    });
+    // The digits must also make a real date and time (no 32/13/2024 25:61).
+    let real = shaped && NaiveDateTime::parse_from_str(&line[1..17], "%d/%m/%Y %H:%M").is_ok();
+    real.then(|| &line[SHAPE.len()..])
+}
+
+/// Whether `messages` holds `expected`, either alone or followed by details in
+/// parentheses (the service adds sizes and durations to the lines of the spec).
+pub fn has_message(messages: &[String], expected: &str) -> bool {
+    messages.iter().any(|m| is_message(m, expected))
+}
+
+/// How many of `messages` are `expected` (with or without details).
+pub fn count_messages(messages: &[String], expected: &str) -> usize {
+    messages.iter().filter(|m| is_message(m, expected)).count()
+}
+
+fn is_message(message: &str, expected: &str) -> bool {
+    message
+        .strip_prefix(expected)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(" ("))
+}
+
+/// Asserts that `messages` holds `expected` (see [`has_message`]).
+pub fn assert_message(messages: &[String], expected: &str) {
+    assert!(
+        has_message(messages, expected),
+        "no log line {expected:?} in {messages:#?}"
+    );
+}
+
+/// Polls `condition` until it holds, failing the test with `what` after [`DEADLINE`].
+pub fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The pid holding a POSIX write lock on `path` (`F_GETLK`), if any process does.
+pub fn lock_holder(path: &Path) -> Option<i32> {
+    let file = File::open(path).ok()?;
+    // SAFETY: `flock` is a plain C struct of integers, for which all zeroes is valid.
+    let mut query: libc::flock = unsafe { std::mem::zeroed() };
+    query.l_type = libc::F_WRLCK as libc::c_short;
+    query.l_whence = libc::SEEK_SET as libc::c_short;
+    fcntl(&file, FcntlArg::F_GETLK(&mut query)).expect("querying a lock");
+    (i32::from(query.l_type) != libc::F_UNLCK).then_some(query.l_pid)
+}
+
+/// Whether `pid` is a live process (a zombie is not).
+pub fn is_running(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat_fields(&stat).first() != Some(&"Z"),
+        Err(_) => false,
+    }
+}
+
+/// Whether `pid` is stopped by a signal (SIGSTOP).
+pub fn is_stopped(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat_fields(&stat).first() == Some(&"T"))
+}
+
+/// The session id of `pid`, from `/proc/PID/stat`.
+pub fn session_of(pid: i32) -> i32 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // After the command name: state, ppid, pgrp, session.
+    stat_fields(&stat)[3].parse().unwrap()
+}
+
+/// The fields of a `/proc/PID/stat` line after the command name, which may hold spaces.
+fn stat_fields(stat: &str) -> Vec<&str> {
+    let after_name = &stat[stat.rfind(')').expect("a stat line") + 1..];
+    after_name.split_whitespace().collect()
+}
+
+/// The current minute as `HH:MM`, first waiting for the next minute when fewer than
+/// `margin` seconds of this one are left, so that what the test does next fits in it.
+pub fn current_minute(margin: Duration) -> String {
+    let now = Local::now();
+    let left = 60 - u64::from(now.second());
+    if left < margin.as_secs() {
+        thread::sleep(Duration::from_secs(left) + Duration::from_millis(100));
+    }
+    Local::now().format("%H:%M").to_string()
+}
+
+/// Whether the local time is still in minute `hh_mm`.
+pub fn still_in(hh_mm: &str) -> bool {
+    Local::now().format("%H:%M").to_string() == hh_mm
+}
+
+/// Runs a scenario that needs the service to find its schedules due: they are set for
+/// the current minute, which must not have turned by the time each `start` returns.
+/// The scenario gets the minute and returns `None` when it saw the minute turn too early
+/// (or anything else that makes the run prove nothing); it is then run once more, from
+/// scratch.
+pub fn in_one_minute<T>(margin: Duration, mut scenario: impl FnMut(&str) -> Option<T>) -> T {
+    for _ in 0..3 {
+        if let Some(result) = scenario(&current_minute(margin)) {
+            return result;
+        }
+    }
+    panic!("three runs of the scenario could not go as planned (the minute turned too early)");
+}
+
+/// The entries of a tar archive: name to (kind, contents, link target).
+pub fn archive_entries(path: &Path) -> BTreeMap<String, Entry> {
+    let mut archive = tar::Archive::new(File::open(path).unwrap());
+    let mut entries = BTreeMap::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        let kind = entry.header().entry_type();
+        let link = entry
+            .link_name()
+            .unwrap()
+            .map(|l| l.to_string_lossy().into_owned());
+        let mut contents = Vec::new();
+        entry.read_to_end(&mut contents).unwrap();
+        let previous = entries.insert(
+            name.clone(),
+            Entry {
+                kind,
+                contents,
+                link,
+            },
+        );
+        assert!(previous.is_none(), "{name} twice in {}", path.display());
+    }
+    entries
+}
+
+/// One entry of an archive.
+#[derive(Debug)]
+pub struct Entry {
+    pub kind: tar::EntryType,
+    pub contents: Vec<u8>,
+    pub link: Option<String>,
+}
+
+/// The permission bits of `path`.
+pub fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
