@@ -7,7 +7,7 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{
     ChildGuard, SERVICE, TestHome, archive_entries, assert_message, count_messages, in_one_minute,
@@ -249,6 +249,17 @@ fn back_up_now(home: &TestHome, schedules: &[String], now: &str) -> Option<()> {
     Some(())
 }
 
+/// Deletes every schedule and creates `schedules` again, which forgets what was served:
+/// a running service is told, and runs those due in the current minute at once.
+fn renew(home: &TestHome, schedules: &[String]) {
+    for _ in schedules {
+        home.manager(&["delete", "0"]).success();
+    }
+    for schedule in schedules {
+        home.manager(&["create", schedule]).success();
+    }
+}
+
 /// A schedule of `.` backs up the home but not `backups/` (nor its own archive), and the
 /// service, whose pid file is in the home, is still there to be stopped afterwards.
 #[test]
@@ -342,8 +353,9 @@ fn a_missing_source_is_logged_and_the_service_goes_on() {
         let previous = fs::read(home.archive_path("docs.tar")).unwrap();
 
         fs::remove_dir_all(home.path().join("docs")).unwrap();
-        // A new service sees both schedules due again in this minute.
         let pid = home.start();
+        // Their occurrence was served: created anew, they are owed again in this minute.
+        renew(&home, &schedules);
         if !still_in(now) {
             return None;
         }
@@ -408,11 +420,19 @@ fn end_during_a_large_backup(end: End) {
         )
         .unwrap();
         let pid = home.start();
+        // Its occurrence was served: created anew, it is owed again in this minute.
+        renew(&home, &[format!("big;{now};big")]);
         if !still_in(now) {
             return None;
         }
         let done_line = "Backup done for big in backups/big.tar";
+        let deadline = Instant::now() + Duration::from_secs(30);
         let partial = loop {
+            assert!(
+                Instant::now() < deadline,
+                "no backup in progress after 30 s: {:#?}",
+                home.service_log()
+            );
             if let Some(name) = home.partial_files().pop() {
                 break name;
             }
