@@ -93,6 +93,7 @@ pub fn back_up(home: &Home, schedule: &Schedule, occurrence: &DateTime<Local>) -
             source: &home.resolve(Path::new(&schedule.path)),
             target: &backups.join(&file_name),
             exclude: Some(&backups),
+            compression: schedule.compression,
         })
     });
     match &result {
@@ -100,8 +101,21 @@ pub fn back_up(home: &Home, schedule: &Schedule, occurrence: &DateTime<Local>) -
             for warning in &summary.warnings {
                 warn!("{warning}");
             }
+            if summary.more_warnings > 0 {
+                warn!(
+                    "{} more warnings for {shown} were not logged",
+                    summary.more_warnings
+                );
+            }
+            // Like GNU tar's exit status 1: the archive is valid, but not all of the tree
+            // went in as it was.
+            let outcome = match summary.warnings.len() as u64 + summary.more_warnings {
+                0 => String::new(),
+                1 => ", done with 1 warning".to_owned(),
+                n => format!(", done with {n} warnings"),
+            };
             info!(
-                "Backup done for {} in {shown} ({} entries, {}, {:.2} s)",
+                "Backup done for {} in {shown} ({} entries, {}, {:.2} s{outcome})",
                 schedule.path,
                 summary.entries,
                 format_size(summary.bytes),
