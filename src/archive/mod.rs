@@ -8,7 +8,9 @@
 mod compression;
 pub mod format;
 pub mod reader;
+mod restore;
 mod sink;
+mod verify;
 mod walk;
 
 use std::fs;
@@ -21,6 +23,8 @@ use anyhow::{Context, Result};
 use crate::atomic_file::AtomicFile;
 
 pub use compression::Compression;
+pub use restore::{Restored, restore};
+pub use verify::{Report, Source, verify};
 
 /// Archives are private to their owner, whatever the umask says.
 const ARCHIVE_MODE: u32 = 0o600;
