@@ -4,7 +4,7 @@
 use std::fmt;
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -13,8 +13,9 @@ use log::{info, warn};
 use nix::sys::signal::Signal;
 use serde::Serialize;
 
+use crate::archive::{self, Compression};
 use crate::atomic_file;
-use crate::home::Home;
+use crate::home::{BACKUPS_DIR, Home};
 use crate::process::{self, Service, StartUp};
 use crate::schedule::Schedule;
 use crate::schedule_file;
@@ -29,18 +30,23 @@ const KILL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `stop` waits before it says what it is waiting for.
 const PATIENCE: Duration = Duration::from_secs(1);
 
-/// Archive file name endings that `backups` lists.
-const ARCHIVE_SUFFIXES: [&str; 1] = [".tar"];
-
 /// The format of times shown to people, as in the logs.
 const TIME_FORMAT: &str = "%d/%m/%Y %H:%M";
 
-/// `create "PATH;HH:MM;NAME"`: validates the schedule and appends it.
+/// `create "PATH;HH:MM;NAME"`: validates the schedule and appends it. With
+/// `compression`, the schedule gets it as a fourth field (given both ways, they must
+/// agree).
 ///
 /// Returns a warning for the user when PATH does not exist yet: that is allowed (it may
 /// be mounted later), but more often a typo.
-pub fn create(home: &Home, line: &str) -> Result<Option<String>> {
-    let schedule: Schedule = line.parse()?;
+pub fn create(home: &Home, line: &str, compression: Option<Compression>) -> Result<Option<String>> {
+    let mut schedule: Schedule = line.parse()?;
+    if let Some(compression) = compression {
+        if schedule.compression != Compression::None && schedule.compression != compression {
+            bail!("--compress {compression} contradicts the schedule's own field: {line}");
+        }
+        schedule.compression = compression;
+    }
     schedule_file::append(home, &schedule)?;
     info!("New schedule added: {schedule}");
     // Seen from now on: created at 16:07:30 for 16:07, it is owed today, even if the
@@ -184,7 +190,7 @@ pub fn backups(home: &Home) -> Result<Vec<Archive>> {
         let Ok(name) = entry.file_name().into_string() else {
             continue;
         };
-        if name.starts_with('.') || !ARCHIVE_SUFFIXES.iter().any(|s| name.ends_with(s)) {
+        if name.starts_with('.') || Compression::of_file_name(&name).is_none() {
             continue;
         }
         let meta = match entry.metadata() {
@@ -375,6 +381,158 @@ impl fmt::Display for Status {
     }
 }
 
+/// `verify NAME [--source]`: reads the archive end to end and checks its structure; with
+/// `source`, also compares it with the schedule's live tree, giving each difference to
+/// `difference` (to print) and failing if there was any.
+pub fn verify(
+    home: &Home,
+    name: &str,
+    source: bool,
+    difference: &mut dyn FnMut(&str),
+) -> Result<()> {
+    let found = find_archive(home, name)?;
+    let shown = found.shown();
+    // Filled in only with `source`; differences only come then.
+    let mut root = PathBuf::new();
+    let prefix;
+    let compare = if source {
+        let schedule = found.schedule.as_ref().with_context(|| {
+            format!(
+                "cannot compare {shown} with its source: no schedule in {} writes it",
+                home.schedules().display()
+            )
+        })?;
+        root = home.resolve(Path::new(&schedule.path));
+        prefix = archive::entry_name(&schedule.path);
+        Some(archive::Source {
+            root: &root,
+            prefix: &prefix,
+        })
+    } else {
+        None
+    };
+    let report = archive::verify(&found.path, found.compression, compare)
+        .with_context(|| format!("verifying {shown}"))?;
+    for line in &report.differences {
+        difference(line);
+    }
+    if !report.differences.is_empty() {
+        bail!(
+            "{shown} differs from its source {}: {} difference{}",
+            root.display(),
+            report.differences.len(),
+            if report.differences.len() == 1 {
+                ""
+            } else {
+                "s"
+            }
+        );
+    }
+    let against = if source { ", same as its source" } else { "" };
+    info!("Verified {shown} ({} entries{against})", report.entries);
+    Ok(())
+}
+
+/// `restore NAME DEST [--force]`: extracts the archive into DEST, which must be new or
+/// empty unless `force`. Returns warnings about entries that could not be restored as
+/// they were.
+pub fn restore(home: &Home, name: &str, dest: &Path, force: bool) -> Result<Vec<String>> {
+    let found = find_archive(home, name)?;
+    let shown = found.shown();
+    let dest = std::path::absolute(dest)
+        .with_context(|| format!("resolving destination {}", dest.display()))?;
+    let restored = archive::restore(&found.path, found.compression, &dest, force)
+        .with_context(|| format!("restoring {shown} into {}", dest.display()))?;
+    for warning in &restored.warnings {
+        warn!("{warning}");
+    }
+    info!(
+        "Restored {shown} into {} ({} entries)",
+        dest.display(),
+        restored.entries
+    );
+    Ok(restored.warnings)
+}
+
+/// An archive found for a NAME given on the command line.
+struct Found {
+    path: PathBuf,
+    file_name: String,
+    compression: Compression,
+    /// The schedule that writes it, if one does.
+    schedule: Option<Schedule>,
+}
+
+impl Found {
+    fn shown(&self) -> String {
+        format!("{BACKUPS_DIR}/{}", self.file_name)
+    }
+}
+
+/// Finds the archive for `name`: a schedule's NAME (its archive, whatever its
+/// compression), or a file name as `backups` lists it.
+fn find_archive(home: &Home, name: &str) -> Result<Found> {
+    let schedules: Vec<Schedule> = schedule_file::read_lines(&home.schedules())?
+        .iter()
+        .filter_map(|line| line.parse().ok())
+        .collect();
+    let dir = home.backups();
+    let exists = |file_name: &str| dir.join(file_name).is_file();
+    let found = |file_name: String, compression: Compression, base: &str| {
+        let schedule = schedules
+            .iter()
+            .find(|s| s.name == base && s.compression == compression)
+            .cloned();
+        Found {
+            path: dir.join(&file_name),
+            file_name,
+            compression,
+            schedule,
+        }
+    };
+    if name.contains('/') || name.starts_with('.') || name.is_empty() {
+        bail!("{name:?} is not an archive name (as `backups` lists them) or a schedule's NAME");
+    }
+    if let Some(compression) = Compression::of_file_name(name) {
+        if exists(name) {
+            let base = &name[..name.len() - compression.suffix().len()];
+            return Ok(found(name.to_owned(), compression, base));
+        }
+    }
+    // The archive the schedule writes now comes first: an older one of another
+    // compression may still lie there.
+    if let Some(schedule) = schedules.iter().find(|s| s.name == name) {
+        let file_name = schedule.archive_file_name();
+        if exists(&file_name) {
+            return Ok(found(file_name, schedule.compression, name));
+        }
+    }
+    let present: Vec<Compression> = Compression::ALL
+        .into_iter()
+        .filter(|c| exists(&format!("{name}{}", c.suffix())))
+        .collect();
+    match present[..] {
+        [compression] => Ok(found(
+            format!("{name}{}", compression.suffix()),
+            compression,
+            name,
+        )),
+        [] => bail!(
+            "no archive named {name} in {}: `backup_manager backups` lists them",
+            dir.display()
+        ),
+        _ => bail!(
+            "several archives are named {name} ({}): give the file name",
+            present
+                .iter()
+                .map(|c| format!("{name}{}", c.suffix()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// `start`: starts this home's service in the background and waits until it is up.
 /// `start`: starts this home's service in the background and waits until it is up.
 pub fn start(home: &Home) -> Result<()> {
     if let Some(service) = Service::find(home)? {

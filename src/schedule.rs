@@ -1,10 +1,13 @@
-//! One schedule: `PATH;HH:MM;NAME`, parsed and validated without touching the file system.
+//! One schedule: `PATH;HH:MM;NAME`, or `PATH;HH:MM;NAME;COMPRESSION`, parsed and validated
+//! without touching the file system.
 
 use std::fmt;
 use std::str::FromStr;
 
 use chrono::NaiveTime;
 use serde::{Serialize, Serializer};
+
+use crate::archive::Compression;
 
 /// A time of day at minute precision, `00:00` to `23:59`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -72,7 +75,8 @@ impl FromStr for TimeOfDay {
     }
 }
 
-/// A validated schedule: back up `path` every day at `time` into `backups/NAME.tar`.
+/// A validated schedule: back up `path` every day at `time` into `backups/NAME.tar`
+/// (or `NAME.tar.gz`, `NAME.tar.zst` when compressed).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Schedule {
     /// The source, as written: a directory or a single file, relative to the home or absolute.
@@ -81,19 +85,26 @@ pub struct Schedule {
     pub time: TimeOfDay,
     /// The archive's base name.
     pub name: String,
+    /// How the archive is compressed; a three-field line means none.
+    pub compression: Compression,
 }
 
 impl Schedule {
     /// The archive's file name inside `backups/`.
     pub fn archive_file_name(&self) -> String {
-        format!("{}.tar", self.name)
+        format!("{}{}", self.name, self.compression.suffix())
     }
 }
 
 impl fmt::Display for Schedule {
-    /// Writes the schedule back in its file form, `PATH;HH:MM;NAME`.
+    /// Writes the schedule back in its file form: `PATH;HH:MM;NAME`, with `;gzip` or
+    /// `;zstd` added when compressed.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{};{};{}", self.path, self.time, self.name)
+        write!(f, "{};{};{}", self.path, self.time, self.name)?;
+        match self.compression {
+            Compression::None => Ok(()),
+            other => write!(f, ";{other}"),
+        }
     }
 }
 
@@ -110,8 +121,17 @@ impl FromStr for Schedule {
 
 fn parse_fields(line: &str) -> Result<Schedule, Reason> {
     let fields: Vec<&str> = line.split(';').collect();
-    let [path, time, name] = fields[..] else {
-        return Err(Reason::FieldCount(fields.len()));
+    let (path, time, name, compression) = match fields[..] {
+        [path, time, name] => (path, time, name, Compression::None),
+        [path, time, name, compression] => (
+            path,
+            time,
+            name,
+            compression
+                .parse()
+                .map_err(|_| Reason::Compression(compression.to_owned()))?,
+        ),
+        _ => return Err(Reason::FieldCount(fields.len())),
     };
     if path.is_empty() {
         return Err(Reason::EmptyPath);
@@ -125,6 +145,7 @@ fn parse_fields(line: &str) -> Result<Schedule, Reason> {
         path: path.to_owned(),
         time,
         name: name.to_owned(),
+        compression,
     })
 }
 
@@ -147,8 +168,10 @@ fn validate_name(name: &str) -> Result<(), Reason> {
 /// Why a schedule line was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
-    /// Not exactly three `;`-separated fields.
+    /// Not three or four `;`-separated fields.
     FieldCount(usize),
+    /// A fourth field that is not `gzip` or `zstd`.
+    Compression(String),
     /// The PATH field is empty.
     EmptyPath,
     /// The PATH holds a control character (a tab, a carriage return...).
@@ -171,11 +194,14 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reason::FieldCount(n) => {
-                write!(f, "expected PATH;HH:MM;NAME, found {n} field")?;
+                write!(f, "expected PATH;HH:MM;NAME[;gzip|zstd], found {n} field")?;
                 if *n != 1 {
                     f.write_str("s")?;
                 }
                 Ok(())
+            }
+            Reason::Compression(c) => {
+                write!(f, "compression {c:?} is not gzip or zstd")
             }
             Reason::EmptyPath => f.write_str("PATH is empty"),
             Reason::ControlCharInPath => f.write_str("PATH holds a control character"),
@@ -244,7 +270,29 @@ mod tests {
         assert_eq!(parse("a;25:00;x"), Err(Reason::TimeRange("25:00".into())));
         assert_eq!(parse("a;7:5;x"), Err(Reason::TimeFormat("7:5".into())));
         assert_eq!(parse("a;07:05;../x"), Err(Reason::SlashInName));
-        assert_eq!(parse("a;07:05;x;y"), Err(Reason::FieldCount(4)));
+        assert_eq!(parse("a;07:05;x;y"), Err(Reason::Compression("y".into())));
+    }
+
+    #[test]
+    fn a_fourth_field_names_the_compression_and_round_trips() {
+        let s = parse("docs;03:00;docs;zstd").unwrap();
+        assert_eq!(s.compression, Compression::Zstd);
+        assert_eq!(s.archive_file_name(), "docs.tar.zst");
+        assert_eq!(s.to_string(), "docs;03:00;docs;zstd");
+        let s = parse("docs;03:00;docs;gzip").unwrap();
+        assert_eq!(s.archive_file_name(), "docs.tar.gz");
+        assert_eq!(s.to_string(), "docs;03:00;docs;gzip");
+        let s = parse("docs;03:00;docs").unwrap();
+        assert_eq!(s.compression, Compression::None);
+        assert_eq!(s.to_string(), "docs;03:00;docs");
+        for bad in ["", "none", "tar", "ZSTD", "xz", " gzip"] {
+            assert_eq!(
+                parse(&format!("a;01:00;x;{bad}")),
+                Err(Reason::Compression(bad.into())),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(parse("a;01:00;x;zstd;"), Err(Reason::FieldCount(5)));
     }
 
     #[test]
@@ -283,7 +331,7 @@ mod tests {
         let err = "test;".parse::<Schedule>().unwrap_err();
         assert_eq!(
             err.to_string(),
-            "malformed schedule: test; (expected PATH;HH:MM;NAME, found 2 fields)"
+            "malformed schedule: test; (expected PATH;HH:MM;NAME[;gzip|zstd], found 2 fields)"
         );
     }
 }

@@ -48,10 +48,14 @@ pub fn append(home: &Home, schedule: &Schedule) -> Result<()> {
             if existing == *schedule {
                 bail!("schedule {schedule} already exists at index {index}");
             }
-            if existing.name == schedule.name && existing.path != schedule.path {
+            // One NAME, one archive series: a second compression would write a second
+            // file beside the first, and `verify NAME` could not tell which was meant.
+            if existing.name == schedule.name
+                && (existing.path != schedule.path || existing.compression != schedule.compression)
+            {
                 bail!(
                     "refusing schedule {schedule}: archive name {:?} is already used by \
-                     schedule {index} ({line}) for another PATH",
+                     schedule {index} ({line}) for another PATH or compression",
                     schedule.name
                 );
             }
@@ -192,8 +196,13 @@ mod tests {
             err.to_string().contains("already exists at index 0"),
             "{err}"
         );
-        // The same source twice a day into one archive is fine.
+        // The same source twice a day into one archive is fine, but not in another format.
         append(&home, &schedule("a;13:00;x")).unwrap();
+        let err = append(&home, &schedule("a;14:00;x;zstd")).unwrap_err();
+        assert!(
+            err.to_string().contains("already used by schedule 0"),
+            "{err}"
+        );
         assert_eq!(read_lines(&home.schedules()).unwrap().len(), 2);
     }
 

@@ -111,6 +111,7 @@ pub fn back_up(home: &Home, schedule: &Schedule, occurrence: Option<&DateTime<Lo
             source: &home.resolve(Path::new(&schedule.path)),
             target: &backups.join(&file_name),
             exclude: &[&backups, &home.pid_file()],
+            compression: schedule.compression,
         })
     });
     let duration_secs = started.elapsed().as_secs_f64();
@@ -120,21 +121,29 @@ pub fn back_up(home: &Home, schedule: &Schedule, occurrence: Option<&DateTime<Lo
             for warning in &summary.warnings {
                 warn!("{warning}");
             }
+            if summary.more_warnings > 0 {
+                warn!(
+                    "{} more warnings for {shown} were not logged",
+                    summary.more_warnings
+                );
+            }
+            // Like GNU tar's exit status 1: the archive is valid, but not all of the tree
+            // went in as it was.
+            let outcome = match summary.warnings.len() as u64 + summary.more_warnings {
+                0 => String::new(),
+                1 => ", done with 1 warning".to_owned(),
+                n => format!(", done with {n} warnings"),
+            };
             info!(
-                "Backup done for {} in {shown} ({} entries, {}, {duration_secs:.2} s{})",
+                "Backup done for {} in {shown} ({} entries, {}, {duration_secs:.2} s{outcome})",
                 schedule.path,
                 summary.entries,
                 format_size(summary.bytes),
-                match summary.warnings.len() {
-                    0 => String::new(),
-                    1 => ", 1 warning".to_owned(),
-                    n => format!(", {n} warnings"),
-                }
             );
             Run {
                 started,
                 duration_secs,
-                outcome: if summary.warnings.is_empty() {
+                outcome: if summary.is_clean() {
                     Outcome::Ok
                 } else {
                     Outcome::Warnings

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use backup::archive::Compression;
 use backup::home::Home;
 use backup::logging::{self, Echo};
 use backup::manager;
@@ -30,6 +31,9 @@ struct Cli {
 enum Command {
     /// Add a schedule, e.g. create "test;16:07;backup_test" (PATH;HH:MM;NAME).
     Create {
+        /// Compress the archive: backups/NAME.tar.gz or backups/NAME.tar.zst.
+        #[arg(long, value_name = "gzip|zstd")]
+        compress: Option<Compression>,
         /// PATH;HH:MM;NAME: back up PATH every day at HH:MM into backups/NAME.tar.
         schedule: String,
     },
@@ -75,6 +79,24 @@ enum Command {
         /// The schedule's index.
         index: usize,
     },
+    /// Check an archive end to end; with --source, compare it with the live tree.
+    Verify {
+        /// The schedule's NAME, or an archive file name as `backups` lists it.
+        name: String,
+        /// Also compare every entry with the source it was made from, listing differences.
+        #[arg(long)]
+        source: bool,
+    },
+    /// Extract an archive into DEST (new or empty), never writing outside it.
+    Restore {
+        /// The schedule's NAME, or an archive file name as `backups` lists it.
+        name: String,
+        /// The folder to restore into.
+        dest: PathBuf,
+        /// Restore into a folder that is not empty, replacing files in the way.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// `status`'s exit code when the service is not running, as `systemctl status` uses.
@@ -105,8 +127,8 @@ fn main() -> ExitCode {
 
 fn run(home: &Home, command: Command) -> Result<ExitCode> {
     match command {
-        Command::Create { schedule } => {
-            if let Some(warning) = manager::create(home, &schedule)? {
+        Command::Create { schedule, compress } => {
+            if let Some(warning) = manager::create(home, &schedule, compress)? {
                 eprintln!("backup_manager: {}", logging::one_line(&warning));
             }
         }
@@ -133,6 +155,19 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
             });
         }
         Command::Run { index } => return run_now(home, index),
+        Command::Verify { name, source } => {
+            let mut differences = Vec::new();
+            let result = manager::verify(home, &name, source, &mut |line| {
+                differences.push(line.to_owned())
+            });
+            print_all(&differences, false)?;
+            result?
+        }
+        Command::Restore { name, dest, force } => {
+            for warning in manager::restore(home, &name, &dest, force)? {
+                eprintln!("backup_manager: warning: {}", logging::one_line(&warning));
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

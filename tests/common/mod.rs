@@ -451,7 +451,9 @@ pub fn archive_entries(path: &Path) -> BTreeMap<String, Entry> {
     let mut entries = BTreeMap::new();
     for entry in archive.entries().unwrap() {
         let mut entry = entry.unwrap();
-        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        // GNU tar names folders with a trailing '/'; the kind says what an entry is.
+        let full = entry.path().unwrap().to_string_lossy().into_owned();
+        let name = full.trim_end_matches('/').to_owned();
         let kind = entry.header().entry_type();
         let link = entry
             .link_name()

@@ -1,0 +1,138 @@
+//! Tar archives: writing one schedule's archive (aside, then renamed into place),
+//! checking one, and restoring one.
+//!
+//! The archives are what GNU tar writes by default (its `gnu` format), optionally
+//! compressed with gzip or zstd; GNU tar reads them back, and so do [`verify`] and
+//! [`restore`].
+
+mod compression;
+pub mod format;
+pub mod reader;
+mod restore;
+mod sink;
+mod verify;
+mod walk;
+
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::atomic_file::AtomicFile;
+
+pub use compression::Compression;
+pub use restore::{Restored, restore};
+pub use verify::{Report, Source, verify};
+
+/// Archives are private to their owner, whatever the umask says.
+const ARCHIVE_MODE: u32 = 0o600;
+
+/// What a finished archive holds, and what went wrong on the way.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Entries written (files, folders, links...).
+    pub entries: u64,
+    /// Size of the archive file in bytes (compressed, if it is).
+    pub bytes: u64,
+    /// Things left out or stored incompletely, each a sentence naming the path: files
+    /// that vanished, could not be read or changed size while read, sockets. A backup
+    /// with warnings is "done with warnings": the archive is valid and holds the rest.
+    pub warnings: Vec<String>,
+    /// Warnings beyond those kept in `warnings`, only counted.
+    pub more_warnings: u64,
+}
+
+impl Summary {
+    /// Whether every entry went in whole, with no warning.
+    pub fn is_clean(&self) -> bool {
+        self.warnings.is_empty() && self.more_warnings == 0
+    }
+}
+
+/// A request to archive `source` into `target`.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    /// The source as the schedule wrote it; entries are named after it.
+    pub written: &'a str,
+    /// Where the source is on disk (the written path resolved against the home).
+    pub source: &'a Path,
+    /// The archive's final path.
+    pub target: &'a Path,
+    /// What never to archive, wherever it is met in the tree: the backups folder, so that
+    /// a backup of `.` does not contain its own archive or the ones before it, and the
+    /// service's pid file, whose POSIX lock the service would drop by opening and closing
+    /// it.
+    pub exclude: &'a [&'a Path],
+    /// How the archive is compressed.
+    pub compression: Compression,
+}
+
+/// Writes the archive. On any error the previous archive at `target` is left as it was
+/// and no temporary file remains. Trouble with single entries (a file that vanished or
+/// changed while read) is not an error: it is in the summary's warnings.
+pub fn create(request: &Request<'_>) -> Result<Summary> {
+    // Compared by identity, so that any path to them is recognised; what does not exist
+    // cannot be met.
+    let exclude = request
+        .exclude
+        .iter()
+        .filter_map(|path| fs::metadata(path).ok())
+        .map(|m| (m.dev(), m.ino()))
+        .collect();
+    let mut out = AtomicFile::create(request.target, ARCHIVE_MODE)?;
+    let mut sink = sink::Sink::new(out.file(), request.compression)
+        .with_context(|| format!("starting to write {}", request.target.display()))?;
+    let name = entry_name(request.written);
+    let mut summary = walk::write_tree(
+        &mut sink,
+        request.source,
+        name.as_os_str().as_bytes(),
+        exclude,
+    )
+    .and_then(|summary| {
+        sink.finish().context("finishing the archive")?;
+        Ok(summary)
+    })
+    .with_context(|| format!("writing archive {}", request.target.display()))?;
+    summary.bytes = out
+        .file()
+        .metadata()
+        .with_context(|| format!("reading the size of {}", request.target.display()))?
+        .len();
+    out.commit()?;
+    Ok(summary)
+}
+
+/// The name entries take: the path as written, without a leading `/` or `./`, with `..`
+/// folded, as GNU tar names members. `.` names nothing: its children go at the top.
+pub fn entry_name(written: &str) -> PathBuf {
+    let mut name = PathBuf::new();
+    for component in Path::new(written).components() {
+        match component {
+            Component::Normal(part) => name.push(part),
+            Component::ParentDir => {
+                name.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_named_as_tar_names_members() {
+        assert_eq!(entry_name("test"), PathBuf::from("test"));
+        assert_eq!(entry_name("/etc/hosts"), PathBuf::from("etc/hosts"));
+        assert_eq!(entry_name("./a/b/"), PathBuf::from("a/b"));
+        assert_eq!(entry_name("../sibling"), PathBuf::from("sibling"));
+        assert_eq!(entry_name("a/../b"), PathBuf::from("b"));
+        assert_eq!(entry_name("."), PathBuf::new());
+        assert_eq!(entry_name("/"), PathBuf::new());
+    }
+}

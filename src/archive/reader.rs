@@ -1,0 +1,242 @@
+//! Reading an archive as a stream of entries, strictly: every header's checksum, every
+//! entry's data present in full, and the end marker (two zero blocks) at the end.
+
+use std::io::{self, Read};
+
+use anyhow::{Result, bail};
+
+use super::format::{self, BLOCK, Header, Kind};
+
+/// Meta entries (long names, pax records) larger than this are refused: no real name is
+/// that long, and a hostile archive must not make us allocate at will.
+const MAX_META: u64 = 1 << 20;
+
+/// Reads entries one after the other. The data of an entry can be read with
+/// [`Reader::read_data`] before asking for the next one; what is left unread is skipped.
+pub struct Reader<R: Read> {
+    inner: R,
+    /// Bytes of the current entry's data not read yet.
+    remaining: u64,
+    /// Zero bytes after the current entry's data, up to the next block.
+    padding: u64,
+    /// Where in the (uncompressed) archive we are, for error messages.
+    offset: u64,
+    /// The current entry's name, for error messages.
+    current: Vec<u8>,
+}
+
+impl<R: Read> Reader<R> {
+    /// Starts reading the archive `inner` (uncompressed bytes).
+    pub fn new(inner: R) -> Self {
+        Reader {
+            inner,
+            remaining: 0,
+            padding: 0,
+            offset: 0,
+            current: Vec::new(),
+        }
+    }
+
+    /// The next entry's header, or `None` after the end marker. Fails on a bad checksum,
+    /// a truncated archive, or anything but zeros after the end marker.
+    pub fn next_entry(&mut self) -> Result<Option<Header>> {
+        self.skip_rest()?;
+        let mut long_name = None;
+        let mut long_link = None;
+        let mut pax = None;
+        loop {
+            let at = self.offset;
+            let Some(block) = self.block()? else {
+                bail!("the archive ends at byte {at} without its end marker (it was cut short)");
+            };
+            if block.iter().all(|&b| b == 0) {
+                return self.end(at).map(|()| None);
+            }
+            let raw = format::decode(&block).map_err(|e| anyhow::anyhow!("at byte {at}: {e}"))?;
+            let mut header = raw.header;
+            match raw.flag {
+                b'L' | b'K' | b'x' | b'g' => {
+                    let mut data = self.meta(&header, at)?;
+                    match raw.flag {
+                        b'L' | b'K' => {
+                            while data.last() == Some(&0) {
+                                data.pop();
+                            }
+                            if raw.flag == b'L' {
+                                long_name = Some(data);
+                            } else {
+                                long_link = Some(data);
+                            }
+                        }
+                        b'x' => pax = Some(data),
+                        _ => {}
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            if let Some(name) = long_name {
+                header.name = name;
+            }
+            if let Some(link) = long_link {
+                header.link = link;
+            }
+            if let Some(records) = pax {
+                format::apply_pax(&records, &mut header);
+            }
+            if header.kind == Kind::Dir {
+                format::trim_slashes(&mut header.name);
+            }
+            // Links, folders and the like carry no data, whatever their size field says
+            // (GNU tar writes hard links with size 0; some tools do not).
+            let size = if header.kind.has_data() {
+                header.size
+            } else {
+                0
+            };
+            self.remaining = size;
+            self.padding = format::padding(size);
+            self.current = header.name.clone();
+            return Ok(Some(header));
+        }
+    }
+
+    /// Reads some of the current entry's data; 0 at its end. Fails if the archive ends
+    /// before the data does.
+    pub fn read_data(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(self.cut_short());
+        }
+        self.remaining -= n as u64;
+        self.offset += n as u64;
+        Ok(n)
+    }
+
+    /// The current entry's data as a reader.
+    pub fn data(&mut self) -> Data<'_, R> {
+        Data { reader: self }
+    }
+
+    fn cut_short(&self) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "the archive ends inside the data of {} ({} bytes missing)",
+                String::from_utf8_lossy(&self.current),
+                self.remaining
+            ),
+        )
+    }
+
+    fn skip_rest(&mut self) -> Result<()> {
+        let mut buf = [0u8; 64 * 1024];
+        while self.remaining > 0 {
+            self.read_data(&mut buf)?;
+        }
+        while self.padding > 0 {
+            let n = (self.padding as usize).min(buf.len());
+            if !self.fill(&mut buf[..n])? {
+                bail!(
+                    "the archive ends inside the padding of {}",
+                    String::from_utf8_lossy(&self.current)
+                );
+            }
+            self.padding -= n as u64;
+        }
+        Ok(())
+    }
+
+    /// The data of a meta entry (long name, pax records).
+    fn meta(&mut self, header: &Header, at: u64) -> Result<Vec<u8>> {
+        if header.size > MAX_META {
+            bail!(
+                "at byte {at}: a {} byte long-name or pax entry; refusing it",
+                header.size
+            );
+        }
+        let mut data = vec![0u8; header.size as usize];
+        if !self.fill(&mut data)? {
+            bail!("the archive ends inside a long-name or pax entry at byte {at}");
+        }
+        let mut pad = vec![0u8; format::padding(header.size) as usize];
+        if !self.fill(&mut pad)? {
+            bail!("the archive ends inside a long-name or pax entry at byte {at}");
+        }
+        Ok(data)
+    }
+
+    /// After the first zero block: a second one, then nothing but zeros (the padding tar
+    /// adds to fill its last record).
+    fn end(&mut self, at: u64) -> Result<()> {
+        match self.block()? {
+            Some(block) if block.iter().all(|&b| b == 0) => {}
+            Some(_) => bail!("at byte {at}: a lone zero block in the middle of the archive"),
+            None => bail!("the archive ends at byte {at} with half an end marker (cut short)"),
+        }
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            let n = self.inner.read(&mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            if buf[..n].iter().any(|&b| b != 0) {
+                bail!("data after the end marker, near byte {}", self.offset);
+            }
+            self.offset += n as u64;
+        }
+    }
+
+    /// Reads one block; `None` at a clean end of input, an error on a partial block.
+    fn block(&mut self) -> Result<Option<[u8; BLOCK]>> {
+        let mut block = [0u8; BLOCK];
+        let mut filled = 0;
+        while filled < BLOCK {
+            let n = self.inner.read(&mut block[filled..])?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        self.offset += filled as u64;
+        match filled {
+            0 => Ok(None),
+            BLOCK => Ok(Some(block)),
+            _ => bail!(
+                "the archive ends inside a header, at byte {} (it was cut short)",
+                self.offset
+            ),
+        }
+    }
+
+    /// Fills `buf`; false if the input ends first.
+    fn fill(&mut self, buf: &mut [u8]) -> Result<bool> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            let n = self.inner.read(&mut buf[filled..])?;
+            if n == 0 {
+                return Ok(false);
+            }
+            filled += n;
+        }
+        self.offset += filled as u64;
+        Ok(true)
+    }
+}
+
+/// The data of the current entry, as a reader.
+pub struct Data<'a, R: Read> {
+    reader: &'a mut Reader<R>,
+}
+
+impl<R: Read> Read for Data<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reader.read_data(buf)
+    }
+}

@@ -1,0 +1,385 @@
+//! Restoring an archive into a folder, without ever writing outside it.
+//!
+//! The archive is read twice. The first pass checks the whole of it: its structure, and
+//! that every name stays inside the destination (no absolute name, no `..`, no entry
+//! under an earlier symbolic link). Only then does the second pass write, and it goes
+//! down every path one folder at a time with `O_NOFOLLOW`, so that even a link already
+//! in the destination is never written through.
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{Gid, Uid, UnlinkatFlags};
+
+use super::compression::Compression;
+use super::format::{Header, Kind};
+use super::reader::Reader;
+
+/// What a restore did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// Entries restored.
+    pub entries: u64,
+    /// Entries that could not be restored as they were (a device without the right to
+    /// create one, an owner that could not be set), one sentence each.
+    pub warnings: Vec<String>,
+}
+
+/// Restores the archive at `path` into `dest`, which must be missing or empty unless
+/// `force` (then existing files are replaced). Modes and modification times are
+/// restored; owners too when running as root.
+pub fn restore(
+    path: &Path,
+    compression: Compression,
+    dest: &Path,
+    force: bool,
+) -> Result<Restored> {
+    check(path, compression)?;
+    prepare(dest, force)?;
+    let root = nix::fcntl::open(
+        dest,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("opening {}", dest.display()))?;
+    let mut out = Extract {
+        root,
+        cached: None,
+        dirs: Vec::new(),
+        as_root: Uid::effective().is_root(),
+        done: Restored::default(),
+    };
+    let mut reader = Reader::new(compression.open(path)?);
+    while let Some(header) = reader
+        .next_entry()
+        .with_context(|| format!("reading {}", path.display()))?
+    {
+        let Some(parts) = components(&header.name)? else {
+            continue;
+        };
+        out.entry(&header, &parts, &mut reader).with_context(|| {
+            format!(
+                "restoring {} into {}",
+                String::from_utf8_lossy(&header.name),
+                dest.display()
+            )
+        })?;
+    }
+    out.finish_dirs()
+        .with_context(|| format!("setting folder modes and times in {}", dest.display()))?;
+    Ok(out.done)
+}
+
+/// The first pass: the whole archive is sound and every name safe, or nothing is written.
+fn check(path: &Path, compression: Compression) -> Result<()> {
+    let mut reader = Reader::new(compression.open(path)?);
+    let mut links: HashSet<Vec<u8>> = HashSet::new();
+    while let Some(header) = reader
+        .next_entry()
+        .with_context(|| format!("reading {}", path.display()))?
+    {
+        let refuse = |why: &str| {
+            anyhow::anyhow!(
+                "refusing to restore {}: entry {:?} {why}; nothing was written",
+                path.display(),
+                String::from_utf8_lossy(&header.name)
+            )
+        };
+        let Some(parts) = components(&header.name).map_err(|e| refuse(&e.to_string()))? else {
+            continue;
+        };
+        let through_link =
+            |parts: &[&[u8]]| (1..parts.len()).any(|n| links.contains(&parts[..n].join(&b'/')));
+        if through_link(&parts) {
+            return Err(refuse("lies under a symbolic link stored earlier"));
+        }
+        if header.kind == Kind::HardLink {
+            match components(&header.link) {
+                Ok(Some(target)) if !through_link(&target) => {}
+                _ => return Err(refuse("is a hard link to a name outside the destination")),
+            }
+        }
+        let joined = parts.join(&b'/');
+        if header.kind == Kind::Symlink {
+            links.insert(joined);
+        } else {
+            links.remove(&joined);
+        }
+    }
+    Ok(())
+}
+
+/// The name's parts, `.` dropped; `None` for the destination itself. Absolute names and
+/// `..` are refused.
+fn components(name: &[u8]) -> Result<Option<Vec<&[u8]>>> {
+    if name.first() == Some(&b'/') {
+        bail!("has an absolute name");
+    }
+    let parts: Vec<&[u8]> = name
+        .split(|&b| b == b'/')
+        .filter(|p| !p.is_empty() && *p != b".")
+        .collect();
+    if parts.iter().any(|p| *p == b"..") {
+        bail!("has '..' in its name");
+    }
+    Ok((!parts.is_empty()).then_some(parts))
+}
+
+fn prepare(dest: &Path, force: bool) -> Result<()> {
+    match fs::read_dir(dest) {
+        Ok(mut entries) => {
+            if !force && entries.next().is_some() {
+                bail!(
+                    "{} is not empty: restore into a new or empty folder, or add --force \
+                     to replace what is there",
+                    dest.display()
+                );
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))
+        }
+        Err(e) => Err(e).with_context(|| format!("opening {}", dest.display())),
+    }
+}
+
+struct Extract {
+    root: OwnedFd,
+    /// The last parent folder opened, by its parts: entries come folder by folder.
+    cached: Option<(Vec<Vec<u8>>, OwnedFd)>,
+    /// Folders restored, whose mode and time are set at the end: writing in them would
+    /// change their time, and a read-only mode would stop us writing in them.
+    dirs: Vec<(Vec<Vec<u8>>, Header)>,
+    as_root: bool,
+    done: Restored,
+}
+
+impl Extract {
+    fn entry<R: io::Read>(
+        &mut self,
+        header: &Header,
+        parts: &[&[u8]],
+        reader: &mut Reader<R>,
+    ) -> Result<()> {
+        let (leaf, parents) = parts.split_last().expect("components are never empty");
+        let leaf = OsStr::from_bytes(leaf);
+        let as_root = self.as_root;
+        let parent = self.parent(parents)?;
+        let omit = TimeSpec::UTIME_OMIT;
+        let mtime = TimeSpec::new(header.mtime, 0);
+        match header.kind {
+            Kind::Dir => {
+                match nix::sys::stat::mkdirat(parent, leaf, Mode::from_bits_truncate(0o700)) {
+                    Ok(()) => {}
+                    Err(Errno::EEXIST) if is_dir(parent, leaf) => {}
+                    Err(Errno::EEXIST) => {
+                        remove(parent, leaf)?;
+                        nix::sys::stat::mkdirat(parent, leaf, Mode::from_bits_truncate(0o700))?;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                let owned: Vec<Vec<u8>> = parts.iter().map(|p| p.to_vec()).collect();
+                self.dirs.push((owned, header.clone()));
+            }
+            Kind::File => {
+                remove(parent, leaf)?;
+                let fd = nix::fcntl::openat(
+                    parent,
+                    leaf,
+                    OFlag::O_WRONLY
+                        | OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o600),
+                )?;
+                let mut file = File::from(fd);
+                io::copy(&mut reader.data(), &mut file)?;
+                if as_root {
+                    nix::unistd::fchown(&file, Some(uid(header)), Some(gid(header)))?;
+                }
+                // After chown, which clears setuid and setgid.
+                nix::sys::stat::fchmod(&file, Mode::from_bits_truncate(header.mode))?;
+                nix::sys::stat::futimens(&file, &omit, &mtime)?;
+            }
+            Kind::Symlink => {
+                remove(parent, leaf)?;
+                nix::unistd::symlinkat(OsStr::from_bytes(&header.link), parent, leaf)?;
+                if as_root {
+                    nix::unistd::fchownat(
+                        parent,
+                        leaf,
+                        Some(uid(header)),
+                        Some(gid(header)),
+                        AtFlags::AT_SYMLINK_NOFOLLOW,
+                    )?;
+                }
+                nix::sys::stat::utimensat(
+                    parent,
+                    leaf,
+                    &omit,
+                    &mtime,
+                    UtimensatFlags::NoFollowSymlink,
+                )?;
+            }
+            Kind::HardLink => {
+                remove(parent, leaf)?;
+                let target = components(&header.link)?.context("hard link to nothing")?;
+                let (target_leaf, target_parents) =
+                    target.split_last().expect("components are never empty");
+                let target_dir = walk(&self.root, target_parents)?;
+                let parent = self.parent(parents)?;
+                nix::unistd::linkat(
+                    &target_dir,
+                    OsStr::from_bytes(target_leaf),
+                    parent,
+                    leaf,
+                    AtFlags::empty(),
+                )
+                .with_context(|| format!("linking to {}", String::from_utf8_lossy(&header.link)))?;
+            }
+            Kind::Fifo | Kind::CharDevice | Kind::BlockDevice => {
+                remove(parent, leaf)?;
+                let (kind, dev) = match header.kind {
+                    Kind::Fifo => (SFlag::S_IFIFO, 0),
+                    Kind::CharDevice => (
+                        SFlag::S_IFCHR,
+                        nix::sys::stat::makedev(header.device.0.into(), header.device.1.into()),
+                    ),
+                    _ => (
+                        SFlag::S_IFBLK,
+                        nix::sys::stat::makedev(header.device.0.into(), header.device.1.into()),
+                    ),
+                };
+                let mode = Mode::from_bits_truncate(header.mode);
+                if let Err(e) = nix::sys::stat::mknodat(parent, leaf, kind, mode, dev) {
+                    self.done.warnings.push(format!(
+                        "{}: cannot create the {} ({})",
+                        String::from_utf8_lossy(&header.name),
+                        header.kind,
+                        e.desc()
+                    ));
+                    return Ok(());
+                }
+                if as_root {
+                    nix::unistd::fchownat(
+                        parent,
+                        leaf,
+                        Some(uid(header)),
+                        Some(gid(header)),
+                        AtFlags::AT_SYMLINK_NOFOLLOW,
+                    )?;
+                }
+                nix::sys::stat::fchmodat(
+                    parent,
+                    leaf,
+                    mode,
+                    nix::sys::stat::FchmodatFlags::FollowSymlink,
+                )?;
+                nix::sys::stat::utimensat(
+                    parent,
+                    leaf,
+                    &omit,
+                    &mtime,
+                    UtimensatFlags::NoFollowSymlink,
+                )?;
+            }
+            Kind::Other(_) => {
+                self.done.warnings.push(format!(
+                    "{}: skipped, {} is not restored",
+                    String::from_utf8_lossy(&header.name),
+                    header.kind
+                ));
+                return Ok(());
+            }
+        }
+        self.done.entries += 1;
+        Ok(())
+    }
+
+    /// The folder holding an entry, created if missing, reached without following links.
+    fn parent(&mut self, parts: &[&[u8]]) -> Result<&OwnedFd> {
+        let hit = matches!(&self.cached, Some((cached, _)) if cached.iter().map(Vec::as_slice).eq(parts.iter().copied()));
+        if !hit {
+            let fd = walk(&self.root, parts)?;
+            self.cached = Some((parts.iter().map(|p| p.to_vec()).collect(), fd));
+        }
+        Ok(&self.cached.as_ref().expect("just filled").1)
+    }
+
+    fn finish_dirs(&mut self) -> Result<()> {
+        self.cached = None;
+        // Deepest first, so that setting a parent's time comes after its children's.
+        for (parts, header) in self.dirs.iter().rev() {
+            let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+            let dir = walk(&self.root, &parts)?;
+            if self.as_root {
+                nix::unistd::fchown(&dir, Some(uid(header)), Some(gid(header)))?;
+            }
+            nix::sys::stat::fchmod(&dir, Mode::from_bits_truncate(header.mode))?;
+            nix::sys::stat::futimens(&dir, &TimeSpec::UTIME_OMIT, &TimeSpec::new(header.mtime, 0))?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens the folder `parts` under `root` one level at a time, creating missing ones,
+/// refusing anything that is not a real folder (a link above all).
+fn walk(root: &OwnedFd, parts: &[&[u8]]) -> Result<OwnedFd> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let mut dir = root.try_clone().context("duplicating a descriptor")?;
+    for (i, part) in parts.iter().enumerate() {
+        let name = OsStr::from_bytes(part);
+        let next = match nix::fcntl::openat(&dir, name, flags, Mode::empty()) {
+            Err(Errno::ENOENT) => {
+                nix::sys::stat::mkdirat(&dir, name, Mode::from_bits_truncate(0o700))?;
+                nix::fcntl::openat(&dir, name, flags, Mode::empty())
+            }
+            other => other,
+        };
+        dir = match next {
+            Ok(fd) => fd,
+            Err(Errno::ELOOP | Errno::ENOTDIR) => bail!(
+                "refusing to write through {}: it is not a folder (a link?)",
+                String::from_utf8_lossy(&parts[..=i].join(&b'/'))
+            ),
+            Err(e) => return Err(e.into()),
+        };
+    }
+    Ok(dir)
+}
+
+fn is_dir(parent: impl AsFd, leaf: &OsStr) -> bool {
+    nix::sys::stat::fstatat(parent, leaf, AtFlags::AT_SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFDIR.bits())
+}
+
+/// Removes what is at `leaf` so that an entry can take its place; a folder is refused.
+fn remove(parent: impl AsFd, leaf: &OsStr) -> Result<()> {
+    match nix::unistd::unlinkat(parent, leaf, UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        Err(Errno::EISDIR | Errno::EPERM) => {
+            bail!("a folder is in the way")
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn uid(header: &Header) -> Uid {
+    Uid::from_raw(header.uid as u32)
+}
+
+fn gid(header: &Header) -> Gid {
+    Gid::from_raw(header.gid as u32)
+}

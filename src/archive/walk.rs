@@ -1,0 +1,544 @@
+//! Walking the source tree into a tar stream, one entry at a time.
+//!
+//! Memory stays small whatever the tree: one folder's list of names at each level of
+//! the current path, the names of files with several hard links, and a buffer for small
+//! files. Large files go from the source to the archive in kernel-sized steps.
+//!
+//! The tree may change while it is read. Whatever happens, every header's size matches
+//! the bytes that follow it: a file that shrinks is padded with zeros, one that grows is
+//! cut at the size its header announced, and each such event becomes a warning.
+
+use std::collections::HashMap;
+use std::ffi::{CStr, CString, OsStr};
+use std::fs::File;
+use std::io::{self, Read, Seek, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use nix::dir::{Dir, Type};
+use nix::errno::Errno;
+use nix::fcntl::{AT_FDCWD, AtFlags, OFlag};
+use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
+
+use super::Summary;
+use super::format::{self, Header, Kind};
+use super::sink::Sink;
+
+/// Files up to this size are read whole into memory in one `read`; larger ones are
+/// copied in steps.
+const SMALL_FILE: u64 = 256 * 1024;
+
+/// A backup with more warnings than this keeps the first ones and counts the rest, so
+/// that a tree of a million unreadable files cannot fill memory or the log.
+const MAX_WARNINGS: usize = 100;
+
+/// Writes the tree at `source` into `sink`, entries named under `name`, skipping what
+/// `exclude` names (device, inode) wherever it is met. Fails only when the source itself cannot be read or
+/// the archive cannot be written; trouble with anything inside the tree is a warning.
+pub fn write_tree(
+    sink: &mut Sink<'_>,
+    source: &Path,
+    name: &[u8],
+    exclude: Vec<(u64, u64)>,
+) -> Result<Summary> {
+    let mut walk = Walk {
+        sink,
+        header: Vec::with_capacity(4 * format::BLOCK),
+        small: Vec::with_capacity(SMALL_FILE as usize + 1),
+        copy: Vec::new(),
+        exclude,
+        hard_links: HashMap::new(),
+        users: HashMap::new(),
+        groups: HashMap::new(),
+        summary: Summary::default(),
+    };
+    let c_source = CString::new(source.as_os_str().as_bytes())
+        .with_context(|| format!("source {} holds a NUL byte", source.display()))?;
+    let stat = fstatat(AT_FDCWD, c_source.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+        .with_context(|| format!("reading source {}", source.display()))?;
+    if walk.exclude.contains(&(stat.st_dev, stat.st_ino)) {
+        anyhow::bail!(
+            "source {} is the backups folder or the service's pid file",
+            source.display()
+        );
+    }
+    if kind_of(&stat) == Some(Kind::Dir) {
+        // The source itself must be listable: an archive of nothing is no backup.
+        let dir = open_dir(AT_FDCWD, &c_source)
+            .with_context(|| format!("opening source folder {}", source.display()))?;
+        let mut disk = source.to_path_buf();
+        let mut name = name.to_vec();
+        if !name.is_empty() {
+            let header = walk_header(&mut walk.users, &mut walk.groups, &name, Kind::Dir, &stat);
+            walk.put(&header)?;
+        }
+        walk.children(dir, &mut disk, &mut name)?;
+    } else {
+        walk.entry(AT_FDCWD, &c_source, None, source, name)?;
+    }
+    let end = [0u8; 2 * format::BLOCK];
+    walk.sink
+        .write_all(&end)
+        .context("writing the end of the archive")?;
+    Ok(walk.summary)
+}
+
+struct Walk<'s, 'f> {
+    sink: &'s mut Sink<'f>,
+    header: Vec<u8>,
+    small: Vec<u8>,
+    copy: Vec<u8>,
+    /// What never to archive: the backups folder, and the service's pid file, which the
+    /// service must never open twice (closing any descriptor of a file drops the
+    /// process's POSIX lock on it).
+    exclude: Vec<(u64, u64)>,
+    /// First name of each file with several links, so that later ones become links.
+    hard_links: HashMap<(u64, u64), Vec<u8>>,
+    users: HashMap<u32, Vec<u8>>,
+    groups: HashMap<u32, Vec<u8>>,
+    summary: Summary,
+}
+
+/// Why an entry could not be archived: a write error ends the backup, a read error
+/// only this entry.
+enum Trouble {
+    Write(anyhow::Error),
+    Read(String),
+}
+
+impl From<io::Error> for Trouble {
+    fn from(e: io::Error) -> Self {
+        Trouble::Write(e.into())
+    }
+}
+
+impl Walk<'_, '_> {
+    fn warn(&mut self, message: String) {
+        if self.summary.warnings.len() < MAX_WARNINGS {
+            self.summary.warnings.push(message);
+        } else {
+            self.summary.more_warnings += 1;
+        }
+    }
+
+    fn put(&mut self, header: &Header) -> Result<()> {
+        self.header.clear();
+        header.encode(&mut self.header);
+        self.sink
+            .write_all(&self.header)
+            .context("writing to the archive")?;
+        self.summary.entries += 1;
+        Ok(())
+    }
+
+    fn children(&mut self, mut dir: Dir, disk: &mut PathBuf, name: &mut Vec<u8>) -> Result<()> {
+        let mut children: Vec<(CString, Option<Type>)> = Vec::new();
+        // Excluded entries are recognised from the listing, before anything opens them.
+        let dev = fstat(&dir).map(|stat| stat.st_dev).ok();
+        for child in dir.iter() {
+            match child {
+                Ok(child) => {
+                    let file_name = child.file_name();
+                    let excluded =
+                        dev.is_some_and(|dev| self.exclude.contains(&(dev, child.ino())));
+                    if file_name != c"." && file_name != c".." && !excluded {
+                        children.push((file_name.to_owned(), child.file_type()));
+                    }
+                }
+                Err(e) => {
+                    self.warn(format!(
+                        "{}: cannot list the folder ({e}); some of its contents are left out",
+                        disk.display()
+                    ));
+                    break;
+                }
+            }
+        }
+        // Sorted, so that one tree always gives the same archive.
+        children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let name_len = name.len();
+        for (file_name, file_type) in children {
+            disk.push(OsStr::from_bytes(file_name.to_bytes()));
+            if !name.is_empty() {
+                name.push(b'/');
+            }
+            name.extend_from_slice(file_name.to_bytes());
+            let result = self.entry(dir.as_fd(), &file_name, file_type, disk, name);
+            disk.pop();
+            name.truncate(name_len);
+            result?;
+        }
+        Ok(())
+    }
+
+    /// Archives one entry of the folder `parent`. The file type from the folder listing
+    /// lets regular files go straight to `open`, saving a `stat`.
+    fn entry(
+        &mut self,
+        parent: BorrowedFd<'_>,
+        file_name: &CStr,
+        file_type: Option<Type>,
+        disk: &Path,
+        name: &[u8],
+    ) -> Result<()> {
+        let mut name = name.to_vec();
+        if file_type == Some(Type::File) {
+            return self.file(parent, file_name, disk, &name);
+        }
+        let stat = match fstatat(parent, file_name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(stat) => stat,
+            Err(e) => {
+                self.warn(gone_or_unreadable(disk, e));
+                return Ok(());
+            }
+        };
+        match kind_of(&stat) {
+            Some(Kind::File) => self.file(parent, file_name, disk, &name),
+            Some(Kind::Dir) => {
+                // A mount point lists the inode beneath it: check the folder itself too.
+                if self.exclude.contains(&(stat.st_dev, stat.st_ino)) {
+                    return Ok(());
+                }
+                let header =
+                    walk_header(&mut self.users, &mut self.groups, &name, Kind::Dir, &stat);
+                match open_dir(parent, file_name) {
+                    Ok(dir) => {
+                        self.put(&header)?;
+                        self.children(dir, &mut disk.to_path_buf(), &mut name)
+                    }
+                    Err(Errno::ENOENT) => {
+                        self.warn(gone_or_unreadable(disk, Errno::ENOENT));
+                        Ok(())
+                    }
+                    Err(e) => {
+                        // The folder is stored (it exists, with its mode and owner), empty.
+                        self.put(&header)?;
+                        self.warn(format!(
+                            "{}: cannot open the folder ({e}); its contents are left out",
+                            disk.display()
+                        ));
+                        Ok(())
+                    }
+                }
+            }
+            Some(kind @ Kind::Symlink) => {
+                let target = match nix::fcntl::readlinkat(parent, file_name) {
+                    Ok(target) => target,
+                    Err(e) => {
+                        self.warn(gone_or_unreadable(disk, e));
+                        return Ok(());
+                    }
+                };
+                if self.hard_link(&name, &stat)? {
+                    return Ok(());
+                }
+                let mut header = walk_header(&mut self.users, &mut self.groups, &name, kind, &stat);
+                header.link = target.as_bytes().to_vec();
+                self.put(&header)
+            }
+            Some(kind @ (Kind::Fifo | Kind::CharDevice | Kind::BlockDevice)) => {
+                if self.hard_link(&name, &stat)? {
+                    return Ok(());
+                }
+                let mut header = walk_header(&mut self.users, &mut self.groups, &name, kind, &stat);
+                if kind != Kind::Fifo {
+                    header.device = (
+                        nix::sys::stat::major(stat.st_rdev) as u32,
+                        nix::sys::stat::minor(stat.st_rdev) as u32,
+                    );
+                }
+                self.put(&header)
+            }
+            _ => {
+                let what = if stat.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFSOCK.bits() {
+                    "a socket"
+                } else {
+                    "of an unknown type"
+                };
+                self.warn(format!(
+                    "{}: skipped, {what} cannot be archived",
+                    disk.display()
+                ));
+                Ok(())
+            }
+        }
+    }
+
+    /// Stores the entry as a hard link if an earlier entry is the same file; remembers
+    /// it otherwise. True when it was stored as a link.
+    fn hard_link(&mut self, name: &[u8], stat: &FileStat) -> Result<bool> {
+        if stat.st_nlink <= 1 {
+            return Ok(false);
+        }
+        let key = (stat.st_dev, stat.st_ino);
+        if let Some(first) = self.hard_links.get(&key) {
+            let mut header = walk_header(
+                &mut self.users,
+                &mut self.groups,
+                name,
+                Kind::HardLink,
+                stat,
+            );
+            header.link = first.clone();
+            self.put(&header)?;
+            return Ok(true);
+        }
+        self.hard_links.insert(key, name.to_vec());
+        Ok(false)
+    }
+
+    fn file(
+        &mut self,
+        parent: BorrowedFd<'_>,
+        file_name: &CStr,
+        disk: &Path,
+        name: &[u8],
+    ) -> Result<()> {
+        // O_NOFOLLOW: if the file was replaced by a link since it was listed, the link is
+        // not followed out of the tree. O_NONBLOCK: nor does a FIFO put there hang us.
+        let flags = OFlag::O_RDONLY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_CLOEXEC
+            | OFlag::O_NOCTTY
+            | OFlag::O_NONBLOCK;
+        let fd = match nix::fcntl::openat(parent, file_name, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            // Now a link (ELOOP) or something else: look again, by type.
+            Err(Errno::ELOOP | Errno::ENXIO) => {
+                return self.entry(parent, file_name, None, disk, name);
+            }
+            Err(e) => {
+                self.warn(gone_or_unreadable(disk, e));
+                return Ok(());
+            }
+        };
+        let mut file = File::from(fd);
+        let stat = match fstat(&file) {
+            Ok(stat) => stat,
+            Err(e) => {
+                self.warn(gone_or_unreadable(disk, e));
+                return Ok(());
+            }
+        };
+        if kind_of(&stat) != Some(Kind::File) {
+            drop(file);
+            return self.entry(parent, file_name, None, disk, name);
+        }
+        if self.hard_link(name, &stat)? {
+            return Ok(());
+        }
+        let header = walk_header(&mut self.users, &mut self.groups, name, Kind::File, &stat);
+        let size = header.size;
+        let result = if size <= SMALL_FILE {
+            self.small_file(&mut file, &header)
+        } else {
+            self.large_file(&mut file, &header)
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(Trouble::Read(message)) => {
+                self.warn(format!("{}: {message}", disk.display()));
+                Ok(())
+            }
+            Err(Trouble::Write(e)) => Err(e.context("writing to the archive")),
+        }
+    }
+
+    /// Reads the file in one go, asking for one byte more than its size: getting it
+    /// means the file grew, at no extra system call.
+    fn small_file(&mut self, file: &mut File, header: &Header) -> Result<(), Trouble> {
+        let size = header.size as usize;
+        self.small.resize(size + 1, 0);
+        let mut got = 0;
+        let mut error = None;
+        while got < size + 1 {
+            match file.read(&mut self.small[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        self.header.clear();
+        header.encode(&mut self.header);
+        self.sink.write_all(&self.header)?;
+        self.summary.entries += 1;
+        let stored = got.min(size);
+        self.sink.write_all(&self.small[..stored])?;
+        self.finish_data(header, stored as u64, error, got > size)
+    }
+
+    fn large_file(&mut self, file: &mut File, header: &Header) -> Result<(), Trouble> {
+        self.header.clear();
+        header.encode(&mut self.header);
+        self.sink.write_all(&self.header)?;
+        self.summary.entries += 1;
+        let mut copied;
+        let mut error = None;
+        match self.sink.copy_from(file, header.size) {
+            Ok(n) => copied = n,
+            Err(_) => {
+                // The kernel copy does not say which side failed: finish by hand, which
+                // does, from where the source's offset now stands.
+                copied = file.stream_position().unwrap_or(0).min(header.size);
+                self.sink.flush()?;
+                self.copy_by_hand(file, header.size, &mut copied, &mut error)?;
+            }
+        }
+        let mut probe = [0u8; 1];
+        let grew = copied == header.size
+            && matches!(
+                nix::sys::uio::pread(&*file, &mut probe, header.size as i64),
+                Ok(1)
+            );
+        self.finish_data(header, copied, error, grew)
+    }
+
+    fn copy_by_hand(
+        &mut self,
+        file: &mut File,
+        size: u64,
+        copied: &mut u64,
+        error: &mut Option<io::Error>,
+    ) -> Result<(), Trouble> {
+        if let Err(e) = file.seek(io::SeekFrom::Start(*copied)) {
+            *error = Some(e);
+            return Ok(());
+        }
+        self.copy.resize(1 << 16, 0);
+        while *copied < size {
+            let want = (size - *copied).min(self.copy.len() as u64) as usize;
+            match file.read(&mut self.copy[..want]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    self.sink.write_all(&self.copy[..n])?;
+                    *copied += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    *error = Some(e);
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Pads a short file to its announced size, then to the block, and says what happened.
+    fn finish_data(
+        &mut self,
+        header: &Header,
+        stored: u64,
+        error: Option<io::Error>,
+        grew: bool,
+    ) -> Result<(), Trouble> {
+        let missing = header.size - stored;
+        let zeros = [0u8; 64 * 1024];
+        let mut left = missing + format::padding(header.size);
+        while left > 0 {
+            let n = left.min(zeros.len() as u64) as usize;
+            self.sink.write_all(&zeros[..n])?;
+            left -= n as u64;
+        }
+        if let Some(e) = error {
+            return Err(Trouble::Read(format!(
+                "read error after {stored} of {} bytes ({e}); the rest is stored as zeros",
+                header.size
+            )));
+        }
+        if missing > 0 {
+            return Err(Trouble::Read(format!(
+                "shrank by {missing} bytes while being read; stored padded with zeros to \
+                 its size of {} bytes",
+                header.size
+            )));
+        }
+        if grew {
+            return Err(Trouble::Read(format!(
+                "grew while being read; stored its first {} bytes",
+                header.size
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn open_dir(parent: BorrowedFd<'_>, file_name: &CStr) -> nix::Result<Dir> {
+    Dir::openat(
+        parent,
+        file_name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+fn gone_or_unreadable(disk: &Path, e: Errno) -> String {
+    match e {
+        Errno::ENOENT => format!(
+            "{}: vanished while the backup ran; left out",
+            disk.display()
+        ),
+        e => format!(
+            "{}: cannot read it ({}); left out",
+            disk.display(),
+            e.desc()
+        ),
+    }
+}
+
+fn kind_of(stat: &FileStat) -> Option<Kind> {
+    let format = SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits());
+    Some(match format {
+        SFlag::S_IFREG => Kind::File,
+        SFlag::S_IFDIR => Kind::Dir,
+        SFlag::S_IFLNK => Kind::Symlink,
+        SFlag::S_IFIFO => Kind::Fifo,
+        SFlag::S_IFCHR => Kind::CharDevice,
+        SFlag::S_IFBLK => Kind::BlockDevice,
+        _ => return None,
+    })
+}
+
+/// The header for an entry, from its `stat`; owner and group names looked up once each.
+fn walk_header(
+    users: &mut HashMap<u32, Vec<u8>>,
+    groups: &mut HashMap<u32, Vec<u8>>,
+    name: &[u8],
+    kind: Kind,
+    stat: &FileStat,
+) -> Header {
+    let mut header = Header::new(name.to_vec(), kind);
+    header.mode = stat.st_mode & 0o7777;
+    header.uid = stat.st_uid.into();
+    header.gid = stat.st_gid.into();
+    header.mtime = stat.st_mtime;
+    if kind == Kind::File {
+        header.size = stat.st_size as u64;
+    }
+    header.uname = users
+        .entry(stat.st_uid)
+        .or_insert_with(|| {
+            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(stat.st_uid))
+                .ok()
+                .flatten()
+                .map(|u| u.name.into_bytes())
+                .unwrap_or_default()
+        })
+        .clone();
+    header.gname = groups
+        .entry(stat.st_gid)
+        .or_insert_with(|| {
+            nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(stat.st_gid))
+                .ok()
+                .flatten()
+                .map(|g| g.name.into_bytes())
+                .unwrap_or_default()
+        })
+        .clone();
+    header
+}
