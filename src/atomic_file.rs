@@ -87,6 +87,20 @@ impl Drop for AtomicFile {
     }
 }
 
+/// Replaces `target` with `contents` in one step, with exactly the permission bits `mode`
+/// (whatever the umask), through an [`AtomicFile`].
+pub fn replace(target: &Path, mode: u32, contents: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+
+    let mut out = AtomicFile::create(target, mode)?;
+    out.file()
+        .set_permissions(fs::Permissions::from_mode(mode))
+        .and_then(|()| out.file().write_all(contents))
+        .with_context(|| format!("writing a new {}", target.display()))?;
+    out.commit()
+}
+
 /// Fsyncs a directory, so that a rename or a new entry in it survives a crash.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     // An empty parent means "the current directory".

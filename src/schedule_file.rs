@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use crate::atomic_file::AtomicFile;
+use crate::atomic_file;
 use crate::edit_lock;
 use crate::home::Home;
 use crate::schedule::Schedule;
@@ -99,26 +99,17 @@ fn edit<T>(home: &Home, change: impl FnOnce(&mut Vec<String>) -> Result<T>) -> R
 }
 
 fn write_lines(path: &Path, lines: &[String]) -> Result<()> {
-    use std::io::Write;
-
+    // An existing file keeps its own mode.
     let mode = match fs::metadata(path) {
         Ok(meta) => meta.permissions().mode() & 0o7777,
         Err(_) => NEW_FILE_MODE,
     };
-    let mut out = AtomicFile::create(path, mode)?;
-    // The umask may have narrowed the mode; an existing file's own bits win.
-    out.file()
-        .set_permissions(fs::Permissions::from_mode(mode))
-        .with_context(|| format!("setting the mode of a new {}", path.display()))?;
     let mut text = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
     for line in lines {
         text.push_str(line);
         text.push('\n');
     }
-    out.file()
-        .write_all(text.as_bytes())
-        .with_context(|| format!("writing a new {}", path.display()))?;
-    out.commit()
+    atomic_file::replace(path, mode, text.as_bytes())
 }
 
 #[cfg(test)]

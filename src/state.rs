@@ -8,13 +8,13 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 
-use crate::atomic_file::AtomicFile;
+use crate::atomic_file;
 use crate::edit_lock;
 use crate::home::Home;
 
@@ -144,14 +144,9 @@ pub fn update<T>(
 }
 
 fn save(home: &Home, state: &State) -> Result<()> {
-    let path = home.state();
-    let mut out = AtomicFile::create(&path, 0o600)?;
     let mut json = serde_json::to_vec_pretty(state).context("encoding the state")?;
     json.push(b'\n');
-    out.file()
-        .write_all(&json)
-        .with_context(|| format!("writing state file {}", path.display()))?;
-    out.commit()
+    atomic_file::replace(&home.state(), 0o600, &json)
 }
 
 #[cfg(test)]
