@@ -107,19 +107,19 @@ fn main() -> ExitCode {
     let home = match Home::open(cli.home.as_deref()) {
         Ok(home) => home,
         Err(err) => {
-            eprintln!("backup_manager: {}", logging::one_line(&format!("{err:#}")));
+            say(&format!("{err:#}"));
             return ExitCode::FAILURE;
         }
     };
     if let Err(err) = logging::init(&home.manager_log(), Echo::None) {
-        eprintln!("backup_manager: warning: {err:#}; going on without a log");
+        say(&format!("warning: {err:#}; going on without a log"));
     }
     match run(&home, cli.command) {
         Ok(code) => code,
         Err(err) => {
             log::error!("{err:#}");
             // One line, as in the log: a file name or a schedule may hold a newline.
-            eprintln!("backup_manager: {}", logging::one_line(&format!("{err:#}")));
+            say(&format!("{err:#}"));
             ExitCode::FAILURE
         }
     }
@@ -129,7 +129,7 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
     match command {
         Command::Create { schedule, compress } => {
             if let Some(warning) = manager::create(home, &schedule, compress)? {
-                eprintln!("backup_manager: {}", logging::one_line(&warning));
+                say(&warning);
             }
         }
         Command::Delete { index } => manager::delete(home, index)?,
@@ -137,7 +137,7 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
         Command::Start => manager::start(home)?,
         Command::Stop { force, timeout } => {
             manager::stop(home, force, Duration::from_secs(timeout), &mut |msg| {
-                eprintln!("backup_manager: {msg}")
+                say(msg)
             })?
         }
         Command::Backups { json } => print_all(&manager::backups(home)?, json)?,
@@ -165,7 +165,7 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
         }
         Command::Restore { name, dest, force } => {
             for warning in manager::restore(home, &name, &dest, force)? {
-                eprintln!("backup_manager: warning: {}", logging::one_line(&warning));
+                say(&format!("warning: {warning}"));
             }
         }
     }
@@ -185,19 +185,19 @@ fn run_now(home: &Home, index: usize) -> Result<ExitCode> {
         bar.finish_and_clear();
     }
     for message in &run.messages {
-        eprintln!("backup_manager: {message}");
+        say(message);
     }
     Ok(match run.outcome {
         Outcome::Failed => ExitCode::FAILURE,
         Outcome::Ok | Outcome::Warnings => {
-            eprintln!(
-                "backup_manager: backed up {} into backups/{} ({} entries, {}, {:.2} s)",
+            say(&format!(
+                "backed up {} into backups/{} ({} entries, {}, {:.2} s)",
                 schedule.path,
                 schedule.archive_file_name(),
                 run.entries,
                 backup::service::format_size(run.bytes),
                 run.duration_secs
-            );
+            ));
             ExitCode::SUCCESS
         }
     })
@@ -233,4 +233,9 @@ fn quiet_on_broken_pipe(e: std::io::Error) -> Result<()> {
     } else {
         Err(e).context("writing to stdout")
     }
+}
+
+/// Prints a message for the user on stderr, on one line whatever it holds, as in the log.
+fn say(message: &str) {
+    eprintln!("backup_manager: {}", logging::one_line(message));
 }
