@@ -169,17 +169,29 @@ fn a_schedule_for_this_minute_runs_at_once_and_only_once() {
             home.service_log()
         );
 
-        home.start();
+        // Deleted and created again while the service is stopped: owed at its start.
         home.manager(&["delete", "0"]).success();
         home.manager(&["create", &schedule]).success();
         if !still_in(now) {
             return None;
         }
-        wait_within(PROMPTLY, "the backup of the schedule created again", || {
-            count() == 2
-        });
+        home.start();
         home.stop();
         assert_eq!(count(), 2, "{:#?}", home.service_log());
+
+        // And while it runs: owed at once.
+        home.start();
+        let last = home.manager(&["list"]).stdout_lines().len() - 1;
+        home.manager(&["delete", &last.to_string()]).success();
+        home.manager(&["create", &schedule]).success();
+        if !still_in(now) {
+            return None;
+        }
+        wait_within(PROMPTLY, "the backup of the schedule created again", || {
+            count() == 3
+        });
+        home.stop();
+        assert_eq!(count(), 3, "{:#?}", home.service_log());
         Some(())
     });
 }
@@ -532,6 +544,7 @@ fn list_and_backups_in_json() {
     home.manager(&["run", "0"]).success();
     home.manager(&["run", "1"]).success();
     home.write("backups/.s.tar.12345.partial", "half an archive");
+    home.write("backups/.hidden.tar", "a hidden file");
     home.write("backups/notes.txt", "not an archive");
 
     let backups = json_of(home.manager(&["backups", "--json"]).success());
