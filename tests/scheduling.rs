@@ -659,3 +659,35 @@ fn a_corrupt_state_file_is_logged_and_rebuilt() {
     let log = home.service_log();
     assert!(!has_message(&log, &done_line("src", "s.tar")), "{log:#?}");
 }
+
+/// A state file lost while schedules exist is reported and rebuilt; a fresh home, which
+/// has none yet, is not reported.
+#[test]
+fn a_missing_state_file_is_logged_and_rebuilt() {
+    let home = TestHome::new();
+    let pid = home.start();
+    let state_file = home.path().join(".backup_state.json");
+    let named = state_file.display().to_string();
+    let missing = |home: &TestHome| {
+        home.service_log()
+            .iter()
+            .filter(|m| m.contains(&named) && m.contains("missing"))
+            .count()
+    };
+    assert_eq!(missing(&home), 0, "{:#?}", home.service_log());
+
+    home.write("src/a.txt", "a\n");
+    let (hh_mm, _) = occurrence_ago(chrono::Duration::minutes(1));
+    let line = format!("src;{hh_mm};s");
+    home.manager(&["create", &line]).success();
+    fs::remove_file(&state_file).unwrap();
+    hang_up(pid);
+    wait_for("the missing state file to be reported", || {
+        missing(&home) == 1
+    });
+    wait_for("the state file to be rebuilt", || state_file.exists());
+    assert!(read_state(&home)["schedules"][&line].is_object());
+    assert_eq!(home.service_pid(), Some(pid));
+    home.stop();
+    assert_eq!(missing(&home), 1, "{:#?}", home.service_log());
+}
