@@ -209,16 +209,22 @@ fn look(
 ) {
     let now = Local::now();
     let looked = state::update(home, log_state_problem, |state| {
+        // Checked under the state lock, which every writer of the file holds.
+        let missing = !home.state().exists();
         let (schedules, problems) = read_schedules(home);
         state
             .schedules
             .retain(|key, _| schedules.iter().any(|s| s.to_string() == *key));
         let mut due: Vec<(Schedule, DateTime<Local>)> = Vec::new();
+        let mut fresh = 0;
         for schedule in &schedules {
             let record = state
                 .schedules
                 .entry(schedule.to_string())
-                .or_insert_with(|| Record::new(now.fixed_offset()));
+                .or_insert_with(|| {
+                    fresh += 1;
+                    Record::new(now.fixed_offset())
+                });
             let first_seen = record.first_seen.with_timezone(&Local);
             let served = record.last_served.map(|t| t.with_timezone(&Local));
             let owed = timing::owed(schedule.time, &first_seen, served.as_ref(), &now);
@@ -228,6 +234,14 @@ fn look(
                     due.push((schedule.clone(), occurrence));
                 }
             }
+        }
+        // A home without schedules has no state file yet; one with schedules lost it.
+        if missing && fresh > 0 {
+            warn!(
+                "state file {} is missing; starting afresh: {fresh} schedule(s) count as \
+                 first seen now",
+                home.state().display()
+            );
         }
         let times = schedules.iter().map(|s| s.time).collect();
         (due, times, problems)

@@ -369,10 +369,20 @@ pub fn assert_message(messages: &[String], expected: &str) {
 }
 
 /// Polls `condition` until it holds, failing the test with `what` after [`DEADLINE`].
-pub fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
+pub fn wait_for(what: &str, condition: impl FnMut() -> bool) {
+    wait_within(DEADLINE, what, condition);
+}
+
+/// Polls `condition` until it holds, failing the test with `what` after `limit`: for
+/// what must happen before something else would (e.g. before the service's next cycle).
+pub fn wait_within(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
     while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what} ({} s)",
+            limit.as_secs()
+        );
         thread::sleep(Duration::from_millis(20));
     }
 }
