@@ -47,18 +47,24 @@ pub fn create(home: &Home, line: &str, compression: Option<Compression>) -> Resu
         }
         schedule.compression = compression;
     }
+    // The line and its record are written under the state lock, which the service holds
+    // while it reads the schedule file: it sees both or neither, so it can neither prune
+    // the new record nor take the state file for lost.
+    let state = state::lock(home)?;
     schedule_file::append(home, &schedule)?;
     info!("New schedule added: {schedule}");
     // Seen from now on: created at 16:07:30 for 16:07, it is owed today, even if the
-    // service only looks at 16:08; created at 16:10, it waits for tomorrow.
-    let now = Local::now().fixed_offset();
+    // service only looks at 16:08; created at 16:10, it waits for tomorrow. A record
+    // left by a line removed by hand is replaced: this is a new schedule.
+    let record = Record::new(Local::now().fixed_offset());
     let key = schedule.to_string();
-    remember(home, |state| {
-        state
-            .schedules
-            .entry(key)
-            .or_insert_with(|| Record::new(now));
+    let remembered = state.update(warn_about, |state| {
+        state.schedules.insert(key, record);
     });
+    if let Err(err) = remembered {
+        warn!("{err:#}");
+    }
+    drop(state);
     notify_service(home);
     let source = home.resolve(Path::new(&schedule.path));
     Ok((fs::symlink_metadata(&source).is_err()).then(|| {
@@ -93,10 +99,13 @@ pub fn delete(home: &Home, index: usize) -> Result<()> {
 /// Applies a change to the state file; a failure is logged, since the schedule file,
 /// already changed, is what matters.
 fn remember(home: &Home, change: impl FnOnce(&mut state::State)) {
-    let on_problem = |problem: &str| warn!("{problem}");
-    if let Err(err) = state::update(home, on_problem, change) {
+    if let Err(err) = state::update(home, warn_about, change) {
         warn!("{err:#}");
     }
+}
+
+fn warn_about(problem: &str) {
+    warn!("{problem}");
 }
 
 /// Tells a running service that the schedules changed, so it looks at them now rather

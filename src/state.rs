@@ -7,11 +7,12 @@
 //! an atomic replace, since the service, `run` and `delete` all update it.
 
 use std::collections::BTreeMap;
-use std::fs;
+use std::fs::{self, File};
 use std::io;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, FixedOffset};
+use nix::fcntl::Flock;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic_file;
@@ -130,17 +131,45 @@ pub fn update<T>(
     on_problem: impl FnOnce(&str),
     change: impl FnOnce(&mut State) -> T,
 ) -> Result<T> {
-    let _lock = edit_lock::lock(&home.state_lock())?;
-    let (mut state, problem) = load(home);
-    if let Some(problem) = &problem {
-        on_problem(problem);
+    lock(home)?.update(on_problem, change)
+}
+
+/// Takes the state lock, waiting for other holders, for edits that must happen together
+/// with it held (see [`Locked::update`]).
+pub fn lock(home: &Home) -> Result<Locked<'_>> {
+    Ok(Locked {
+        home,
+        _lock: edit_lock::lock(&home.state_lock())?,
+    })
+}
+
+/// The state lock, held until dropped.
+#[derive(Debug)]
+pub struct Locked<'h> {
+    home: &'h Home,
+    _lock: Flock<File>,
+}
+
+impl Locked<'_> {
+    /// Applies `change` to the state and saves it if it changed.
+    ///
+    /// `on_problem` hears about a corrupt file that was replaced by a fresh state.
+    pub fn update<T>(
+        &self,
+        on_problem: impl FnOnce(&str),
+        change: impl FnOnce(&mut State) -> T,
+    ) -> Result<T> {
+        let (mut state, problem) = load(self.home);
+        if let Some(problem) = &problem {
+            on_problem(problem);
+        }
+        let before = state.clone();
+        let result = change(&mut state);
+        if state != before || problem.is_some() {
+            save(self.home, &state)?;
+        }
+        Ok(result)
     }
-    let before = state.clone();
-    let result = change(&mut state);
-    if state != before || problem.is_some() {
-        save(home, &state)?;
-    }
-    Ok(result)
 }
 
 fn save(home: &Home, state: &State) -> Result<()> {

@@ -204,6 +204,14 @@ fn a_schedule_created_after_its_time_waits_for_the_next_day() {
     home.write("src/a.txt", "a\n");
     let (hh_mm, occurrence) = occurrence_ago(chrono::Duration::minutes(1));
     let line = format!("src;{hh_mm};s");
+    // The record an identical line left when it was removed by hand: the new schedule
+    // must not inherit its "first seen ten days ago".
+    write_state(
+        &home,
+        &json!({ "schedules": {
+            line.clone(): { "first_seen": days_later(occurrence, -10).to_rfc3339() },
+        }}),
+    );
     home.manager(&["create", &line]).success();
     let next = days_later(occurrence, 1);
 
