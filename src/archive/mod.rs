@@ -51,8 +51,24 @@ impl Summary {
     }
 }
 
+/// How far a backup has got, for showing progress.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Entries written so far.
+    pub entries: u64,
+    /// Bytes of file data archived so far (before compression).
+    pub bytes: u64,
+}
+
+/// Called with the progress of a backup, from the thread that called [`create`], at
+/// most about every [`PROGRESS_EVERY`], and once at the end.
+pub type ProgressFn<'a> = &'a dyn Fn(Progress);
+
+/// How often, at most, a backup reports its progress.
+pub const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// A request to archive `source` into `target`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Request<'a> {
     /// The source as the schedule wrote it; entries are named after it.
     pub written: &'a str,
@@ -67,6 +83,21 @@ pub struct Request<'a> {
     pub exclude: &'a [&'a Path],
     /// How the archive is compressed.
     pub compression: Compression,
+    /// Where to report progress, if anywhere.
+    pub progress: Option<ProgressFn<'a>>,
+}
+
+impl std::fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("written", &self.written)
+            .field("source", &self.source)
+            .field("target", &self.target)
+            .field("exclude", &self.exclude)
+            .field("compression", &self.compression)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
 }
 
 /// Writes the archive. On any error the previous archive at `target` is left as it was
@@ -90,6 +121,7 @@ pub fn create(request: &Request<'_>) -> Result<Summary> {
         request.source,
         name.as_os_str().as_bytes(),
         exclude,
+        request.progress,
     )
     .and_then(|summary| {
         sink.finish().context("finishing the archive")?;
@@ -134,5 +166,34 @@ mod tests {
         assert_eq!(entry_name("a/../b"), PathBuf::from("b"));
         assert_eq!(entry_name("."), PathBuf::new());
         assert_eq!(entry_name("/"), PathBuf::new());
+    }
+
+    #[test]
+    fn progress_ends_with_every_entry_and_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("src");
+        fs::create_dir_all(source.join("sub")).unwrap();
+        fs::write(source.join("a"), vec![1u8; 1000]).unwrap();
+        fs::write(source.join("sub/b"), vec![2u8; 700 * 1024]).unwrap();
+        let seen = std::cell::RefCell::new(Vec::new());
+        let record = |p: Progress| seen.borrow_mut().push(p);
+        let summary = create(&Request {
+            written: "src",
+            source: &source,
+            target: &dir.path().join("src.tar"),
+            exclude: &[],
+            compression: Compression::None,
+            progress: Some(&record),
+        })
+        .unwrap();
+        let seen = seen.into_inner();
+        assert_eq!(
+            seen.last(),
+            Some(&Progress {
+                entries: summary.entries,
+                bytes: 1000 + 700 * 1024
+            })
+        );
+        assert_eq!(summary.entries, 4);
     }
 }

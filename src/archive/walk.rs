@@ -15,6 +15,7 @@ use std::io::{self, Read, Seek, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use nix::dir::{Dir, Type};
@@ -22,13 +23,16 @@ use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, AtFlags, OFlag};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
 
-use super::Summary;
 use super::format::{self, Header, Kind};
 use super::sink::Sink;
+use super::{PROGRESS_EVERY, Progress, ProgressFn, Summary};
 
 /// Files up to this size are read whole into memory in one `read`; larger ones are
 /// copied in steps.
 const SMALL_FILE: u64 = 256 * 1024;
+
+/// Large files are copied in steps of this size, progress reported between them.
+const LARGE_STEP: u64 = 32 << 20;
 
 /// A backup with more warnings than this keeps the first ones and counts the rest, so
 /// that a tree of a million unreadable files cannot fill memory or the log.
@@ -42,8 +46,12 @@ pub fn write_tree(
     source: &Path,
     name: &[u8],
     exclude: Vec<(u64, u64)>,
+    progress: Option<ProgressFn<'_>>,
 ) -> Result<Summary> {
     let mut walk = Walk {
+        progress,
+        last_report: Instant::now(),
+        bytes: 0,
         sink,
         header: Vec::with_capacity(4 * format::BLOCK),
         small: Vec::with_capacity(SMALL_FILE as usize + 1),
@@ -82,11 +90,17 @@ pub fn write_tree(
     walk.sink
         .write_all(&end)
         .context("writing the end of the archive")?;
+    walk.report();
     Ok(walk.summary)
 }
 
-struct Walk<'s, 'f> {
+struct Walk<'s, 'f, 'p> {
     sink: &'s mut Sink<'f>,
+    progress: Option<ProgressFn<'p>>,
+    /// When progress was last reported.
+    last_report: Instant,
+    /// File data archived so far.
+    bytes: u64,
     header: Vec<u8>,
     small: Vec<u8>,
     copy: Vec<u8>,
@@ -114,7 +128,25 @@ impl From<io::Error> for Trouble {
     }
 }
 
-impl Walk<'_, '_> {
+impl Walk<'_, '_, '_> {
+    /// Reports progress if some is wanted and the last report is old enough. Cheap: a
+    /// clock read per entry or per large step, against the system calls each costs.
+    fn tick(&mut self) {
+        if self.progress.is_some() && self.last_report.elapsed() >= PROGRESS_EVERY {
+            self.report();
+        }
+    }
+
+    fn report(&mut self) {
+        if let Some(progress) = self.progress {
+            progress(Progress {
+                entries: self.summary.entries,
+                bytes: self.bytes,
+            });
+            self.last_report = Instant::now();
+        }
+    }
+
     fn warn(&mut self, message: String) {
         if self.summary.warnings.len() < MAX_WARNINGS {
             self.summary.warnings.push(message);
@@ -130,6 +162,7 @@ impl Walk<'_, '_> {
             .write_all(&self.header)
             .context("writing to the archive")?;
         self.summary.entries += 1;
+        self.tick();
         Ok(())
     }
 
@@ -370,6 +403,7 @@ impl Walk<'_, '_> {
         self.summary.entries += 1;
         let stored = got.min(size);
         self.sink.write_all(&self.small[..stored])?;
+        self.bytes += stored as u64;
         self.finish_data(header, stored as u64, error, got > size)
     }
 
@@ -378,16 +412,30 @@ impl Walk<'_, '_> {
         header.encode(&mut self.header);
         self.sink.write_all(&self.header)?;
         self.summary.entries += 1;
-        let mut copied;
+        let base = self.bytes;
+        let mut copied = 0;
         let mut error = None;
-        match self.sink.copy_from(file, header.size) {
-            Ok(n) => copied = n,
-            Err(_) => {
-                // The kernel copy does not say which side failed: finish by hand, which
-                // does, from where the source's offset now stands.
-                copied = file.stream_position().unwrap_or(0).min(header.size);
-                self.sink.flush()?;
-                self.copy_by_hand(file, header.size, &mut copied, &mut error)?;
+        // In steps, so that progress shows within a large file.
+        while copied < header.size {
+            let step = (header.size - copied).min(LARGE_STEP);
+            match self.sink.copy_from(file, step) {
+                Ok(n) => {
+                    copied += n;
+                    self.bytes = base + copied;
+                    self.tick();
+                    if n < step {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    // The kernel copy does not say which side failed: finish by hand,
+                    // which does, from where the source's offset now stands.
+                    copied = file.stream_position().unwrap_or(0).min(header.size);
+                    self.sink.flush()?;
+                    self.copy_by_hand(file, header.size, &mut copied, &mut error)?;
+                    self.bytes = base + copied;
+                    break;
+                }
             }
         }
         let mut probe = [0u8; 1];
@@ -437,6 +485,7 @@ impl Walk<'_, '_> {
         error: Option<io::Error>,
         grew: bool,
     ) -> Result<(), Trouble> {
+        self.tick();
         let missing = header.size - stored;
         let zeros = [0u8; 64 * 1024];
         let mut left = missing + format::padding(header.size);
