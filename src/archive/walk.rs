@@ -31,6 +31,9 @@ use super::{PROGRESS_EVERY, Progress, ProgressFn, Summary};
 /// copied in steps.
 const SMALL_FILE: u64 = 256 * 1024;
 
+/// Zeros for padding, made once: a fresh array per file would be zeroed per file.
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+
 /// Large files are copied in steps of this size, progress reported between them.
 const LARGE_STEP: u64 = 32 << 20;
 
@@ -54,7 +57,7 @@ pub fn write_tree(
         bytes: 0,
         sink,
         header: Vec::with_capacity(4 * format::BLOCK),
-        small: Vec::with_capacity(SMALL_FILE as usize + 1),
+        small: vec![0; SMALL_FILE as usize + 1],
         copy: Vec::new(),
         exclude,
         hard_links: HashMap::new(),
@@ -383,11 +386,12 @@ impl Walk<'_, '_, '_> {
     /// means the file grew, at no extra system call.
     fn small_file(&mut self, file: &mut File, header: &Header) -> Result<(), Trouble> {
         let size = header.size as usize;
-        self.small.resize(size + 1, 0);
+        // The buffer keeps its full length: no zeroing per file, and what a read does
+        // not fill is never written out.
         let mut got = 0;
         let mut error = None;
         while got < size + 1 {
-            match file.read(&mut self.small[got..]) {
+            match file.read(&mut self.small[got..=size]) {
                 Ok(0) => break,
                 Ok(n) => got += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -487,11 +491,10 @@ impl Walk<'_, '_, '_> {
     ) -> Result<(), Trouble> {
         self.tick();
         let missing = header.size - stored;
-        let zeros = [0u8; 64 * 1024];
         let mut left = missing + format::padding(header.size);
         while left > 0 {
-            let n = left.min(zeros.len() as u64) as usize;
-            self.sink.write_all(&zeros[..n])?;
+            let n = left.min(ZEROS.len() as u64) as usize;
+            self.sink.write_all(&ZEROS[..n])?;
             left -= n as u64;
         }
         if let Some(e) = error {
