@@ -113,21 +113,39 @@ pub fn create(request: &Request<'_>) -> Result<Summary> {
         .map(|m| (m.dev(), m.ino()))
         .collect();
     let mut out = AtomicFile::create(request.target, ARCHIVE_MODE)?;
-    let mut sink = sink::Sink::new(out.file(), request.compression)
-        .with_context(|| format!("starting to write {}", request.target.display()))?;
     let name = entry_name(request.written);
-    let mut summary = walk::write_tree(
-        &mut sink,
-        request.source,
-        name.as_os_str().as_bytes(),
-        exclude,
-        request.progress,
-    )
-    .and_then(|summary| {
-        sink.finish().context("finishing the archive")?;
-        Ok(summary)
+    let target = request.target;
+    let mut summary = std::thread::scope(|scope| {
+        let (mut stream, writer) = sink::start(scope, out.file(), request.compression)
+            .with_context(|| format!("starting to write {}", target.display()))?;
+        let walked = walk::write_tree(
+            &mut stream,
+            request.source,
+            name.as_os_str().as_bytes(),
+            exclude,
+            request.progress,
+        );
+        // After a failed walk the stream is dropped: the writer ends, and the archive
+        // is discarded.
+        let sent = match &walked {
+            Ok(_) => stream.finish(),
+            Err(_) => {
+                drop(stream);
+                Ok(())
+            }
+        };
+        let written = writer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        match (walked, sent, written) {
+            // The writer's own error says why; the walk's would only say it stopped.
+            (_, _, Err(e)) => Err(anyhow::Error::from(e).context("writing to the archive")),
+            (Err(e), _, _) => Err(e),
+            (Ok(_), Err(e), _) => Err(anyhow::Error::from(e).context("finishing the archive")),
+            (Ok(summary), Ok(()), Ok(())) => Ok(summary),
+        }
     })
-    .with_context(|| format!("writing archive {}", request.target.display()))?;
+    .with_context(|| format!("writing archive {}", target.display()))?;
     summary.bytes = out
         .file()
         .metadata()

@@ -1,8 +1,9 @@
 //! Walking the source tree into a tar stream, one entry at a time.
 //!
 //! Memory stays small whatever the tree: one folder's list of names at each level of
-//! the current path, the names of files with several hard links, and a buffer for small
-//! files. Large files go from the source to the archive in kernel-sized steps.
+//! the current path, the names of files with several hard links, and the stream's
+//! batches. Small files are read straight into a batch; large ones go from the source to
+//! the archive in kernel-sized steps.
 //!
 //! The tree may change while it is read. Whatever happens, every header's size matches
 //! the bytes that follow it: a file that shrinks is padded with zeros, one that grows is
@@ -24,10 +25,10 @@ use nix::fcntl::{AT_FDCWD, AtFlags, OFlag};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
 
 use super::format::{self, Header, Kind};
-use super::sink::Sink;
+use super::sink::{ROOM, Stream};
 use super::{PROGRESS_EVERY, Progress, ProgressFn, Summary};
 
-/// Files up to this size are read whole into memory in one `read`; larger ones are
+/// Files up to this size are read whole into the stream in one `read`; larger ones are
 /// copied in steps.
 const SMALL_FILE: u64 = 256 * 1024;
 
@@ -41,11 +42,11 @@ const LARGE_STEP: u64 = 32 << 20;
 /// that a tree of a million unreadable files cannot fill memory or the log.
 const MAX_WARNINGS: usize = 100;
 
-/// Writes the tree at `source` into `sink`, entries named under `name`, skipping what
+/// Writes the tree at `source` into `stream`, entries named under `name`, skipping what
 /// `exclude` names (device, inode) wherever it is met. Fails only when the source itself cannot be read or
 /// the archive cannot be written; trouble with anything inside the tree is a warning.
 pub fn write_tree(
-    sink: &mut Sink<'_>,
+    stream: &mut Stream,
     source: &Path,
     name: &[u8],
     exclude: Vec<(u64, u64)>,
@@ -55,9 +56,8 @@ pub fn write_tree(
         progress,
         last_report: Instant::now(),
         bytes: 0,
-        sink,
+        stream,
         header: Vec::with_capacity(4 * format::BLOCK),
-        small: vec![0; SMALL_FILE as usize + 1],
         copy: Vec::new(),
         exclude,
         hard_links: HashMap::new(),
@@ -90,22 +90,21 @@ pub fn write_tree(
         walk.entry(AT_FDCWD, &c_source, None, source, name)?;
     }
     let end = [0u8; 2 * format::BLOCK];
-    walk.sink
+    walk.stream
         .write_all(&end)
         .context("writing the end of the archive")?;
     walk.report();
     Ok(walk.summary)
 }
 
-struct Walk<'s, 'f, 'p> {
-    sink: &'s mut Sink<'f>,
+struct Walk<'s, 'p> {
+    stream: &'s mut Stream,
     progress: Option<ProgressFn<'p>>,
     /// When progress was last reported.
     last_report: Instant,
     /// File data archived so far.
     bytes: u64,
     header: Vec<u8>,
-    small: Vec<u8>,
     copy: Vec<u8>,
     /// What never to archive: the backups folder, and the service's pid file, which the
     /// service must never open twice (closing any descriptor of a file drops the
@@ -131,7 +130,7 @@ impl From<io::Error> for Trouble {
     }
 }
 
-impl Walk<'_, '_, '_> {
+impl Walk<'_, '_> {
     /// Reports progress if some is wanted and the last report is old enough. Cheap: a
     /// clock read per entry or per large step, against the system calls each costs.
     fn tick(&mut self) {
@@ -161,7 +160,7 @@ impl Walk<'_, '_, '_> {
     fn put(&mut self, header: &Header) -> Result<()> {
         self.header.clear();
         header.encode(&mut self.header);
-        self.sink
+        self.stream
             .write_all(&self.header)
             .context("writing to the archive")?;
         self.summary.entries += 1;
@@ -367,7 +366,9 @@ impl Walk<'_, '_, '_> {
         }
         let header = walk_header(&mut self.users, &mut self.groups, name, Kind::File, &stat);
         let size = header.size;
-        let result = if size <= SMALL_FILE {
+        self.header.clear();
+        header.encode(&mut self.header);
+        let result = if size <= SMALL_FILE && self.header.len() as u64 + size < ROOM {
             self.small_file(&mut file, &header)
         } else {
             self.large_file(&mut file, &header)
@@ -384,14 +385,17 @@ impl Walk<'_, '_, '_> {
 
     /// Reads the file in one go, asking for one byte more than its size: getting it
     /// means the file grew, at no extra system call.
+    /// The file is read straight into the stream, after its header: no copy.
     fn small_file(&mut self, file: &mut File, header: &Header) -> Result<(), Trouble> {
         let size = header.size as usize;
-        // The buffer keeps its full length: no zeroing per file, and what a read does
-        // not fill is never written out.
+        let head = self.header.len();
+        let room = self.stream.room(head + size + 1)?;
+        room[..head].copy_from_slice(&self.header);
+        let data = &mut room[head..];
         let mut got = 0;
         let mut error = None;
         while got < size + 1 {
-            match file.read(&mut self.small[got..=size]) {
+            match file.read(&mut data[got..]) {
                 Ok(0) => break,
                 Ok(n) => got += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -401,20 +405,16 @@ impl Walk<'_, '_, '_> {
                 }
             }
         }
-        self.header.clear();
-        header.encode(&mut self.header);
-        self.sink.write_all(&self.header)?;
-        self.summary.entries += 1;
         let stored = got.min(size);
-        self.sink.write_all(&self.small[..stored])?;
+        // The byte read past the size, if any, is not kept.
+        self.stream.advance(head + stored);
+        self.summary.entries += 1;
         self.bytes += stored as u64;
         self.finish_data(header, stored as u64, error, got > size)
     }
 
     fn large_file(&mut self, file: &mut File, header: &Header) -> Result<(), Trouble> {
-        self.header.clear();
-        header.encode(&mut self.header);
-        self.sink.write_all(&self.header)?;
+        self.stream.write_all(&self.header)?;
         self.summary.entries += 1;
         let base = self.bytes;
         let mut copied = 0;
@@ -422,7 +422,7 @@ impl Walk<'_, '_, '_> {
         // In steps, so that progress shows within a large file.
         while copied < header.size {
             let step = (header.size - copied).min(LARGE_STEP);
-            match self.sink.copy_from(file, step) {
+            match self.stream.copy_from(file, step) {
                 Ok(n) => {
                     copied += n;
                     self.bytes = base + copied;
@@ -435,7 +435,7 @@ impl Walk<'_, '_, '_> {
                     // The kernel copy does not say which side failed: finish by hand,
                     // which does, from where the source's offset now stands.
                     copied = file.stream_position().unwrap_or(0).min(header.size);
-                    self.sink.flush()?;
+                    self.stream.flush()?;
                     self.copy_by_hand(file, header.size, &mut copied, &mut error)?;
                     self.bytes = base + copied;
                     break;
@@ -468,7 +468,7 @@ impl Walk<'_, '_, '_> {
             match file.read(&mut self.copy[..want]) {
                 Ok(0) => break,
                 Ok(n) => {
-                    self.sink.write_all(&self.copy[..n])?;
+                    self.stream.write_all(&self.copy[..n])?;
                     *copied += n as u64;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -494,7 +494,7 @@ impl Walk<'_, '_, '_> {
         let mut left = missing + format::padding(header.size);
         while left > 0 {
             let n = left.min(ZEROS.len() as u64) as usize;
-            self.sink.write_all(&ZEROS[..n])?;
+            self.stream.write_all(&ZEROS[..n])?;
             left -= n as u64;
         }
         if let Some(e) = error {
