@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         target: Path::new(target),
         exclude: &[],
         compression,
+        progress: None,
     };
     match archive::create(&request) {
         Ok(summary) => {

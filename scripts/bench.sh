@@ -6,7 +6,8 @@
 # pair, with `sync` before every run so that neither pays for the other's write-back.
 # Our archive is fsynced before it is renamed into place; GNU tar's is not.
 # Prints the median times, their ratio, and the peak RSS of our runs; then the RSS of
-# an idle backup_service. Everything is generated under a temporary folder (TMPDIR,
+# an idle backup_service; and the load average before and after, since other work on
+# the machine skews the times (rerun when it was loaded). Everything is generated under a temporary folder (TMPDIR,
 # /tmp by default) and removed at the end.
 #
 # Usage: scripts/bench.sh [RUNS]    (RUNS defaults to 5)
@@ -28,6 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
+echo "Load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "Generating the trees in $work..."
 python3 - "$work/small" <<'PY'
 import os, random, sys
@@ -97,3 +99,4 @@ rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status")
 awk -v r="$rss" 'BEGIN { printf "idle backup_service: RSS %.1f MiB\n", r / 1024 }'
 "$bin/backup_manager" --home "$service_home" stop
 service_home=""
+echo "Load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -226,15 +226,20 @@ pub fn backups(home: &Home) -> Result<Vec<Archive>> {
 }
 
 /// `run INDEX`: backs up that schedule now, in the foreground, as the service would, and
-/// records the result. The returned run says whether it failed.
-pub fn run_now(home: &Home, index: usize) -> Result<(Schedule, Run)> {
+/// records the result. The returned run says whether it failed. `progress`, if given, is
+/// told how far the backup got as it goes.
+pub fn run_now(
+    home: &Home,
+    index: usize,
+    progress: Option<archive::ProgressFn<'_>>,
+) -> Result<(Schedule, Run)> {
     let lines = schedule_file::read_lines(&home.schedules())?;
     let Some(line) = lines.get(index) else {
         bail!("{}", schedule_file::no_such_index(index, lines.len()));
     };
     let schedule: Schedule = line.parse()?;
     info!("Run schedule {index} now: {schedule}");
-    let run = service::back_up(home, &schedule, None);
+    let run = service::back_up(home, &schedule, None, progress);
     service::record(home, &schedule, None, run.clone());
     Ok((schedule, run))
 }

@@ -72,7 +72,7 @@ pub fn run(home: &Home, mode: Mode, ready: Option<File>) -> Result<()> {
         // Every backup due now runs, even if a stop was asked meanwhile: the signal stays
         // pending until the sleep below reads it.
         for (schedule, occurrence) in due {
-            let run = back_up(home, &schedule, Some(&occurrence));
+            let run = back_up(home, &schedule, Some(&occurrence), None);
             record(home, &schedule, Some(occurrence), run);
         }
         if mode == Mode::Once {
@@ -88,8 +88,13 @@ pub fn run(home: &Home, mode: Mode, ready: Option<File>) -> Result<()> {
 }
 
 /// Backs up one schedule now and logs the outcome. `occurrence` is the scheduled time it
-/// serves, or `None` for a run by hand.
-pub fn back_up(home: &Home, schedule: &Schedule, occurrence: Option<&DateTime<Local>>) -> Run {
+/// serves, or `None` for a run by hand; `progress`, if given, is told how far it got.
+pub fn back_up(
+    home: &Home,
+    schedule: &Schedule,
+    occurrence: Option<&DateTime<Local>>,
+    progress: Option<archive::ProgressFn<'_>>,
+) -> Run {
     let file_name = schedule.archive_file_name();
     let shown = format!("{BACKUPS_DIR}/{file_name}");
     let started_at = Local::now();
@@ -112,6 +117,7 @@ pub fn back_up(home: &Home, schedule: &Schedule, occurrence: Option<&DateTime<Lo
             target: &backups.join(&file_name),
             exclude: &[&backups, &home.pid_file()],
             compression: schedule.compression,
+            progress,
         })
     });
     let duration_secs = started.elapsed().as_secs_f64();

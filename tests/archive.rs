@@ -1,5 +1,6 @@
-//! The archive engine end to end: archives written as the service writes them, read back
-//! by GNU tar and by `backup_manager verify` and `restore`, compared with their source.
+//! The archive engine end to end: archives written by `backup_manager run` (the service's
+//! own backup), read back by GNU tar and by `backup_manager verify` and `restore`,
+//! compared with their source.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -10,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use backup::archive::format::{BLOCK, Header, Kind};
-use backup::archive::{self, Request, Summary};
 use backup::schedule::Schedule;
 
 /// A temporary home with the manager binary at hand.
@@ -40,9 +40,16 @@ impl Env {
             .unwrap()
     }
 
-    /// Adds the schedule with the manager, then writes its archive as the service does
-    /// when it is due.
-    fn back_up(&self, line: &str, compress: Option<&str>) -> (Schedule, Summary) {
+    /// Adds the schedule with `backup_manager create`, then backs it up at once with
+    /// `backup_manager run INDEX`, which must succeed.
+    fn back_up(&self, line: &str, compress: Option<&str>) -> (Schedule, Ran) {
+        let (schedule, index) = self.create(line, compress);
+        let ran = self.run_ok(&schedule, index);
+        (schedule, ran)
+    }
+
+    /// Adds the schedule with `backup_manager create`; returns it with its index.
+    fn create(&self, line: &str, compress: Option<&str>) -> (Schedule, usize) {
         let mut args = vec!["create"];
         if let Some(c) = compress {
             args.extend(["--compress", c]);
@@ -52,20 +59,42 @@ impl Env {
         assert!(out.status.success(), "{}", stderr(&out));
         let lines = fs::read_to_string(self.path("backup_schedules.txt")).unwrap();
         let schedule: Schedule = lines.lines().last().unwrap().parse().unwrap();
-        let summary = self.write_archive(&schedule).expect("the backup succeeds");
-        (schedule, summary)
+        (schedule, lines.lines().count() - 1)
     }
 
-    fn write_archive(&self, schedule: &Schedule) -> anyhow::Result<Summary> {
-        let backups = self.path("backups");
-        archive::create(&Request {
-            written: &schedule.path,
-            source: &self.home.join(&schedule.path),
-            target: &backups.join(schedule.archive_file_name()),
-            exclude: &[&backups],
-            compression: schedule.compression,
-        })
+    /// Backs up schedule `index` with `backup_manager run INDEX`, which must succeed.
+    fn run_ok(&self, schedule: &Schedule, index: usize) -> Ran {
+        let out = self.run(index);
+        assert!(out.status.success(), "run {index}: {}", stderr(&out));
+        let mut said: Vec<String> = stderr(&out)
+            .lines()
+            .map(|l| l.strip_prefix("backup_manager: ").unwrap_or(l).to_owned())
+            .collect();
+        let last = said.pop().unwrap_or_default();
+        let done = format!(
+            "backed up {} into backups/{} (",
+            schedule.path,
+            schedule.archive_file_name()
+        );
+        assert!(last.starts_with(&done), "{}", stderr(&out));
+        // What run printed is what the log keeps.
+        let log = fs::read_to_string(self.path("logs/backup_manager.log")).unwrap();
+        for warning in &said {
+            assert!(log.contains(&format!("] Warning: {warning}\n")), "{log}");
+        }
+        Ran { warnings: said }
     }
+
+    /// `backup_manager run INDEX`.
+    fn run(&self, index: usize) -> Output {
+        self.manager(&["run", &index.to_string()])
+    }
+}
+
+/// What `backup_manager run` printed about a backup that succeeded.
+struct Ran {
+    /// Its warnings, one per line, as on stderr (without the program's name).
+    warnings: Vec<String>,
 }
 
 fn stderr(out: &Output) -> String {
@@ -201,12 +230,12 @@ fn without_socket(mut snap: BTreeMap<Vec<u8>, String>) -> BTreeMap<Vec<u8>, Stri
 fn gnu_tar_extracts_every_kind_of_entry_as_it_was() {
     let env = Env::new();
     build_tree(&env.path("tree"));
-    let (schedule, summary) = env.back_up("tree;03:00;tree", None);
-    assert_eq!(summary.warnings.len(), 1, "{:?}", summary.warnings);
+    let (schedule, ran) = env.back_up("tree;03:00;tree", None);
+    assert_eq!(ran.warnings.len(), 1, "{:?}", ran.warnings);
     assert!(
-        summary.warnings[0].contains("docs/socket") && summary.warnings[0].contains("socket"),
+        ran.warnings[0].contains("docs/socket") && ran.warnings[0].contains("socket"),
         "{:?}",
-        summary.warnings
+        ran.warnings
     );
     let archive_path = env.path("backups").join(schedule.archive_file_name());
     let mode = fs::metadata(&archive_path).unwrap().permissions().mode() & 0o777;
@@ -369,14 +398,10 @@ fn a_file_shorter_than_its_size_is_padded_and_warned_about() {
         return;
     }
     let env = Env::new();
-    let (schedule, summary) = env.back_up(&format!("{path};03:00;shrank"), None);
-    assert_eq!(summary.warnings.len(), 1, "{:?}", summary.warnings);
-    assert!(summary.warnings[0].contains(path), "{:?}", summary.warnings);
-    assert!(
-        summary.warnings[0].contains("shrank"),
-        "{:?}",
-        summary.warnings
-    );
+    let (schedule, ran) = env.back_up(&format!("{path};03:00;shrank"), None);
+    assert_eq!(ran.warnings.len(), 1, "{:?}", ran.warnings);
+    assert!(ran.warnings[0].contains(path), "{:?}", ran.warnings);
+    assert!(ran.warnings[0].contains("shrank"), "{:?}", ran.warnings);
     assert_valid(&env, &schedule);
     let dest = env.path("out");
     assert!(
@@ -393,18 +418,14 @@ fn a_file_shorter_than_its_size_is_padded_and_warned_about() {
 fn a_file_longer_than_its_size_is_cut_and_warned_about() {
     // procfs files claim 0 bytes and hold more: a file that grows as it is read.
     let env = Env::new();
-    let (schedule, summary) = env.back_up("/proc/version;03:00;grew", None);
-    assert_eq!(summary.warnings.len(), 1, "{:?}", summary.warnings);
+    let (schedule, ran) = env.back_up("/proc/version;03:00;grew", None);
+    assert_eq!(ran.warnings.len(), 1, "{:?}", ran.warnings);
     assert!(
-        summary.warnings[0].contains("/proc/version"),
+        ran.warnings[0].contains("/proc/version"),
         "{:?}",
-        summary.warnings
+        ran.warnings
     );
-    assert!(
-        summary.warnings[0].contains("grew"),
-        "{:?}",
-        summary.warnings
-    );
+    assert!(ran.warnings[0].contains("grew"), "{:?}", ran.warnings);
     assert_valid(&env, &schedule);
 }
 
@@ -427,10 +448,10 @@ fn a_file_that_grows_during_the_backup_leaves_a_valid_archive() {
             }
         })
     };
-    let (schedule, summary) = env.back_up("live;03:00;live", None);
+    let (schedule, ran) = env.back_up("live;03:00;live", None);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.join().unwrap();
-    for warning in &summary.warnings {
+    for warning in &ran.warnings {
         assert!(
             warning.contains("growing.log") && warning.contains("grew"),
             "{warning}"
@@ -459,6 +480,8 @@ fn files_that_vanish_during_the_backup_leave_a_valid_archive() {
         for i in 0..3000 {
             fs::write(dir.join(format!("f{i:04}")), format!("{i}")).unwrap();
         }
+        // Created first, so that the files go while `run` is at work.
+        let (schedule, index) = env.create("live;03:00;live", None);
         let remover = {
             let dir = dir.clone();
             std::thread::spawn(move || {
@@ -467,13 +490,13 @@ fn files_that_vanish_during_the_backup_leave_a_valid_archive() {
                 }
             })
         };
-        let (schedule, summary) = env.back_up("live;03:00;live", None);
+        let ran = env.run_ok(&schedule, index);
         remover.join().unwrap();
         assert_valid(&env, &schedule);
-        for warning in &summary.warnings {
+        for warning in &ran.warnings {
             assert!(warning.contains("vanished"), "{warning}");
         }
-        if !summary.warnings.is_empty() {
+        if !ran.warnings.is_empty() {
             // Every other entry is whole.
             let dest = env.path("out");
             assert!(
@@ -517,12 +540,12 @@ fn an_unreadable_file_is_left_out_with_a_warning() {
         .unwrap();
         "src;03:00;src".to_owned()
     };
-    let (schedule, summary) = env.back_up(&line, None);
-    assert_eq!(summary.warnings.len(), 1, "{:?}", summary.warnings);
+    let (schedule, ran) = env.back_up(&line, None);
+    assert_eq!(ran.warnings.len(), 1, "{:?}", ran.warnings);
     assert!(
-        summary.warnings[0].contains("cannot read"),
+        ran.warnings[0].contains("cannot read"),
         "{:?}",
-        summary.warnings
+        ran.warnings
     );
     assert_valid(&env, &schedule);
 }
@@ -716,9 +739,15 @@ fn verify_catches_damaged_compressed_archives() {
 #[test]
 fn a_failed_backup_leaves_the_previous_archive_and_no_temporary_file() {
     let env = Env::new();
-    let (schedule, good) = good_archive(&env, None);
+    let (_, good) = good_archive(&env, None);
     fs::remove_dir_all(env.path("src")).unwrap();
-    assert!(env.write_archive(&schedule).is_err());
+    let out = env.run(0);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("backup of src into backups/src.tar failed"),
+        "{}",
+        stderr(&out)
+    );
     let names: Vec<_> = fs::read_dir(env.path("backups"))
         .unwrap()
         .map(|e| e.unwrap().file_name())

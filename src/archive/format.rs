@@ -1,9 +1,18 @@
-//! The tar format as GNU tar writes it by default: 512-byte headers, `././@LongLink`
-//! entries for names and link targets over 100 bytes, base-256 for numbers too large
-//! for their octal field. Reading also accepts ustar prefixes and pax `path`/`linkpath`/
-//! `size`/`mtime`/`uid`/`gid`/`uname`/`gname` records, which other tools write.
+//! The tar format as GNU tar writes it by default, through the `tar` crate's
+//! [`tar::Header`]: 512-byte headers, `././@LongLink` entries for names and link targets
+//! over 100 bytes, base-256 for numbers too large for their octal field. Reading also
+//! accepts ustar prefixes and pax `path`/`linkpath`/`size`/`mtime`/`uid`/`gid`/`uname`/
+//! `gname` records, which other tools write.
+//!
+//! The crate's `Builder` and `Archive` are not used: the walk streams data itself (so
+//! that a file changing while read still gets a header whose size matches its data),
+//! and the reader is stricter than `Archive` about the end of the archive.
 
 use std::fmt;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use tar::EntryType;
 
 /// Everything in a tar archive comes in blocks of this size.
 pub const BLOCK: usize = 512;
@@ -33,30 +42,30 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn flag(self) -> u8 {
+    fn entry_type(self) -> EntryType {
         match self {
-            Kind::File => b'0',
-            Kind::HardLink => b'1',
-            Kind::Symlink => b'2',
-            Kind::CharDevice => b'3',
-            Kind::BlockDevice => b'4',
-            Kind::Dir => b'5',
-            Kind::Fifo => b'6',
-            Kind::Other(flag) => flag,
+            Kind::File => EntryType::Regular,
+            Kind::HardLink => EntryType::Link,
+            Kind::Symlink => EntryType::Symlink,
+            Kind::CharDevice => EntryType::Char,
+            Kind::BlockDevice => EntryType::Block,
+            Kind::Dir => EntryType::Directory,
+            Kind::Fifo => EntryType::Fifo,
+            Kind::Other(flag) => EntryType::new(flag),
         }
     }
 
-    fn from_flag(flag: u8) -> Self {
-        match flag {
-            // '7' is a contiguous file: a regular file for every tar since.
-            b'0' | 0 | b'7' => Kind::File,
-            b'1' => Kind::HardLink,
-            b'2' => Kind::Symlink,
-            b'3' => Kind::CharDevice,
-            b'4' => Kind::BlockDevice,
-            b'5' => Kind::Dir,
-            b'6' => Kind::Fifo,
-            other => Kind::Other(other),
+    fn of(entry_type: EntryType) -> Self {
+        match entry_type {
+            // A contiguous file is a regular file for every tar since.
+            EntryType::Regular | EntryType::Continuous => Kind::File,
+            EntryType::Link => Kind::HardLink,
+            EntryType::Symlink => Kind::Symlink,
+            EntryType::Char => Kind::CharDevice,
+            EntryType::Block => Kind::BlockDevice,
+            EntryType::Directory => Kind::Dir,
+            EntryType::Fifo => Kind::Fifo,
+            other => Kind::Other(other.as_byte()),
         }
     }
 
@@ -129,53 +138,82 @@ impl Header {
 
     /// Appends the header's blocks to `out`: a `././@LongLink` entry for each long name
     /// or link, then the header itself.
+    ///
+    /// A name the header cannot hold as it is (over 100 bytes, or one `set_path` refuses,
+    /// such as one with `..`) goes whole into a long-name entry, whose data is taken as
+    /// is; the header keeps what `set_path` accepts of it, which readers ignore.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let mut name = self.name.clone();
         if self.kind == Kind::Dir {
             name.push(b'/');
         }
-        if self.link.len() > NAME_LEN {
-            long_link(b'K', &self.link, out);
+        let mut header = tar::Header::new_gnu();
+        // Literally: `set_link_name` would tidy a symbolic link's target (`a/./b` into
+        // `a/b`), and the target must come back as it was.
+        if self.link.len() > NAME_LEN || header.set_link_name_literal(&self.link).is_err() {
+            long_link(EntryType::GNULongLink, &self.link, out);
+            let _ = header.set_link_name_literal(&self.link[..self.link.len().min(NAME_LEN)]);
         }
-        if name.len() > NAME_LEN {
-            long_link(b'L', &name, out);
+        if name.len() > NAME_LEN || header.set_path(path(&name)).is_err() {
+            long_link(EntryType::GNULongName, &name, out);
+            let _ = header.set_path(path(&name[..name.len().min(NAME_LEN)]));
         }
-        let mut block = [0u8; BLOCK];
-        put_bytes(&mut block[0..100], &name);
-        put_number(&mut block[100..108], self.mode.into());
-        put_number(&mut block[108..116], self.uid as i64);
-        put_number(&mut block[116..124], self.gid as i64);
-        put_number(&mut block[124..136], self.size as i64);
-        put_number(&mut block[136..148], self.mtime);
-        block[156] = self.kind.flag();
-        put_bytes(&mut block[157..257], &self.link);
-        block[257..265].copy_from_slice(b"ustar  \0");
-        put_bytes(&mut block[265..297], &self.uname);
-        put_bytes(&mut block[297..329], &self.gname);
+        header.set_mode(self.mode);
+        header.set_uid(self.uid);
+        header.set_gid(self.gid);
+        header.set_size(self.size);
+        set_mtime(&mut header, self.mtime);
+        header.set_entry_type(self.kind.entry_type());
+        // A name that is not UTF-8 or over 32 bytes is left out rather than cut: a cut
+        // name could be someone else's. Extraction then goes by the numeric id.
+        if let Ok(uname) = std::str::from_utf8(&self.uname) {
+            let _ = header.set_username(uname);
+        }
+        if let Ok(gname) = std::str::from_utf8(&self.gname) {
+            let _ = header.set_groupname(gname);
+        }
         if matches!(self.kind, Kind::CharDevice | Kind::BlockDevice) {
-            put_number(&mut block[329..337], self.device.0.into());
-            put_number(&mut block[337..345], self.device.1.into());
+            // Cannot fail: the header is a GNU one.
+            let _ = header.set_device_major(self.device.0);
+            let _ = header.set_device_minor(self.device.1);
         }
-        seal(&mut block);
-        out.extend_from_slice(&block);
+        header.set_cksum();
+        out.extend_from_slice(header.as_bytes());
+    }
+}
+
+fn path(bytes: &[u8]) -> &Path {
+    Path::new(std::ffi::OsStr::from_bytes(bytes))
+}
+
+/// Times before 1970 are stored in GNU base-256 as a negative number. The crate takes
+/// times as `u64`: it writes the low 64 bits of the two's complement, and the field's
+/// upper bytes are then sign-extended so that GNU tar reads the negative time back.
+fn set_mtime(header: &mut tar::Header, mtime: i64) {
+    header.set_mtime(mtime as u64);
+    if mtime < 0 {
+        let field = &mut header.as_old_mut().mtime;
+        let upper = field.len() - 8;
+        field[..upper].fill(0xff);
     }
 }
 
 /// A `././@LongLink` entry: the long name as data, NUL-terminated, as GNU tar writes it.
-fn long_link(flag: u8, value: &[u8], out: &mut Vec<u8>) {
-    let mut block = [0u8; BLOCK];
-    put_bytes(&mut block[0..100], b"././@LongLink");
-    put_number(&mut block[100..108], 0o644);
-    put_number(&mut block[108..116], 0);
-    put_number(&mut block[116..124], 0);
-    put_number(&mut block[124..136], value.len() as i64 + 1);
-    put_number(&mut block[136..148], 0);
-    block[156] = flag;
-    block[257..265].copy_from_slice(b"ustar  \0");
-    put_bytes(&mut block[265..297], b"root");
-    put_bytes(&mut block[297..329], b"root");
-    seal(&mut block);
-    out.extend_from_slice(&block);
+fn long_link(entry_type: EntryType, value: &[u8], out: &mut Vec<u8>) {
+    let mut header = tar::Header::new_gnu();
+    // Copied in as the crate's own `Builder` does: `set_path` would drop the `./`s.
+    let name = b"././@LongLink";
+    header.as_old_mut().name[..name.len()].copy_from_slice(name);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_size(value.len() as u64 + 1);
+    header.set_mtime(0);
+    header.set_entry_type(entry_type);
+    header.set_username("root").expect("a short name");
+    header.set_groupname("root").expect("a short name");
+    header.set_cksum();
+    out.extend_from_slice(header.as_bytes());
     out.extend_from_slice(value);
     out.resize(out.len() + padding(value.len() as u64 + 1) as usize + 1, 0);
 }
@@ -183,37 +221,6 @@ fn long_link(flag: u8, value: &[u8], out: &mut Vec<u8>) {
 /// Zero bytes that follow `size` bytes of data to complete the last block.
 pub fn padding(size: u64) -> u64 {
     (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64
-}
-
-/// Copies `value` into a field, truncated to it (long values went to a `LongLink`).
-fn put_bytes(field: &mut [u8], value: &[u8]) {
-    let n = value.len().min(field.len());
-    field[..n].copy_from_slice(&value[..n]);
-}
-
-/// Writes a number in octal, NUL-terminated; when it does not fit (files of 8 GiB and
-/// more, large ids, times before 1970), in GNU base-256.
-fn put_number(field: &mut [u8], value: i64) {
-    let digits = field.len() - 1;
-    if value >= 0 && (value as u64) < 1u64 << (3 * digits) {
-        let text = format!("{value:0digits$o}");
-        field[..digits].copy_from_slice(text.as_bytes());
-        field[digits] = 0;
-    } else {
-        let fill = if value < 0 { 0xff } else { 0 };
-        field.fill(fill);
-        let n = field.len();
-        field[n - 8..].copy_from_slice(&value.to_be_bytes());
-        field[0] |= 0x80;
-    }
-}
-
-/// Fills in the checksum: the sum of the header's bytes, the checksum field as spaces.
-fn seal(block: &mut [u8; BLOCK]) {
-    block[148..156].fill(b' ');
-    let sum: u32 = block.iter().map(|&b| u32::from(b)).sum();
-    let text = format!("{sum:06o}\0 ");
-    block[148..156].copy_from_slice(text.as_bytes());
 }
 
 /// Why a header block could not be read.
@@ -226,8 +233,8 @@ pub enum HeaderError {
         /// The checksum of the block as read.
         computed: u64,
     },
-    /// A numeric field holds something that is not a number.
-    Number(&'static str),
+    /// A field does not hold what it should (a number that is not one...).
+    Field(String),
 }
 
 impl fmt::Display for HeaderError {
@@ -237,7 +244,7 @@ impl fmt::Display for HeaderError {
                 f,
                 "header checksum mismatch (stored {stored:o}, computed {computed:o})"
             ),
-            HeaderError::Number(field) => write!(f, "header field {field} is not a number"),
+            HeaderError::Field(why) => write!(f, "bad header: {why}"),
         }
     }
 }
@@ -247,56 +254,62 @@ impl fmt::Display for HeaderError {
 pub struct RawHeader {
     /// The decoded header.
     pub header: Header,
-    /// The raw type flag, for the meta entries (`L`, `K`, `x`, `g`).
-    pub flag: u8,
+    /// The raw type, for the meta entries (long names, pax records).
+    pub entry_type: EntryType,
 }
 
 /// Decodes one header block, checking its checksum.
 pub fn decode(block: &[u8; BLOCK]) -> Result<RawHeader, HeaderError> {
-    let stored = number(&block[148..156], "chksum")? as u64;
-    let mut unsigned = 0u64;
-    let mut signed = 0i64;
-    for (i, &b) in block.iter().enumerate() {
-        let b = if (148..156).contains(&i) { b' ' } else { b };
-        unsigned += u64::from(b);
-        signed += i64::from(b as i8);
-    }
-    // Some old tars summed signed bytes; both are accepted, as GNU tar does.
-    if stored != unsigned && stored as i64 != signed {
+    let raw = tar::Header::from_byte_slice(block);
+    let field = |e: std::io::Error| HeaderError::Field(e.to_string());
+    let stored = raw.cksum().map_err(field)?;
+    let mut sealed = raw.clone();
+    sealed.set_cksum();
+    let computed = sealed.cksum().map_err(field)?;
+    // Some old tars summed signed bytes; GNU tar accepts both, and so do we. The crate
+    // knows only the unsigned sum.
+    if stored != computed && i64::from(stored) != signed_checksum(block) {
         return Err(HeaderError::Checksum {
-            stored,
-            computed: unsigned,
+            stored: stored.into(),
+            computed: computed.into(),
         });
     }
-    let flag = block[156];
-    let mut name = field(&block[0..100]).to_vec();
-    // POSIX ustar splits long names into a prefix and a name.
-    if &block[257..263] == b"ustar\0" && block[345] != 0 {
-        let mut full = field(&block[345..500]).to_vec();
-        full.push(b'/');
-        full.extend_from_slice(&name);
-        name = full;
-    }
-    let kind = Kind::from_flag(flag);
-    let mut header = Header::new(name, kind);
-    header.mode = number(&block[100..108], "mode")? as u32 & 0o7777;
-    header.uid = number(&block[108..116], "uid")? as u64;
-    header.gid = number(&block[116..124], "gid")? as u64;
-    header.size = number(&block[124..136], "size")? as u64;
-    header.mtime = number(&block[136..148], "mtime")?;
-    header.link = field(&block[157..257]).to_vec();
-    header.uname = field(&block[265..297]).to_vec();
-    header.gname = field(&block[297..329]).to_vec();
+    let entry_type = raw.entry_type();
+    let kind = Kind::of(entry_type);
+    let mut header = Header::new(raw.path_bytes().into_owned(), kind);
+    header.mode = raw.mode().map_err(field)? & 0o7777;
+    header.uid = raw.uid().map_err(field)?;
+    header.gid = raw.gid().map_err(field)?;
+    header.size = raw.entry_size().map_err(field)?;
+    // Base-256 times before 1970 come back as the two's complement they are.
+    header.mtime = raw.mtime().map_err(field)? as i64;
+    header.link = raw
+        .link_name_bytes()
+        .map(|link| link.into_owned())
+        .unwrap_or_default();
+    header.uname = raw.username_bytes().unwrap_or_default().to_vec();
+    header.gname = raw.groupname_bytes().unwrap_or_default().to_vec();
     if matches!(kind, Kind::CharDevice | Kind::BlockDevice) {
         header.device = (
-            number(&block[329..337], "devmajor")? as u32,
-            number(&block[337..345], "devminor")? as u32,
+            raw.device_major().map_err(field)?.unwrap_or(0),
+            raw.device_minor().map_err(field)?.unwrap_or(0),
         );
     }
     if kind == Kind::Dir {
         trim_slashes(&mut header.name);
     }
-    Ok(RawHeader { header, flag })
+    Ok(RawHeader { header, entry_type })
+}
+
+/// The checksum as tars that summed signed bytes computed it.
+fn signed_checksum(block: &[u8; BLOCK]) -> i64 {
+    let field = 148..156;
+    block
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| if field.contains(&i) { b' ' } else { b })
+        .map(|b| i64::from(b as i8))
+        .sum()
 }
 
 /// Drops the trailing slashes that mark folders.
@@ -306,63 +319,21 @@ pub fn trim_slashes(name: &mut Vec<u8>) {
     }
 }
 
-/// A text field: up to its first NUL.
-fn field(bytes: &[u8]) -> &[u8] {
-    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    &bytes[..end]
-}
-
-fn number(bytes: &[u8], name: &'static str) -> Result<i64, HeaderError> {
-    if bytes[0] & 0x80 != 0 {
-        // GNU base-256: big-endian two's complement, the marker bit aside.
-        let negative = bytes[0] & 0x40 != 0;
-        let mut value: i64 = if negative { -1 } else { 0 };
-        for (i, &b) in bytes.iter().enumerate() {
-            let b = if i == 0 {
-                b & 0x7f | if negative { 0x80 } else { 0 }
-            } else {
-                b
-            };
-            value = (value << 8) | i64::from(b);
-        }
-        return Ok(value);
-    }
-    let text = field(bytes);
-    let text = std::str::from_utf8(text)
-        .map_err(|_| HeaderError::Number(name))?
-        .trim_matches(|c| c == ' ' || c == '\0');
-    if text.is_empty() {
-        return Ok(0);
-    }
-    i64::from_str_radix(text, 8).map_err(|_| HeaderError::Number(name))
-}
-
-/// Applies the records of a pax extended header to the header that follows it.
+/// Applies the records of a pax extended header to the header that follows it. A
+/// malformed record ends the list; unknown keys are ignored.
 pub fn apply_pax(records: &[u8], header: &mut Header) {
-    let mut rest = records;
-    while let Some(space) = rest.iter().position(|&b| b == b' ') {
-        let Some(len) = std::str::from_utf8(&rest[..space])
-            .ok()
-            .and_then(|n| n.parse::<usize>().ok())
-        else {
-            return;
-        };
-        if len <= space + 1 || len > rest.len() {
-            return;
-        }
-        let record = &rest[space + 1..len - 1];
-        rest = &rest[len..];
-        let Some(eq) = record.iter().position(|&b| b == b'=') else {
-            continue;
-        };
-        let (key, value) = (&record[..eq], &record[eq + 1..]);
+    for record in tar::PaxExtensions::new(records) {
+        let Ok(record) = record else { return };
+        let value = record.value_bytes();
+        // Times may have a fraction ("1700000000.25"): whole seconds are kept.
         let int = || {
-            std::str::from_utf8(value)
+            record
+                .value()
                 .ok()
                 .and_then(|v| v.split('.').next())
                 .and_then(|v| v.parse::<i64>().ok())
         };
-        match key {
+        match record.key_bytes() {
             b"path" => header.name = value.to_vec(),
             b"linkpath" => header.link = value.to_vec(),
             b"uname" => header.uname = value.to_vec(),
@@ -408,6 +379,17 @@ mod tests {
         h.mtime = -86400;
         h.uid = 1 << 40;
         assert_eq!(round_trip(&h), h);
+        let mut out = Vec::new();
+        h.encode(&mut out);
+        // GNU base-256, negative: the marker bit and the sign fill the whole field.
+        assert_eq!(out[136..140], [0xff; 4]);
+    }
+
+    #[test]
+    fn link_targets_are_kept_as_written() {
+        let mut h = Header::new(b"odd".to_vec(), Kind::Symlink);
+        h.link = b"a/./b//c/".to_vec();
+        assert_eq!(round_trip(&h), h);
     }
 
     #[test]
@@ -419,8 +401,10 @@ mod tests {
         h.encode(&mut out);
         let first: &[u8; BLOCK] = out[..BLOCK].try_into().unwrap();
         let raw = decode(first).unwrap();
-        assert_eq!(raw.flag, b'K');
+        assert_eq!(raw.entry_type, EntryType::GNULongLink);
+        assert_eq!(raw.header.name, b"././@LongLink");
         assert_eq!(raw.header.size, 201);
+        assert_eq!(&out[BLOCK..BLOCK + 200], &h.link[..]);
     }
 
     #[test]

@@ -51,8 +51,24 @@ impl Summary {
     }
 }
 
+/// How far a backup has got, for showing progress.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Entries written so far.
+    pub entries: u64,
+    /// Bytes of file data archived so far (before compression).
+    pub bytes: u64,
+}
+
+/// Called with the progress of a backup, from the thread that called [`create`], at
+/// most about every [`PROGRESS_EVERY`], and once at the end.
+pub type ProgressFn<'a> = &'a dyn Fn(Progress);
+
+/// How often, at most, a backup reports its progress.
+pub const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// A request to archive `source` into `target`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Request<'a> {
     /// The source as the schedule wrote it; entries are named after it.
     pub written: &'a str,
@@ -67,6 +83,21 @@ pub struct Request<'a> {
     pub exclude: &'a [&'a Path],
     /// How the archive is compressed.
     pub compression: Compression,
+    /// Where to report progress, if anywhere.
+    pub progress: Option<ProgressFn<'a>>,
+}
+
+impl std::fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("written", &self.written)
+            .field("source", &self.source)
+            .field("target", &self.target)
+            .field("exclude", &self.exclude)
+            .field("compression", &self.compression)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
 }
 
 /// Writes the archive. On any error the previous archive at `target` is left as it was
@@ -82,20 +113,39 @@ pub fn create(request: &Request<'_>) -> Result<Summary> {
         .map(|m| (m.dev(), m.ino()))
         .collect();
     let mut out = AtomicFile::create(request.target, ARCHIVE_MODE)?;
-    let mut sink = sink::Sink::new(out.file(), request.compression)
-        .with_context(|| format!("starting to write {}", request.target.display()))?;
     let name = entry_name(request.written);
-    let mut summary = walk::write_tree(
-        &mut sink,
-        request.source,
-        name.as_os_str().as_bytes(),
-        exclude,
-    )
-    .and_then(|summary| {
-        sink.finish().context("finishing the archive")?;
-        Ok(summary)
+    let target = request.target;
+    let mut summary = std::thread::scope(|scope| {
+        let (mut stream, writer) = sink::start(scope, out.file(), request.compression)
+            .with_context(|| format!("starting to write {}", target.display()))?;
+        let walked = walk::write_tree(
+            &mut stream,
+            request.source,
+            name.as_os_str().as_bytes(),
+            exclude,
+            request.progress,
+        );
+        // After a failed walk the stream is dropped: the writer ends, and the archive
+        // is discarded.
+        let sent = match &walked {
+            Ok(_) => stream.finish(),
+            Err(_) => {
+                drop(stream);
+                Ok(())
+            }
+        };
+        let written = writer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        match (walked, sent, written) {
+            // The writer's own error says why; the walk's would only say it stopped.
+            (_, _, Err(e)) => Err(anyhow::Error::from(e).context("writing to the archive")),
+            (Err(e), _, _) => Err(e),
+            (Ok(_), Err(e), _) => Err(anyhow::Error::from(e).context("finishing the archive")),
+            (Ok(summary), Ok(()), Ok(())) => Ok(summary),
+        }
     })
-    .with_context(|| format!("writing archive {}", request.target.display()))?;
+    .with_context(|| format!("writing archive {}", target.display()))?;
     summary.bytes = out
         .file()
         .metadata()
@@ -134,5 +184,34 @@ mod tests {
         assert_eq!(entry_name("a/../b"), PathBuf::from("b"));
         assert_eq!(entry_name("."), PathBuf::new());
         assert_eq!(entry_name("/"), PathBuf::new());
+    }
+
+    #[test]
+    fn progress_ends_with_every_entry_and_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("src");
+        fs::create_dir_all(source.join("sub")).unwrap();
+        fs::write(source.join("a"), vec![1u8; 1000]).unwrap();
+        fs::write(source.join("sub/b"), vec![2u8; 700 * 1024]).unwrap();
+        let seen = std::cell::RefCell::new(Vec::new());
+        let record = |p: Progress| seen.borrow_mut().push(p);
+        let summary = create(&Request {
+            written: "src",
+            source: &source,
+            target: &dir.path().join("src.tar"),
+            exclude: &[],
+            compression: Compression::None,
+            progress: Some(&record),
+        })
+        .unwrap();
+        let seen = seen.into_inner();
+        assert_eq!(
+            seen.last(),
+            Some(&Progress {
+                entries: summary.entries,
+                bytes: 1000 + 700 * 1024
+            })
+        );
+        assert_eq!(summary.entries, 4);
     }
 }

@@ -4,6 +4,7 @@
 use std::io::{self, Read};
 
 use anyhow::{Result, bail};
+use tar::EntryType;
 
 use super::format::{self, BLOCK, Header, Kind};
 
@@ -54,23 +55,27 @@ impl<R: Read> Reader<R> {
             }
             let raw = format::decode(&block).map_err(|e| anyhow::anyhow!("at byte {at}: {e}"))?;
             let mut header = raw.header;
-            match raw.flag {
-                b'L' | b'K' | b'x' | b'g' => {
+            match raw.entry_type {
+                EntryType::GNULongName | EntryType::GNULongLink => {
                     let mut data = self.meta(&header, at)?;
-                    match raw.flag {
-                        b'L' | b'K' => {
-                            while data.last() == Some(&0) {
-                                data.pop();
-                            }
-                            if raw.flag == b'L' {
-                                long_name = Some(data);
-                            } else {
-                                long_link = Some(data);
-                            }
-                        }
-                        b'x' => pax = Some(data),
-                        _ => {}
+                    while data.last() == Some(&0) {
+                        data.pop();
                     }
+                    if raw.entry_type == EntryType::GNULongName {
+                        long_name = Some(data);
+                    } else {
+                        long_link = Some(data);
+                    }
+                    continue;
+                }
+                EntryType::XHeader => {
+                    pax = Some(self.meta(&header, at)?);
+                    continue;
+                }
+                // Global records (git archive writes one, holding a comment) are read
+                // past: none of their keys is one we keep.
+                EntryType::XGlobalHeader => {
+                    self.meta(&header, at)?;
                     continue;
                 }
                 _ => {}

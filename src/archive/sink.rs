@@ -1,27 +1,215 @@
-//! Where the tar stream goes: straight into the archive file, or through an encoder.
+//! Where the tar stream goes. The walk reads files on the calling thread and fills
+//! batches; a writer thread writes them to the archive (compressing them, if asked), so
+//! that reading the tree and writing the archive overlap on two cores.
 //!
-//! The plain sink batches small writes into large ones, copies big files with
+//! Memory stays bounded: a fixed number of batches exists, and they go round between the
+//! two threads; when all are waiting to be written, the walk waits for one to come back.
+//!
+//! The plain archive is written as the batches come, copies big files with
 //! `copy_file_range` (the kernel moves the bytes; they never pass through our memory),
-//! and starts writing back to disk as it goes, so that the final fsync has little left
-//! to do and the disk works while we read.
+//! and has a third thread start the write-back to disk as it goes, so that the final
+//! fsync has little left to do and the disk works while we read.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::os::fd::AsRawFd;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::{Scope, ScopedJoinHandle};
 
 use super::compression::Compression;
 
-/// Batches of this size go to the kernel in one `write`.
-const WRITE_BATCH: usize = 1 << 20;
+/// The size of a batch: what the writer hands to the kernel in one `write`.
+const BATCH: usize = 1 << 20;
+
+/// The most [`Stream::room`] gives at once.
+pub const ROOM: u64 = BATCH as u64;
+
+/// How many batches exist: one being filled, the others queued or being written.
+const BATCHES: usize = 4;
 
 /// Every this many bytes, the file's new data is handed to the disk.
 const WRITEBACK_STEP: u64 = 16 << 20;
 
+/// The size of the jobs zstd's workers compress.
+const ZSTD_JOB: u32 = 4 << 20;
+
+/// Ranges waiting for the flusher, at most.
+const FLUSHES: usize = 4;
+
 /// The largest single `copy_file_range`: small enough to keep write-back flowing.
 const COPY_STEP: u64 = WRITEBACK_STEP;
 
-/// The tar stream's destination.
-pub enum Sink<'a> {
+/// What the walk asks of the writer.
+enum Job {
+    /// Write the first `.1` bytes of the batch.
+    Write(Vec<u8>, usize),
+    /// Copy up to `len` bytes of `file`, from its offset, into the stream.
+    Copy { file: File, len: u64 },
+}
+
+/// What the writer gives back.
+enum Done {
+    /// A batch written, to be filled again.
+    Wrote(Vec<u8>),
+    /// A copy's outcome: how many bytes went in, or why it stopped.
+    Copied(io::Result<u64>),
+}
+
+/// The walk's end of the tar stream.
+pub struct Stream {
+    /// The batch being filled: always `BATCH` long, `used` of it filled.
+    batch: Vec<u8>,
+    used: usize,
+    /// Batches back from the writer, ready to be filled.
+    free: Vec<Vec<u8>>,
+    jobs: SyncSender<Job>,
+    done: Receiver<Done>,
+}
+
+/// Starts the writer thread in `scope`, writing `file` in `compression`. The stream is
+/// ended by [`Stream::finish`]; the writer's handle then says whether all went in.
+pub fn start<'scope>(
+    scope: &'scope Scope<'scope, '_>,
+    file: &'scope mut File,
+    compression: Compression,
+) -> io::Result<(Stream, ScopedJoinHandle<'scope, io::Result<()>>)> {
+    let mut sink = match compression {
+        Compression::None => {
+            // Its own descriptor of the archive: the flusher only asks for write-back.
+            let dup = file.try_clone()?;
+            let (flusher, ranges) = sync_channel::<(u64, u64)>(FLUSHES);
+            scope.spawn(move || {
+                for (offset, len) in ranges {
+                    write_back(&dup, offset, len);
+                }
+            });
+            Sink::Plain(Plain {
+                file,
+                written: 0,
+                handed_to_disk: 0,
+                flusher,
+            })
+        }
+        compressed => Sink::compressed(file, compressed)?,
+    };
+    // Room for every batch and a copy: the writer never waits to give one back.
+    let (jobs, queued) = sync_channel(BATCHES + 1);
+    let (gave_back, done) = sync_channel(BATCHES + 1);
+    let writer = scope.spawn(move || {
+        for job in queued {
+            match job {
+                Job::Write(batch, used) => {
+                    sink.write_all(&batch[..used])?;
+                    // The walk may have stopped waiting (it failed); that is its to say.
+                    let _ = gave_back.send(Done::Wrote(batch));
+                }
+                Job::Copy { mut file, len } => {
+                    let _ = gave_back.send(Done::Copied(sink.copy_from(&mut file, len)));
+                }
+            }
+        }
+        sink.finish()
+    });
+    let stream = Stream {
+        batch: vec![0; BATCH],
+        used: 0,
+        free: (1..BATCHES).map(|_| vec![0; BATCH]).collect(),
+        jobs,
+        done,
+    };
+    Ok((stream, writer))
+}
+
+/// The writer stopped (a write failed); its own error says why.
+fn writer_stopped() -> io::Error {
+    io::Error::other("the archive writer stopped")
+}
+
+impl Stream {
+    /// Hands the filled part of the batch to the writer and takes a free one.
+    fn send(&mut self) -> io::Result<()> {
+        if self.used == 0 {
+            return Ok(());
+        }
+        let next = match self.free.pop() {
+            Some(batch) => batch,
+            // Only batches come back here: a copy's outcome is waited for where the
+            // copy is asked.
+            None => match self.done.recv().map_err(|_| writer_stopped())? {
+                Done::Wrote(batch) => batch,
+                Done::Copied(_) => unreachable!("a copy's outcome is taken by copy_from"),
+            },
+        };
+        let full = std::mem::replace(&mut self.batch, next);
+        self.jobs
+            .send(Job::Write(full, self.used))
+            .map_err(|_| writer_stopped())?;
+        self.used = 0;
+        Ok(())
+    }
+
+    /// `len` bytes of room at the end of the stream, in one piece, to be filled and then
+    /// kept with [`Stream::advance`]. `len` is at most a batch.
+    pub fn room(&mut self, len: usize) -> io::Result<&mut [u8]> {
+        assert!(
+            len <= BATCH,
+            "room for {len} bytes asked, a batch is {BATCH}"
+        );
+        if BATCH - self.used < len {
+            self.send()?;
+        }
+        Ok(&mut self.batch[self.used..self.used + len])
+    }
+
+    /// Keeps the first `len` bytes of the room last asked for.
+    pub fn advance(&mut self, len: usize) {
+        self.used += len;
+    }
+
+    /// Copies up to `len` bytes of `src` (from its current offset) into the stream;
+    /// returns how many were copied, fewer if `src` ended first. On an error, `src`'s
+    /// offset says how far the copy got.
+    pub fn copy_from(&mut self, src: &File, len: u64) -> io::Result<u64> {
+        self.send()?;
+        // A second descriptor of the same open file: it shares the offset.
+        let file = src.try_clone()?;
+        self.jobs
+            .send(Job::Copy { file, len })
+            .map_err(|_| writer_stopped())?;
+        loop {
+            match self.done.recv().map_err(|_| writer_stopped())? {
+                Done::Wrote(batch) => self.free.push(batch),
+                Done::Copied(result) => return result,
+            }
+        }
+    }
+
+    /// Ends the stream: what is left goes to the writer, which then finishes the archive
+    /// (the compressed trailer) and stops. Its handle says whether all of it went in.
+    pub fn finish(mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.used == BATCH {
+            self.send()?;
+        }
+        let n = buf.len().min(BATCH - self.used);
+        self.batch[self.used..self.used + n].copy_from_slice(&buf[..n]);
+        self.used += n;
+        Ok(n)
+    }
+
+    /// Sends what is filled to the writer (it does not wait for it to be written).
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+/// The tar stream's destination, on the writer thread.
+enum Sink<'a> {
     /// An uncompressed archive.
     Plain(Plain<'a>),
     /// A gzip stream.
@@ -31,56 +219,28 @@ pub enum Sink<'a> {
 }
 
 impl<'a> Sink<'a> {
-    /// A sink writing `file` in `compression`.
-    pub fn new(file: &'a mut File, compression: Compression) -> io::Result<Self> {
+    /// A sink writing `file` compressed in `compression` (gzip or zstd).
+    fn compressed(file: &'a mut File, compression: Compression) -> io::Result<Self> {
         let buffered = |file| BufWriter::with_capacity(1 << 16, file);
         Ok(match compression {
-            Compression::None => Sink::Plain(Plain {
-                file,
-                batch: Vec::with_capacity(WRITE_BATCH),
-                written: 0,
-                handed_to_disk: 0,
-            }),
+            Compression::None => unreachable!("a plain archive is not compressed"),
             Compression::Gzip => Sink::Gzip(flate2::write::GzEncoder::new(
                 buffered(file),
                 flate2::Compression::default(),
             )),
             Compression::Zstd => {
                 let mut encoder = zstd::stream::write::Encoder::new(buffered(file), 3)?;
-                // Compression runs on the other cores while this thread reads files.
+                // Compression runs on worker threads, one per core, fed by the writer.
                 let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
                 encoder.multithread(workers as u32)?;
+                // Fed by its own thread, the encoder keeps more jobs in flight, each
+                // holding its input and output: with the default jobs (8 MiB at level 3)
+                // memory went past 100 MiB on incompressible data. 4 MiB jobs keep it
+                // near 60 MiB there and 30 MiB on source code, for archives 0.4% larger.
+                encoder.set_parameter(zstd::zstd_safe::CParameter::JobSize(ZSTD_JOB))?;
                 Sink::Zstd(encoder)
             }
         })
-    }
-
-    /// Copies up to `len` bytes of `src` (from its current offset) into the stream;
-    /// returns how many were copied, fewer if `src` ended first.
-    pub fn copy_from(&mut self, src: &mut File, len: u64) -> io::Result<u64> {
-        match self {
-            Sink::Plain(plain) => plain.copy_from(src, len),
-            other => io::copy(&mut src.take(len), other),
-        }
-    }
-
-    /// Ends the stream (the compressed trailer) and flushes everything to the file.
-    pub fn finish(self) -> io::Result<()> {
-        match self {
-            Sink::Plain(mut plain) => plain.flush(),
-            Sink::Gzip(gz) => gz.finish()?.flush(),
-            Sink::Zstd(zstd) => zstd.finish()?.flush(),
-        }
-    }
-}
-
-impl Write for Sink<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Sink::Plain(plain) => plain.write(buf),
-            Sink::Gzip(gz) => gz.write(buf),
-            Sink::Zstd(zstd) => zstd.write(buf),
-        }
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
@@ -91,33 +251,55 @@ impl Write for Sink<'_> {
         }
     }
 
-    fn flush(&mut self) -> io::Result<()> {
+    fn copy_from(&mut self, src: &mut File, len: u64) -> io::Result<u64> {
         match self {
-            Sink::Plain(plain) => plain.flush(),
-            Sink::Gzip(gz) => gz.flush(),
-            Sink::Zstd(zstd) => zstd.flush(),
+            Sink::Plain(plain) => plain.copy_from(src, len),
+            Sink::Gzip(gz) => io::copy(&mut src.take(len), gz),
+            Sink::Zstd(zstd) => io::copy(&mut src.take(len), zstd),
+        }
+    }
+
+    /// Ends the stream (the compressed trailer) and flushes everything to the file.
+    fn finish(self) -> io::Result<()> {
+        match self {
+            Sink::Plain(plain) => plain.file.flush(),
+            Sink::Gzip(gz) => gz.finish()?.flush(),
+            Sink::Zstd(zstd) => zstd.finish()?.flush(),
         }
     }
 }
 
-/// The uncompressed archive file, written in large batches.
-pub struct Plain<'a> {
+/// Starts writing `len` bytes of `file` from `offset` back to disk, without waiting.
+fn write_back(file: &File, offset: u64, len: u64) {
+    // SAFETY: sync_file_range only reads its integer arguments; the descriptor is
+    // open for as long as `file` is borrowed.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
+/// The uncompressed archive file.
+struct Plain<'a> {
     file: &'a mut File,
-    batch: Vec<u8>,
-    /// Bytes written to the file so far (not counting the batch).
+    /// Bytes written to the file so far.
     written: u64,
     /// Bytes already handed to the disk for write-back.
     handed_to_disk: u64,
+    /// Where ranges go to be written back, on another thread: starting write-back costs
+    /// about a sixth of the time of copying a large file, time the other core can take.
+    flusher: SyncSender<(u64, u64)>,
 }
 
 impl Plain<'_> {
-    fn flush_batch(&mut self) -> io::Result<()> {
-        if !self.batch.is_empty() {
-            self.file.write_all(&self.batch)?;
-            self.written += self.batch.len() as u64;
-            self.batch.clear();
-            self.write_back();
-        }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.file.write_all(buf)?;
+        self.written += buf.len() as u64;
+        self.write_back();
         Ok(())
     }
 
@@ -128,21 +310,18 @@ impl Plain<'_> {
         if pending < WRITEBACK_STEP {
             return;
         }
-        // SAFETY: sync_file_range only reads its integer arguments; the descriptor is
-        // open for as long as `self.file` is borrowed.
-        unsafe {
-            libc::sync_file_range(
-                self.file.as_raw_fd(),
-                self.handed_to_disk as libc::off64_t,
-                pending as libc::off64_t,
-                libc::SYNC_FILE_RANGE_WRITE,
-            );
+        // A flusher that is behind is not waited for: the range grows until it has room
+        // again.
+        if self
+            .flusher
+            .try_send((self.handed_to_disk, pending))
+            .is_ok()
+        {
+            self.handed_to_disk = self.written;
         }
-        self.handed_to_disk = self.written;
     }
 
     fn copy_from(&mut self, src: &mut File, len: u64) -> io::Result<u64> {
-        self.flush_batch()?;
         let mut copied = 0;
         while copied < len {
             let step = (len - copied).min(COPY_STEP) as usize;
@@ -169,31 +348,5 @@ impl Plain<'_> {
             }
         }
         Ok(copied)
-    }
-}
-
-impl Write for Plain<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_all(buf)?;
-        Ok(buf.len())
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        if self.batch.len() + buf.len() > WRITE_BATCH {
-            self.flush_batch()?;
-        }
-        if buf.len() >= WRITE_BATCH {
-            self.file.write_all(buf)?;
-            self.written += buf.len() as u64;
-            self.write_back();
-        } else {
-            self.batch.extend_from_slice(buf);
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.flush_batch()?;
-        self.file.flush()
     }
 }

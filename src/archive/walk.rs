@@ -1,8 +1,9 @@
 //! Walking the source tree into a tar stream, one entry at a time.
 //!
 //! Memory stays small whatever the tree: one folder's list of names at each level of
-//! the current path, the names of files with several hard links, and a buffer for small
-//! files. Large files go from the source to the archive in kernel-sized steps.
+//! the current path, the names of files with several hard links, and the stream's
+//! batches. Small files are read straight into a batch; large ones go from the source to
+//! the archive in kernel-sized steps.
 //!
 //! The tree may change while it is read. Whatever happens, every header's size matches
 //! the bytes that follow it: a file that shrinks is padded with zeros, one that grows is
@@ -15,6 +16,7 @@ use std::io::{self, Read, Seek, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use nix::dir::{Dir, Type};
@@ -22,31 +24,40 @@ use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, AtFlags, OFlag};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
 
-use super::Summary;
 use super::format::{self, Header, Kind};
-use super::sink::Sink;
+use super::sink::{ROOM, Stream};
+use super::{PROGRESS_EVERY, Progress, ProgressFn, Summary};
 
-/// Files up to this size are read whole into memory in one `read`; larger ones are
+/// Files up to this size are read whole into the stream in one `read`; larger ones are
 /// copied in steps.
 const SMALL_FILE: u64 = 256 * 1024;
+
+/// Zeros for padding, made once: a fresh array per file would be zeroed per file.
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+
+/// Large files are copied in steps of this size, progress reported between them.
+const LARGE_STEP: u64 = 32 << 20;
 
 /// A backup with more warnings than this keeps the first ones and counts the rest, so
 /// that a tree of a million unreadable files cannot fill memory or the log.
 const MAX_WARNINGS: usize = 100;
 
-/// Writes the tree at `source` into `sink`, entries named under `name`, skipping what
+/// Writes the tree at `source` into `stream`, entries named under `name`, skipping what
 /// `exclude` names (device, inode) wherever it is met. Fails only when the source itself cannot be read or
 /// the archive cannot be written; trouble with anything inside the tree is a warning.
 pub fn write_tree(
-    sink: &mut Sink<'_>,
+    stream: &mut Stream,
     source: &Path,
     name: &[u8],
     exclude: Vec<(u64, u64)>,
+    progress: Option<ProgressFn<'_>>,
 ) -> Result<Summary> {
     let mut walk = Walk {
-        sink,
+        progress,
+        last_report: Instant::now(),
+        bytes: 0,
+        stream,
         header: Vec::with_capacity(4 * format::BLOCK),
-        small: Vec::with_capacity(SMALL_FILE as usize + 1),
         copy: Vec::new(),
         exclude,
         hard_links: HashMap::new(),
@@ -79,16 +90,21 @@ pub fn write_tree(
         walk.entry(AT_FDCWD, &c_source, None, source, name)?;
     }
     let end = [0u8; 2 * format::BLOCK];
-    walk.sink
+    walk.stream
         .write_all(&end)
         .context("writing the end of the archive")?;
+    walk.report();
     Ok(walk.summary)
 }
 
-struct Walk<'s, 'f> {
-    sink: &'s mut Sink<'f>,
+struct Walk<'s, 'p> {
+    stream: &'s mut Stream,
+    progress: Option<ProgressFn<'p>>,
+    /// When progress was last reported.
+    last_report: Instant,
+    /// File data archived so far.
+    bytes: u64,
     header: Vec<u8>,
-    small: Vec<u8>,
     copy: Vec<u8>,
     /// What never to archive: the backups folder, and the service's pid file, which the
     /// service must never open twice (closing any descriptor of a file drops the
@@ -115,6 +131,24 @@ impl From<io::Error> for Trouble {
 }
 
 impl Walk<'_, '_> {
+    /// Reports progress if some is wanted and the last report is old enough. Cheap: a
+    /// clock read per entry or per large step, against the system calls each costs.
+    fn tick(&mut self) {
+        if self.progress.is_some() && self.last_report.elapsed() >= PROGRESS_EVERY {
+            self.report();
+        }
+    }
+
+    fn report(&mut self) {
+        if let Some(progress) = self.progress {
+            progress(Progress {
+                entries: self.summary.entries,
+                bytes: self.bytes,
+            });
+            self.last_report = Instant::now();
+        }
+    }
+
     fn warn(&mut self, message: String) {
         if self.summary.warnings.len() < MAX_WARNINGS {
             self.summary.warnings.push(message);
@@ -126,10 +160,11 @@ impl Walk<'_, '_> {
     fn put(&mut self, header: &Header) -> Result<()> {
         self.header.clear();
         header.encode(&mut self.header);
-        self.sink
+        self.stream
             .write_all(&self.header)
             .context("writing to the archive")?;
         self.summary.entries += 1;
+        self.tick();
         Ok(())
     }
 
@@ -331,7 +366,9 @@ impl Walk<'_, '_> {
         }
         let header = walk_header(&mut self.users, &mut self.groups, name, Kind::File, &stat);
         let size = header.size;
-        let result = if size <= SMALL_FILE {
+        self.header.clear();
+        header.encode(&mut self.header);
+        let result = if size <= SMALL_FILE && self.header.len() as u64 + size < ROOM {
             self.small_file(&mut file, &header)
         } else {
             self.large_file(&mut file, &header)
@@ -348,13 +385,17 @@ impl Walk<'_, '_> {
 
     /// Reads the file in one go, asking for one byte more than its size: getting it
     /// means the file grew, at no extra system call.
+    /// The file is read straight into the stream, after its header: no copy.
     fn small_file(&mut self, file: &mut File, header: &Header) -> Result<(), Trouble> {
         let size = header.size as usize;
-        self.small.resize(size + 1, 0);
+        let head = self.header.len();
+        let room = self.stream.room(head + size + 1)?;
+        room[..head].copy_from_slice(&self.header);
+        let data = &mut room[head..];
         let mut got = 0;
         let mut error = None;
         while got < size + 1 {
-            match file.read(&mut self.small[got..]) {
+            match file.read(&mut data[got..]) {
                 Ok(0) => break,
                 Ok(n) => got += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -364,30 +405,41 @@ impl Walk<'_, '_> {
                 }
             }
         }
-        self.header.clear();
-        header.encode(&mut self.header);
-        self.sink.write_all(&self.header)?;
-        self.summary.entries += 1;
         let stored = got.min(size);
-        self.sink.write_all(&self.small[..stored])?;
+        // The byte read past the size, if any, is not kept.
+        self.stream.advance(head + stored);
+        self.summary.entries += 1;
+        self.bytes += stored as u64;
         self.finish_data(header, stored as u64, error, got > size)
     }
 
     fn large_file(&mut self, file: &mut File, header: &Header) -> Result<(), Trouble> {
-        self.header.clear();
-        header.encode(&mut self.header);
-        self.sink.write_all(&self.header)?;
+        self.stream.write_all(&self.header)?;
         self.summary.entries += 1;
-        let mut copied;
+        let base = self.bytes;
+        let mut copied = 0;
         let mut error = None;
-        match self.sink.copy_from(file, header.size) {
-            Ok(n) => copied = n,
-            Err(_) => {
-                // The kernel copy does not say which side failed: finish by hand, which
-                // does, from where the source's offset now stands.
-                copied = file.stream_position().unwrap_or(0).min(header.size);
-                self.sink.flush()?;
-                self.copy_by_hand(file, header.size, &mut copied, &mut error)?;
+        // In steps, so that progress shows within a large file.
+        while copied < header.size {
+            let step = (header.size - copied).min(LARGE_STEP);
+            match self.stream.copy_from(file, step) {
+                Ok(n) => {
+                    copied += n;
+                    self.bytes = base + copied;
+                    self.tick();
+                    if n < step {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    // The kernel copy does not say which side failed: finish by hand,
+                    // which does, from where the source's offset now stands.
+                    copied = file.stream_position().unwrap_or(0).min(header.size);
+                    self.stream.flush()?;
+                    self.copy_by_hand(file, header.size, &mut copied, &mut error)?;
+                    self.bytes = base + copied;
+                    break;
+                }
             }
         }
         let mut probe = [0u8; 1];
@@ -416,7 +468,7 @@ impl Walk<'_, '_> {
             match file.read(&mut self.copy[..want]) {
                 Ok(0) => break,
                 Ok(n) => {
-                    self.sink.write_all(&self.copy[..n])?;
+                    self.stream.write_all(&self.copy[..n])?;
                     *copied += n as u64;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -437,12 +489,12 @@ impl Walk<'_, '_> {
         error: Option<io::Error>,
         grew: bool,
     ) -> Result<(), Trouble> {
+        self.tick();
         let missing = header.size - stored;
-        let zeros = [0u8; 64 * 1024];
         let mut left = missing + format::padding(header.size);
         while left > 0 {
-            let n = left.min(zeros.len() as u64) as usize;
-            self.sink.write_all(&zeros[..n])?;
+            let n = left.min(ZEROS.len() as u64) as usize;
+            self.stream.write_all(&ZEROS[..n])?;
             left -= n as u64;
         }
         if let Some(e) = error {

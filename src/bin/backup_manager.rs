@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use backup::archive::Compression;
+use backup::archive::{Compression, Progress};
 use backup::home::Home;
 use backup::logging::{self, Echo};
 use backup::manager;
@@ -180,10 +180,21 @@ fn run_now(home: &Home, index: usize) -> Result<ExitCode> {
         bar.enable_steady_tick(Duration::from_millis(100));
         bar
     });
-    let (schedule, run) = manager::run_now(home, index)?;
+    let show = |progress: Progress| {
+        if let Some(bar) = &spinner {
+            bar.set_message(format!(
+                "backing up schedule {index}: {} entries, {:.1} MiB",
+                progress.entries,
+                progress.bytes as f64 / f64::from(1 << 20)
+            ));
+        }
+    };
+    let progress = spinner.is_some().then_some(&show as &dyn Fn(Progress));
+    let result = manager::run_now(home, index, progress);
     if let Some(bar) = spinner {
         bar.finish_and_clear();
     }
+    let (schedule, run) = result?;
     for message in &run.messages {
         say(message);
     }
