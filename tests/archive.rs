@@ -71,6 +71,15 @@ impl Env {
             .map(|l| l.strip_prefix("backup_manager: ").unwrap_or(l).to_owned())
             .collect();
         let last = said.pop().unwrap_or_default();
+        let said: Vec<String> = said
+            .iter()
+            .map(|l| {
+                let warning = l.strip_prefix("warning: ");
+                warning
+                    .unwrap_or_else(|| panic!("not a warning: {l}"))
+                    .to_owned()
+            })
+            .collect();
         let done = format!(
             "backed up {} into backups/{} (",
             schedule.path,

@@ -195,14 +195,23 @@ fn run_now(home: &Home, index: usize) -> Result<ExitCode> {
         bar.finish_and_clear();
     }
     let (schedule, run) = result?;
+    let label = match run.outcome {
+        Outcome::Failed => "",
+        Outcome::Ok | Outcome::Warnings => "warning: ",
+    };
     for message in &run.messages {
-        say(message);
+        say(&format!("{label}{message}"));
     }
     Ok(match run.outcome {
         Outcome::Failed => ExitCode::FAILURE,
         Outcome::Ok | Outcome::Warnings => {
+            let warned = match run.messages.len() {
+                0 => String::new(),
+                1 => ", done with 1 warning".to_owned(),
+                n => format!(", done with {n} warnings"),
+            };
             say(&format!(
-                "backed up {} into backups/{} ({} entries, {}, {:.2} s)",
+                "backed up {} into backups/{} ({} entries, {}, {:.2} s{warned})",
                 schedule.path,
                 schedule.archive_file_name(),
                 run.entries,
