@@ -58,7 +58,7 @@ fn dead_pid() -> i32 {
 }
 
 fn sleeper(program: &Path, cwd: &Path) -> ChildGuard {
-    ChildGuard(
+    let spawn = || {
         Command::new(program)
             .arg("300")
             .current_dir(cwd)
@@ -66,8 +66,18 @@ fn sleeper(program: &Path, cwd: &Path) -> ChildGuard {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap(),
-    )
+    };
+    // A program just copied can be "busy" for a moment: another test thread's fork may
+    // still hold the descriptor the copy was written through (ETXTBSY).
+    for _ in 0..50 {
+        match spawn() {
+            Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            child => return ChildGuard(child.unwrap()),
+        }
+    }
+    ChildGuard(spawn().unwrap())
 }
 
 fn write_pid_file(home: &TestHome, pid: i32) {
