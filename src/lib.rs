@@ -16,4 +16,5 @@ pub mod schedule;
 pub mod schedule_file;
 pub mod service;
 pub mod state;
+pub mod status;
 pub mod timing;

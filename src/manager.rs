@@ -20,8 +20,7 @@ use crate::process::{self, Service, StartUp};
 use crate::schedule::Schedule;
 use crate::schedule_file;
 use crate::service;
-use crate::state::{self, Outcome, Record, Run};
-use crate::timing;
+use crate::state::{self, Record, Run};
 
 /// How long `start` waits for the service to report it is up.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -29,9 +28,6 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 const KILL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `stop` waits before it says what it is waiting for.
 const PATIENCE: Duration = Duration::from_secs(1);
-
-/// The format of times shown to people, as in the logs.
-const TIME_FORMAT: &str = "%d/%m/%Y %H:%M";
 
 /// `create "PATH;HH:MM;NAME"`: validates the schedule and appends it. With
 /// `compression`, the schedule gets it as a fourth field (given both ways, they must
@@ -139,7 +135,8 @@ impl fmt::Display for Entry {
     }
 }
 
-fn entries(home: &Home) -> Result<Vec<Entry>> {
+/// Every line of the schedule file, parsed where it can be.
+pub(crate) fn entries(home: &Home) -> Result<Vec<Entry>> {
     let lines = schedule_file::read_lines(&home.schedules())?;
     Ok(lines
         .into_iter()
@@ -242,157 +239,6 @@ pub fn run_now(
     let run = service::back_up(home, &schedule, None, progress);
     service::record(home, &schedule, None, run.clone());
     Ok((schedule, run))
-}
-
-/// What `status` reports.
-#[derive(Debug, Clone, Serialize)]
-pub struct Status {
-    /// The service.
-    pub service: ServiceStatus,
-    /// Each line of the schedule file.
-    pub schedules: Vec<ScheduleStatus>,
-}
-
-/// Whether the service runs.
-#[derive(Debug, Clone, Serialize)]
-pub struct ServiceStatus {
-    /// Whether this home's service runs.
-    pub running: bool,
-    /// Its pid.
-    pub pid: Option<i32>,
-    /// When it started.
-    pub since: Option<DateTime<FixedOffset>>,
-}
-
-/// One schedule in `status`.
-#[derive(Debug, Clone, Serialize)]
-pub struct ScheduleStatus {
-    /// The line and its parse.
-    #[serde(flatten)]
-    pub entry: Entry,
-    /// Whether a run is owed now (the service runs it at its next look).
-    pub due_now: bool,
-    /// The next scheduled run after any owed one.
-    pub next_run: Option<DateTime<FixedOffset>>,
-    /// How the last run went.
-    pub last_run: Option<Run>,
-}
-
-impl Status {
-    /// Healthy: the service runs and no schedule's last run failed.
-    pub fn healthy(&self) -> bool {
-        self.service.running && !self.any_failed()
-    }
-
-    /// Whether any schedule's last run failed.
-    pub fn any_failed(&self) -> bool {
-        self.schedules.iter().any(|s| {
-            s.last_run
-                .as_ref()
-                .is_some_and(|run| run.outcome == Outcome::Failed)
-        })
-    }
-}
-
-/// `status`: the service, and each schedule's next run and last result.
-pub fn status(home: &Home) -> Result<Status> {
-    let now = Local::now();
-    let service = match Service::find(home)? {
-        Some(service) => ServiceStatus {
-            running: true,
-            pid: Some(service.pid().as_raw()),
-            since: fs::metadata(home.pid_file())
-                .and_then(|m| m.modified())
-                .ok()
-                .map(|t| DateTime::<Local>::from(t).fixed_offset()),
-        },
-        None => ServiceStatus {
-            running: false,
-            pid: None,
-            since: None,
-        },
-    };
-    let (state, problem) = state::load(home);
-    if let Some(problem) = problem {
-        warn!("{problem}");
-    }
-    let schedules = entries(home)?
-        .into_iter()
-        .map(|entry| {
-            let record = entry
-                .schedule
-                .as_ref()
-                .and_then(|s| state.schedules.get(&s.to_string()));
-            let (due_now, next_run) = match &entry.schedule {
-                Some(schedule) => {
-                    let first_seen = record.map_or(now, |r| r.first_seen.with_timezone(&Local));
-                    let served =
-                        record.and_then(|r| r.last_served.map(|t| t.with_timezone(&Local)));
-                    let owed = timing::owed(schedule.time, &first_seen, served.as_ref(), &now);
-                    let next = timing::next_occurrence(schedule.time, &now);
-                    (owed.is_some(), Some(next.fixed_offset()))
-                }
-                None => (false, None),
-            };
-            ScheduleStatus {
-                last_run: record.and_then(|r| r.last_run.clone()),
-                entry,
-                due_now,
-                next_run,
-            }
-        })
-        .collect();
-    info!("Show status");
-    Ok(Status { service, schedules })
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.service.pid, &self.service.since) {
-            (Some(pid), Some(since)) => writeln!(
-                f,
-                "backup_service: running (pid {pid}, since {})",
-                since.format(TIME_FORMAT)
-            )?,
-            (Some(pid), None) => writeln!(f, "backup_service: running (pid {pid})")?,
-            _ => writeln!(f, "backup_service: not running")?,
-        }
-        for s in &self.schedules {
-            writeln!(f, "{}", s.entry)?;
-            if let Some(error) = &s.entry.error {
-                writeln!(f, "   malformed: {error}; the service skips it")?;
-                continue;
-            }
-            if s.due_now {
-                writeln!(f, "   next run:  due now")?;
-            } else if let Some(next) = &s.next_run {
-                writeln!(f, "   next run:  {}", next.format(TIME_FORMAT))?;
-            }
-            match &s.last_run {
-                None => writeln!(f, "   last run:  never")?,
-                Some(run) => {
-                    write!(
-                        f,
-                        "   last run:  {}, {}",
-                        run.started.format(TIME_FORMAT),
-                        run.outcome.as_str()
-                    )?;
-                    if run.outcome != Outcome::Failed {
-                        write!(f, ", {}", service::format_size(run.bytes))?;
-                    }
-                    write!(f, ", {:.2} s", run.duration_secs)?;
-                    if run.manual {
-                        write!(f, " (by hand)")?;
-                    }
-                    writeln!(f)?;
-                    for message in &run.messages {
-                        writeln!(f, "              {message}")?;
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 /// `verify NAME [--source]`: reads the archive end to end and checks its structure; with

@@ -142,7 +142,7 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
         }
         Command::Backups { json } => print_all(&manager::backups(home)?, json)?,
         Command::Status { json } => {
-            let status = manager::status(home)?;
+            let status = backup::status::status(home)?;
             if json {
                 print_json(&status)?;
             } else {

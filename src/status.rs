@@ -1,0 +1,171 @@
+//! `backup_manager status`: whether the service runs, and each schedule's next run and
+//! last result.
+
+use std::fmt;
+use std::fs;
+
+use anyhow::Result;
+use chrono::{DateTime, FixedOffset, Local};
+use log::{info, warn};
+use serde::Serialize;
+
+use crate::home::Home;
+use crate::manager::{self, Entry};
+use crate::process::Service;
+use crate::service;
+use crate::state::{self, Outcome, Run};
+use crate::timing;
+
+/// The format of times shown to people, as in the logs.
+const TIME_FORMAT: &str = "%d/%m/%Y %H:%M";
+
+/// What `status` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// The service.
+    pub service: ServiceStatus,
+    /// Each line of the schedule file.
+    pub schedules: Vec<ScheduleStatus>,
+}
+
+/// Whether the service runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceStatus {
+    /// Whether this home's service runs.
+    pub running: bool,
+    /// Its pid.
+    pub pid: Option<i32>,
+    /// When it started.
+    pub since: Option<DateTime<FixedOffset>>,
+}
+
+/// One schedule in `status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduleStatus {
+    /// The line and its parse.
+    #[serde(flatten)]
+    pub entry: Entry,
+    /// Whether a run is owed now (the service runs it at its next look).
+    pub due_now: bool,
+    /// The next scheduled run after any owed one.
+    pub next_run: Option<DateTime<FixedOffset>>,
+    /// How the last run went.
+    pub last_run: Option<Run>,
+}
+
+impl Status {
+    /// Healthy: the service runs and no schedule's last run failed.
+    pub fn healthy(&self) -> bool {
+        self.service.running && !self.any_failed()
+    }
+
+    /// Whether any schedule's last run failed.
+    pub fn any_failed(&self) -> bool {
+        self.schedules.iter().any(|s| {
+            s.last_run
+                .as_ref()
+                .is_some_and(|run| run.outcome == Outcome::Failed)
+        })
+    }
+}
+
+/// `status`: the service, and each schedule's next run and last result.
+pub fn status(home: &Home) -> Result<Status> {
+    let now = Local::now();
+    let service = match Service::find(home)? {
+        Some(service) => ServiceStatus {
+            running: true,
+            pid: Some(service.pid().as_raw()),
+            since: fs::metadata(home.pid_file())
+                .and_then(|m| m.modified())
+                .ok()
+                .map(|t| DateTime::<Local>::from(t).fixed_offset()),
+        },
+        None => ServiceStatus {
+            running: false,
+            pid: None,
+            since: None,
+        },
+    };
+    let (state, problem) = state::load(home);
+    if let Some(problem) = problem {
+        warn!("{problem}");
+    }
+    let schedules = manager::entries(home)?
+        .into_iter()
+        .map(|entry| {
+            let record = entry
+                .schedule
+                .as_ref()
+                .and_then(|s| state.schedules.get(&s.to_string()));
+            let (due_now, next_run) = match &entry.schedule {
+                Some(schedule) => {
+                    let first_seen = record.map_or(now, |r| r.first_seen.with_timezone(&Local));
+                    let served =
+                        record.and_then(|r| r.last_served.map(|t| t.with_timezone(&Local)));
+                    let owed = timing::owed(schedule.time, &first_seen, served.as_ref(), &now);
+                    let next = timing::next_occurrence(schedule.time, &now);
+                    (owed.is_some(), Some(next.fixed_offset()))
+                }
+                None => (false, None),
+            };
+            ScheduleStatus {
+                last_run: record.and_then(|r| r.last_run.clone()),
+                entry,
+                due_now,
+                next_run,
+            }
+        })
+        .collect();
+    info!("Show status");
+    Ok(Status { service, schedules })
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.service.pid, &self.service.since) {
+            (Some(pid), Some(since)) => writeln!(
+                f,
+                "backup_service: running (pid {pid}, since {})",
+                since.format(TIME_FORMAT)
+            )?,
+            (Some(pid), None) => writeln!(f, "backup_service: running (pid {pid})")?,
+            _ => writeln!(f, "backup_service: not running")?,
+        }
+        for s in &self.schedules {
+            writeln!(f, "{}", s.entry)?;
+            if let Some(error) = &s.entry.error {
+                writeln!(f, "   malformed: {error}; the service skips it")?;
+                continue;
+            }
+            if s.due_now {
+                writeln!(f, "   next run:  due now")?;
+            } else if let Some(next) = &s.next_run {
+                writeln!(f, "   next run:  {}", next.format(TIME_FORMAT))?;
+            }
+            match &s.last_run {
+                None => writeln!(f, "   last run:  never")?,
+                Some(run) => {
+                    write!(
+                        f,
+                        "   last run:  {}, {}",
+                        run.started.format(TIME_FORMAT),
+                        run.outcome.as_str()
+                    )?;
+                    if run.outcome != Outcome::Failed {
+                        write!(f, ", {}", service::format_size(run.bytes))?;
+                    }
+                    write!(f, ", {:.2} s", run.duration_secs)?;
+                    if run.manual {
+                        write!(f, " (by hand)")?;
+                    }
+                    writeln!(f)?;
+                    for message in &run.messages {
+                        writeln!(f, "              {message}")?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
