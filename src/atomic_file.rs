@@ -71,8 +71,12 @@ impl AtomicFile {
         })?;
         // From here on the temporary name is gone: nothing is left for Drop to remove.
         self.temp = PathBuf::new();
+        // The new file is in place and whole; a failed directory sync only means the
+        // rename might not survive a crash, which is no reason to call the write failed.
         if let Some(dir) = self.target.parent() {
-            sync_dir(dir)?;
+            if let Err(err) = sync_dir(dir) {
+                log::warn!("{err:#}");
+            }
         }
         Ok(())
     }

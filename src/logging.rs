@@ -111,6 +111,21 @@ struct FileLogger {
     path: PathBuf,
 }
 
+impl FileLogger {
+    /// Opens the log, making its folder again if someone removed it: a detached service
+    /// has nowhere else to report anything.
+    fn open(&self) -> Result<fs::File> {
+        open_for_append(&self.path).or_else(|err| match self.path.parent() {
+            Some(dir) if !dir.exists() => {
+                fs::create_dir_all(dir)
+                    .with_context(|| format!("creating log folder {}", dir.display()))?;
+                open_for_append(&self.path)
+            }
+            _ => Err(err),
+        })
+    }
+}
+
 impl Log for FileLogger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         metadata.level() <= Level::Info
@@ -121,7 +136,7 @@ impl Log for FileLogger {
             return;
         }
         let line = format_line(&Local::now(), record.level(), &record.args().to_string());
-        let written = open_for_append(&self.path).and_then(|mut file| {
+        let written = self.open().and_then(|mut file| {
             file.write_all(line.as_bytes())
                 .with_context(|| format!("writing log file {}", self.path.display()))
         });

@@ -73,31 +73,31 @@ pub fn create(home: &Home, line: &str, compression: Option<Compression>) -> Resu
 
 /// `delete INDEX`: removes the schedule at INDEX and forgets its state.
 pub fn delete(home: &Home, index: usize) -> Result<()> {
+    // Under the state lock, like `create`, so that a `create` of the same line in between
+    // cannot lose its fresh record to this delete.
+    let state = state::lock(home)?;
     let line = schedule_file::delete(home, index)?;
     info!("Schedule deleted: {line}");
     if let Ok(deleted) = line.parse::<Schedule>() {
-        // A copy of the line written by hand shares the record, and keeps it.
-        let remaining = schedule_file::read_lines(&home.schedules()).unwrap_or_default();
-        if !remaining
-            .iter()
-            .any(|l| l.parse::<Schedule>().ok() == Some(deleted.clone()))
-        {
+        // A copy of the line written by hand shares the record, and keeps it; so does a
+        // file that cannot be read back, as nothing then says the record is unused.
+        let copy_left = schedule_file::read_lines(&home.schedules()).map(|remaining| {
+            remaining
+                .iter()
+                .any(|l| l.parse::<Schedule>().ok().as_ref() == Some(&deleted))
+        });
+        if let Ok(false) = copy_left {
             let key = deleted.to_string();
-            remember(home, |state| {
+            if let Err(err) = state.update(warn_about, |state| {
                 state.schedules.remove(&key);
-            });
+            }) {
+                warn!("{err:#}");
+            }
         }
     }
+    drop(state);
     notify_service(home);
     Ok(())
-}
-
-/// Applies a change to the state file; a failure is logged, since the schedule file,
-/// already changed, is what matters.
-fn remember(home: &Home, change: impl FnOnce(&mut state::State)) {
-    if let Err(err) = state::update(home, warn_about, change) {
-        warn!("{err:#}");
-    }
 }
 
 fn warn_about(problem: &str) {
@@ -393,7 +393,6 @@ fn find_archive(home: &Home, name: &str) -> Result<Found> {
 }
 
 /// `start`: starts this home's service in the background and waits until it is up.
-/// `start`: starts this home's service in the background and waits until it is up.
 pub fn start(home: &Home) -> Result<()> {
     if let Some(service) = Service::find(home)? {
         bail!("backup_service is already running (pid {})", service.pid());
@@ -419,7 +418,8 @@ pub fn start(home: &Home) -> Result<()> {
             )
         }
         StartUp::TimedOut(pid) => bail!(
-            "backup_service (pid {pid}) did not report ready within {} s: see {}",
+            "backup_service (pid {pid}) did not report ready within {} s; it may still come \
+             up (backup_manager status tells): see {}",
             START_TIMEOUT.as_secs(),
             home.service_log().display()
         ),

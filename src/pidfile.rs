@@ -44,6 +44,8 @@ impl PidLock {
             .create(true)
             .truncate(false)
             .mode(0o644)
+            // A link planted in its place must not get its target truncated.
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .with_context(|| format!("opening pid file {}", path.display()))?;
         match fcntl(&file, FcntlArg::F_SETLK(&whole_file(libc::F_WRLCK))) {

@@ -149,6 +149,10 @@ fn parse_fields(line: &str) -> Result<Schedule, Reason> {
     })
 }
 
+/// The longest NAME, in bytes: the temporary archive `.NAME.tar.zst.PID.partial` must
+/// still fit the 255 bytes a file name may have.
+pub const MAX_NAME_LEN: usize = 200;
+
 /// A NAME becomes a file name in `backups/`, so it must not be able to point anywhere
 /// else, nor hide itself among the service's own hidden temporary files.
 fn validate_name(name: &str) -> Result<(), Reason> {
@@ -160,6 +164,8 @@ fn validate_name(name: &str) -> Result<(), Reason> {
         Err(Reason::DotName)
     } else if name.chars().any(char::is_control) {
         Err(Reason::ControlCharInName)
+    } else if name.len() > MAX_NAME_LEN {
+        Err(Reason::NameTooLong(name.len()))
     } else {
         Ok(())
     }
@@ -188,6 +194,8 @@ pub enum Reason {
     DotName,
     /// The NAME holds a control character.
     ControlCharInName,
+    /// The NAME is longer than [`MAX_NAME_LEN`] bytes.
+    NameTooLong(usize),
 }
 
 impl fmt::Display for Reason {
@@ -211,6 +219,9 @@ impl fmt::Display for Reason {
             Reason::SlashInName => f.write_str("NAME holds a '/'"),
             Reason::DotName => f.write_str("NAME starts with '.'"),
             Reason::ControlCharInName => f.write_str("NAME holds a control character"),
+            Reason::NameTooLong(n) => {
+                write!(f, "NAME is {n} bytes long, more than {MAX_NAME_LEN}")
+            }
         }
     }
 }
@@ -305,6 +316,12 @@ mod tests {
         assert_eq!(parse("a;12:00;.."), Err(Reason::DotName));
         assert_eq!(parse("a;12:00;.hidden"), Err(Reason::DotName));
         assert_eq!(parse("a;12:00;x\ty"), Err(Reason::ControlCharInName));
+        let long = "n".repeat(MAX_NAME_LEN + 1);
+        assert_eq!(
+            parse(&format!("a;12:00;{long}")),
+            Err(Reason::NameTooLong(MAX_NAME_LEN + 1))
+        );
+        assert!(parse(&format!("a;12:00;{}", &long[1..])).is_ok());
         assert_eq!(parse("a\r;12:00;x"), Err(Reason::ControlCharInPath));
         assert_eq!(parse("a;12:60;x"), Err(Reason::TimeRange("12:60".into())));
         assert_eq!(parse("a;24:00;x"), Err(Reason::TimeRange("24:00".into())));

@@ -19,22 +19,41 @@ const NEW_FILE_MODE: u32 = 0o644;
 ///
 /// Lines are returned as written, valid or not: `list` shows the file as it is, and
 /// indexes always count lines, so `delete N` removes the line that `list` showed as `N`.
+/// A file that is not UTF-8 is an error: an edit must not rewrite bytes it cannot show.
 pub fn read_lines(path: &Path) -> Result<Vec<String>> {
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    let text = String::from_utf8(bytes)
+    let text = String::from_utf8(read(path)?)
         .map_err(|e| anyhow!("{e}"))
         .with_context(|| format!("reading {}: the file is not valid UTF-8", path.display()))?;
-    // Split on '\n' only (not `str::lines`, which also eats a '\r'), so lines come back
-    // byte for byte.
-    let body = text.strip_suffix('\n').unwrap_or(&text);
-    if body.is_empty() && text.len() <= 1 {
-        return Ok(Vec::new());
+    Ok(split_lines(text.as_bytes())
+        .map(|line| String::from_utf8_lossy(line).into_owned())
+        .collect())
+}
+
+/// Reads the schedule file line by line for the service, which must go on with the good
+/// lines whatever the others hold: each line is its text, or the reason it has none.
+pub fn read_each_line(path: &Path) -> Result<Vec<Result<String, String>>> {
+    let bytes = read(path)?;
+    Ok(split_lines(&bytes)
+        .map(|line| {
+            String::from_utf8(line.to_vec()).map_err(|_| "the line is not valid UTF-8".to_owned())
+        })
+        .collect())
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(bytes),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
-    Ok(body.split('\n').map(str::to_owned).collect())
+}
+
+/// Splits on '\n' only (not `str::lines`, which also eats a '\r'), so lines come back byte
+/// for byte; the newline that ends the last line does not start another.
+fn split_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let empty = body.is_empty() && bytes.len() <= 1;
+    body.split(|&b| b == b'\n').filter(move |_| !empty)
 }
 
 /// Appends `schedule`, refusing an exact duplicate and a NAME that another PATH already
@@ -102,7 +121,10 @@ fn write_lines(path: &Path, lines: &[String]) -> Result<()> {
     // An existing file keeps its own mode.
     let mode = match fs::metadata(path) {
         Ok(meta) => meta.permissions().mode() & 0o7777,
-        Err(_) => NEW_FILE_MODE,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => NEW_FILE_MODE,
+        Err(e) => {
+            return Err(e).with_context(|| format!("reading the mode of {}", path.display()));
+        }
     };
     let mut text = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
     for line in lines {
@@ -205,6 +227,22 @@ mod tests {
         append(&home, &schedule("b;02:00;b")).unwrap();
         let mode = fs::metadata(home.schedules()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn the_service_reads_the_good_lines_of_a_file_with_a_bad_one() {
+        let (_dir, home) = home();
+        fs::write(home.schedules(), b"a;01:00;a\r\nb;02:00;\xff\n\nc;03:00;c").unwrap();
+        let lines = read_each_line(&home.schedules()).unwrap();
+        assert_eq!(
+            lines,
+            [
+                Ok("a;01:00;a\r".to_owned()),
+                Err("the line is not valid UTF-8".to_owned()),
+                Ok(String::new()),
+                Ok("c;03:00;c".to_owned()),
+            ]
+        );
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub enum Mode {
 /// which are blocked and read from a signalfd so that none can arrive unseen between a
 /// check and a sleep. SIGHUP makes the service look at the schedules at once.
 pub fn run(home: &Home, mode: Mode, ready: Option<File>) -> Result<()> {
+    // Blocked before the lock is taken: from then on a manager takes us for the service
+    // and may send SIGHUP, whose default action would end us.
+    let signals = Signals::block()?;
     let _lock = match PidLock::acquire(&home.pid_file())? {
         Acquire::Locked(lock) => lock,
         Acquire::Held(pid) => bail!(
@@ -50,7 +53,6 @@ pub fn run(home: &Home, mode: Mode, ready: Option<File>) -> Result<()> {
             home.root().display()
         ),
     };
-    let signals = Signals::block()?;
     let pid = std::process::id();
     // Run once a minute from cron, start and stop lines would bury the backups.
     if mode == Mode::Forever {
@@ -109,6 +111,8 @@ pub fn back_up(
             );
         }
     }
+    // What an interrupted `run` (Ctrl-C) left; writers still alive are kept.
+    remove_leftovers(home);
     let started = Instant::now();
     let result = home.ensure_backups().and_then(|backups| {
         archive::create(&archive::Request {
@@ -217,7 +221,12 @@ fn look(
     let looked = state::update(home, log_state_problem, |state| {
         // Checked under the state lock, which every writer of the file holds.
         let missing = !home.state().exists();
-        let (schedules, problems) = read_schedules(home);
+        let (schedules, problems) = match read_schedules(home) {
+            Ok(read) => read,
+            // What cannot be read says nothing about which schedules are gone: keep
+            // every record, run nothing, and look again next cycle.
+            Err(problem) => return (Vec::new(), Vec::new(), vec![problem]),
+        };
         state
             .schedules
             .retain(|key, _| schedules.iter().any(|s| s.to_string() == *key));
@@ -276,20 +285,18 @@ fn chrono_duration(d: Duration) -> chrono::Duration {
 
 /// Reads and parses the schedule file. Problems are returned as messages, never raised:
 /// nothing in the file can stop the service.
-fn read_schedules(home: &Home) -> (Vec<Schedule>, Vec<String>) {
-    let lines = match schedule_file::read_lines(&home.schedules()) {
-        Ok(lines) => lines,
-        Err(err) => return (Vec::new(), vec![format!("{err:#}")]),
-    };
+fn read_schedules(home: &Home) -> Result<(Vec<Schedule>, Vec<String>), String> {
+    let lines = schedule_file::read_each_line(&home.schedules()).map_err(|e| format!("{e:#}"))?;
     let mut schedules = Vec::new();
     let mut problems = Vec::new();
     for (index, line) in lines.iter().enumerate() {
-        match line.parse::<Schedule>() {
-            Ok(schedule) => schedules.push(schedule),
-            Err(err) => problems.push(format!("schedule {index} skipped: {err}")),
+        match line.as_deref().map(str::parse::<Schedule>) {
+            Ok(Ok(schedule)) => schedules.push(schedule),
+            Ok(Err(err)) => problems.push(format!("schedule {index} skipped: {err}")),
+            Err(why) => problems.push(format!("schedule {index} skipped: {why}")),
         }
     }
-    (schedules, problems)
+    Ok((schedules, problems))
 }
 
 fn remove_leftovers(home: &Home) {
@@ -316,12 +323,15 @@ impl Signals {
         set.add(Signal::SIGHUP);
         set.thread_block()
             .context("blocking SIGTERM, SIGINT and SIGHUP")?;
-        let fd =
-            SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).context("creating a signalfd")?;
+        // Non-blocking, so that `wait` can drain every pending signal.
+        let fd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+            .context("creating a signalfd")?;
         Ok(Self { fd })
     }
 
-    /// Sleeps up to `timeout`; returns the signal that ended the sleep, if one did.
+    /// Sleeps up to `timeout`; returns the signal that ended the sleep, if one did. When
+    /// several are pending, a stop wins: the kernel hands out the lowest number first, and
+    /// a SIGHUP (1) from a `create` must not earn one more cycle to a SIGTERM (15).
     fn wait(&self, timeout: Duration) -> Result<Option<Signal>> {
         let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
         // Round up: waking a millisecond early would find the due minute not yet begun.
@@ -332,8 +342,15 @@ impl Signals {
             Ok(_) => {}
             Err(e) => return Err(e).context("waiting for signals"),
         }
-        let info = self.fd.read_signal().context("reading a signal")?;
-        Ok(info.and_then(|info| Signal::try_from(info.ssi_signo as i32).ok()))
+        let mut woken = None;
+        while let Some(info) = self.fd.read_signal().context("reading a signal")? {
+            let signal = Signal::try_from(info.ssi_signo as i32).ok();
+            if matches!(signal, Some(Signal::SIGTERM | Signal::SIGINT)) {
+                return Ok(signal);
+            }
+            woken = woken.or(signal);
+        }
+        Ok(woken)
     }
 }
 

@@ -94,24 +94,17 @@ impl Outcome {
     }
 }
 
-/// Reads the state file. A missing file is an empty state; an unreadable or corrupt one is
-/// an empty state plus the reason, for the caller to log.
-pub fn load(home: &Home) -> (State, Option<String>) {
+/// Reads the state file. A missing file is an empty state; a corrupt one is an empty state
+/// plus the reason, for the caller to log; a file that cannot be read is an error.
+pub fn load(home: &Home) -> Result<(State, Option<String>)> {
     let path = home.state();
     let text = match fs::read_to_string(&path) {
         Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return (State::default(), None),
-        Err(e) => {
-            return (
-                State::default(),
-                Some(format!(
-                    "reading state file {}: {e}; starting afresh",
-                    path.display()
-                )),
-            );
-        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((State::default(), None)),
+        // A passing error (too many open files, EIO) must not cost the whole history.
+        Err(e) => return Err(e).with_context(|| format!("reading state file {}", path.display())),
     };
-    match serde_json::from_str(&text) {
+    Ok(match serde_json::from_str(&text) {
         Ok(state) => (state, None),
         Err(e) => (
             State::default(),
@@ -120,7 +113,7 @@ pub fn load(home: &Home) -> (State, Option<String>) {
                 path.display()
             )),
         ),
-    }
+    })
 }
 
 /// Applies `change` to the state under the state lock and saves it if it changed.
@@ -159,7 +152,7 @@ impl Locked<'_> {
         on_problem: impl FnOnce(&str),
         change: impl FnOnce(&mut State) -> T,
     ) -> Result<T> {
-        let (mut state, problem) = load(self.home);
+        let (mut state, problem) = load(self.home)?;
         if let Some(problem) = &problem {
             on_problem(problem);
         }
@@ -207,7 +200,7 @@ mod tests {
             },
         )
         .unwrap();
-        let (state, problem) = load(&home);
+        let (state, problem) = load(&home).unwrap();
         assert_eq!(problem, None);
         let record = &state.schedules["test;16:07;backup_test"];
         assert_eq!(record.first_seen, time("2026-02-08T16:07:30+01:00"));
@@ -222,7 +215,7 @@ mod tests {
         update(&home, |p| heard = p.to_owned(), |_| ()).unwrap();
         assert!(heard.contains("is corrupt"), "{heard}");
         assert!(heard.contains(".backup_state.json"), "{heard}");
-        let (state, problem) = load(&home);
+        let (state, problem) = load(&home).unwrap();
         assert_eq!((state, problem), (State::default(), None));
     }
 

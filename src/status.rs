@@ -87,10 +87,18 @@ pub fn status(home: &Home) -> Result<Status> {
             since: None,
         },
     };
-    let (state, problem) = state::load(home);
-    if let Some(problem) = problem {
-        warn!("{problem}");
-    }
+    let state = match state::load(home) {
+        Ok((state, problem)) => {
+            if let Some(problem) = problem {
+                warn!("{problem}");
+            }
+            state
+        }
+        Err(err) => {
+            warn!("{err:#}; showing no last runs");
+            state::State::default()
+        }
+    };
     let schedules = manager::entries(home)?
         .into_iter()
         .map(|entry| {
