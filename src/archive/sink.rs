@@ -120,6 +120,45 @@ pub fn start<'scope>(
     Ok((stream, writer))
 }
 
+/// A copy that failed on the archive's side: the archive is lost, not just one file.
+#[derive(Debug)]
+pub struct ArchiveWriteFailed(pub io::Error);
+
+impl std::fmt::Display for ArchiveWriteFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "writing to the archive: {}", self.0)
+    }
+}
+
+impl std::error::Error for ArchiveWriteFailed {}
+
+/// Whether a failed copy failed on the archive's side.
+pub fn is_write_failure(e: &io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.is::<ArchiveWriteFailed>())
+}
+
+/// Copies up to `len` bytes of `src` into an encoder. Unlike `io::copy`, every byte read
+/// is written before the next read, and a write error is marked as such, so that after
+/// an error the source's offset still tells how much went in.
+fn copy_into(src: &mut File, len: u64, dst: &mut impl Write) -> io::Result<u64> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut done = 0u64;
+    while done < len {
+        let want = buf.len().min((len - done) as usize);
+        let n = match src.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        dst.write_all(&buf[..n])
+            .map_err(|e| io::Error::other(ArchiveWriteFailed(e)))?;
+        done += n as u64;
+    }
+    Ok(done)
+}
+
 /// The writer stopped (a write failed); its own error says why.
 fn writer_stopped() -> io::Error {
     io::Error::other("the archive writer stopped")
@@ -254,8 +293,8 @@ impl<'a> Sink<'a> {
     fn copy_from(&mut self, src: &mut File, len: u64) -> io::Result<u64> {
         match self {
             Sink::Plain(plain) => plain.copy_from(src, len),
-            Sink::Gzip(gz) => io::copy(&mut src.take(len), gz),
-            Sink::Zstd(zstd) => io::copy(&mut src.take(len), zstd),
+            Sink::Gzip(gz) => copy_into(src, len, gz),
+            Sink::Zstd(zstd) => copy_into(src, len, zstd),
         }
     }
 

@@ -431,10 +431,14 @@ impl Walk<'_, '_> {
                         break;
                     }
                 }
+                Err(e) if super::sink::is_write_failure(&e) => {
+                    return Err(Trouble::Write(e.into()));
+                }
                 Err(_) => {
                     // The kernel copy does not say which side failed: finish by hand,
-                    // which does, from where the source's offset now stands.
-                    copied = file.stream_position().unwrap_or(0).min(header.size);
+                    // which does, from where the source's offset now stands (every byte
+                    // read went in). An unknown offset cannot be trusted: give up.
+                    copied = file.stream_position()?.min(header.size);
                     self.stream.flush()?;
                     self.copy_by_hand(file, header.size, &mut copied, &mut error)?;
                     self.bytes = base + copied;
