@@ -281,11 +281,13 @@ impl Extract {
                         AtFlags::AT_SYMLINK_NOFOLLOW,
                     )?;
                 }
+                // Not following: had the node been swapped for a link since mknodat, a
+                // restore run as root would change a file outside DEST.
                 nix::sys::stat::fchmodat(
                     parent,
                     leaf,
                     mode,
-                    nix::sys::stat::FchmodatFlags::FollowSymlink,
+                    nix::sys::stat::FchmodatFlags::NoFollowSymlink,
                 )?;
                 nix::sys::stat::utimensat(
                     parent,
