@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -45,6 +45,13 @@ impl Compression {
     /// Opens an archive for reading its uncompressed tar stream.
     pub fn open(self, path: &Path) -> Result<Box<dyn Read>> {
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        self.read(file, path)
+    }
+
+    /// Reads the tar stream of an archive already open as `file`, from its start.
+    pub fn read(self, mut file: File, path: &Path) -> Result<Box<dyn Read>> {
+        file.seek(SeekFrom::Start(0))
+            .with_context(|| format!("reading {}", path.display()))?;
         let file = BufReader::with_capacity(1 << 16, file);
         Ok(match self {
             Compression::None => Box::new(file),

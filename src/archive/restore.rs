@@ -44,7 +44,16 @@ pub fn restore(
     dest: &Path,
     force: bool,
 ) -> Result<Restored> {
-    check(path, compression)?;
+    // Opened once: both passes read the same file, even if a new archive is renamed into
+    // place meanwhile.
+    let archive = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let reopen = || {
+        archive
+            .try_clone()
+            .with_context(|| format!("reading {}", path.display()))
+            .and_then(|file| compression.read(file, path))
+    };
+    check(reopen()?, path)?;
     prepare(dest, force)?;
     let root = nix::fcntl::open(
         dest,
@@ -59,7 +68,7 @@ pub fn restore(
         as_root: Uid::effective().is_root(),
         done: Restored::default(),
     };
-    let mut reader = Reader::new(compression.open(path)?);
+    let mut reader = Reader::new(reopen()?);
     while let Some(header) = reader
         .next_entry()
         .with_context(|| format!("reading {}", path.display()))?
@@ -81,8 +90,8 @@ pub fn restore(
 }
 
 /// The first pass: the whole archive is sound and every name safe, or nothing is written.
-fn check(path: &Path, compression: Compression) -> Result<()> {
-    let mut reader = Reader::new(compression.open(path)?);
+fn check(stream: Box<dyn io::Read>, path: &Path) -> Result<()> {
+    let mut reader = Reader::new(stream);
     let mut links: HashSet<Vec<u8>> = HashSet::new();
     while let Some(header) = reader
         .next_entry()
