@@ -139,11 +139,8 @@ pub fn back_up(
             }
             // Like GNU tar's exit status 1: the archive is valid, but not all of the tree
             // went in as it was.
-            let outcome = match summary.warnings.len() as u64 + summary.more_warnings {
-                0 => String::new(),
-                1 => ", done with 1 warning".to_owned(),
-                n => format!(", done with {n} warnings"),
-            };
+            let warning_count = summary.warnings.len() as u64 + summary.more_warnings;
+            let outcome = describe_warnings(warning_count);
             info!(
                 "Backup done for {} in {shown} ({} entries, {}, {duration_secs:.2} s{outcome})",
                 schedule.path,
@@ -161,6 +158,7 @@ pub fn back_up(
                 bytes: summary.bytes,
                 entries: summary.entries,
                 messages: summary.warnings,
+                warning_count,
                 manual: occurrence.is_none(),
             }
         }
@@ -174,6 +172,7 @@ pub fn back_up(
                 bytes: 0,
                 entries: 0,
                 messages: vec![message],
+                warning_count: 0,
                 manual: occurrence.is_none(),
             }
         }
@@ -351,6 +350,15 @@ impl Signals {
             woken = woken.or(signal);
         }
         Ok(woken)
+    }
+}
+
+/// `, done with N warnings` for a summary in parentheses, or nothing when there were none.
+pub fn describe_warnings(count: u64) -> String {
+    match count {
+        0 => String::new(),
+        1 => ", done with 1 warning".to_owned(),
+        n => format!(", done with {n} warnings"),
     }
 }
 

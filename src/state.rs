@@ -66,9 +66,16 @@ pub struct Run {
     /// The warnings (files skipped or changed while read), or the error, as sentences.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub messages: Vec<String>,
+    /// How many warnings there were; `messages` keeps only the first ones.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub warning_count: u64,
     /// Whether it was started by hand (`backup_manager run`) rather than by the schedule.
     #[serde(default)]
     pub manual: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// How a backup ended.

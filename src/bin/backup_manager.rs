@@ -205,11 +205,7 @@ fn run_now(home: &Home, index: usize) -> Result<ExitCode> {
     Ok(match run.outcome {
         Outcome::Failed => ExitCode::FAILURE,
         Outcome::Ok | Outcome::Warnings => {
-            let warned = match run.messages.len() {
-                0 => String::new(),
-                1 => ", done with 1 warning".to_owned(),
-                n => format!(", done with {n} warnings"),
-            };
+            let warned = backup::service::describe_warnings(run.warning_count);
             say(&format!(
                 "backed up {} into backups/{} ({} entries, {}, {:.2} s{warned})",
                 schedule.path,
