@@ -226,13 +226,7 @@ impl Extract {
                 remove(parent, leaf)?;
                 nix::unistd::symlinkat(OsStr::from_bytes(&header.link), parent, leaf)?;
                 if as_root {
-                    nix::unistd::fchownat(
-                        parent,
-                        leaf,
-                        Some(uid(header)),
-                        Some(gid(header)),
-                        AtFlags::AT_SYMLINK_NOFOLLOW,
-                    )?;
+                    chown_entry(parent, leaf, header)?;
                 }
                 nix::sys::stat::utimensat(
                     parent,
@@ -282,13 +276,7 @@ impl Extract {
                     return Ok(());
                 }
                 if as_root {
-                    nix::unistd::fchownat(
-                        parent,
-                        leaf,
-                        Some(uid(header)),
-                        Some(gid(header)),
-                        AtFlags::AT_SYMLINK_NOFOLLOW,
-                    )?;
+                    chown_entry(parent, leaf, header)?;
                 }
                 // Not following: had the node been swapped for a link since mknodat, a
                 // restore run as root would change a file outside DEST.
@@ -393,4 +381,15 @@ fn uid(header: &Header) -> Uid {
 
 fn gid(header: &Header) -> Gid {
     Gid::from_raw(header.gid as u32)
+}
+
+/// Gives the entry `leaf` of `parent` the archive's owner, never following a link.
+fn chown_entry(parent: &OwnedFd, leaf: &OsStr, header: &Header) -> nix::Result<()> {
+    nix::unistd::fchownat(
+        parent,
+        leaf,
+        Some(uid(header)),
+        Some(gid(header)),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
 }
