@@ -51,11 +51,6 @@ impl AtomicFile {
             .expect("the file is only taken by commit, which consumes self")
     }
 
-    /// The final path this file will have once committed.
-    pub fn target(&self) -> &Path {
-        &self.target
-    }
-
     /// Flushes the data to disk, renames the file into place and makes the rename durable.
     pub fn commit(mut self) -> Result<()> {
         let file = self.file.take().expect("commit runs once");
@@ -126,7 +121,7 @@ fn temp_path(target: &Path) -> PathBuf {
 }
 
 /// Whether a file name is one of our temporary names.
-pub fn is_temporary(file_name: &std::ffi::OsStr) -> bool {
+fn is_temporary(file_name: &std::ffi::OsStr) -> bool {
     let name = file_name.as_encoded_bytes();
     name.starts_with(b".") && name.ends_with(PARTIAL_SUFFIX.as_bytes())
 }

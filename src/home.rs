@@ -100,6 +100,14 @@ impl Home {
     }
 }
 
+/// A home in a new temporary folder, for unit tests; the folder goes with the guard.
+#[cfg(test)]
+pub(crate) fn temporary() -> (tempfile::TempDir, Home) {
+    let dir = tempfile::tempdir().expect("creating a temporary folder");
+    let home = Home::open(Some(dir.path())).expect("opening a temporary home");
+    (dir, home)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,7 @@ pub fn read_lines(path: &Path) -> Result<Vec<String>> {
     let text = String::from_utf8(read(path)?)
         .map_err(|e| anyhow!("{e}"))
         .with_context(|| format!("reading {}: the file is not valid UTF-8", path.display()))?;
+    // Splitting valid UTF-8 at a newline byte leaves valid UTF-8 on both sides.
     Ok(split_lines(text.as_bytes())
         .map(|line| String::from_utf8_lossy(line).into_owned())
         .collect())
@@ -138,11 +139,7 @@ fn write_lines(path: &Path, lines: &[String]) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn home() -> (tempfile::TempDir, Home) {
-        let dir = tempfile::tempdir().unwrap();
-        let home = Home::open(Some(dir.path())).unwrap();
-        (dir, home)
-    }
+    use crate::home::temporary as home;
 
     fn schedule(line: &str) -> Schedule {
         line.parse().unwrap()

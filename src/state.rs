@@ -182,11 +182,7 @@ fn save(home: &Home, state: &State) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn home() -> (tempfile::TempDir, Home) {
-        let dir = tempfile::tempdir().unwrap();
-        let home = Home::open(Some(dir.path())).unwrap();
-        (dir, home)
-    }
+    use crate::home::temporary as home;
 
     fn time(s: &str) -> DateTime<FixedOffset> {
         DateTime::parse_from_rfc3339(s).unwrap()

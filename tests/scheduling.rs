@@ -615,10 +615,7 @@ fn once_refuses_while_the_service_runs() {
     let home = TestHome::new();
     let pid = home.start();
     let out = once(&home);
-    assert_eq!(out.code(), Some(1), "{out:#?}");
-    assert!(out.stderr.contains("already running"), "{out:#?}");
-    assert_eq!(home.service_pid(), Some(pid));
-    assert_eq!(home.service_processes(), [pid]);
+    home.assert_second_service_refused(&out, pid);
     home.stop();
 }
 

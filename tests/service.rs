@@ -623,10 +623,7 @@ fn a_second_service_of_a_home_refuses_to_run() {
     let home = TestHome::new();
     let pid = home.start();
     let out = run(SERVICE, &["--home", home.path().to_str().unwrap()], None);
-    assert_eq!(out.code(), Some(1), "{out:#?}");
-    assert!(out.stderr.contains("already running"), "{out:#?}");
-    assert_eq!(home.service_pid(), Some(pid));
-    assert_eq!(home.service_processes(), [pid]);
+    home.assert_second_service_refused(&out, pid);
     home.stop();
 }
 

@@ -228,13 +228,7 @@ impl Extract {
                 if as_root {
                     chown_entry(parent, leaf, header)?;
                 }
-                nix::sys::stat::utimensat(
-                    parent,
-                    leaf,
-                    &omit,
-                    &mtime,
-                    UtimensatFlags::NoFollowSymlink,
-                )?;
+                set_mtime(parent, leaf, &mtime)?;
             }
             Kind::HardLink => {
                 remove(parent, leaf)?;
@@ -286,13 +280,7 @@ impl Extract {
                     mode,
                     nix::sys::stat::FchmodatFlags::NoFollowSymlink,
                 )?;
-                nix::sys::stat::utimensat(
-                    parent,
-                    leaf,
-                    &omit,
-                    &mtime,
-                    UtimensatFlags::NoFollowSymlink,
-                )?;
+                set_mtime(parent, leaf, &mtime)?;
             }
             Kind::Other(_) => {
                 self.done.warnings.push(format!(
@@ -381,6 +369,17 @@ fn uid(header: &Header) -> Uid {
 
 fn gid(header: &Header) -> Gid {
     Gid::from_raw(header.gid as u32)
+}
+
+/// Gives the entry `leaf` of `parent` its mtime (leaving its atime), never following a link.
+fn set_mtime(parent: &OwnedFd, leaf: &OsStr, mtime: &TimeSpec) -> nix::Result<()> {
+    nix::sys::stat::utimensat(
+        parent,
+        leaf,
+        &TimeSpec::UTIME_OMIT,
+        mtime,
+        UtimensatFlags::NoFollowSymlink,
+    )
 }
 
 /// Gives the entry `leaf` of `parent` the archive's owner, never following a link.

@@ -128,6 +128,15 @@ impl TestHome {
         pids
     }
 
+    /// Checks that a second service (`out`) refused to run beside the service `pid`,
+    /// and left it alone: still holding the lock, and the only one of this home.
+    pub fn assert_second_service_refused(&self, out: &Output, pid: i32) {
+        assert_eq!(out.code(), Some(1), "{out:#?}");
+        assert!(out.stderr.contains("already running"), "{out:#?}");
+        assert_eq!(self.service_pid(), Some(pid));
+        assert_eq!(self.service_processes(), [pid]);
+    }
+
     /// Runs `start` and checks that it worked, returning the service's pid.
     pub fn start(&self) -> i32 {
         self.manager(&["start"]).success();
