@@ -2,8 +2,8 @@
 //!
 //! Memory stays small whatever the tree: one folder's list of names at each level of
 //! the current path, the names of files with several hard links, and the stream's
-//! batches. Small files are read straight into a batch; large ones go from the source to
-//! the archive in kernel-sized steps.
+//! batches. Files are read straight into the batches: a small one whole, after its
+//! header; a large one a batch at a time.
 //!
 //! The tree may change while it is read. Whatever happens, every header's size matches
 //! the bytes that follow it: a file that shrinks is padded with zeros, one that grows is
@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr};
 use std::fs::File;
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -35,9 +35,6 @@ const SMALL_FILE: u64 = 256 * 1024;
 /// Zeros for padding, made once: a fresh array per file would be zeroed per file.
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
-/// Large files are copied in steps of this size, progress reported between them.
-const LARGE_STEP: u64 = 32 << 20;
-
 /// A backup with more warnings than this keeps the first ones and counts the rest, so
 /// that a tree of a million unreadable files cannot fill memory or the log.
 const MAX_WARNINGS: usize = 100;
@@ -58,7 +55,6 @@ pub fn write_tree(
         bytes: 0,
         stream,
         header: Vec::with_capacity(4 * format::BLOCK),
-        copy: Vec::new(),
         exclude,
         hard_links: HashMap::new(),
         users: HashMap::new(),
@@ -105,7 +101,6 @@ struct Walk<'s, 'p> {
     /// File data archived so far.
     bytes: u64,
     header: Vec<u8>,
-    copy: Vec<u8>,
     /// What never to archive: the backups folder, and the service's pid file, which the
     /// service must never open twice (closing any descriptor of a file drops the
     /// process's POSIX lock on it).
@@ -413,35 +408,27 @@ impl Walk<'_, '_> {
         self.finish_data(header, stored as u64, error, got > size)
     }
 
+    /// Reads the file straight into the stream's batches, a batch at a time, reporting
+    /// progress between them.
     fn large_file(&mut self, file: &mut File, header: &Header) -> Result<(), Trouble> {
         self.stream.write_all(&self.header)?;
         self.summary.entries += 1;
-        let base = self.bytes;
         let mut copied = 0;
         let mut error = None;
-        // In steps, so that progress shows within a large file.
         while copied < header.size {
-            let step = (header.size - copied).min(LARGE_STEP);
-            match self.stream.copy_from(file, step) {
+            let space = self.stream.space()?;
+            let want = (header.size - copied).min(space.len() as u64) as usize;
+            match file.read(&mut space[..want]) {
+                Ok(0) => break,
                 Ok(n) => {
-                    copied += n;
-                    self.bytes = base + copied;
+                    self.stream.advance(n);
+                    copied += n as u64;
+                    self.bytes += n as u64;
                     self.tick();
-                    if n < step {
-                        break;
-                    }
                 }
-                Err(e) if super::sink::is_write_failure(&e) => {
-                    return Err(Trouble::Write(e.into()));
-                }
-                Err(_) => {
-                    // The kernel copy does not say which side failed: finish by hand,
-                    // which does, from where the source's offset now stands (every byte
-                    // read went in). An unknown offset cannot be trusted: give up.
-                    copied = file.stream_position()?.min(header.size);
-                    self.stream.flush()?;
-                    self.copy_by_hand(file, header.size, &mut copied, &mut error)?;
-                    self.bytes = base + copied;
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    error = Some(e);
                     break;
                 }
             }
@@ -453,36 +440,6 @@ impl Walk<'_, '_> {
                 Ok(1)
             );
         self.finish_data(header, copied, error, grew)
-    }
-
-    fn copy_by_hand(
-        &mut self,
-        file: &mut File,
-        size: u64,
-        copied: &mut u64,
-        error: &mut Option<io::Error>,
-    ) -> Result<(), Trouble> {
-        if let Err(e) = file.seek(io::SeekFrom::Start(*copied)) {
-            *error = Some(e);
-            return Ok(());
-        }
-        self.copy.resize(1 << 16, 0);
-        while *copied < size {
-            let want = (size - *copied).min(self.copy.len() as u64) as usize;
-            match file.read(&mut self.copy[..want]) {
-                Ok(0) => break,
-                Ok(n) => {
-                    self.stream.write_all(&self.copy[..n])?;
-                    *copied += n as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    *error = Some(e);
-                    break;
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Pads a short file to its announced size, then to the block, and says what happened.
