@@ -243,13 +243,14 @@ pub fn run_now(
 
 /// `verify NAME [--source]`: reads the archive end to end and checks its structure; with
 /// `source`, also compares it with the schedule's live tree, giving each difference to
-/// `difference` (to print) and failing if there was any.
+/// `difference` (to print) and failing if there was any. Returns what was verified, as
+/// a sentence for the user.
 pub fn verify(
     home: &Home,
     name: &str,
     source: bool,
     difference: &mut dyn FnMut(&str),
-) -> Result<()> {
+) -> Result<String> {
     let found = find_archive(home, name)?;
     let shown = found.shown();
     // Filled in only with `source`; differences only come then.
@@ -289,14 +290,15 @@ pub fn verify(
         );
     }
     let against = if source { ", same as its source" } else { "" };
-    info!("Verified {shown} ({} entries{against})", report.entries);
-    Ok(())
+    let what = format!("{shown} ({} entries{against})", report.entries);
+    info!("Verified {what}");
+    Ok(format!("verified {what}"))
 }
 
 /// `restore NAME DEST [--force]`: extracts the archive into DEST, which must be new or
-/// empty unless `force`. Returns warnings about entries that could not be restored as
-/// they were.
-pub fn restore(home: &Home, name: &str, dest: &Path, force: bool) -> Result<Vec<String>> {
+/// empty unless `force`. Returns what was restored, with warnings about entries that could
+/// not be restored as they were.
+pub fn restore(home: &Home, name: &str, dest: &Path, force: bool) -> Result<Finished> {
     let found = find_archive(home, name)?;
     let shown = found.shown();
     let dest = std::path::absolute(dest)
@@ -306,12 +308,25 @@ pub fn restore(home: &Home, name: &str, dest: &Path, force: bool) -> Result<Vec<
     for warning in &restored.warnings {
         warn!("{warning}");
     }
-    info!(
-        "Restored {shown} into {} ({} entries)",
+    let what = format!(
+        "{shown} into {} ({} entries)",
         dest.display(),
         restored.entries
     );
-    Ok(restored.warnings)
+    info!("Restored {what}");
+    Ok(Finished {
+        message: format!("restored {what}"),
+        warnings: restored.warnings,
+    })
+}
+
+/// What a command did, as one sentence for its user, and the warnings on the way.
+#[derive(Debug)]
+pub struct Finished {
+    /// What was done, e.g. `restored backups/src.tar into /tmp/r (12 entries)`.
+    pub message: String,
+    /// Entries that could not be handled as they were, each a sentence.
+    pub warnings: Vec<String>,
 }
 
 /// An archive found for a NAME given on the command line.

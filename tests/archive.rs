@@ -309,6 +309,12 @@ fn restore_and_verify_round_trip_in_every_format() {
             stderr(&verified)
         );
         assert_eq!(stdout(&verified), "");
+        assert!(
+            stderr(&verified)
+                .starts_with(&format!("backup_manager: verified backups/{expected} (")),
+            "{compress:?}: {}",
+            stderr(&verified)
+        );
 
         let dest = env.path("restored");
         let restored = env.manager(&["restore", "tree", dest.to_str().unwrap()]);
@@ -316,6 +322,16 @@ fn restore_and_verify_round_trip_in_every_format() {
             restored.status.success(),
             "{compress:?}: {}",
             stderr(&restored)
+        );
+        // Every entry but DEST itself came out of the archive.
+        assert_eq!(
+            stderr(&restored),
+            format!(
+                "backup_manager: restored backups/{expected} into {} ({} entries)\n",
+                dest.display(),
+                snapshot(&dest).len() - 1
+            ),
+            "{compress:?}"
         );
         assert_eq!(
             snapshot(&dest.join("tree")),

@@ -161,12 +161,14 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
                 differences.push(line.to_owned())
             });
             print_all(&differences, false)?;
-            result?
+            say(&result?);
         }
         Command::Restore { name, dest, force } => {
-            for warning in manager::restore(home, &name, &dest, force)? {
+            let finished = manager::restore(home, &name, &dest, force)?;
+            for warning in &finished.warnings {
                 say(&format!("warning: {warning}"));
             }
+            say(&finished.message);
         }
     }
     Ok(ExitCode::SUCCESS)
