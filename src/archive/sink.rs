@@ -34,8 +34,13 @@ const ALIGN: usize = 4096;
 /// keep writes aligned.
 pub const ROOM: u64 = (BATCH - ALIGN) as u64;
 
-/// How many batches exist: one being filled, the others queued or being written.
+/// How many batches exist for a plain archive: one being filled, the others queued or
+/// being written.
 const BATCHES: usize = 4;
+
+/// How many for a compressed one: the compressor sets the pace, so one being filled and
+/// one being compressed keep it busy, and the memory goes to its workers instead.
+const COMPRESSED_BATCHES: usize = 2;
 
 /// When written through the page cache, every this many bytes of the file are handed to
 /// the disk.
@@ -93,13 +98,13 @@ pub fn start<'scope>(
     file: &'scope mut File,
     compression: Compression,
 ) -> io::Result<(Stream, ScopedJoinHandle<'scope, io::Result<()>>)> {
-    let mut sink = match compression {
-        Compression::None => Sink::Plain(Plain::new(scope, file)?),
-        compressed => Sink::compressed(file, compressed)?,
+    let (mut sink, batches) = match compression {
+        Compression::None => (Sink::Plain(Plain::new(scope, file)?), BATCHES),
+        compressed => (Sink::compressed(file, compressed)?, COMPRESSED_BATCHES),
     };
-    let (jobs, queued) = sync_channel::<(Batch, usize)>(BATCHES);
+    let (jobs, queued) = sync_channel::<(Batch, usize)>(batches);
     // Room for every batch: the writer never waits to give one back.
-    let (gave_back, done) = sync_channel(BATCHES);
+    let (gave_back, done) = sync_channel(batches);
     let writer = scope.spawn(move || {
         for (batch, len) in queued {
             sink.write_all(&batch.bytes()[..len])?;
@@ -111,7 +116,7 @@ pub fn start<'scope>(
     let stream = Stream {
         batch: Batch::new(),
         used: 0,
-        free: (1..BATCHES).map(|_| Batch::new()).collect(),
+        free: (1..batches).map(|_| Batch::new()).collect(),
         jobs,
         done,
     };
