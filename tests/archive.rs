@@ -17,14 +17,43 @@ use backup::schedule::Schedule;
 struct Env {
     _dir: tempfile::TempDir,
     home: PathBuf,
+    /// The user and group the manager runs as, if not ours.
+    user: Option<(u32, u32)>,
 }
+
+/// `nobody`, whom a test running as root becomes to meet permissions it would pass.
+const NOBODY: u32 = 65534;
 
 impl Env {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().canonicalize().unwrap();
         fs::create_dir(home.join("backups")).unwrap();
-        Env { _dir: dir, home }
+        Env {
+            _dir: dir,
+            home,
+            user: None,
+        }
+    }
+
+    /// A home whose manager runs without privileges: as ourselves, or, when we are
+    /// root, as `nobody`, to whom the home is given (root reads everything). Files made
+    /// in it later must be given too, with [`Env::give`].
+    fn unprivileged() -> Self {
+        let mut env = Env::new();
+        if is_root() {
+            env.user = Some((NOBODY, NOBODY));
+            env.give(&env.home);
+            env.give(&env.path("backups"));
+        }
+        env
+    }
+
+    /// Gives `path` to the user the manager runs as.
+    fn give(&self, path: &Path) {
+        if let Some((uid, gid)) = self.user {
+            std::os::unix::fs::lchown(path, Some(uid), Some(gid)).unwrap();
+        }
     }
 
     fn path(&self, rel: &str) -> PathBuf {
@@ -32,12 +61,13 @@ impl Env {
     }
 
     fn manager(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_backup_manager"))
-            .arg("--home")
-            .arg(&self.home)
-            .args(args)
-            .output()
-            .unwrap()
+        let mut command = Command::new(env!("CARGO_BIN_EXE_backup_manager"));
+        command.arg("--home").arg(&self.home).args(args);
+        if let Some((uid, gid)) = self.user {
+            use std::os::unix::process::CommandExt;
+            command.uid(uid).gid(gid);
+        }
+        command.output().unwrap()
     }
 
     /// Adds the schedule with `backup_manager create`, then backs it up at once with
@@ -542,37 +572,62 @@ fn files_that_vanish_during_the_backup_leave_a_valid_archive() {
 }
 
 #[test]
-fn an_unreadable_file_is_left_out_with_a_warning() {
-    let env = Env::new();
-    fs::create_dir(env.path("src")).unwrap();
-    fs::write(env.path("src/ok.txt"), "ok").unwrap();
-    let line = if is_root() {
-        // Root reads everything, except what the kernel refuses: a write-only sysfs file.
-        let Some(path) = ["/sys/class/zram-control/hot_remove", "/sys/bus/pci/rescan"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-        else {
-            eprintln!("skipped: running as root without a write-only sysfs file");
-            return;
-        };
-        format!("{path};03:00;src")
-    } else {
-        fs::write(env.path("src/secret.txt"), "secret").unwrap();
-        fs::set_permissions(
-            env.path("src/secret.txt"),
-            fs::Permissions::from_mode(0o000),
-        )
-        .unwrap();
-        "src;03:00;src".to_owned()
-    };
-    let (schedule, ran) = env.back_up(&line, None);
-    assert_eq!(ran.warnings.len(), 1, "{:?}", ran.warnings);
-    assert!(
-        ran.warnings[0].contains("cannot read"),
-        "{:?}",
-        ran.warnings
+fn unreadable_files_and_folders_are_left_out_with_a_warning() {
+    let env = Env::unprivileged();
+    for folder in ["src", "src/locked"] {
+        fs::create_dir(env.path(folder)).unwrap();
+        env.give(&env.path(folder));
+    }
+    for file in ["src/ok.txt", "src/secret.txt", "src/locked/inner.txt"] {
+        fs::write(env.path(file), file).unwrap();
+        env.give(&env.path(file));
+    }
+    let no_access = fs::Permissions::from_mode(0o000);
+    fs::set_permissions(env.path("src/secret.txt"), no_access.clone()).unwrap();
+    fs::set_permissions(env.path("src/locked"), no_access).unwrap();
+
+    let (schedule, ran) = env.back_up("src;03:00;src", None);
+    // As ourselves, the folder must be opened again to be removed.
+    fs::set_permissions(env.path("src/locked"), fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(
+        ran.warnings,
+        [
+            "src/locked: cannot open the folder (Permission denied); its contents are left out",
+            "src/secret.txt: cannot read it (Permission denied); left out",
+        ]
+        .map(|w| format!("{}/{w}", env.home.display())),
     );
     assert_valid(&env, &schedule);
+    let tar = Command::new("tar")
+        .arg("-tf")
+        .arg(env.path("backups/src.tar"))
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&tar), "src/\nsrc/locked/\nsrc/ok.txt\n");
+}
+
+#[test]
+fn an_unreadable_source_fails_the_backup_and_writes_no_archive() {
+    let env = Env::unprivileged();
+    fs::create_dir(env.path("src")).unwrap();
+    env.give(&env.path("src"));
+    fs::set_permissions(env.path("src"), fs::Permissions::from_mode(0o000)).unwrap();
+    env.create("src;03:00;src", None);
+    let out = env.run(0);
+    fs::set_permissions(env.path("src"), fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(
+        said.starts_with("backup_manager: backup of src into backups/src.tar failed")
+            && said.contains(&format!(
+                "opening source folder {}",
+                env.path("src").display()
+            ))
+            && said.ends_with("Permission denied\n")
+            && said.lines().count() == 1,
+        "{said}"
+    );
+    assert_eq!(fs::read_dir(env.path("backups")).unwrap().count(), 0);
 }
 
 // ---- hostile and damaged archives ------------------------------------------------

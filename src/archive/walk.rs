@@ -179,8 +179,9 @@ impl Walk<'_, '_> {
                 }
                 Err(e) => {
                     self.warn(format!(
-                        "{}: cannot list the folder ({e}); some of its contents are left out",
-                        disk.display()
+                        "{}: cannot list the folder ({}); some of its contents are left out",
+                        disk.display(),
+                        e.desc()
                     ));
                     break;
                 }
@@ -246,8 +247,9 @@ impl Walk<'_, '_> {
                         // The folder is stored (it exists, with its mode and owner), empty.
                         self.put(&header)?;
                         self.warn(format!(
-                            "{}: cannot open the folder ({e}); its contents are left out",
-                            disk.display()
+                            "{}: cannot open the folder ({}); its contents are left out",
+                            disk.display(),
+                            e.desc()
                         ));
                         Ok(())
                     }
