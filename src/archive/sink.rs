@@ -8,8 +8,8 @@
 //! A plain archive is written with direct I/O where the file system allows it: each batch
 //! goes from our memory to the disk, with no copy into the page cache. A backup is
 //! written once and not read again soon, so caching it would only push the user's own
-//! files out of memory, and the fsync at the end finds the data already on disk. Direct
-//! I/O wants aligned memory, offsets and lengths, so batches start on an [`ALIGN`]
+//! files out of memory, and the fsync at the end has little left to do but flush the
+//! disk's cache and the file's metadata. Direct I/O wants aligned memory, offsets and lengths, so batches start on an [`ALIGN`]
 //! boundary and every write but the last is a multiple of [`ALIGN`] long. Where direct
 //! I/O is refused, the archive goes through the page cache, and a third thread starts
 //! its write-back as it goes, so that the final fsync has little left to do.
@@ -24,10 +24,12 @@ use nix::fcntl::{FcntlArg, OFlag, fcntl};
 
 use super::compression::Compression;
 
-/// The size of a batch: what the writer hands to the kernel in one `write`.
+/// The size of a batch: the most the writer hands to the kernel in one `write`.
 const BATCH: usize = 1 << 20;
 
-/// The alignment direct I/O asks for, at most, of memory, offsets and lengths.
+/// The alignment direct I/O asks for, of memory, offsets and lengths: 512 bytes or 4 KiB
+/// on usual disks. Where a disk wants more, the first refused write sends the rest of
+/// the archive through the page cache.
 const ALIGN: usize = 4096;
 
 /// The most [`Stream::room`] gives at once: a batch, less what may be carried over to

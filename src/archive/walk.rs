@@ -28,8 +28,8 @@ use super::format::{self, Header, Kind};
 use super::sink::{ROOM, Stream};
 use super::{PROGRESS_EVERY, Progress, ProgressFn, Summary};
 
-/// Files up to this size are read whole into the stream in one `read`; larger ones are
-/// copied in steps.
+/// Files up to this size are read whole into the stream in one `read`; larger ones a
+/// batch at a time.
 const SMALL_FILE: u64 = 256 * 1024;
 
 /// Zeros for padding, made once: a fresh array per file would be zeroed per file.
@@ -127,7 +127,7 @@ impl From<io::Error> for Trouble {
 
 impl Walk<'_, '_> {
     /// Reports progress if some is wanted and the last report is old enough. Cheap: a
-    /// clock read per entry or per large step, against the system calls each costs.
+    /// clock read per entry or per batch read, against the system calls each costs.
     fn tick(&mut self) {
         if self.progress.is_some() && self.last_report.elapsed() >= PROGRESS_EVERY {
             self.report();
