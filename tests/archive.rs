@@ -61,13 +61,18 @@ impl Env {
     }
 
     fn manager(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// `backup_manager` in this home, with `args`, not yet run.
+    fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_backup_manager"));
         command.arg("--home").arg(&self.home).args(args);
         if let Some((uid, gid)) = self.user {
             use std::os::unix::process::CommandExt;
             command.uid(uid).gid(gid);
         }
-        command.output().unwrap()
+        command
     }
 
     /// Adds the schedule with `backup_manager create`, then backs it up at once with
@@ -94,7 +99,11 @@ impl Env {
 
     /// Backs up schedule `index` with `backup_manager run INDEX`, which must succeed.
     fn run_ok(&self, schedule: &Schedule, index: usize) -> Ran {
-        let out = self.run(index);
+        self.ran_ok(schedule, index, self.run(index))
+    }
+
+    /// What `backup_manager run INDEX`, which must have succeeded, printed.
+    fn ran_ok(&self, schedule: &Schedule, index: usize, out: Output) -> Ran {
         assert!(out.status.success(), "run {index}: {}", stderr(&out));
         let mut said: Vec<String> = stderr(&out)
             .lines()
@@ -527,7 +536,10 @@ fn a_file_that_grows_during_the_backup_leaves_a_valid_archive() {
 
 #[test]
 fn files_that_vanish_during_the_backup_leave_a_valid_archive() {
-    // Deleting while the backup runs is a race: try until a file was seen to vanish.
+    // Deleting while the backup runs is a race. Files are deleted from the last, as soon
+    // as the archive's temporary file appears, while the walk goes from the first: they
+    // meet in the middle, and what the walk listed but did not reach has vanished. Tried
+    // until a file was seen to vanish.
     for _ in 0..20 {
         let env = Env::new();
         let dir = env.path("live");
@@ -535,18 +547,22 @@ fn files_that_vanish_during_the_backup_leave_a_valid_archive() {
         for i in 0..3000 {
             fs::write(dir.join(format!("f{i:04}")), format!("{i}")).unwrap();
         }
-        // Created first, so that the files go while `run` is at work.
         let (schedule, index) = env.create("live;03:00;live", None);
-        let remover = {
-            let dir = dir.clone();
-            std::thread::spawn(move || {
-                for i in (0..3000).rev().step_by(2) {
-                    let _ = fs::remove_file(dir.join(format!("f{i:04}")));
-                }
-            })
-        };
-        let ran = env.run_ok(&schedule, index);
-        remover.join().unwrap();
+        let run = env
+            .command(&["run", &index.to_string()])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while fs::read_dir(env.path("backups")).unwrap().next().is_none()
+            && started.elapsed() < std::time::Duration::from_secs(10)
+        {
+            std::hint::spin_loop();
+        }
+        for i in (0..3000).rev().step_by(2) {
+            let _ = fs::remove_file(dir.join(format!("f{i:04}")));
+        }
+        let ran = env.ran_ok(&schedule, index, run.wait_with_output().unwrap());
         assert_valid(&env, &schedule);
         for warning in &ran.warnings {
             assert!(warning.contains("vanished"), "{warning}");
@@ -568,7 +584,7 @@ fn files_that_vanish_during_the_backup_leave_a_valid_archive() {
             return;
         }
     }
-    eprintln!("no file vanished mid-backup in 20 tries; nothing to check");
+    panic!("no file vanished mid-backup in 20 tries");
 }
 
 #[test]
