@@ -352,7 +352,10 @@ fn find_archive(home: &Home, name: &str) -> Result<Found> {
         .filter_map(|line| line.parse().ok())
         .collect();
     let dir = home.backups();
-    let exists = |file_name: &str| dir.join(file_name).is_file();
+    // As `backups` lists them: files, not links.
+    let exists = |file_name: &str| {
+        fs::symlink_metadata(dir.join(file_name)).is_ok_and(|meta| meta.is_file())
+    };
     let found = |file_name: String, compression: Compression, base: &str| {
         let schedule = schedules
             .iter()

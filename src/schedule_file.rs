@@ -21,13 +21,19 @@ const NEW_FILE_MODE: u32 = 0o644;
 /// indexes always count lines, so `delete N` removes the line that `list` showed as `N`.
 /// A file that is not UTF-8 is an error: an edit must not rewrite bytes it cannot show.
 pub fn read_lines(path: &Path) -> Result<Vec<String>> {
-    let text = String::from_utf8(read(path)?)
-        .map_err(|e| anyhow!("{e}"))
-        .with_context(|| format!("reading {}: the file is not valid UTF-8", path.display()))?;
-    // Splitting valid UTF-8 at a newline byte leaves valid UTF-8 on both sides.
-    Ok(split_lines(text.as_bytes())
-        .map(|line| String::from_utf8_lossy(line).into_owned())
-        .collect())
+    let bytes = read(path)?;
+    split_lines(&bytes)
+        .enumerate()
+        .map(|(index, line)| {
+            String::from_utf8(line.to_vec()).map_err(|_| {
+                anyhow!(
+                    "reading {}: the line at index {index} is not valid UTF-8; fix or remove \
+                     it with a text editor",
+                    path.display()
+                )
+            })
+        })
+        .collect()
 }
 
 /// Reads the schedule file line by line for the service, which must go on with the good

@@ -834,6 +834,31 @@ fn good_archive(env: &Env, compress: Option<&str>) -> (Schedule, Vec<u8>) {
     (schedule, bytes)
 }
 
+#[test]
+fn a_link_in_the_backups_folder_is_not_an_archive() {
+    let env = Env::new();
+    good_archive(&env, None);
+    // A good archive outside the folder, linked in: verify and restore would read it.
+    fs::rename(env.path("backups/src.tar"), env.path("elsewhere.tar")).unwrap();
+    symlink(env.path("elsewhere.tar"), env.path("backups/src.tar")).unwrap();
+    assert_eq!(stdout(&env.manager(&["backups"])), "");
+    let dest = env.path("out");
+    for args in [
+        vec!["verify", "src"],
+        vec!["verify", "src.tar"],
+        vec!["restore", "src.tar", dest.to_str().unwrap()],
+    ] {
+        let out = env.manager(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).starts_with("backup_manager: no archive named src"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    assert!(!dest.exists());
+}
+
 fn verify_fails(env: &Env, schedule: &Schedule, bytes: &[u8], what: &str) -> String {
     fs::write(
         env.path("backups").join(schedule.archive_file_name()),

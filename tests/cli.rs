@@ -350,7 +350,10 @@ fn a_schedule_file_that_is_not_utf8_is_reported_and_left_alone() {
         let out = home.manager(args);
         let err = out.failure(1);
         assert!(err.contains("backup_schedules.txt"), "{args:?}: {err}");
-        assert!(err.contains("UTF-8"), "{args:?}: {err}");
+        assert!(
+            err.contains("the line at index 1 is not valid UTF-8"),
+            "{args:?}: {err}"
+        );
         assert_error_logged(&home, err);
         assert_eq!(home.schedule_bytes().unwrap(), bytes, "{args:?}");
     }

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::str::FromStr;
 
@@ -44,8 +45,7 @@ impl Compression {
 
     /// Opens an archive for reading its uncompressed tar stream.
     pub fn open(self, path: &Path) -> Result<Box<dyn Read>> {
-        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        self.read(file, path)
+        self.read(open_archive(path)?, path)
     }
 
     /// Reads the tar stream of an archive already open as `file`, from its start.
@@ -62,6 +62,16 @@ impl Compression {
             ),
         })
     }
+}
+
+/// Opens the archive file at `path` for reading. A symbolic link is not followed: an
+/// archive is a file of the backups folder, not whatever a link there points at.
+pub fn open_archive(path: &Path) -> Result<File> {
+    File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))
 }
 
 impl fmt::Display for Compression {

@@ -21,7 +21,7 @@ use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, UnlinkatFlags};
 
-use super::compression::Compression;
+use super::compression::{self, Compression};
 use super::format::{Header, Kind};
 use super::reader::Reader;
 
@@ -46,7 +46,7 @@ pub fn restore(
 ) -> Result<Restored> {
     // Opened once: both passes read the same file, even if a new archive is renamed into
     // place meanwhile.
-    let archive = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let archive = compression::open_archive(path)?;
     let reopen = || {
         archive
             .try_clone()

@@ -13,7 +13,7 @@ use clap::Parser;
 /// Backs up each schedule of backup_schedules.txt every day at its time. Usually
 /// started by `backup_manager start`; runs in the foreground when started by hand.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(name = "backup_service", version)]
 struct Cli {
     /// The home: the folder holding backup_schedules.txt, logs/ and backups/.
     #[arg(long, value_name = "DIR")]
