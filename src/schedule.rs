@@ -209,11 +209,11 @@ impl fmt::Display for Reason {
                 Ok(())
             }
             Reason::Compression(c) => {
-                write!(f, "compression {c:?} is not gzip or zstd")
+                write!(f, "compression {:?} is not gzip or zstd", shown(c))
             }
             Reason::EmptyPath => f.write_str("PATH is empty"),
             Reason::ControlCharInPath => f.write_str("PATH holds a control character"),
-            Reason::TimeFormat(t) => write!(f, "time {t:?} is not HH:MM"),
+            Reason::TimeFormat(t) => write!(f, "time {:?} is not HH:MM", shown(t)),
             Reason::TimeRange(t) => write!(f, "time {t:?} is not between 00:00 and 23:59"),
             Reason::EmptyName => f.write_str("NAME is empty"),
             Reason::SlashInName => f.write_str("NAME holds a '/'"),
@@ -235,9 +235,30 @@ pub struct ParseError {
     pub reason: Reason,
 }
 
+/// How much of a refused line (or field) an error shows: enough to recognise it, while a
+/// line of megabytes does not become a log line of megabytes.
+const SHOWN: usize = 300;
+
+/// `text` as an error shows it: cut after [`SHOWN`] bytes, saying how long it was.
+fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= SHOWN {
+        return text.into();
+    }
+    let mut end = SHOWN;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes in all)", &text[..end], text.len()).into()
+}
+
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "malformed schedule: {} ({})", self.line, self.reason)
+        write!(
+            f,
+            "malformed schedule: {} ({})",
+            shown(&self.line),
+            self.reason
+        )
     }
 }
 
@@ -341,6 +362,37 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_huge_line_is_shown_cut() {
+        let huge = format!("{};07:00;x;{}", "p".repeat(1 << 20), "z".repeat(1 << 20));
+        let message = huge.parse::<Schedule>().unwrap_err().to_string();
+        assert!(message.len() < 1000, "{} bytes", message.len());
+        assert!(
+            message.starts_with(&format!(
+                "malformed schedule: {}... ({} bytes in all)",
+                "p".repeat(300),
+                huge.len()
+            )),
+            "{message}"
+        );
+        assert!(
+            message.ends_with(&format!(
+                "(compression \"{}... ({} bytes in all)\" is not gzip or zstd)",
+                "z".repeat(300),
+                1 << 20
+            )),
+            "{message}"
+        );
+        // Cut at a character boundary, whatever the bytes.
+        let wide = format!("{};07:00", "é".repeat(400));
+        assert!(
+            wide.parse::<Schedule>()
+                .unwrap_err()
+                .to_string()
+                .contains("é... (")
+        );
     }
 
     #[test]
