@@ -164,6 +164,9 @@ fn validate_name(name: &str) -> Result<(), Reason> {
         Err(Reason::DotName)
     } else if name.chars().any(char::is_control) {
         Err(Reason::ControlCharInName)
+    } else if name.trim() != name {
+        // `x ` beside `x` would be a second archive that looks like the first.
+        Err(Reason::SpaceAroundName)
     } else if name.len() > MAX_NAME_LEN {
         Err(Reason::NameTooLong(name.len()))
     } else {
@@ -194,6 +197,8 @@ pub enum Reason {
     DotName,
     /// The NAME holds a control character.
     ControlCharInName,
+    /// The NAME starts or ends with white space.
+    SpaceAroundName,
     /// The NAME is longer than [`MAX_NAME_LEN`] bytes.
     NameTooLong(usize),
 }
@@ -219,6 +224,7 @@ impl fmt::Display for Reason {
             Reason::SlashInName => f.write_str("NAME holds a '/'"),
             Reason::DotName => f.write_str("NAME starts with '.'"),
             Reason::ControlCharInName => f.write_str("NAME holds a control character"),
+            Reason::SpaceAroundName => f.write_str("NAME starts or ends with a space"),
             Reason::NameTooLong(n) => {
                 write!(f, "NAME is {n} bytes long, more than {MAX_NAME_LEN}")
             }
@@ -337,6 +343,9 @@ mod tests {
         assert_eq!(parse("a;12:00;.."), Err(Reason::DotName));
         assert_eq!(parse("a;12:00;.hidden"), Err(Reason::DotName));
         assert_eq!(parse("a;12:00;x\ty"), Err(Reason::ControlCharInName));
+        assert_eq!(parse("a;12:00;x "), Err(Reason::SpaceAroundName));
+        assert_eq!(parse("a;12:00; x"), Err(Reason::SpaceAroundName));
+        assert!(parse("a;12:00;my docs").is_ok());
         let long = "n".repeat(MAX_NAME_LEN + 1);
         assert_eq!(
             parse(&format!("a;12:00;{long}")),

@@ -191,6 +191,7 @@ fn malformed_schedules_are_refused_logged_and_leave_the_file_alone() {
         "a;12-00;x",
         "a;07:05;x\ty",
         "a\nb;07:05;x",
+        "a;07:05;x ",
     ];
     for line in malformed {
         let out = home.manager(&["create", line]);
@@ -264,6 +265,9 @@ fn usage_errors_exit_2_and_change_nothing() {
     for args in [
         &["delete", "one"][..],
         &["delete", "-1"],
+        &["delete", "+1"],
+        &["delete", " 1"],
+        &["run", "0x1"],
         &["delete"],
         &["create"],
         &["frobnicate"],

@@ -40,6 +40,7 @@ enum Command {
     /// Delete the schedule at INDEX (as shown by list, from 0).
     Delete {
         /// The schedule's index.
+        #[arg(value_parser = parse_index)]
         index: usize,
     },
     /// Show the schedules, each with its index.
@@ -77,6 +78,7 @@ enum Command {
     /// Back up the schedule at INDEX now, in the foreground.
     Run {
         /// The schedule's index.
+        #[arg(value_parser = parse_index)]
         index: usize,
     },
     /// Check an archive end to end; with --source, compare it with the live tree.
@@ -172,6 +174,15 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An INDEX as `list` shows it: digits only, so that `+1` or ` 1` is not taken for 1.
+fn parse_index(text: &str) -> Result<usize, String> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("an index is a number as `list` shows it, from 0".to_owned());
+    }
+    text.parse()
+        .map_err(|_| "the number is too large for an index".to_owned())
 }
 
 /// `run INDEX`, with a spinner on a terminal; the outcome is on stderr either way.
