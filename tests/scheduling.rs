@@ -411,6 +411,19 @@ fn status_shows_the_service_and_each_schedule_and_exits_as_a_monitor_expects() {
     );
 }
 
+/// A status that cannot be told exits 4, not 1: a monitor must not read it as a failed
+/// backup.
+#[test]
+fn status_that_cannot_be_read_exits_4() {
+    let home = TestHome::new();
+    fs::create_dir(home.path().join("backup_schedules.txt")).unwrap();
+    for args in [&["status"][..], &["status", "--json"]] {
+        let out = home.manager(args);
+        let err = out.failure(4);
+        assert!(err.contains("backup_schedules.txt"), "{err}");
+    }
+}
+
 /// `run INDEX` backs up now, logs as the service does, and is recorded as a run by hand:
 /// the scheduled run still happens.
 #[test]

@@ -104,13 +104,22 @@ enum Command {
 /// `status`'s exit code when the service is not running, as `systemctl status` uses.
 const NOT_RUNNING: u8 = 3;
 
+/// `status`'s exit code when the status could not be told (an unreadable file), as LSB
+/// init scripts use: a monitor must not take it for a failed backup.
+const STATUS_UNKNOWN: u8 = 4;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A monitor calling `status` must not take an error for a failed backup.
+    let failure = match cli.command {
+        Command::Status { .. } => ExitCode::from(STATUS_UNKNOWN),
+        _ => ExitCode::FAILURE,
+    };
     let home = match Home::open(cli.home.as_deref()) {
         Ok(home) => home,
         Err(err) => {
             say(&format!("{err:#}"));
-            return ExitCode::FAILURE;
+            return failure;
         }
     };
     if let Err(err) = logging::init(&home.manager_log(), Echo::None) {
@@ -122,7 +131,7 @@ fn main() -> ExitCode {
             log::error!("{err:#}");
             // One line, as in the log: a file name or a schedule may hold a newline.
             say(&format!("{err:#}"));
-            ExitCode::FAILURE
+            failure
         }
     }
 }
