@@ -363,6 +363,25 @@ fn a_schedule_file_that_is_not_utf8_is_reported_and_left_alone() {
     }
 }
 
+#[test]
+fn list_shows_control_characters_escaped() {
+    let home = TestHome::new();
+    home.write(
+        "backup_schedules.txt",
+        "docs;07:00;docs\r\nx\u{1b}[2J;07:00;y\nmail;08:00;mail\n",
+    );
+    let out = home.manager(&["list"]);
+    out.success();
+    assert_eq!(
+        out.stdout_lines(),
+        [
+            "0: docs;07:00;docs\\r",
+            "1: x\\u{1b}[2J;07:00;y",
+            "2: mail;08:00;mail"
+        ]
+    );
+}
+
 /// Twenty managers adding a line each at the same moment: every line lands, whole.
 #[test]
 fn concurrent_creates_lose_and_garble_nothing() {

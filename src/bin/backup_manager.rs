@@ -247,7 +247,9 @@ fn print_all<T: Display + Serialize>(items: &[T], json: bool) -> Result<()> {
     }
     let mut out = std::io::stdout().lock();
     for item in items {
-        if let Err(e) = writeln!(out, "{item}") {
+        // Control characters shown escaped: a malformed line, a file name or an entry
+        // in an archive may hold a carriage return or a terminal escape.
+        if let Err(e) = writeln!(out, "{}", logging::one_line(&item.to_string())) {
             return quiet_on_broken_pipe(e);
         }
     }
