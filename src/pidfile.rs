@@ -8,6 +8,12 @@
 //!
 //! POSIX locks belong to the process and are released when *any* descriptor of the file is
 //! closed by it, so the service opens this file exactly once.
+//!
+//! A pid file removed by hand while the service runs would let a second service lock a new
+//! file of the same name. So the service also holds a `flock` on the home folder itself,
+//! which a second service cannot take whatever became of the pid file. (A `flock` belongs
+//! to the open folder, not to the process: the walk opening the home to back it up leaves
+//! it alone.)
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -16,13 +22,14 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, fcntl};
+use nix::fcntl::{FcntlArg, Flock, FlockArg, fcntl};
 use nix::libc;
 use nix::unistd::Pid;
 
 /// The lock a running service holds; released when dropped or when the process exits.
 #[derive(Debug)]
 pub struct PidLock {
+    _folder: Option<Flock<File>>,
     _file: File,
 }
 
@@ -33,11 +40,24 @@ pub enum Acquire {
     Locked(PidLock),
     /// Another process holds it.
     Held(Pid),
+    /// Another process holds the folder, but the pid file was removed: its pid is unknown.
+    HeldWithoutPidFile,
 }
 
 impl PidLock {
-    /// Takes the lock without waiting and writes our pid into the file.
+    /// Takes the locks without waiting and writes our pid into the file.
     pub fn acquire(path: &Path) -> Result<Acquire> {
+        let folder = path.parent().unwrap_or(Path::new("."));
+        let folder = match lock_folder(folder)? {
+            Folder::Locked(lock) => Some(lock),
+            Folder::Unsupported => None,
+            Folder::Held => {
+                return Ok(match holder(path)? {
+                    Some(pid) => Acquire::Held(pid),
+                    None => Acquire::HeldWithoutPidFile,
+                });
+            }
+        };
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -65,7 +85,32 @@ impl PidLock {
             .and_then(|()| writeln!(file, "{}", std::process::id()))
             .and_then(|()| file.sync_all())
             .with_context(|| format!("writing pid file {}", path.display()))?;
-        Ok(Acquire::Locked(PidLock { _file: file }))
+        Ok(Acquire::Locked(PidLock {
+            _folder: folder,
+            _file: file,
+        }))
+    }
+}
+
+/// The outcome of locking the home folder.
+enum Folder {
+    Locked(Flock<File>),
+    /// The file system does not lock folders (NFS emulates `flock` with POSIX locks,
+    /// which want a descriptor open for writing): the pid file's lock alone guards.
+    Unsupported,
+    Held,
+}
+
+fn lock_folder(folder: &Path) -> Result<Folder> {
+    let dir = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(folder)
+        .with_context(|| format!("opening home {}", folder.display()))?;
+    match Flock::lock(dir, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Folder::Locked(lock)),
+        Err((_, Errno::EWOULDBLOCK)) => Ok(Folder::Held),
+        Err(_) => Ok(Folder::Unsupported),
     }
 }
 

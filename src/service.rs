@@ -52,6 +52,12 @@ pub fn run(home: &Home, mode: Mode, ready: Option<File>) -> Result<()> {
             "backup_service is already running in {} (pid {pid})",
             home.root().display()
         ),
+        Acquire::HeldWithoutPidFile => bail!(
+            "backup_service is already running in {}, but its pid file {} was removed: \
+             `lslocks` shows its pid, to stop it by hand",
+            home.root().display(),
+            home.pid_file().display()
+        ),
     };
     let pid = std::process::id();
     // Run once a minute from cron, start and stop lines would bury the backups.
