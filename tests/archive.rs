@@ -153,6 +153,15 @@ impl Env {
         run
     }
 
+    /// Restores the archive NAME into `out` in the home, which must succeed; returns
+    /// `out`.
+    fn restore_ok(&self, name: &str) -> PathBuf {
+        let dest = self.path("out");
+        let out = self.manager(&["restore", name, dest.to_str().unwrap()]);
+        assert!(out.status.success(), "restore {name}: {}", stderr(&out));
+        dest
+    }
+
     /// `backup_manager run INDEX`.
     fn run(&self, index: usize) -> Output {
         self.manager(&["run", &index.to_string()])
@@ -487,12 +496,7 @@ fn a_file_shorter_than_its_size_is_padded_and_warned_about() {
     assert!(ran.warnings[0].contains(path), "{:?}", ran.warnings);
     assert!(ran.warnings[0].contains("shrank"), "{:?}", ran.warnings);
     assert_valid(&env, &schedule);
-    let dest = env.path("out");
-    assert!(
-        env.manager(&["restore", "shrank", dest.to_str().unwrap()])
-            .status
-            .success()
-    );
+    let dest = env.restore_ok("shrank");
     let restored = fs::read(dest.join(&path[1..])).unwrap();
     assert_eq!(restored.len(), 4096);
     assert!(restored.starts_with(&fs::read(path).unwrap()));
@@ -535,12 +539,7 @@ fn a_large_file_that_shrinks_during_the_backup_is_padded_and_warned_about() {
         }
         assert_valid(&env, &schedule);
         // What was read is there, then zeros, to the size the header announced.
-        let dest = env.path("out");
-        assert!(
-            env.manager(&["restore", "live", dest.to_str().unwrap()])
-                .status
-                .success()
-        );
+        let dest = env.restore_ok("live");
         let restored = fs::read(dest.join("live/big.bin")).unwrap();
         let data = restored.iter().take_while(|&&b| b == b'x').count();
         assert!(data >= 32 << 20, "only {data} bytes of data");
@@ -592,12 +591,7 @@ fn a_file_that_grows_during_the_backup_leaves_a_valid_archive() {
         ran.warnings[0]
     );
     assert_valid(&env, &schedule);
-    let dest = env.path("out");
-    assert!(
-        env.manager(&["restore", "live", dest.to_str().unwrap()])
-            .status
-            .success()
-    );
+    let dest = env.restore_ok("live");
     assert_eq!(
         fs::read_to_string(dest.join("live/a.txt")).unwrap(),
         "before"
@@ -629,12 +623,7 @@ fn files_that_vanish_during_the_backup_leave_a_valid_archive() {
         }
         if !ran.warnings.is_empty() {
             // Every other entry is whole.
-            let dest = env.path("out");
-            assert!(
-                env.manager(&["restore", "live", dest.to_str().unwrap()])
-                    .status
-                    .success()
-            );
+            let dest = env.restore_ok("live");
             for entry in fs::read_dir(dest.join("live")).unwrap() {
                 let entry = entry.unwrap();
                 let name = entry.file_name().into_string().unwrap();
