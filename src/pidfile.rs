@@ -11,9 +11,9 @@
 //!
 //! A pid file removed by hand while the service runs would let a second service lock a new
 //! file of the same name. So the service also holds a `flock` on the home folder itself,
-//! which a second service cannot take whatever became of the pid file. (A `flock` belongs
-//! to the open folder, not to the process: the walk opening the home to back it up leaves
-//! it alone.)
+//! which a second service cannot take whatever became of the pid file, and whose holder
+//! the kernel reports in `/proc/locks`. (A `flock` belongs to the open folder, not to the
+//! process: the walk opening the home to back it up leaves it alone.)
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -68,17 +68,19 @@ impl PidLock {
             .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .with_context(|| format!("opening pid file {}", path.display()))?;
-        match fcntl(&file, FcntlArg::F_SETLK(&whole_file(libc::F_WRLCK))) {
-            Ok(_) => {}
-            Err(Errno::EACCES | Errno::EAGAIN) => {
-                return match holder(path)? {
-                    Some(pid) => Ok(Acquire::Held(pid)),
+        loop {
+            match fcntl(&file, FcntlArg::F_SETLK(&whole_file(libc::F_WRLCK))) {
+                Ok(_) => break,
+                // Asked through this same descriptor: opening another and closing it
+                // would drop a lock of ours, were it taken meanwhile.
+                Err(Errno::EACCES | Errno::EAGAIN) => match file_holder(&file, path)? {
+                    Some(pid) => return Ok(Acquire::Held(pid)),
                     // The holder exited between our two calls: the lock is free again.
-                    None => Self::acquire(path),
-                };
-            }
-            Err(e) => {
-                return Err(e).with_context(|| format!("locking pid file {}", path.display()));
+                    None => continue,
+                },
+                Err(e) => {
+                    return Err(e).with_context(|| format!("locking pid file {}", path.display()));
+                }
             }
         }
         file.set_len(0)
@@ -114,18 +116,54 @@ fn lock_folder(folder: &Path) -> Result<Folder> {
     }
 }
 
-/// The pid of the process holding the lock on `path`, or `None` when no process does
-/// (no file, or a stale one).
+/// The pid of the running service that holds the pid file at `path`, or `None` when no
+/// process does (no file, or a stale one). When the file was removed by hand, the holder
+/// of the lock on its folder, the home, is asked of the kernel instead.
 pub fn holder(path: &Path) -> Result<Option<Pid>> {
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+    let from_file = match File::open(path) {
+        Ok(file) => file_holder(&file, path)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(e).with_context(|| format!("opening pid file {}", path.display())),
     };
+    match from_file {
+        Some(pid) => Ok(Some(pid)),
+        None => Ok(folder_holder(path.parent().unwrap_or(Path::new(".")))),
+    }
+}
+
+/// The pid of the process holding the POSIX lock on the open pid file `file`.
+fn file_holder(file: &File, path: &Path) -> Result<Option<Pid>> {
     let mut query = whole_file(libc::F_WRLCK);
-    fcntl(&file, FcntlArg::F_GETLK(&mut query))
+    fcntl(file, FcntlArg::F_GETLK(&mut query))
         .with_context(|| format!("querying the lock on pid file {}", path.display()))?;
     Ok((i32::from(query.l_type) != libc::F_UNLCK).then(|| Pid::from_raw(query.l_pid)))
+}
+
+/// The pid of the process holding a `flock` on `folder`, from `/proc/locks`; `None` when
+/// none does, or when that cannot be read.
+fn folder_holder(folder: &Path) -> Option<Pid> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(folder).ok()?;
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let dev = meta.dev();
+    let key = format!(
+        "{:02x}:{:02x}:{}",
+        nix::sys::stat::major(dev),
+        nix::sys::stat::minor(dev),
+        meta.ino()
+    );
+    locks.lines().find_map(|line| holder_in(line, &key))
+}
+
+/// The pid in one line of `/proc/locks` (`1: FLOCK  ADVISORY  WRITE 4242 fd:01:1234 0
+/// EOF`) when it is a granted `flock` on the file `key` (`MAJOR:MINOR:INODE`). Waiting
+/// requests, marked `->`, hold nothing.
+fn holder_in(line: &str, key: &str) -> Option<Pid> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    match fields[..] {
+        [_, "FLOCK", _, _, pid, file, ..] if file == key => pid.parse().ok().map(Pid::from_raw),
+        _ => None,
+    }
 }
 
 fn whole_file(kind: libc::c_int) -> libc::flock {
@@ -136,4 +174,33 @@ fn whole_file(kind: libc::c_int) -> libc::flock {
     lock.l_start = 0;
     lock.l_len = 0; // to the end of the file, however long it grows
     lock
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_granted_flock_on_the_file_gives_its_holder() {
+        let key = "fe:00:10051661";
+        let line = |text: &str| holder_in(text, key).map(Pid::as_raw);
+        assert_eq!(
+            line("2: FLOCK  ADVISORY  WRITE 3478 fe:00:10051661 0 EOF"),
+            Some(3478)
+        );
+        // Another file, a POSIX lock, a waiting request: none of them.
+        assert_eq!(
+            line("2: FLOCK  ADVISORY  WRITE 3478 fe:00:10051662 0 EOF"),
+            None
+        );
+        assert_eq!(
+            line("3: POSIX  ADVISORY  WRITE 3478 fe:00:10051661 0 EOF"),
+            None
+        );
+        assert_eq!(
+            line("2: -> FLOCK  ADVISORY  WRITE 99 fe:00:10051661 0 EOF"),
+            None
+        );
+        assert_eq!(line(""), None);
+    }
 }

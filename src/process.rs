@@ -1,7 +1,8 @@
 //! Finding, starting and signalling this home's service, and nothing else.
 //!
 //! A process is taken for this home's service only when three things hold at once: it holds
-//! the lock on the home's pid file (asked of the kernel), its executable is named
+//! the lock on the home's pid file, or if that file was removed, the one on the home folder
+//! (both asked of the kernel), its executable is named
 //! `backup_service`, and its working directory is the home. The check is made through a
 //! pidfd opened *before* it, and the signal is sent through that same pidfd, so a pid that
 //! is recycled between the check and the signal cannot be hit.

@@ -627,26 +627,36 @@ fn a_second_service_of_a_home_refuses_to_run() {
     home.stop();
 }
 
-/// With its pid file removed by hand, the service still keeps a second one out: the
-/// home folder is locked too. The first is then stopped by its pid, as the error says.
+/// With its pid file removed by hand, the service is still found, through the lock it
+/// also holds on the home folder: a second one is refused, and status and stop work.
 #[test]
-fn a_second_service_is_refused_even_without_the_pid_file() {
+fn the_service_is_found_even_without_its_pid_file() {
     let home = TestHome::new();
     let pid = home.start();
     fs::remove_file(home.path().join(".backup_service.pid")).unwrap();
     let out = run(SERVICE, &["--home", home.path().to_str().unwrap()], None);
     let err = out.failure(1);
     assert!(
-        err.contains("already running") && err.contains("pid file") && err.contains("lslocks"),
+        err.ends_with(&format!(
+            "already running in {} (pid {pid})",
+            home.path().display()
+        )),
+        "{err}"
+    );
+    let err = home.manager(&["start"]).failure(1).to_owned();
+    assert!(
+        err.ends_with(&format!("already running (pid {pid})")),
         "{err}"
     );
     assert_eq!(home.service_processes(), [pid]);
-    // `start` spawns a service that refuses in the same way, and says so.
-    let err = home.manager(&["start"]).failure(1).to_owned();
-    assert!(err.contains("exited at start"), "{err}");
-    assert_eq!(home.service_processes(), [pid]);
-    kill(Pid::from_raw(pid), Signal::SIGTERM).unwrap();
-    wait_for("the service to exit", || !is_running(pid));
+    let status = home.manager(&["status"]);
+    assert_eq!(status.code(), Some(0), "{status:#?}");
+    assert_eq!(
+        status.stdout_lines()[0],
+        format!("backup_service: running (pid {pid})")
+    );
+    home.manager(&["stop"]).success();
+    assert!(!is_running(pid));
 }
 
 /// A home named through a link, or with a relative path, is the same home: its service is
