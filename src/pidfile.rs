@@ -40,8 +40,9 @@ pub enum Acquire {
     Locked(PidLock),
     /// Another process holds it.
     Held(Pid),
-    /// Another process holds the folder, but the pid file was removed: its pid is unknown.
-    HeldWithoutPidFile,
+    /// Another process holds the home folder's lock, not the pid file's: a service whose
+    /// pid file was removed, most likely. Its pid, when the kernel tells it.
+    FolderHeld(Option<Pid>),
 }
 
 impl PidLock {
@@ -54,7 +55,7 @@ impl PidLock {
             Folder::Held => {
                 return Ok(match holder(path)? {
                     Some(pid) => Acquire::Held(pid),
-                    None => Acquire::HeldWithoutPidFile,
+                    None => Acquire::FolderHeld(folder_holder(folder)),
                 });
             }
         };
@@ -116,18 +117,13 @@ fn lock_folder(folder: &Path) -> Result<Folder> {
     }
 }
 
-/// The pid of the running service that holds the pid file at `path`, or `None` when no
-/// process does (no file, or a stale one). When the file was removed by hand, the holder
-/// of the lock on its folder, the home, is asked of the kernel instead.
+/// The pid of the process holding the lock on `path`, or `None` when no process does
+/// (no file, or a stale one).
 pub fn holder(path: &Path) -> Result<Option<Pid>> {
-    let from_file = match File::open(path) {
-        Ok(file) => file_holder(&file, path)?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e).with_context(|| format!("opening pid file {}", path.display())),
-    };
-    match from_file {
-        Some(pid) => Ok(Some(pid)),
-        None => Ok(folder_holder(path.parent().unwrap_or(Path::new(".")))),
+    match File::open(path) {
+        Ok(file) => file_holder(&file, path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("opening pid file {}", path.display())),
     }
 }
 
@@ -140,8 +136,10 @@ fn file_holder(file: &File, path: &Path) -> Result<Option<Pid>> {
 }
 
 /// The pid of the process holding a `flock` on `folder`, from `/proc/locks`; `None` when
-/// none does, or when that cannot be read.
-fn folder_holder(folder: &Path) -> Option<Pid> {
+/// none does, or when that cannot be read. Anyone who can read a folder can `flock` it
+/// (a write lock on the pid file needs write access to it), so only a holder running as
+/// the folder's owner counts.
+pub fn folder_holder(folder: &Path) -> Option<Pid> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(folder).ok()?;
     let locks = std::fs::read_to_string("/proc/locks").ok()?;
@@ -152,7 +150,9 @@ fn folder_holder(folder: &Path) -> Option<Pid> {
         nix::sys::stat::minor(dev),
         meta.ino()
     );
-    locks.lines().find_map(|line| holder_in(line, &key))
+    let pid = locks.lines().find_map(|line| holder_in(line, &key))?;
+    let owner = std::fs::metadata(format!("/proc/{pid}")).ok()?.uid();
+    (owner == meta.uid()).then_some(pid)
 }
 
 /// The pid in one line of `/proc/locks` (`1: FLOCK  ADVISORY  WRITE 4242 fd:01:1234 0

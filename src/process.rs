@@ -42,7 +42,16 @@ impl Service {
     /// is not a `backup_service` of this home.
     pub fn find(home: &Home) -> Result<Option<Self>> {
         let pid_file = home.pid_file();
-        let Some(pid) = pidfile::holder(&pid_file)? else {
+        // The pid file's lock, or, if the file was removed by hand, the home folder's.
+        let by_folder = pidfile::holder(&pid_file)?.is_none();
+        let holder = || -> Result<Option<Pid>> {
+            if by_folder {
+                Ok(pidfile::folder_holder(home.root()))
+            } else {
+                pidfile::holder(&pid_file)
+            }
+        };
+        let Some(pid) = holder()? else {
             return Ok(None);
         };
         let pidfd = match pidfd_open(pid) {
@@ -53,11 +62,16 @@ impl Service {
         };
         // Checked after the pidfd exists: if the pid was recycled before pidfd_open, the
         // lock holder is no longer that pid and this fails.
-        if pidfile::holder(&pid_file)? != Some(pid) {
+        if holder()? != Some(pid) {
             return Ok(None);
         }
-        verify_identity(pid, home)?;
-        Ok(Some(Self { pid, pidfd }))
+        match verify_identity(pid, home) {
+            Ok(()) => Ok(Some(Self { pid, pidfd })),
+            // Anyone may lock a folder they can read (`flock DIR command`): that is no
+            // service, and no reason to fail.
+            Err(_) if by_folder => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The service's process id.

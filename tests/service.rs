@@ -637,8 +637,8 @@ fn the_service_is_found_even_without_its_pid_file() {
     let out = run(SERVICE, &["--home", home.path().to_str().unwrap()], None);
     let err = out.failure(1);
     assert!(
-        err.ends_with(&format!(
-            "already running in {} (pid {pid})",
+        err.contains(&format!(
+            "pid {pid} holds the lock on {}",
             home.path().display()
         )),
         "{err}"
@@ -657,6 +657,30 @@ fn the_service_is_found_even_without_its_pid_file() {
     );
     home.manager(&["stop"]).success();
     assert!(!is_running(pid));
+}
+
+/// Anyone may `flock` a folder they can read. Such a lock on the home is no service: status
+/// says none runs, and a service refuses to start beside it, naming the locker, whom
+/// nothing signals.
+#[test]
+fn a_foreign_lock_on_the_home_folder_is_not_taken_for_the_service() {
+    let home = TestHome::new();
+    let folder = fs::File::open(home.path()).unwrap();
+    let _lock = nix::fcntl::Flock::lock(folder, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|(_, e)| e)
+        .unwrap();
+    assert_eq!(home.manager(&["status"]).code(), Some(3));
+    let err = home.manager(&["start"]).failure(1).to_owned();
+    assert!(err.contains("exited at start"), "{err}");
+    let expected = format!(
+        "Error: pid {} holds the lock on {}, but not its pid file",
+        std::process::id(),
+        home.path().display()
+    );
+    let log = home.service_log();
+    assert!(log.iter().any(|m| m.starts_with(&expected)), "{log:#?}");
+    home.manager(&["stop"]).failure(1);
+    assert!(home.service_processes().is_empty());
 }
 
 /// A home named through a link, or with a relative path, is the same home: its service is
