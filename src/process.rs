@@ -1,8 +1,7 @@
 //! Finding, starting and signalling this home's service, and nothing else.
 //!
 //! A process is taken for this home's service only when three things hold at once: it holds
-//! the lock on the home's pid file, or if that file was removed, the one on the home folder
-//! (both asked of the kernel), its executable is named
+//! the lock on the home's pid file (asked of the kernel), its executable is named
 //! `backup_service`, and its working directory is the home. The check is made through a
 //! pidfd opened *before* it, and the signal is sent through that same pidfd, so a pid that
 //! is recycled between the check and the signal cannot be hit.
@@ -42,16 +41,7 @@ impl Service {
     /// is not a `backup_service` of this home.
     pub fn find(home: &Home) -> Result<Option<Self>> {
         let pid_file = home.pid_file();
-        // The pid file's lock, or, if the file was removed by hand, the home folder's.
-        let by_folder = pidfile::holder(&pid_file)?.is_none();
-        let holder = || -> Result<Option<Pid>> {
-            if by_folder {
-                Ok(pidfile::folder_holder(home.root()))
-            } else {
-                pidfile::holder(&pid_file)
-            }
-        };
-        let Some(pid) = holder()? else {
+        let Some(pid) = pidfile::holder(&pid_file)? else {
             return Ok(None);
         };
         let pidfd = match pidfd_open(pid) {
@@ -62,16 +52,11 @@ impl Service {
         };
         // Checked after the pidfd exists: if the pid was recycled before pidfd_open, the
         // lock holder is no longer that pid and this fails.
-        if holder()? != Some(pid) {
+        if pidfile::holder(&pid_file)? != Some(pid) {
             return Ok(None);
         }
-        match verify_identity(pid, home) {
-            Ok(()) => Ok(Some(Self { pid, pidfd })),
-            // Anyone may lock a folder they can read (`flock DIR command`): that is no
-            // service, and no reason to fail.
-            Err(_) if by_folder => Ok(None),
-            Err(e) => Err(e),
-        }
+        verify_identity(pid, home)?;
+        Ok(Some(Self { pid, pidfd }))
     }
 
     /// The service's process id.

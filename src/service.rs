@@ -52,13 +52,6 @@ pub fn run(home: &Home, mode: Mode, ready: Option<File>) -> Result<()> {
             "backup_service is already running in {} (pid {pid})",
             home.root().display()
         ),
-        Acquire::FolderHeld(pid) => bail!(
-            "{} holds the lock on {}, but not its pid file {}: is a backup_service running \
-             there without its pid file?",
-            pid.map_or_else(|| "another process".to_owned(), |pid| format!("pid {pid}")),
-            home.root().display(),
-            home.pid_file().display()
-        ),
     };
     let pid = std::process::id();
     // Run once a minute from cron, start and stop lines would bury the backups.

@@ -627,62 +627,6 @@ fn a_second_service_of_a_home_refuses_to_run() {
     home.stop();
 }
 
-/// With its pid file removed by hand, the service is still found, through the lock it
-/// also holds on the home folder: a second one is refused, and status and stop work.
-#[test]
-fn the_service_is_found_even_without_its_pid_file() {
-    let home = TestHome::new();
-    let pid = home.start();
-    fs::remove_file(home.path().join(".backup_service.pid")).unwrap();
-    let out = run(SERVICE, &["--home", home.path().to_str().unwrap()], None);
-    let err = out.failure(1);
-    assert!(
-        err.contains(&format!(
-            "pid {pid} holds the lock on {}",
-            home.path().display()
-        )),
-        "{err}"
-    );
-    let err = home.manager(&["start"]).failure(1).to_owned();
-    assert!(
-        err.ends_with(&format!("already running (pid {pid})")),
-        "{err}"
-    );
-    assert_eq!(home.service_processes(), [pid]);
-    let status = home.manager(&["status"]);
-    assert_eq!(status.code(), Some(0), "{status:#?}");
-    assert_eq!(
-        status.stdout_lines()[0],
-        format!("backup_service: running (pid {pid})")
-    );
-    home.manager(&["stop"]).success();
-    assert!(!is_running(pid));
-}
-
-/// Anyone may `flock` a folder they can read. Such a lock on the home is no service: status
-/// says none runs, and a service refuses to start beside it, naming the locker, whom
-/// nothing signals.
-#[test]
-fn a_foreign_lock_on_the_home_folder_is_not_taken_for_the_service() {
-    let home = TestHome::new();
-    let folder = fs::File::open(home.path()).unwrap();
-    let _lock = nix::fcntl::Flock::lock(folder, nix::fcntl::FlockArg::LockExclusiveNonblock)
-        .map_err(|(_, e)| e)
-        .unwrap();
-    assert_eq!(home.manager(&["status"]).code(), Some(3));
-    let err = home.manager(&["start"]).failure(1).to_owned();
-    assert!(err.contains("exited at start"), "{err}");
-    let expected = format!(
-        "Error: pid {} holds the lock on {}, but not its pid file",
-        std::process::id(),
-        home.path().display()
-    );
-    let log = home.service_log();
-    assert!(log.iter().any(|m| m.starts_with(&expected)), "{log:#?}");
-    home.manager(&["stop"]).failure(1);
-    assert!(home.service_processes().is_empty());
-}
-
 /// A home named through a link, or with a relative path, is the same home: its service is
 /// found and stopped whichever name is used.
 #[test]
