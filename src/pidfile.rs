@@ -14,11 +14,14 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, fcntl};
 use nix::libc;
 use nix::unistd::Pid;
+
+/// How many times the lock is tried when it is refused but has no holder.
+const LOCK_TRIES: u32 = 3;
 
 /// The lock a running service holds; released when dropped or when the process exits.
 #[derive(Debug)]
@@ -48,17 +51,27 @@ impl PidLock {
             .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .with_context(|| format!("opening pid file {}", path.display()))?;
-        match fcntl(&file, FcntlArg::F_SETLK(&whole_file(libc::F_WRLCK))) {
-            Ok(_) => {}
-            Err(Errno::EACCES | Errno::EAGAIN) => {
-                return match holder(path)? {
-                    Some(pid) => Ok(Acquire::Held(pid)),
-                    // The holder exited between our two calls: the lock is free again.
-                    None => Self::acquire(path),
-                };
-            }
-            Err(e) => {
-                return Err(e).with_context(|| format!("locking pid file {}", path.display()));
+        let mut tries = 0;
+        loop {
+            match fcntl(&file, FcntlArg::F_SETLK(&whole_file(libc::F_WRLCK))) {
+                Ok(_) => break,
+                Err(Errno::EACCES | Errno::EAGAIN) => {
+                    if let Some(pid) = holder(path)? {
+                        return Ok(Acquire::Held(pid));
+                    }
+                    // The holder exited between our two calls, and the lock is free
+                    // again; unless something else (a security policy) refuses it.
+                    tries += 1;
+                    if tries == LOCK_TRIES {
+                        bail!(
+                            "locking pid file {}: refused, yet no process holds it",
+                            path.display()
+                        );
+                    }
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("locking pid file {}", path.display()));
+                }
             }
         }
         file.set_len(0)
@@ -80,7 +93,18 @@ pub fn holder(path: &Path) -> Result<Option<Pid>> {
     let mut query = whole_file(libc::F_WRLCK);
     fcntl(&file, FcntlArg::F_GETLK(&mut query))
         .with_context(|| format!("querying the lock on pid file {}", path.display()))?;
-    Ok((i32::from(query.l_type) != libc::F_UNLCK).then(|| Pid::from_raw(query.l_pid)))
+    if i32::from(query.l_type) == libc::F_UNLCK {
+        return Ok(None);
+    }
+    // An open file description lock has no owning process: the kernel says -1.
+    if query.l_pid <= 0 {
+        bail!(
+            "pid file {} is locked by a process the kernel does not name (an open file \
+             description lock): not touching it",
+            path.display()
+        );
+    }
+    Ok(Some(Pid::from_raw(query.l_pid)))
 }
 
 fn whole_file(kind: libc::c_int) -> libc::flock {

@@ -627,6 +627,34 @@ fn a_second_service_of_a_home_refuses_to_run() {
     home.stop();
 }
 
+/// A lock on the pid file whose owner the kernel does not name (an open file description
+/// lock) is nobody's to signal: every command refuses to guess, and none hangs.
+#[test]
+fn an_anonymous_lock_on_the_pid_file_is_refused_plainly() {
+    let home = TestHome::new();
+    let pid_file = home.path().join(".backup_service.pid");
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&pid_file)
+        .unwrap();
+    // SAFETY: flock is a plain C struct of integers, for which all zeroes is valid.
+    let mut lock: nix::libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = nix::libc::F_WRLCK as _;
+    lock.l_whence = nix::libc::SEEK_SET as _;
+    nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_OFD_SETLK(&lock)).unwrap();
+    let unnamed = "locked by a process the kernel does not name";
+    let out = home.manager(&["status"]);
+    assert!(out.failure(4).contains(unnamed), "{out:#?}");
+    let out = home.manager(&["stop"]);
+    assert!(out.failure(1).contains(unnamed), "{out:#?}");
+    let out = run(SERVICE, &["--home", home.path().to_str().unwrap()], None);
+    assert!(out.failure(1).contains(unnamed), "{out:#?}");
+    assert!(home.service_processes().is_empty());
+}
+
 /// A home named through a link, or with a relative path, is the same home: its service is
 /// found and stopped whichever name is used.
 #[test]
