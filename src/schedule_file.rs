@@ -21,11 +21,12 @@ const NEW_FILE_MODE: u32 = 0o644;
 /// indexes always count lines, so `delete N` removes the line that `list` showed as `N`.
 /// A file that is not UTF-8 is an error: an edit must not rewrite bytes it cannot show.
 pub fn read_lines(path: &Path) -> Result<Vec<String>> {
-    let bytes = read(path)?;
-    split_lines(&bytes)
+    read_each_line(path)?
+        .into_iter()
         .enumerate()
         .map(|(index, line)| {
-            String::from_utf8(line.to_vec()).map_err(|_| {
+            // The only reason a line has no text.
+            line.map_err(|_| {
                 anyhow!(
                     "reading {}: the line at index {index} is not valid UTF-8; fix or remove \
                      it with a text editor",
