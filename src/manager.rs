@@ -17,7 +17,7 @@ use crate::archive::{self, Compression};
 use crate::atomic_file;
 use crate::home::{BACKUPS_DIR, Home};
 use crate::process::{self, Service, StartUp};
-use crate::schedule::Schedule;
+use crate::schedule::{Options, Schedule};
 use crate::schedule_file;
 use crate::service;
 use crate::state::{self, Record, Run};
@@ -29,20 +29,17 @@ const KILL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `stop` waits before it says what it is waiting for.
 const PATIENCE: Duration = Duration::from_secs(1);
 
-/// `create "PATH;HH:MM;NAME"`: validates the schedule and appends it. With
-/// `compression`, the schedule gets it as a fourth field (given both ways, they must
-/// agree).
+/// `create "PATH;HH:MM;NAME"`: validates the schedule and appends it, with the options
+/// given as flags added to those of the line (given both ways, they must agree).
 ///
 /// Returns a warning for the user when PATH does not exist yet: that is allowed (it may
 /// be mounted later), but more often a typo.
-pub fn create(home: &Home, line: &str, compression: Option<Compression>) -> Result<Option<String>> {
+pub fn create(home: &Home, line: &str, flags: Options) -> Result<Option<String>> {
     let mut schedule: Schedule = line.parse()?;
-    if let Some(compression) = compression {
-        if schedule.compression != Compression::None && schedule.compression != compression {
-            bail!("--compress {compression} contradicts the schedule's own field: {line}");
-        }
-        schedule.compression = compression;
-    }
+    schedule
+        .options
+        .combine(flags)
+        .map_err(|why| anyhow::anyhow!("refusing schedule {line}: {why}"))?;
     // The line and its record are written under the state lock, which the service holds
     // while it reads the schedule file: it sees both or neither, so it can neither prune
     // the new record nor take the state file for lost.
@@ -359,7 +356,7 @@ fn find_archive(home: &Home, name: &str) -> Result<Found> {
     let found = |file_name: String, compression: Compression, base: &str| {
         let schedule = schedules
             .iter()
-            .find(|s| s.name == base && s.compression == compression)
+            .find(|s| s.name == base && s.compression() == compression)
             .cloned();
         Found {
             path: dir.join(&file_name),
@@ -382,7 +379,7 @@ fn find_archive(home: &Home, name: &str) -> Result<Found> {
     if let Some(schedule) = schedules.iter().find(|s| s.name == name) {
         let file_name = schedule.archive_file_name();
         if exists(&file_name) {
-            return Ok(found(file_name, schedule.compression, name));
+            return Ok(found(file_name, schedule.compression(), name));
         }
     }
     let present: Vec<Compression> = Compression::ALL

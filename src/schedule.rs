@@ -1,5 +1,7 @@
-//! One schedule: `PATH;HH:MM;NAME`, or `PATH;HH:MM;NAME;COMPRESSION`, parsed and validated
-//! without touching the file system.
+//! One schedule: `PATH;HH:MM;NAME`, optionally followed by options (`;zstd;keep=7`),
+//! parsed and validated without touching the file system.
+
+mod options;
 
 use std::fmt;
 use std::str::FromStr;
@@ -8,6 +10,10 @@ use chrono::NaiveTime;
 use serde::{Serialize, Serializer};
 
 use crate::archive::Compression;
+
+pub use options::{
+    DEFAULT_FULL_EVERY, Incremental, MAX_FULL_EVERY, MAX_KEEP, OptionError, Options,
+};
 
 /// A time of day at minute precision, `00:00` to `23:59`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -76,7 +82,7 @@ impl FromStr for TimeOfDay {
 }
 
 /// A validated schedule: back up `path` every day at `time` into `backups/NAME.tar`
-/// (or `NAME.tar.gz`, `NAME.tar.zst` when compressed).
+/// (or `NAME.tar.gz`, `NAME.tar.zst` when compressed), as its options say.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Schedule {
     /// The source, as written: a directory or a single file, relative to the home or absolute.
@@ -85,26 +91,32 @@ pub struct Schedule {
     pub time: TimeOfDay,
     /// The archive's base name.
     pub name: String,
-    /// How the archive is compressed; a three-field line means none.
-    pub compression: Compression,
+    /// Everything after NAME; a three-field line has every option at its default.
+    #[serde(flatten)]
+    pub options: Options,
 }
 
 impl Schedule {
     /// The archive's file name inside `backups/`.
     pub fn archive_file_name(&self) -> String {
-        format!("{}{}", self.name, self.compression.suffix())
+        format!("{}{}", self.name, self.options.compression.suffix())
+    }
+
+    /// How the archive is compressed.
+    pub fn compression(&self) -> Compression {
+        self.options.compression
     }
 }
 
 impl fmt::Display for Schedule {
-    /// Writes the schedule back in its file form: `PATH;HH:MM;NAME`, with `;gzip` or
-    /// `;zstd` added when compressed.
+    /// Writes the schedule back in its file form: `PATH;HH:MM;NAME`, followed by the
+    /// options that are not at their default, in a fixed order.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{};{};{}", self.path, self.time, self.name)?;
-        match self.compression {
-            Compression::None => Ok(()),
-            other => write!(f, ";{other}"),
-        }
+        write!(
+            f,
+            "{};{};{}{}",
+            self.path, self.time, self.name, self.options
+        )
     }
 }
 
@@ -121,17 +133,8 @@ impl FromStr for Schedule {
 
 fn parse_fields(line: &str) -> Result<Schedule, Reason> {
     let fields: Vec<&str> = line.split(';').collect();
-    let (path, time, name, compression) = match fields[..] {
-        [path, time, name] => (path, time, name, Compression::None),
-        [path, time, name, compression] => (
-            path,
-            time,
-            name,
-            compression
-                .parse()
-                .map_err(|_| Reason::Compression(compression.to_owned()))?,
-        ),
-        _ => return Err(Reason::FieldCount(fields.len())),
+    let [path, time, name, ref options @ ..] = fields[..] else {
+        return Err(Reason::FieldCount(fields.len()));
     };
     if path.is_empty() {
         return Err(Reason::EmptyPath);
@@ -141,11 +144,12 @@ fn parse_fields(line: &str) -> Result<Schedule, Reason> {
     }
     let time = time.parse()?;
     validate_name(name)?;
+    let options = Options::parse(options).map_err(Reason::Option)?;
     Ok(Schedule {
         path: path.to_owned(),
         time,
         name: name.to_owned(),
-        compression,
+        options,
     })
 }
 
@@ -177,10 +181,10 @@ fn validate_name(name: &str) -> Result<(), Reason> {
 /// Why a schedule line was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
-    /// Not three or four `;`-separated fields.
+    /// Fewer than three `;`-separated fields.
     FieldCount(usize),
-    /// A fourth field that is not `gzip` or `zstd`.
-    Compression(String),
+    /// A field after NAME that is not a valid option.
+    Option(OptionError),
     /// The PATH field is empty.
     EmptyPath,
     /// The PATH holds a control character (a tab, a carriage return...).
@@ -207,15 +211,13 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reason::FieldCount(n) => {
-                write!(f, "expected PATH;HH:MM;NAME[;gzip|zstd], found {n} field")?;
+                write!(f, "expected PATH;HH:MM;NAME[;OPTION]..., found {n} field")?;
                 if *n != 1 {
                     f.write_str("s")?;
                 }
                 Ok(())
             }
-            Reason::Compression(c) => {
-                write!(f, "compression {:?} is not gzip or zstd", shown(c))
-            }
+            Reason::Option(why) => why.fmt(f),
             Reason::EmptyPath => f.write_str("PATH is empty"),
             Reason::ControlCharInPath => f.write_str("PATH holds a control character"),
             Reason::TimeFormat(t) => write!(f, "time {:?} is not HH:MM", shown(t)),
@@ -308,29 +310,41 @@ mod tests {
         assert_eq!(parse("a;25:00;x"), Err(Reason::TimeRange("25:00".into())));
         assert_eq!(parse("a;7:5;x"), Err(Reason::TimeFormat("7:5".into())));
         assert_eq!(parse("a;07:05;../x"), Err(Reason::SlashInName));
-        assert_eq!(parse("a;07:05;x;y"), Err(Reason::Compression("y".into())));
+        assert_eq!(
+            parse("a;07:05;x;y"),
+            Err(Reason::Option(OptionError::Unknown("y".into())))
+        );
     }
 
     #[test]
     fn a_fourth_field_names_the_compression_and_round_trips() {
         let s = parse("docs;03:00;docs;zstd").unwrap();
-        assert_eq!(s.compression, Compression::Zstd);
+        assert_eq!(s.compression(), Compression::Zstd);
         assert_eq!(s.archive_file_name(), "docs.tar.zst");
         assert_eq!(s.to_string(), "docs;03:00;docs;zstd");
         let s = parse("docs;03:00;docs;gzip").unwrap();
         assert_eq!(s.archive_file_name(), "docs.tar.gz");
         assert_eq!(s.to_string(), "docs;03:00;docs;gzip");
         let s = parse("docs;03:00;docs").unwrap();
-        assert_eq!(s.compression, Compression::None);
+        assert_eq!(s.compression(), Compression::None);
+        assert!(s.options.is_default());
         assert_eq!(s.to_string(), "docs;03:00;docs");
         for bad in ["", "none", "tar", "ZSTD", "xz", " gzip"] {
             assert_eq!(
                 parse(&format!("a;01:00;x;{bad}")),
-                Err(Reason::Compression(bad.into())),
+                Err(Reason::Option(OptionError::Unknown(bad.into()))),
                 "{bad:?}"
             );
         }
-        assert_eq!(parse("a;01:00;x;zstd;"), Err(Reason::FieldCount(5)));
+        assert_eq!(
+            parse("a;01:00;x;zstd;"),
+            Err(Reason::Option(OptionError::Unknown(String::new())))
+        );
+        // Options after a compression, written back in a fixed order.
+        let s = parse("docs;03:00;docs;keep=3;zstd;exclude=target/").unwrap();
+        assert_eq!(s.options.keep, 3);
+        assert_eq!(s.archive_file_name(), "docs.tar.zst");
+        assert_eq!(s.to_string(), "docs;03:00;docs;zstd;keep=3;exclude=target/");
     }
 
     #[test]
@@ -388,7 +402,9 @@ mod tests {
         );
         assert!(
             message.ends_with(&format!(
-                "(compression \"{}... ({} bytes in all)\" is not gzip or zstd)",
+                "(option \"{}... ({} bytes in all)\" is not understood (options: gzip, zstd, \
+                 keep=N, exclude=PATTERN, exclude-caches, gitignore, incremental, \
+                 full-every=DAYS))",
                 "z".repeat(300),
                 1 << 20
             )),
@@ -409,7 +425,7 @@ mod tests {
         let err = "test;".parse::<Schedule>().unwrap_err();
         assert_eq!(
             err.to_string(),
-            "malformed schedule: test; (expected PATH;HH:MM;NAME[;gzip|zstd], found 2 fields)"
+            "malformed schedule: test; (expected PATH;HH:MM;NAME[;OPTION]..., found 2 fields)"
         );
     }
 }

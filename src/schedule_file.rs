@@ -76,13 +76,14 @@ pub fn append(home: &Home, schedule: &Schedule) -> Result<()> {
                 bail!("schedule {schedule} already exists at index {index}");
             }
             // One NAME, one archive series: a second compression would write a second
-            // file beside the first, and `verify NAME` could not tell which was meant.
+            // file beside the first, and `verify NAME` could not tell which was meant;
+            // other options would fight over the same generations.
             if existing.name == schedule.name
-                && (existing.path != schedule.path || existing.compression != schedule.compression)
+                && (existing.path != schedule.path || existing.options != schedule.options)
             {
                 bail!(
                     "refusing schedule {schedule}: archive name {:?} is already used by \
-                     schedule {index} ({line}) for another PATH or compression",
+                     schedule {index} ({line}) for another PATH or other options",
                     schedule.name
                 );
             }

@@ -120,7 +120,7 @@ pub fn back_up(
             source: &home.resolve(Path::new(&schedule.path)),
             target: &backups.join(&file_name),
             exclude: &[&backups, &home.pid_file()],
-            compression: schedule.compression,
+            compression: schedule.compression(),
             progress,
         })
     });

@@ -423,3 +423,70 @@ fn concurrent_creates_lose_and_garble_nothing() {
         );
     }
 }
+
+/// Options given as flags land on the schedule's one line, in a fixed order; what the
+/// program does not understand, or a pattern the line cannot hold, is refused with the
+/// file left as it was.
+#[test]
+fn create_stores_options_on_the_line_and_refuses_what_it_does_not_understand() {
+    let home = TestHome::new();
+    home.write("src/a.txt", "a\n");
+    home.manager(&[
+        "create",
+        "--keep",
+        "7",
+        "--exclude",
+        "*.log",
+        "--exclude",
+        "target/",
+        "--exclude-caches",
+        "--compress",
+        "zstd",
+        "src;02:00;code",
+    ])
+    .success();
+    home.manager(&["create", "src;03:00;plain"]).success();
+    let list = home.manager(&["list"]);
+    list.success();
+    assert_eq!(
+        list.stdout,
+        "0: src;02:00;code;zstd;keep=7;exclude=*.log;exclude=target/;exclude-caches\n\
+         1: src;03:00;plain\n"
+    );
+    let before = home.schedule_bytes();
+    for (args, expected) in [
+        (
+            &["create", "src;04:00;x;kep=3"][..],
+            "option \"kep=3\" is not understood",
+        ),
+        (
+            &["create", "src;04:00;x;keep=0"][..],
+            "keep=0 is not a number",
+        ),
+        (
+            &["create", "--exclude", "a;b", "src;04:00;x"][..],
+            "holds a ';', which separates a schedule's fields",
+        ),
+        (
+            &["create", "--keep", "3", "src;04:00;x;keep=4"][..],
+            "--keep contradicts the schedule's own field",
+        ),
+        (
+            &["create", "src;04:00;x;full-every=3"][..],
+            "full-every=DAYS needs incremental",
+        ),
+    ] {
+        let out = home.manager(args);
+        let stderr = out.failure(1);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert_eq!(home.schedule_bytes(), before, "{args:?}");
+    }
+    // Usage errors are clap's.
+    for args in [
+        &["create", "--keep", "1001", "src;04:00;x"][..],
+        &["create", "--full-every", "3", "src;04:00;x"][..],
+    ] {
+        assert_eq!(home.manager(args).code(), Some(2), "{args:?}");
+    }
+    assert_eq!(home.schedule_bytes(), before);
+}

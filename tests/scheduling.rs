@@ -555,7 +555,10 @@ fn list_and_backups_in_json() {
     }
     assert_eq!(
         list[0]["schedule"],
-        json!({ "path": "src", "time": "01:00", "name": "s", "compression": "none" })
+        json!({
+            "path": "src", "time": "01:00", "name": "s", "compression": "none", "keep": 1,
+            "exclude_caches": false, "gitignore": false
+        })
     );
     assert_eq!(list[1]["schedule"]["compression"], "gzip");
     assert_eq!(list[0]["error"], Value::Null);

@@ -11,8 +11,9 @@ use backup::archive::{Compression, Progress};
 use backup::home::Home;
 use backup::logging::{self, Echo};
 use backup::manager;
+use backup::schedule::{DEFAULT_FULL_EVERY, Incremental, MAX_FULL_EVERY, MAX_KEEP, Options};
 use backup::state::Outcome;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 /// Daily tar backups at scheduled times, without cron.
@@ -30,10 +31,12 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Add a schedule, e.g. create "test;16:07;backup_test" (PATH;HH:MM;NAME).
+    ///
+    /// The flags are stored as options on the schedule's line, e.g.
+    /// `src;02:00;code;zstd;keep=7;exclude=target/`, where they can be read and edited.
     Create {
-        /// Compress the archive: backups/NAME.tar.gz or backups/NAME.tar.zst.
-        #[arg(long, value_name = "gzip|zstd")]
-        compress: Option<Compression>,
+        #[command(flatten)]
+        options: OptionFlags,
         /// PATH;HH:MM;NAME: back up PATH every day at HH:MM into backups/NAME.tar.
         schedule: String,
     },
@@ -101,6 +104,49 @@ enum Command {
     },
 }
 
+/// The options of `create`, each stored on the schedule's line.
+#[derive(Debug, Args)]
+struct OptionFlags {
+    /// Compress the archive: backups/NAME.tar.gz or backups/NAME.tar.zst.
+    #[arg(long, value_name = "gzip|zstd")]
+    compress: Option<Compression>,
+    /// Keep N archives: the newest as backups/NAME.tar, older ones under dated names.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_KEEP)))]
+    keep: Option<u16>,
+    /// Leave out paths matching PATTERN (.gitignore syntax, relative to PATH); repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    exclude: Vec<String>,
+    /// Leave out the content of folders holding a valid CACHEDIR.TAG (the tag is kept).
+    #[arg(long)]
+    exclude_caches: bool,
+    /// Honour .gitignore, .ignore and .git/info/exclude inside the tree (.git/ is kept).
+    #[arg(long)]
+    gitignore: bool,
+    /// Back up only what changed since the previous backup, in chains that restart with
+    /// a full backup every --full-every days.
+    #[arg(long)]
+    incremental: bool,
+    /// Days between two full backups of an incremental chain (default 7).
+    #[arg(long, value_name = "DAYS", requires = "incremental",
+          value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_FULL_EVERY)))]
+    full_every: Option<u16>,
+}
+
+impl From<OptionFlags> for Options {
+    fn from(flags: OptionFlags) -> Self {
+        Options {
+            compression: flags.compress.unwrap_or_default(),
+            keep: flags.keep.unwrap_or(1),
+            exclude: flags.exclude,
+            exclude_caches: flags.exclude_caches,
+            gitignore: flags.gitignore,
+            incremental: flags.incremental.then(|| Incremental {
+                full_every_days: flags.full_every.unwrap_or(DEFAULT_FULL_EVERY),
+            }),
+        }
+    }
+}
+
 /// `status`'s exit code when the service is not running, as `systemctl status` uses.
 const NOT_RUNNING: u8 = 3;
 
@@ -138,8 +184,8 @@ fn main() -> ExitCode {
 
 fn run(home: &Home, command: Command) -> Result<ExitCode> {
     match command {
-        Command::Create { schedule, compress } => {
-            if let Some(warning) = manager::create(home, &schedule, compress)? {
+        Command::Create { schedule, options } => {
+            if let Some(warning) = manager::create(home, &schedule, options.into())? {
                 say(&warning);
             }
         }

@@ -1,0 +1,495 @@
+//! A schedule's options: the fields after `PATH;HH:MM;NAME`, one option a field.
+//!
+//! ```text
+//! src;02:00;code;zstd;keep=7;exclude=*.log;exclude=/build/;exclude-caches;gitignore
+//! ```
+//!
+//! Each field is a word (`gzip`, `zstd`, `exclude-caches`, `gitignore`, `incremental`) or
+//! a `key=value` pair (`keep=N`, `exclude=PATTERN`, `full-every=DAYS`). A three-field line
+//! has every option at its default, which is the brief's behaviour: one plain `.tar`,
+//! replaced at each run, holding the whole tree. Anything not understood makes the line
+//! malformed, so that a typo never silently changes what is backed up.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::archive::Compression;
+
+/// The most generations `keep=N` may ask for: a year of daily archives, three times over.
+pub const MAX_KEEP: u16 = 1000;
+
+/// The longest interval between two full backups of an incremental chain, in days.
+pub const MAX_FULL_EVERY: u16 = 366;
+
+/// How many days an incremental chain runs before its next full backup, by default: a
+/// week, as duplicity users write `--full-if-older-than 7D`.
+pub const DEFAULT_FULL_EVERY: u16 = 7;
+
+/// Everything a schedule line says after its NAME. The default is a three-field line.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Options {
+    /// How the archive is compressed.
+    pub compression: Compression,
+    /// How many archives of the schedule to keep, the newest as `NAME.tar`; 1 replaces
+    /// the archive at each run.
+    pub keep: u16,
+    /// Patterns of paths to leave out, in `.gitignore` syntax, relative to PATH.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// Leave out the content of folders tagged with a valid `CACHEDIR.TAG`.
+    pub exclude_caches: bool,
+    /// Honour `.gitignore`, `.ignore` and `.git/info/exclude` inside the tree.
+    pub gitignore: bool,
+    /// When set, backups form incremental chains with a full backup every this many days.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<Incremental>,
+}
+
+/// An incremental chain's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Incremental {
+    /// A chain whose full backup is this many days old starts again with a full backup.
+    pub full_every_days: u16,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            compression: Compression::None,
+            keep: 1,
+            exclude: Vec::new(),
+            exclude_caches: false,
+            gitignore: false,
+            incremental: None,
+        }
+    }
+}
+
+impl Options {
+    /// Whether the line has no option: the brief's three-field schedule.
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Whether anything leaves part of the tree out of the archive.
+    pub fn excludes_anything(&self) -> bool {
+        !self.exclude.is_empty() || self.exclude_caches || self.gitignore
+    }
+
+    /// Parses the fields after NAME.
+    pub fn parse(fields: &[&str]) -> Result<Self, OptionError> {
+        let mut options = Options::default();
+        let mut seen: Vec<&'static str> = Vec::new();
+        let mut once = |key: &'static str| {
+            if seen.contains(&key) {
+                Err(OptionError::Repeated(key))
+            } else {
+                seen.push(key);
+                Ok(())
+            }
+        };
+        let mut full_every = None;
+        for &field in fields {
+            let (key, value) = match field.split_once('=') {
+                Some((key, value)) => (key, Some(value)),
+                None => (field, None),
+            };
+            match (key, value) {
+                ("gzip" | "zstd", None) => {
+                    once("compression")?;
+                    options.compression = field.parse().expect("gzip and zstd are compressions");
+                }
+                ("keep", Some(value)) => {
+                    once("keep")?;
+                    options.keep = parse_number("keep", value, 1, MAX_KEEP)?;
+                }
+                ("exclude", Some(pattern)) => {
+                    check_pattern(pattern)?;
+                    if !options.exclude.iter().any(|p| p == pattern) {
+                        options.exclude.push(pattern.to_owned());
+                    }
+                }
+                ("exclude-caches", None) => {
+                    once("exclude-caches")?;
+                    options.exclude_caches = true;
+                }
+                ("gitignore", None) => {
+                    once("gitignore")?;
+                    options.gitignore = true;
+                }
+                ("incremental", None) => {
+                    once("incremental")?;
+                    options.incremental = Some(Incremental {
+                        full_every_days: DEFAULT_FULL_EVERY,
+                    });
+                }
+                ("full-every", Some(value)) => {
+                    once("full-every")?;
+                    full_every = Some(parse_number("full-every", value, 1, MAX_FULL_EVERY)?);
+                }
+                _ => return Err(OptionError::Unknown(field.to_owned())),
+            }
+        }
+        if let Some(days) = full_every {
+            let chain = options
+                .incremental
+                .as_mut()
+                .ok_or(OptionError::FullEveryAlone)?;
+            chain.full_every_days = days;
+        }
+        Ok(options)
+    }
+
+    /// Adds the options given as command-line flags to those of the line. A flag that
+    /// contradicts the line's own field is an error; excludes add up.
+    pub fn combine(&mut self, flags: Options) -> Result<(), OptionError> {
+        let defaults = Options::default();
+        if flags.compression != defaults.compression {
+            if self.compression != defaults.compression && self.compression != flags.compression {
+                return Err(OptionError::Contradicts("compress"));
+            }
+            self.compression = flags.compression;
+        }
+        if flags.keep != defaults.keep {
+            if self.keep != defaults.keep && self.keep != flags.keep {
+                return Err(OptionError::Contradicts("keep"));
+            }
+            self.keep = flags.keep;
+        }
+        for pattern in flags.exclude {
+            check_pattern(&pattern)?;
+            if !self.exclude.contains(&pattern) {
+                self.exclude.push(pattern);
+            }
+        }
+        self.exclude_caches |= flags.exclude_caches;
+        self.gitignore |= flags.gitignore;
+        if let Some(wanted) = flags.incremental {
+            let default = DEFAULT_FULL_EVERY;
+            let merged = match self.incremental {
+                None => wanted,
+                Some(own) if own == wanted || wanted.full_every_days == default => own,
+                Some(own) if own.full_every_days == default => wanted,
+                Some(_) => return Err(OptionError::Contradicts("full-every")),
+            };
+            self.incremental = Some(merged);
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Options {
+    /// The options as fields of a schedule line, each with its leading `;`, in a fixed
+    /// order; options at their default are left out, so a three-field line stays one.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.compression != Compression::None {
+            write!(f, ";{}", self.compression)?;
+        }
+        if self.keep != 1 {
+            write!(f, ";keep={}", self.keep)?;
+        }
+        for pattern in &self.exclude {
+            write!(f, ";exclude={pattern}")?;
+        }
+        if self.exclude_caches {
+            f.write_str(";exclude-caches")?;
+        }
+        if self.gitignore {
+            f.write_str(";gitignore")?;
+        }
+        if let Some(chain) = self.incremental {
+            f.write_str(";incremental")?;
+            if chain.full_every_days != DEFAULT_FULL_EVERY {
+                write!(f, ";full-every={}", chain.full_every_days)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_number(key: &'static str, value: &str, min: u16, max: u16) -> Result<u16, OptionError> {
+    let out_of_range = || OptionError::Number {
+        key,
+        value: value.to_owned(),
+        min,
+        max,
+    };
+    // Digits only, as for an INDEX: `+3` or ` 3` is a typo, not a number.
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(out_of_range());
+    }
+    value
+        .parse::<u16>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(out_of_range)
+}
+
+/// A pattern must survive the trip through the line: a `;` would split it, a control
+/// character would garble `list`, and white space at either end would be invisible.
+fn check_pattern(pattern: &str) -> Result<(), OptionError> {
+    let why = if pattern.is_empty() {
+        "it is empty"
+    } else if pattern.contains(';') {
+        "it holds a ';', which separates a schedule's fields"
+    } else if pattern.chars().any(char::is_control) {
+        "it holds a control character"
+    } else if pattern.trim() != pattern {
+        "it starts or ends with white space"
+    } else {
+        return Ok(());
+    };
+    Err(OptionError::Pattern {
+        pattern: pattern.to_owned(),
+        why,
+    })
+}
+
+/// Why the options of a schedule were refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptionError {
+    /// A field that is no option.
+    Unknown(String),
+    /// An option given twice.
+    Repeated(&'static str),
+    /// A number out of its range, or not a number.
+    Number {
+        /// The option.
+        key: &'static str,
+        /// The value given.
+        value: String,
+        /// The smallest allowed.
+        min: u16,
+        /// The largest allowed.
+        max: u16,
+    },
+    /// An exclude pattern that cannot be stored on the line.
+    Pattern {
+        /// The pattern.
+        pattern: String,
+        /// Why not.
+        why: &'static str,
+    },
+    /// `full-every=N` without `incremental`.
+    FullEveryAlone,
+    /// A command-line flag that says otherwise than the line's own field.
+    Contradicts(&'static str),
+}
+
+impl fmt::Display for OptionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OptionError::Unknown(field) => write!(
+                f,
+                "option {:?} is not understood (options: gzip, zstd, keep=N, exclude=PATTERN, \
+                 exclude-caches, gitignore, incremental, full-every=DAYS)",
+                super::shown(field)
+            ),
+            OptionError::Repeated(key) => write!(f, "option {key} is given twice"),
+            OptionError::Number {
+                key,
+                value,
+                min,
+                max,
+            } => write!(
+                f,
+                "{key}={} is not a number from {min} to {max}",
+                super::shown(value)
+            ),
+            OptionError::Pattern { pattern, why } => {
+                write!(
+                    f,
+                    "exclude pattern {:?} cannot be used: {why}",
+                    super::shown(pattern)
+                )
+            }
+            OptionError::FullEveryAlone => f.write_str("full-every=DAYS needs incremental"),
+            OptionError::Contradicts(flag) => {
+                write!(f, "--{flag} contradicts the schedule's own field")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<Options, OptionError> {
+        let fields: Vec<&str> = if line.is_empty() {
+            Vec::new()
+        } else {
+            line.split(';').collect()
+        };
+        Options::parse(&fields)
+    }
+
+    #[test]
+    fn no_field_is_the_default_and_writes_nothing() {
+        let options = parse("").unwrap();
+        assert!(options.is_default());
+        assert_eq!(options.to_string(), "");
+        assert!(!options.excludes_anything());
+    }
+
+    #[test]
+    fn every_option_parses_and_is_written_back_in_a_fixed_order() {
+        let options = parse(
+            "incremental;full-every=14;gitignore;exclude=*.log;zstd;exclude=/build/;\
+             exclude-caches;keep=7",
+        )
+        .unwrap();
+        assert_eq!(options.compression, Compression::Zstd);
+        assert_eq!(options.keep, 7);
+        assert_eq!(options.exclude, ["*.log", "/build/"]);
+        assert!(options.exclude_caches && options.gitignore);
+        assert_eq!(
+            options.incremental,
+            Some(Incremental {
+                full_every_days: 14
+            })
+        );
+        assert_eq!(
+            options.to_string(),
+            ";zstd;keep=7;exclude=*.log;exclude=/build/;exclude-caches;gitignore;incremental;\
+             full-every=14"
+        );
+        // Defaults are not written: `keep=1` is a plain line, a week is the default chain.
+        assert_eq!(parse("keep=1").unwrap().to_string(), "");
+        assert_eq!(
+            parse("incremental;full-every=7").unwrap().to_string(),
+            ";incremental"
+        );
+        // Patterns may hold `=`, spaces inside, and anything glob syntax has.
+        assert_eq!(
+            parse("exclude=a=b c/**/[!x]?.{o,a}").unwrap().exclude,
+            ["a=b c/**/[!x]?.{o,a}"]
+        );
+    }
+
+    #[test]
+    fn a_field_not_understood_is_named() {
+        for (line, field) in [
+            ("y", "y"),
+            ("ZSTD", "ZSTD"),
+            ("keep", "keep"),
+            ("exclude", "exclude"),
+            ("gitignore=yes", "gitignore=yes"),
+            ("xz", "xz"),
+            ("", ""),
+            ("zstd;", ""),
+        ] {
+            let fields: Vec<&str> = line.split(';').collect();
+            assert_eq!(
+                Options::parse(&fields),
+                Err(OptionError::Unknown(field.into())),
+                "{line:?}"
+            );
+        }
+        let message = parse("kep=3").unwrap_err().to_string();
+        assert!(
+            message.starts_with("option \"kep=3\" is not understood"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn bad_values_and_repeats_are_refused() {
+        for bad in ["0", "1001", "-1", "+3", " 3", "3 ", "", "x", "99999999999"] {
+            assert!(
+                matches!(
+                    parse(&format!("keep={bad}")),
+                    Err(OptionError::Number { key: "keep", .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(parse("keep=1000").unwrap().keep, 1000);
+        assert_eq!(parse("keep=2;keep=2"), Err(OptionError::Repeated("keep")));
+        assert_eq!(
+            parse("gzip;zstd"),
+            Err(OptionError::Repeated("compression"))
+        );
+        assert_eq!(
+            parse("gitignore;gitignore"),
+            Err(OptionError::Repeated("gitignore"))
+        );
+        assert_eq!(parse("full-every=3"), Err(OptionError::FullEveryAlone));
+        assert!(parse("incremental;full-every=0").is_err());
+        assert!(parse("incremental;full-every=367").is_err());
+        assert_eq!(
+            parse("keep=0").unwrap_err().to_string(),
+            "keep=0 is not a number from 1 to 1000"
+        );
+    }
+
+    #[test]
+    fn a_pattern_that_the_line_cannot_hold_is_refused() {
+        for bad in ["", "a\tb", "a\rb", " a", "a "] {
+            assert!(
+                matches!(
+                    parse(&format!("exclude={bad}")),
+                    Err(OptionError::Pattern { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        let mut options = Options::default();
+        let flags = Options {
+            exclude: vec!["a;b".into()],
+            ..Options::default()
+        };
+        let err = options.combine(flags).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "exclude pattern \"a;b\" cannot be used: it holds a ';', which separates a \
+             schedule's fields"
+        );
+        // The same pattern twice is kept once.
+        assert_eq!(parse("exclude=a;exclude=a").unwrap().exclude, ["a"]);
+    }
+
+    #[test]
+    fn flags_add_to_the_line_and_may_not_contradict_it() {
+        let mut options = parse("zstd;exclude=a").unwrap();
+        options
+            .combine(Options {
+                compression: Compression::Zstd,
+                keep: 5,
+                exclude: vec!["b".into(), "a".into()],
+                exclude_caches: true,
+                ..Options::default()
+            })
+            .unwrap();
+        assert_eq!(
+            options.to_string(),
+            ";zstd;keep=5;exclude=a;exclude=b;exclude-caches"
+        );
+        let mut gzip = parse("gzip").unwrap();
+        let zstd = Options {
+            compression: Compression::Zstd,
+            ..Options::default()
+        };
+        assert_eq!(
+            gzip.combine(zstd),
+            Err(OptionError::Contradicts("compress"))
+        );
+        let mut kept = parse("keep=3").unwrap();
+        let other = Options {
+            keep: 4,
+            ..Options::default()
+        };
+        assert_eq!(kept.combine(other), Err(OptionError::Contradicts("keep")));
+        let mut chain = parse("incremental").unwrap();
+        chain
+            .combine(Options {
+                incremental: Some(Incremental {
+                    full_every_days: 30,
+                }),
+                ..Options::default()
+            })
+            .unwrap();
+        assert_eq!(chain.to_string(), ";incremental;full-every=30");
+    }
+}
