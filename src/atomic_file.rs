@@ -51,6 +51,22 @@ impl AtomicFile {
             .expect("the file is only taken by commit, which consumes self")
     }
 
+    /// The temporary file's path, e.g. to give the finished file a second name (a hard
+    /// link) before it is renamed into place.
+    pub fn temp_path(&self) -> &Path {
+        &self.temp
+    }
+
+    /// Flushes the data to disk, so that a link made to it now is to a whole file.
+    pub fn sync(&mut self) -> Result<()> {
+        let temp = &self.temp;
+        self.file
+            .as_ref()
+            .expect("the file is only taken by commit, which consumes self")
+            .sync_all()
+            .with_context(|| format!("syncing {}", temp.display()))
+    }
+
     /// Flushes the data to disk, renames the file into place and makes the rename durable.
     pub fn commit(mut self) -> Result<()> {
         let file = self.file.take().expect("commit runs once");

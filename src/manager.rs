@@ -3,18 +3,18 @@
 
 use std::fmt;
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use chrono::{DateTime, FixedOffset, Local};
+use chrono::Local;
 use log::{info, warn};
 use nix::sys::signal::Signal;
 use serde::Serialize;
 
 use crate::archive::{self, Compression};
 use crate::atomic_file;
+use crate::generations;
 use crate::home::{BACKUPS_DIR, Home};
 use crate::process::{self, Service, StartUp};
 use crate::schedule::{Options, Schedule};
@@ -160,72 +160,30 @@ pub fn list(home: &Home) -> Result<Vec<Entry>> {
     Ok(entries)
 }
 
-/// A finished archive in `backups/`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Archive {
-    /// Its file name.
-    pub name: String,
-    /// Its size in bytes.
-    pub bytes: u64,
-    /// When it was last written.
-    pub modified: DateTime<FixedOffset>,
-}
+/// A finished archive in `backups/`, as `backups` lists it.
+pub use crate::generations::Archive;
 
-impl fmt::Display for Archive {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.name)
-    }
-}
-
-/// `backups`: the finished archives in `backups/`, sorted by name.
+/// `backups`: the finished archives in `backups/`: each NAME's newest (`NAME.tar`) then
+/// its older generations, newest first (see [`generations::list`]); without generations,
+/// simply sorted by name.
 ///
-/// Hidden files (archives being written) and anything that is not an archive are left out.
+/// Hidden files (archives being written, locks) and anything that is not an archive are
+/// left out.
 pub fn backups(home: &Home) -> Result<Vec<Archive>> {
-    let dir = home.backups();
-    let entries = match fs::read_dir(&dir) {
-        Ok(entries) => entries.collect::<Result<Vec<_>, _>>(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e),
-    }
-    .with_context(|| format!("listing {}", dir.display()))?;
-    let mut archives = Vec::new();
-    for entry in entries {
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
-        };
-        if name.starts_with('.') || Compression::of_file_name(&name).is_none() {
-            continue;
-        }
-        let meta = match entry.metadata() {
-            Ok(meta) if meta.is_file() => meta,
-            Ok(_) => continue,
-            // Replaced or removed while we listed: it is not there any more.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                return Err(e).with_context(|| format!("reading {}", entry.path().display()));
-            }
-        };
-        let modified = meta
-            .modified()
-            .with_context(|| format!("reading the time of {}", entry.path().display()))?;
-        archives.push(Archive {
-            name,
-            bytes: meta.len(),
-            modified: DateTime::<Local>::from(modified).fixed_offset(),
-        });
-    }
-    archives.sort_by(|a, b| a.name.cmp(&b.name));
+    let archives = generations::list(&home.backups())?;
     info!("Show backups list");
     Ok(archives)
 }
 
 /// `run INDEX`: backs up that schedule now, in the foreground, as the service would, and
 /// records the result. The returned run says whether it failed. `progress`, if given, is
-/// told how far the backup got as it goes.
+/// told how far the backup got as it goes; `say` is told when it waits for another
+/// backup of the same NAME (see [`generations::lock`]).
 pub fn run_now(
     home: &Home,
     index: usize,
     progress: Option<archive::ProgressFn<'_>>,
+    say: &mut dyn FnMut(&str),
 ) -> Result<(Schedule, Run)> {
     let lines = schedule_file::read_lines(&home.schedules())?;
     let Some(line) = lines.get(index) else {
@@ -233,6 +191,17 @@ pub fn run_now(
     };
     let schedule: Schedule = line.parse()?;
     info!("Run schedule {index} now: {schedule}");
+    let _lock = generations::lock(
+        &home.backups(),
+        &schedule,
+        Some(&mut |holder| {
+            let by = holder.map_or_else(String::new, |pid| format!(" (pid {pid})"));
+            say(&format!(
+                "waiting for another backup of {}{by} to finish",
+                schedule.archive_file_name()
+            ));
+        }),
+    )?;
     let run = service::back_up(home, &schedule, None, progress);
     service::record(home, &schedule, None, run.clone());
     Ok((schedule, run))
@@ -370,7 +339,8 @@ fn find_archive(home: &Home, name: &str) -> Result<Found> {
     }
     if let Some(compression) = Compression::of_file_name(name) {
         if exists(name) {
-            let base = &name[..name.len() - compression.suffix().len()];
+            // An older generation's schedule is its NAME's.
+            let base = generations::parse_file_name(name).map_or(name, |(base, _, _)| base);
             return Ok(found(name.to_owned(), compression, base));
         }
     }

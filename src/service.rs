@@ -15,6 +15,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::archive;
 use crate::atomic_file;
+use crate::generations;
 use crate::home::{BACKUPS_DIR, Home};
 use crate::pidfile::{Acquire, PidLock};
 use crate::schedule::Schedule;
@@ -64,6 +65,7 @@ pub fn run(home: &Home, mode: Mode, ready: Option<File>) -> Result<()> {
     remove_leftovers(home);
 
     let mut reported = Vec::new();
+    let mut postponed = Vec::new();
     let mut ready = ready;
     loop {
         let (due, times) = look(home, &mut reported);
@@ -74,6 +76,11 @@ pub fn run(home: &Home, mode: Mode, ready: Option<File>) -> Result<()> {
         // Every backup due now runs, even if a stop was asked meanwhile: the signal stays
         // pending until the sleep below reads it.
         for (schedule, occurrence) in due {
+            // Another process writing this NAME postpones it to the next look, not
+            // recorded as served, rather than holding up the other schedules.
+            let Some(_lock) = lock_or_postpone(home, &schedule, &mut postponed) else {
+                continue;
+            };
             let run = back_up(home, &schedule, Some(&occurrence), None);
             record(home, &schedule, Some(occurrence), run);
         }
@@ -115,14 +122,15 @@ pub fn back_up(
     remove_leftovers(home);
     let started = Instant::now();
     let result = home.ensure_backups().and_then(|backups| {
-        archive::create(&archive::Request {
+        let request = archive::Request {
             written: &schedule.path,
             source: &home.resolve(Path::new(&schedule.path)),
             target: &backups.join(&file_name),
             exclude: &[&backups, &home.pid_file()],
             compression: schedule.compression(),
             progress,
-        })
+        };
+        generations::create(&backups, schedule, &request, started_at)
     });
     let duration_secs = started.elapsed().as_secs_f64();
     let started = started_at.fixed_offset();
@@ -296,6 +304,37 @@ fn read_schedules(home: &Home) -> Result<(Vec<Schedule>, Vec<String>), String> {
         }
     }
     Ok((schedules, problems))
+}
+
+/// Takes the lock of `schedule`'s NAME when its backup needs one, without waiting: when
+/// another process (a `backup_manager run`) holds it, the backup is postponed to the next
+/// look, and said so once per holder. `None` means postponed.
+fn lock_or_postpone(
+    home: &Home,
+    schedule: &Schedule,
+    postponed: &mut Vec<(String, Option<u32>)>,
+) -> Option<generations::Locked> {
+    match generations::lock(&home.backups(), schedule, None) {
+        Ok(generations::Locked::Busy(holder)) => {
+            let key = (schedule.name.clone(), holder);
+            if !postponed.contains(&key) {
+                let by = holder.map_or_else(String::new, |pid| format!(" (pid {pid})"));
+                info!(
+                    "Backup of {} postponed: another process{by} is writing {BACKUPS_DIR}/{}",
+                    schedule.path,
+                    schedule.archive_file_name()
+                );
+                postponed.push(key);
+            }
+            None
+        }
+        Ok(locked) => {
+            postponed.retain(|(name, _)| *name != schedule.name);
+            Some(locked)
+        }
+        // The backup itself will meet and report the same trouble.
+        Err(_) => Some(generations::Locked::NotNeeded),
+    }
 }
 
 fn remove_leftovers(home: &Home) {

@@ -9,6 +9,7 @@ use chrono::{DateTime, FixedOffset, Local};
 use log::{info, warn};
 use serde::Serialize;
 
+use crate::generations;
 use crate::home::Home;
 use crate::manager::{self, Entry};
 use crate::process::Service;
@@ -51,6 +52,19 @@ pub struct ScheduleStatus {
     pub next_run: Option<DateTime<FixedOffset>>,
     /// How the last run went.
     pub last_run: Option<Run>,
+    /// For a schedule that keeps several archives (`keep=N`), how many it has and when
+    /// the oldest was made.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub generations: Option<Generations>,
+}
+
+/// A schedule's archives in `backups/`, for one that keeps several.
+#[derive(Debug, Clone, Serialize)]
+pub struct Generations {
+    /// How many archives it has (the newest and the dated ones).
+    pub generations: usize,
+    /// When the oldest was made.
+    pub oldest: Option<DateTime<FixedOffset>>,
 }
 
 impl Status {
@@ -117,7 +131,18 @@ pub fn status(home: &Home) -> Result<Status> {
                 }
                 None => (false, None),
             };
+            // Shown only where asked for: a plain schedule's status is as it was.
+            let generations = entry
+                .schedule
+                .as_ref()
+                .filter(|s| s.options.keep > 1)
+                .and_then(|s| generations::count(&home.backups(), s).ok())
+                .map(|(generations, oldest)| Generations {
+                    generations,
+                    oldest,
+                });
             ScheduleStatus {
+                generations,
                 last_run: record.and_then(|r| r.last_run.clone()),
                 entry,
                 due_now,
@@ -172,6 +197,13 @@ impl fmt::Display for Status {
                         writeln!(f, "              {message}")?;
                     }
                 }
+            }
+            if let Some(g) = &s.generations {
+                write!(f, "   archives:  {}", g.generations)?;
+                if let Some(oldest) = &g.oldest {
+                    write!(f, ", oldest made {}", oldest.format(TIME_FORMAT))?;
+                }
+                writeln!(f)?;
             }
         }
         Ok(())

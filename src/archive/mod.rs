@@ -104,6 +104,14 @@ impl std::fmt::Debug for Request<'_> {
 /// and no temporary file remains. Trouble with single entries (a file that vanished or
 /// changed while read) is not an error: it is in the summary's warnings.
 pub fn create(request: &Request<'_>) -> Result<Summary> {
+    let (summary, out) = create_aside(request)?;
+    out.commit()?;
+    Ok(summary)
+}
+
+/// Writes the archive under its temporary name and returns it uncommitted, for the
+/// caller to put in place ([`AtomicFile::commit`]) or to drop (which removes it).
+pub fn create_aside(request: &Request<'_>) -> Result<(Summary, AtomicFile)> {
     // Compared by identity, so that any path to them is recognised; what does not exist
     // cannot be met.
     let exclude = request
@@ -151,8 +159,7 @@ pub fn create(request: &Request<'_>) -> Result<Summary> {
         .metadata()
         .with_context(|| format!("reading the size of {}", request.target.display()))?
         .len();
-    out.commit()?;
-    Ok(summary)
+    Ok((summary, out))
 }
 
 /// The name entries take: the path as written, without a leading `/` or `./`, with `..`

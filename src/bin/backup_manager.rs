@@ -258,7 +258,7 @@ fn run_now(home: &Home, index: usize) -> Result<ExitCode> {
         }
     };
     let progress = spinner.is_some().then_some(&show as &dyn Fn(Progress));
-    let result = manager::run_now(home, index, progress);
+    let result = manager::run_now(home, index, progress, &mut |msg| say(msg));
     if let Some(bar) = spinner {
         bar.finish_and_clear();
     }
