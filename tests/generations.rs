@@ -1,0 +1,266 @@
+//! Generations (`keep=N`) as a user meets them: N archives kept, the newest as NAME.tar,
+//! each restorable with its own content; a rotation killed at each of its steps; two
+//! backups of one NAME at once.
+//!
+//! The kills use a hook of debug builds: `BACKUP_TEST_PAUSE=STEP:FILE` makes the rotation
+//! create FILE at STEP and wait there until FILE is removed, so that the test can
+//! `kill -9` it exactly there.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::{ChildGuard, MANAGER, TestHome, wait_for};
+
+/// A home with one schedule of `src` (one file, `src/f`) keeping `keep` archives.
+fn home_keeping(keep: &str, extra: &[&str]) -> TestHome {
+    let home = TestHome::new();
+    home.write("src/f", "v0");
+    let mut args = vec!["create", "--keep", keep];
+    args.extend_from_slice(extra);
+    args.push("src;03:00;code");
+    home.manager(&args).success();
+    home
+}
+
+/// Writes `content` into the source, then backs it up by hand.
+fn back_up(home: &TestHome, content: &str) {
+    home.write("src/f", content);
+    home.manager(&["run", "0"]).success();
+}
+
+/// What `backups` prints.
+fn listed(home: &TestHome) -> Vec<String> {
+    let out = home.manager(&["backups"]);
+    out.success();
+    out.stdout_lines().into_iter().map(str::to_owned).collect()
+}
+
+/// The content of `src/f` in archive `file_name`, restored as a user would.
+fn restored(home: &TestHome, file_name: &str) -> String {
+    let dest = tempfile::tempdir().unwrap();
+    let dest = dest.path().join("restored");
+    let out = home.manager(&["restore", file_name, dest.to_str().unwrap()]);
+    out.success();
+    home.manager(&["verify", file_name]).success();
+    fs::read_to_string(dest.join("src/f")).unwrap()
+}
+
+/// Each listed archive's content, in the listed order; no file is listed twice.
+fn contents(home: &TestHome) -> Vec<String> {
+    let names = listed(home);
+    let unique: BTreeSet<&String> = names.iter().collect();
+    assert_eq!(unique.len(), names.len(), "listed twice: {names:?}");
+    names.iter().map(|name| restored(home, name)).collect()
+}
+
+/// The visible (not hidden) files of `backups/`.
+fn visible_files(home: &TestHome) -> BTreeSet<String> {
+    fs::read_dir(home.path().join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| !name.starts_with('.'))
+        .collect()
+}
+
+#[test]
+fn n_plus_three_backups_leave_n_archives_each_with_its_own_content() {
+    for (keep, compress, suffix) in [("3", None, ".tar"), ("2", Some("zstd"), ".tar.zst")] {
+        let extra: Vec<&str> = compress.map_or(vec![], |c| vec!["--compress", c]);
+        let home = home_keeping(keep, &extra);
+        let n: usize = keep.parse().unwrap();
+        for i in 1..=n + 3 {
+            back_up(&home, &format!("v{i}"));
+        }
+        let names = listed(&home);
+        assert_eq!(names.len(), n, "{names:?}");
+        assert_eq!(names[0], format!("code{suffix}"));
+        for dated in &names[1..] {
+            // code.YYYY-MM-DD_HHMM[-K].tar
+            let stamp = dated
+                .strip_prefix("code.")
+                .and_then(|rest| rest.strip_suffix(suffix))
+                .unwrap_or_else(|| panic!("not a dated name: {dated}"));
+            assert!(stamp.len() >= 15 && &stamp[10..11] == "_", "{dated}");
+        }
+        // Exactly these files, no more: the older ones were removed.
+        assert_eq!(visible_files(&home), names.iter().cloned().collect());
+        let expected: Vec<String> = (4..=n + 3).rev().map(|i| format!("v{i}")).collect();
+        assert_eq!(contents(&home), expected);
+
+        // The JSON tells which is the latest, what it belongs to, and its compression.
+        let out = home.manager(&["backups", "--json"]);
+        out.success();
+        let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let items = json.as_array().unwrap();
+        assert_eq!(items.len(), n);
+        for (i, item) in items.iter().enumerate() {
+            assert_eq!(item["name"], names[i].as_str());
+            assert_eq!(item["schedule"], "code");
+            assert_eq!(item["latest"], i == 0);
+            assert_eq!(item["compression"], compress.unwrap_or("none"));
+            assert!(item["bytes"].as_u64().unwrap() > 0);
+            assert!(item["made"].is_string());
+        }
+        // Made times never grow down the list.
+        let made: Vec<chrono::DateTime<chrono::FixedOffset>> = items
+            .iter()
+            .map(|i| i["made"].as_str().unwrap().parse().unwrap())
+            .collect();
+        assert!(made.windows(2).all(|w| w[0] >= w[1]), "{made:?}");
+
+        // `status` counts them.
+        let status = home.manager(&["status"]);
+        assert!(
+            status
+                .stdout
+                .contains(&format!("   archives:  {n}, oldest made ")),
+            "{}",
+            status.stdout
+        );
+        let status = home.manager(&["status", "--json"]);
+        let json: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+        assert_eq!(json["schedules"][0]["generations"], n);
+
+        // Removing the schedule removes no archive.
+        home.manager(&["delete", "0"]).success();
+        assert_eq!(listed(&home), names);
+    }
+}
+
+#[test]
+fn a_plain_schedule_writes_one_archive_and_nothing_else() {
+    let home = TestHome::new();
+    home.write("src/f", "v0");
+    home.manager(&["create", "--keep", "1", "src;03:00;code"])
+        .success();
+    assert_eq!(
+        fs::read_to_string(home.path().join("backup_schedules.txt")).unwrap(),
+        "src;03:00;code\n"
+    );
+    back_up(&home, "v1");
+    back_up(&home, "v2");
+    let all: Vec<String> = fs::read_dir(home.path().join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(all, ["code.tar"]);
+    assert_eq!(listed(&home), ["code.tar"]);
+    assert_eq!(contents(&home), ["v2"]);
+    let status = home.manager(&["status"]);
+    assert!(!status.stdout.contains("archives:"), "{}", status.stdout);
+    let json = home.manager(&["status", "--json"]).stdout;
+    assert!(!json.contains("generations"), "{json}");
+}
+
+/// `backup_manager run 0` in `home`, pausing at `step` of its rotation.
+fn run_paused(home: &TestHome, step: &str, marker: &Path, stderr: File) -> ChildGuard {
+    let child = Command::new(MANAGER)
+        .arg("--home")
+        .arg(home.path())
+        .args(["run", "0"])
+        .env("BACKUP_TEST_PAUSE", format!("{step}:{}", marker.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut child = ChildGuard(child);
+    wait_for(&format!("the rotation to reach {step}"), || {
+        assert!(child.is_running(), "run 0 ended before {step}");
+        marker.exists()
+    });
+    child
+}
+
+#[test]
+fn a_rotation_killed_at_any_step_leaves_every_finished_generation() {
+    // What `backups` shows right after the kill, then after the next backup.
+    let steps = [
+        ("written", &["v2", "v1"][..], &["v4", "v2"][..]),
+        ("linked", &["v2", "v1"], &["v4", "v3"]),
+        ("kept", &["v2", "v1"], &["v4", "v3"]),
+        ("renamed", &["v3", "v2", "v1"], &["v4", "v3"]),
+        ("pruned", &["v3", "v2"], &["v4", "v3"]),
+    ];
+    for (step, after_kill, after_next) in steps {
+        let home = home_keeping("2", &[]);
+        back_up(&home, "v1");
+        back_up(&home, "v2");
+        home.write("src/f", "v3");
+        let marker = home.path().join("paused");
+        let stderr = File::create(home.path().join("run.err")).unwrap();
+        let mut child = run_paused(&home, step, &marker, stderr);
+        child.0.kill().unwrap(); // SIGKILL
+        child.wait();
+
+        assert_eq!(contents(&home), after_kill, "killed at {step}");
+        assert_eq!(listed(&home)[0], "code.tar", "killed at {step}");
+
+        // The next backup repairs what the kill left, and keeps 2.
+        back_up(&home, "v4");
+        assert_eq!(contents(&home), after_next, "after a kill at {step}");
+        assert_eq!(visible_files(&home).len(), 2, "after a kill at {step}");
+        assert_eq!(home.partial_files(), Vec::<String>::new());
+        // The only hidden archive name left is the newest's own dated link.
+        let latest = fs::metadata(home.archive_path("code.tar")).unwrap().ino();
+        for entry in fs::read_dir(home.path().join("backups")).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().into_string().unwrap();
+            if name.starts_with('.') && name.ends_with(".tar") {
+                assert_eq!(entry.metadata().unwrap().ino(), latest, "{name} left");
+            }
+        }
+    }
+}
+
+#[test]
+fn two_runs_of_one_name_take_turns_and_lose_nothing() {
+    let home = home_keeping("5", &[]);
+    back_up(&home, "v1");
+    home.write("src/f", "v2");
+    let marker = home.path().join("paused");
+    let first_err = home.path().join("first.err");
+    let mut first = run_paused(&home, "written", &marker, File::create(&first_err).unwrap());
+
+    // The second starts while the first holds NAME's lock mid-rotation.
+    home.write("src/f", "v3");
+    let second_err: PathBuf = home.path().join("second.err");
+    let second = Command::new(MANAGER)
+        .arg("--home")
+        .arg(home.path())
+        .args(["run", "0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(&second_err).unwrap())
+        .spawn()
+        .unwrap();
+    let mut second = ChildGuard(second);
+    let waiting = format!(
+        "backup_manager: waiting for another backup of code.tar (pid {}) to finish",
+        first.pid()
+    );
+    wait_for("the second run to say it waits", || {
+        fs::read_to_string(&second_err).unwrap().contains(&waiting)
+    });
+    assert!(second.is_running(), "the second run did not wait");
+    // Nothing of the second is in place while the first is paused.
+    assert_eq!(contents(&home), ["v1"]);
+
+    fs::remove_file(&marker).unwrap();
+    assert!(
+        first.wait().success(),
+        "{}",
+        fs::read_to_string(&first_err).unwrap()
+    );
+    assert!(
+        second.wait().success(),
+        "{}",
+        fs::read_to_string(&second_err).unwrap()
+    );
+    assert_eq!(contents(&home), ["v3", "v2", "v1"]);
+}
