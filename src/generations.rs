@@ -393,11 +393,29 @@ fn rotate(
     pause_at("kept");
 
     out.commit()?;
-    // The new archive is in place: nothing made so far is to be undone.
+    // The new archive is in place: nothing made so far is to be undone, and what is left
+    // to do is tidying, which the next rotation finishes if this one cannot: a failure
+    // now is a warning, not a failed backup.
     undo.0.clear();
     pause_at("renamed");
+    let previous_hidden = previous.and_then(|(_, hidden, _)| hidden);
+    if let Err(err) = tidy(dir, name, compression, previous_hidden, stamp, keep) {
+        warn!("{err:#}");
+    }
+    Ok(())
+}
 
-    if let Some((_, Some(hidden), _)) = previous {
+/// Steps 5 of a rotation: removes the previous archive's hidden name and the oldest
+/// generations beyond `keep`. `stamp` is the new archive's.
+fn tidy(
+    dir: &Path,
+    name: &str,
+    compression: Compression,
+    previous_hidden: Option<Stamp>,
+    stamp: Stamp,
+    keep: u16,
+) -> Result<()> {
+    if let Some(hidden) = previous_hidden {
         remove(&dir.join(hidden_file_name(name, hidden, compression)))?;
     }
     let mut generations: Vec<Generation> = Series::scan(dir, name, compression)?
@@ -422,8 +440,12 @@ fn rotate(
         info!("Removed {BACKUPS_DIR}/{} (keep={keep})", old.file_name);
         pause_at("pruned");
     }
-    atomic_file::sync_dir(dir)?;
-    Ok(())
+    if keep == 1 {
+        // Back to one plain archive (keep was lowered to 1): no dated name is left, and
+        // the next backup is a plain one again.
+        remove(&dir.join(hidden_file_name(name, stamp, compression)))?;
+    }
+    atomic_file::sync_dir(dir)
 }
 
 fn remove(path: &Path) -> Result<()> {

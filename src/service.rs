@@ -26,6 +26,10 @@ use crate::timing;
 /// The longest the service sleeps between two looks at the schedule file.
 pub const CYCLE: Duration = Duration::from_secs(45);
 
+/// How soon the service looks again when a backup was postponed because another process
+/// was writing the same NAME.
+const POSTPONED_RETRY: Duration = Duration::from_secs(5);
+
 /// How the service runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -75,6 +79,8 @@ pub fn run(home: &Home, mode: Mode, ready: Option<File>) -> Result<()> {
         }
         // Every backup due now runs, even if a stop was asked meanwhile: the signal stays
         // pending until the sleep below reads it.
+        // Only what is still owed can still be postponed.
+        postponed.retain(|(name, _)| due.iter().any(|(s, _)| s.name == *name));
         for (schedule, occurrence) in due {
             // Another process writing this NAME postpones it to the next look, not
             // recorded as served, rather than holding up the other schedules.
@@ -88,7 +94,11 @@ pub fn run(home: &Home, mode: Mode, ready: Option<File>) -> Result<()> {
             return Ok(());
         }
         let wake = timing::next_wake(times, &Local::now(), chrono_duration(CYCLE));
-        let sleep = (wake - Local::now()).to_std().unwrap_or(Duration::ZERO);
+        let mut sleep = (wake - Local::now()).to_std().unwrap_or(Duration::ZERO);
+        if !postponed.is_empty() {
+            // A postponed backup starts soon after the one in its way ends.
+            sleep = sleep.min(POSTPONED_RETRY);
+        }
         if let Some(signal @ (Signal::SIGTERM | Signal::SIGINT)) = signals.wait(sleep)? {
             info!("backup_service stopped (pid {pid}, {signal})");
             return Ok(());

@@ -264,3 +264,67 @@ fn two_runs_of_one_name_take_turns_and_lose_nothing() {
     );
     assert_eq!(contents(&home), ["v3", "v2", "v1"]);
 }
+
+#[test]
+fn the_service_postpones_a_backup_of_a_name_being_written_by_hand() {
+    common::in_one_minute(std::time::Duration::from_secs(20), |now| {
+        let home = TestHome::new();
+        home.write("src/f", "v1");
+        home.manager(&["create", "--keep", "3", &format!("src;{now};code")])
+            .success();
+        let marker = home.path().join("paused");
+        let err = File::create(home.path().join("run.err")).unwrap();
+        let mut by_hand = run_paused(&home, "written", &marker, err);
+        home.start();
+        if !common::still_in(now) {
+            return None;
+        }
+        let postponed = format!(
+            "Backup of src postponed: another process (pid {}) is writing backups/code.tar",
+            by_hand.pid()
+        );
+        wait_for("the service to postpone its backup", || {
+            common::has_message(&home.service_log(), &postponed)
+        });
+        assert!(
+            !common::has_message(&home.service_log(), "Backup done for src"),
+            "{:#?}",
+            home.service_log()
+        );
+        // The service's backup, once the one by hand is done, sees the new content.
+        home.write("src/f", "v2");
+        fs::remove_file(&marker).unwrap();
+        assert!(by_hand.wait().success());
+        wait_for("the postponed backup", || {
+            common::has_message(
+                &home.service_log(),
+                "Backup done for src in backups/code.tar",
+            )
+        });
+        home.stop();
+        assert_eq!(common::count_messages(&home.service_log(), &postponed), 1);
+        assert_eq!(contents(&home), ["v2", "v1"]);
+        Some(())
+    });
+}
+
+#[test]
+fn lowering_keep_to_one_by_hand_leaves_one_plain_archive() {
+    let home = home_keeping("3", &[]);
+    back_up(&home, "v1");
+    back_up(&home, "v2");
+    back_up(&home, "v3");
+    assert_eq!(listed(&home).len(), 3);
+    fs::write(home.path().join("backup_schedules.txt"), "src;03:00;code\n").unwrap();
+    back_up(&home, "v4");
+    assert_eq!(contents(&home), ["v4"]);
+    let all: Vec<String> = fs::read_dir(home.path().join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name != ".code.lock")
+        .collect();
+    assert_eq!(all, ["code.tar"]);
+    // From then on, plain backups.
+    back_up(&home, "v5");
+    assert_eq!(contents(&home), ["v5"]);
+}
