@@ -1,0 +1,157 @@
+//! Listing the archives of `backups/`, generations in order.
+
+use std::cmp::Reverse;
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, FixedOffset, Local};
+use serde::Serialize;
+
+use super::{FileId, Stamp, parse_file_name};
+use crate::archive::Compression;
+use crate::schedule::Schedule;
+
+/// An archive file in `backups/`, as `backups` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Archive {
+    /// Its file name.
+    pub name: String,
+    /// The NAME of the schedule that writes it.
+    pub schedule: String,
+    /// Whether it is its NAME's newest (`NAME.tar`) rather than an older, dated one.
+    pub latest: bool,
+    /// When it was made: from its dated name; for `NAME.tar`, from its hidden dated
+    /// link, or its modification time when it has none.
+    pub made: DateTime<FixedOffset>,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// How it is compressed.
+    pub compression: Compression,
+    /// When it was last written (its mtime).
+    pub modified: DateTime<FixedOffset>,
+}
+
+impl fmt::Display for Archive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+/// Every archive file in `dir`: each NAME's newest (`NAME.tar`) then its older ones,
+/// newest first, NAMEs in the order of their archives' file names (so a home without
+/// generations lists exactly its files, sorted by name). Hidden files are never listed,
+/// and a dated name that is the same file as `NAME.tar` (left by a crash) is not listed
+/// twice.
+pub fn list(dir: &Path) -> Result<Vec<Archive>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries.collect::<Result<Vec<_>, _>>(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+    .with_context(|| format!("listing {}", dir.display()))?;
+    struct Found {
+        archive: Archive,
+        stamp: Option<Stamp>,
+        id: FileId,
+    }
+    let mut visible = Vec::new();
+    let mut hidden = Vec::new();
+    for entry in entries {
+        let Ok(file_name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let is_hidden = file_name.starts_with('.');
+        let Some((name, stamp, compression)) = parse_file_name(&file_name[is_hidden as usize..])
+        else {
+            continue;
+        };
+        if is_hidden && stamp.is_none() {
+            continue;
+        }
+        let meta = match entry.metadata() {
+            Ok(meta) if meta.is_file() => meta,
+            Ok(_) => continue,
+            // Replaced or removed while we listed: it is not there any more.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(e).with_context(|| format!("reading {}", entry.path().display()));
+            }
+        };
+        if is_hidden {
+            hidden.push((name.to_owned(), compression, stamp, FileId::of(&meta)));
+            continue;
+        }
+        let modified = meta
+            .modified()
+            .with_context(|| format!("reading the time of {}", entry.path().display()))?;
+        let modified = DateTime::<Local>::from(modified).fixed_offset();
+        visible.push(Found {
+            archive: Archive {
+                schedule: name.to_owned(),
+                latest: stamp.is_none(),
+                made: stamp.map_or(modified, |s| s.to_local()),
+                bytes: meta.len(),
+                compression,
+                modified,
+                name: file_name,
+            },
+            stamp,
+            id: FileId::of(&meta),
+        });
+    }
+    let latest: Vec<(String, Compression, FileId)> = visible
+        .iter()
+        .filter(|f| f.archive.latest)
+        .map(|f| (f.archive.schedule.clone(), f.archive.compression, f.id))
+        .collect();
+    let latest_id = |name: &str, compression: Compression| {
+        latest
+            .iter()
+            .find(|(n, c, _)| n == name && *c == compression)
+            .map(|(_, _, id)| *id)
+    };
+    // A dated name of NAME.tar's own file: the crash window of a rotation.
+    visible.retain(|f| {
+        f.archive.latest || latest_id(&f.archive.schedule, f.archive.compression) != Some(f.id)
+    });
+    for found in visible.iter_mut().filter(|f| f.archive.latest) {
+        let a = &found.archive;
+        let dated = hidden
+            .iter()
+            .filter(|(n, c, _, id)| *n == a.schedule && *c == a.compression && *id == found.id)
+            .filter_map(|(_, _, stamp, _)| *stamp)
+            .max();
+        if let Some(stamp) = dated {
+            found.archive.made = stamp.to_local();
+            found.stamp = Some(stamp);
+        }
+    }
+    visible.sort_by(|a, b| {
+        let key = |f: &Found| {
+            (
+                format!("{}{}", f.archive.schedule, f.archive.compression.suffix()),
+                !f.archive.latest,
+                Reverse(if f.archive.latest { None } else { f.stamp }),
+            )
+        };
+        // Two NAME.tar of one series sort by file name: a plain home's order.
+        key(a)
+            .cmp(&key(b))
+            .then_with(|| a.archive.name.cmp(&b.archive.name))
+    });
+    Ok(visible.into_iter().map(|f| f.archive).collect())
+}
+
+/// What `status` shows of a schedule's generations: how many archives it has, and when
+/// the oldest was made.
+pub fn count(dir: &Path, schedule: &Schedule) -> Result<(usize, Option<DateTime<FixedOffset>>)> {
+    let mine: Vec<Archive> = list(dir)?
+        .into_iter()
+        .filter(|a| a.schedule == schedule.name && a.compression == schedule.compression())
+        .collect();
+    let oldest = mine.iter().map(|a| a.made).min();
+    Ok((mine.len(), oldest))
+}
