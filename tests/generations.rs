@@ -328,3 +328,34 @@ fn lowering_keep_to_one_by_hand_leaves_one_plain_archive() {
     back_up(&home, "v5");
     assert_eq!(contents(&home), ["v5"]);
 }
+
+#[test]
+fn a_failed_backup_renames_and_removes_nothing() {
+    let home = home_keeping("2", &[]);
+    back_up(&home, "v1");
+    back_up(&home, "v2");
+    let before = listed(&home);
+    fs::remove_dir_all(home.path().join("src")).unwrap();
+    let out = home.manager(&["run", "0"]);
+    assert_eq!(out.code(), Some(1), "{out:#?}");
+    assert_eq!(listed(&home), before);
+    assert_eq!(contents(&home), ["v2", "v1"]);
+    assert_eq!(home.partial_files(), Vec::<String>::new());
+}
+
+#[test]
+fn raising_keep_keeps_the_plain_archive_as_the_first_older_one() {
+    let home = TestHome::new();
+    home.write("src/f", "v0");
+    home.manager(&["create", "src;03:00;code"]).success();
+    back_up(&home, "v1");
+    fs::write(
+        home.path().join("backup_schedules.txt"),
+        "src;03:00;code;keep=2\n",
+    )
+    .unwrap();
+    back_up(&home, "v2");
+    assert_eq!(contents(&home), ["v2", "v1"]);
+    back_up(&home, "v3");
+    assert_eq!(contents(&home), ["v3", "v2"]);
+}
