@@ -36,11 +36,22 @@
 //! 5. The previous archive's hidden name is removed, then the oldest generations beyond
 //!    N ([`to_remove`]), and the folder is fsynced.
 //!    A crash: more than N generations remain until the next rotation prunes them.
+//!    A failure here is logged as a warning, not a failed backup: the new archive is in
+//!    place, and the next rotation finishes the tidying.
 //!
 //! A failure before step 4 undoes steps 2 and 3 (removes the links it made), so a failed
 //! backup renames nothing and removes nothing. With `keep=1` and no dated archive of
 //! the NAME, none of this happens: the archive is written aside and renamed into place,
-//! as always.
+//! as always, and no lock is taken. With `keep=1` and dated archives left from a larger
+//! `keep`, one rotation removes them all and the new archive's hidden name, so the next
+//! backup is a plain one again.
+//!
+//! # Locking
+//!
+//! A rotating backup holds the NAME's [`lock`] from before its archive is written until
+//! the rotation ends. `backup_manager run` waits for it (and says so); the service does
+//! not, so that a long backup by hand cannot hold up its other schedules: it postpones
+//! that NAME to its next look, still owed, and looks again within a few seconds.
 
 mod list;
 mod lock;
@@ -270,7 +281,7 @@ fn rotate(
     Ok(())
 }
 
-/// Steps 5 of a rotation: removes the previous archive's hidden name and the oldest
+/// Step 5 of a rotation: removes the previous archive's hidden name and the oldest
 /// generations beyond `keep`. `stamp` is the new archive's.
 fn tidy(
     dir: &Path,
