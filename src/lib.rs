@@ -9,6 +9,7 @@ pub mod atomic_file;
 pub mod edit_lock;
 pub mod generations;
 pub mod home;
+pub mod incremental;
 pub mod logging;
 pub mod manager;
 pub mod pidfile;

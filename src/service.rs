@@ -17,6 +17,7 @@ use crate::archive;
 use crate::atomic_file;
 use crate::generations;
 use crate::home::{BACKUPS_DIR, Home};
+use crate::incremental;
 use crate::pidfile::{Acquire, PidLock};
 use crate::schedule::Schedule;
 use crate::schedule_file;
@@ -132,15 +133,19 @@ pub fn back_up(
     remove_leftovers(home);
     let started = Instant::now();
     let result = home.ensure_backups().and_then(|backups| {
+        let target = backups.join(&file_name);
+        let step = incremental::chain::start_for(&backups, schedule, &target, started_at)?;
         let request = archive::Request {
             written: &schedule.path,
             source: &home.resolve(Path::new(&schedule.path)),
-            target: &backups.join(&file_name),
+            target: &target,
             exclude: &[&backups, &home.pid_file()],
             compression: schedule.compression(),
             progress,
+            incremental: step.as_ref().map(|(step, _)| &step.tracker),
         };
-        generations::create(&backups, schedule, &request, started_at)
+        let summary = generations::create(&backups, schedule, &request, started_at)?;
+        Ok(incremental::chain::finish(step, summary))
     });
     let duration_secs = started.elapsed().as_secs_f64();
     let started = started_at.fixed_offset();

@@ -144,7 +144,8 @@ impl Header {
     /// is; the header keeps what `set_path` accepts of it, which readers ignore.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let mut name = self.name.clone();
-        if self.kind == Kind::Dir {
+        // GNU tar names folders, dumpdirs included, with a trailing slash.
+        if matches!(self.kind, Kind::Dir | Kind::Other(b'D')) && name.last() != Some(&b'/') {
             name.push(b'/');
         }
         let mut header = tar::Header::new_gnu();

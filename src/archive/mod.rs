@@ -22,7 +22,7 @@ use anyhow::{Context, Result};
 
 use crate::atomic_file::AtomicFile;
 
-pub use compression::Compression;
+pub use compression::{Compression, open_archive};
 pub use restore::{Restored, restore};
 pub use verify::{Report, Source, verify};
 
@@ -85,6 +85,9 @@ pub struct Request<'a> {
     pub compression: Compression,
     /// Where to report progress, if anywhere.
     pub progress: Option<ProgressFn<'a>>,
+    /// For an incremental backup: the tracker that decides what changed and writes the
+    /// new record; folders then become GNU dumpdir entries.
+    pub incremental: Option<&'a std::cell::RefCell<crate::incremental::Tracker>>,
 }
 
 impl std::fmt::Debug for Request<'_> {
@@ -96,6 +99,7 @@ impl std::fmt::Debug for Request<'_> {
             .field("exclude", &self.exclude)
             .field("compression", &self.compression)
             .field("progress", &self.progress.is_some())
+            .field("incremental", &self.incremental.is_some())
             .finish()
     }
 }
@@ -126,12 +130,14 @@ pub fn create_aside(request: &Request<'_>) -> Result<(Summary, AtomicFile)> {
     let mut summary = std::thread::scope(|scope| {
         let (mut stream, writer) = sink::start(scope, out.file(), request.compression)
             .with_context(|| format!("starting to write {}", target.display()))?;
+        let mut tracker = request.incremental.map(|t| t.borrow_mut());
         let walked = walk::write_tree(
             &mut stream,
             request.source,
             name.as_os_str().as_bytes(),
             exclude,
             request.progress,
+            tracker.as_deref_mut(),
         );
         // After a failed walk the stream is dropped: the writer ends, and the archive
         // is discarded.
@@ -209,6 +215,7 @@ mod tests {
             exclude: &[],
             compression: Compression::None,
             progress: Some(&record),
+            incremental: None,
         })
         .unwrap();
         let seen = seen.into_inner();

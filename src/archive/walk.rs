@@ -27,6 +27,7 @@ use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
 use super::format::{self, Header, Kind};
 use super::sink::{ROOM, Stream};
 use super::{PROGRESS_EVERY, Progress, ProgressFn, Summary};
+use crate::incremental::{self, Child, Tracker};
 
 /// Files up to this size are read whole into the stream in one `read`; larger ones a
 /// batch at a time.
@@ -48,8 +49,10 @@ pub fn write_tree(
     name: &[u8],
     exclude: Vec<(u64, u64)>,
     progress: Option<ProgressFn<'_>>,
+    incremental: Option<&mut Tracker>,
 ) -> Result<Summary> {
     let mut walk = Walk {
+        incremental,
         progress,
         last_report: Instant::now(),
         bytes: 0,
@@ -71,17 +74,42 @@ pub fn write_tree(
             source.display()
         );
     }
+    if let Some(tracker) = &walk.incremental {
+        // A GNU volume header, which extraction skips: says full or incremental.
+        let mut label = Header::new(tracker.label().to_vec(), Kind::Other(b'V'));
+        label.mtime = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        walk.put(&label)?;
+    }
     if kind_of(&stat) == Some(Kind::Dir) {
         // The source itself must be listable: an archive of nothing is no backup.
         let dir = open_dir(AT_FDCWD, &c_source)
             .with_context(|| format!("opening source folder {}", source.display()))?;
         let mut disk = source.to_path_buf();
         let mut name = name.to_vec();
-        if !name.is_empty() {
-            let header = walk_header(&mut walk.users, &mut walk.groups, &name, Kind::Dir, &stat);
-            walk.put(&header)?;
-        }
-        walk.children(dir, &mut disk, &mut name)?;
+        // An incremental archive lists even the top folder, as `./` when it is `.`, so
+        // that what was deleted at the top is deleted on extraction.
+        let header = if !name.is_empty() {
+            Some(walk_header(
+                &mut walk.users,
+                &mut walk.groups,
+                &name,
+                Kind::Dir,
+                &stat,
+            ))
+        } else if walk.incremental.is_some() {
+            Some(walk_header(
+                &mut walk.users,
+                &mut walk.groups,
+                b".",
+                Kind::Dir,
+                &stat,
+            ))
+        } else {
+            None
+        };
+        walk.children(dir, &mut disk, &mut name, header)?;
     } else {
         walk.entry(AT_FDCWD, &c_source, None, source, name)?;
     }
@@ -93,8 +121,11 @@ pub fn write_tree(
     Ok(walk.summary)
 }
 
-struct Walk<'s, 'p> {
+struct Walk<'s, 'p, 't> {
     stream: &'s mut Stream,
+    /// In an incremental backup: folders become dumpdirs, and only what changed since
+    /// the previous backup is stored.
+    incremental: Option<&'t mut Tracker>,
     progress: Option<ProgressFn<'p>>,
     /// When progress was last reported.
     last_report: Instant,
@@ -125,7 +156,7 @@ impl From<io::Error> for Trouble {
     }
 }
 
-impl Walk<'_, '_> {
+impl Walk<'_, '_, '_> {
     /// Reports progress if some is wanted and the last report is old enough. Cheap: a
     /// clock read per entry or per batch read, against the system calls each costs.
     fn tick(&mut self) {
@@ -163,7 +194,14 @@ impl Walk<'_, '_> {
         Ok(())
     }
 
-    fn children(&mut self, mut dir: Dir, disk: &mut PathBuf, name: &mut Vec<u8>) -> Result<()> {
+    /// Archives the folder `dir`: its header, if any, then its children.
+    fn children(
+        &mut self,
+        mut dir: Dir,
+        disk: &mut PathBuf,
+        name: &mut Vec<u8>,
+        header: Option<Header>,
+    ) -> Result<()> {
         let mut children: Vec<(CString, Option<Type>)> = Vec::new();
         // Excluded entries are recognised from the listing, before anything opens them.
         let dev = fstat(&dir).map(|stat| stat.st_dev).ok();
@@ -189,8 +227,23 @@ impl Walk<'_, '_> {
         }
         // Sorted, so that one tree always gives the same archive.
         children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let stored = match header {
+            Some(header) if self.incremental.is_some() => {
+                let (kept, stored) = self.dumpdir(&dir, disk, name, header, children)?;
+                children = kept;
+                stored
+            }
+            Some(header) => {
+                self.put(&header)?;
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
         let name_len = name.len();
-        for (file_name, file_type) in children {
+        for (i, (file_name, file_type)) in children.into_iter().enumerate() {
+            if stored.get(i) == Some(&false) {
+                continue;
+            }
             disk.push(OsStr::from_bytes(file_name.to_bytes()));
             if !name.is_empty() {
                 name.push(b'/');
@@ -202,6 +255,55 @@ impl Walk<'_, '_> {
             result?;
         }
         Ok(())
+    }
+
+    /// Writes a folder as a dumpdir entry (see [`crate::incremental`]): stats every
+    /// child, asks the tracker which changed, and lists them. Gives back the children
+    /// still there, and for each whether it is to be stored (folders always are).
+    fn dumpdir(
+        &mut self,
+        dir: &Dir,
+        disk: &Path,
+        name: &[u8],
+        mut header: Header,
+        listed: Vec<(CString, Option<Type>)>,
+    ) -> Result<(Vec<(CString, Option<Type>)>, Vec<bool>)> {
+        let mut kept = Vec::with_capacity(listed.len());
+        let mut children = Vec::with_capacity(listed.len());
+        for (file_name, file_type) in listed {
+            match fstatat(
+                dir.as_fd(),
+                file_name.as_c_str(),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            ) {
+                Ok(stat) => {
+                    children.push(Child::of(file_name.to_bytes(), &stat));
+                    kept.push((file_name, file_type));
+                }
+                Err(e) => {
+                    let mut path = disk.to_path_buf();
+                    path.push(OsStr::from_bytes(file_name.to_bytes()));
+                    self.warn(gone_or_unreadable(&path, e));
+                }
+            }
+        }
+        let tracker = self.incremental.as_mut().expect("an incremental walk");
+        let mut stored = tracker.folder(name, &children)?;
+        let data = incremental::dumpdir(&children, &stored);
+        for (child, stored) in children.iter().zip(&mut stored) {
+            *stored |= child.is_dir();
+        }
+        header.kind = Kind::Other(incremental::DUMPDIR);
+        header.size = data.len() as u64;
+        self.put(&header)?;
+        self.stream
+            .write_all(&data)
+            .context("writing to the archive")?;
+        let pad = format::padding(header.size) as usize;
+        self.stream
+            .write_all(&ZEROS[..pad])
+            .context("writing to the archive")?;
+        Ok((kept, stored))
     }
 
     /// Archives one entry of the folder `parent`. The file type from the folder listing
@@ -235,10 +337,7 @@ impl Walk<'_, '_> {
                 let header =
                     walk_header(&mut self.users, &mut self.groups, &name, Kind::Dir, &stat);
                 match open_dir(parent, file_name) {
-                    Ok(dir) => {
-                        self.put(&header)?;
-                        self.children(dir, &mut disk.to_path_buf(), &mut name)
-                    }
+                    Ok(dir) => self.children(dir, &mut disk.to_path_buf(), &mut name, Some(header)),
                     Err(Errno::ENOENT) => {
                         self.warn(gone_or_unreadable(disk, Errno::ENOENT));
                         Ok(())

@@ -75,7 +75,9 @@ use crate::schedule::Schedule;
 pub use list::{Archive, count, list};
 pub use lock::{Locked, NameLock, lock, lock_path};
 use names::hidden_file_name;
-pub use names::{Generation, Stamp, dated_file_name, next_stamp, parse_file_name, to_remove};
+pub use names::{
+    Generation, Stamp, dated_file_name, next_stamp, parse_file_name, to_remove, to_remove_chains,
+};
 
 /// A file's identity, to tell two names of one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,7 +164,8 @@ impl Series {
 /// Whether a backup of `schedule` into `dir` rotates generations: it keeps more than
 /// one, or dated ones are there (`keep` was lowered to 1, and they are pruned).
 pub fn rotates(dir: &Path, schedule: &Schedule) -> Result<bool> {
-    if schedule.options.keep > 1 {
+    // An incremental chain is a series of generations, whatever `keep` says.
+    if schedule.options.keep > 1 || schedule.options.incremental.is_some() {
         return Ok(true);
     }
     let series = Series::scan(dir, &schedule.name, schedule.compression())?;
@@ -191,6 +194,7 @@ pub fn create(
         out,
         made,
         schedule.options.keep,
+        schedule.options.incremental.is_some(),
     )
     .with_context(|| format!("putting the new {} in place", request.target.display()))?;
     Ok(summary)
@@ -218,6 +222,7 @@ fn rotate(
     mut out: AtomicFile,
     made: DateTime<Local>,
     keep: u16,
+    chained: bool,
 ) -> Result<()> {
     repair(dir, name, compression)?;
     let series = Series::scan(dir, name, compression)?;
@@ -275,7 +280,15 @@ fn rotate(
     undo.0.clear();
     pause_at("renamed");
     let previous_hidden = previous.and_then(|(_, hidden, _)| hidden);
-    if let Err(err) = tidy(dir, name, compression, previous_hidden, stamp, keep) {
+    if let Err(err) = tidy(
+        dir,
+        name,
+        compression,
+        previous_hidden,
+        stamp,
+        keep,
+        chained,
+    ) {
         warn!("{err:#}");
     }
     Ok(())
@@ -290,6 +303,7 @@ fn tidy(
     previous_hidden: Option<Stamp>,
     stamp: Stamp,
     keep: u16,
+    chained: bool,
 ) -> Result<()> {
     if let Some(hidden) = previous_hidden {
         remove(&dir.join(hidden_file_name(name, hidden, compression)))?;
@@ -311,12 +325,21 @@ fn tidy(
             stamp: Some(stamp),
         },
     );
-    for old in to_remove(&generations, keep) {
+    let removed = if chained {
+        // Whole chains only: an archive that a kept one depends on stays. One that
+        // cannot be read counts as a full, so that nothing older is pruned for it.
+        to_remove_chains(&generations, keep, |g| {
+            crate::incremental::chain::is_full(&dir.join(&g.file_name), compression).unwrap_or(true)
+        })
+    } else {
+        to_remove(&generations, keep)
+    };
+    for old in removed {
         remove(&dir.join(&old.file_name))?;
         info!("Removed {BACKUPS_DIR}/{} (keep={keep})", old.file_name);
         pause_at("pruned");
     }
-    if keep == 1 {
+    if keep == 1 && !chained {
         // Back to one plain archive (keep was lowered to 1): no dated name is left, and
         // the next backup is a plain one again.
         remove(&dir.join(hidden_file_name(name, stamp, compression)))?;

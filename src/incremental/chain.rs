@@ -1,0 +1,247 @@
+//! A schedule's chain: whether the next backup is full or incremental, the record kept
+//! beside the archives, and which archive starts a chain.
+//!
+//! # The record and the archive change together
+//!
+//! The new record is written aside (`.NAME.record.PID.partial`) while the archive is
+//! written, and renamed over `backups/.NAME.record` only once the archive is in place.
+//! A crash before the archive's rename leaves both as they were (the next run redoes
+//! the backup). A crash between the two renames leaves the new archive with the older
+//! record: the next incremental then stores what changed since the backup before,
+//! a superset of what changed since the last one, which restores the same tree. The
+//! opposite order could record a backup that no archive holds, so it is never used.
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Local, TimeZone};
+
+use super::record::{self, Head};
+use super::{DUMPDIR, Tracker};
+use crate::archive::format::Kind;
+use crate::archive::reader::Reader;
+use crate::archive::{Compression, Summary};
+use crate::atomic_file::AtomicFile;
+use crate::schedule::Incremental;
+use crate::schedule::Schedule;
+
+/// The label (a GNU volume header, which extraction skips) that starts each archive of
+/// a chain, telling a full backup from an incremental one without reading further.
+pub const FULL_LABEL: &[u8] = b"backup_manager full";
+/// The label of an incremental archive.
+pub const INCREMENTAL_LABEL: &[u8] = b"backup_manager incremental";
+
+/// The record's mode: private, like the archives.
+const RECORD_MODE: u32 = 0o600;
+
+/// Where the record of `name`'s chain is kept.
+pub fn record_path(backups: &Path, name: &str) -> PathBuf {
+    backups.join(format!(".{name}.record"))
+}
+
+/// Whether a backup at `now` must be a full one, for a chain whose full backup started
+/// at `chain_start`: once that is `full_every_days` calendar days back (local dates, so
+/// that a DST change does not move a daily backup across the boundary).
+pub fn needs_full<Tz: TimeZone>(
+    chain_start: &DateTime<Tz>,
+    now: &DateTime<Tz>,
+    settings: Incremental,
+) -> bool {
+    let days = (now.date_naive() - chain_start.date_naive()).num_days();
+    days >= i64::from(settings.full_every_days)
+}
+
+/// A backup under way in a chain: its tracker, and the new record written aside.
+pub struct Step {
+    /// The tracker the archive's walk uses.
+    pub tracker: RefCell<Tracker>,
+    /// Whether this backup is a full one.
+    pub full: bool,
+    record: AtomicFile,
+}
+
+impl std::fmt::Debug for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Step").field("full", &self.full).finish()
+    }
+}
+
+/// Prepares the next backup of `schedule`'s chain, started at `now`: an incremental one
+/// when the record of the previous backup is whole, is of the same source, the newest
+/// archive `latest` is there, and the chain's full is recent enough; a full one
+/// otherwise. A record that cannot be used is said in the warning returned, never
+/// used.
+pub fn start(
+    backups: &Path,
+    schedule: &Schedule,
+    settings: Incremental,
+    latest: &Path,
+    now: DateTime<Local>,
+) -> Result<(Step, Option<String>)> {
+    let path = record_path(backups, &schedule.name);
+    let mut warning = None;
+    let previous = match record::check(&path) {
+        Ok(Some(head)) => Some(head),
+        Ok(None) => None,
+        Err(err) => {
+            warning = Some(format!(
+                "the record of the previous backup cannot be used ({err:#}); this backup \
+                 is a full one"
+            ));
+            None
+        }
+    };
+    let usable = previous.filter(|head| {
+        let start = Local.timestamp_opt(head.chain_start, 0).single();
+        head.source == schedule.path.as_bytes()
+            && latest.exists()
+            && start.is_some_and(|start| !needs_full(&start, &now, settings))
+    });
+    let (reader, chain_start) = match usable {
+        Some(head) => {
+            let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+            let (reader, _) =
+                record::Reader::new(file).with_context(|| format!("reading {}", path.display()))?;
+            (Some(reader), head.chain_start)
+        }
+        None => (None, now.timestamp()),
+    };
+    let full = reader.is_none();
+    let mut record = AtomicFile::create(&path, RECORD_MODE)?;
+    let file = record
+        .file()
+        .try_clone()
+        .with_context(|| format!("writing {}", path.display()))?;
+    let head = Head {
+        chain_start,
+        source: schedule.path.as_bytes().to_vec(),
+    };
+    let tracker = Tracker::new(reader, file, &head)?;
+    Ok((
+        Step {
+            tracker: RefCell::new(tracker),
+            full,
+            record,
+        },
+        warning,
+    ))
+}
+
+/// For a schedule with `incremental`, [`start`] its next backup; `None` for others.
+pub fn start_for(
+    backups: &Path,
+    schedule: &Schedule,
+    latest: &Path,
+    now: DateTime<Local>,
+) -> Result<Option<(Step, Option<String>)>> {
+    schedule
+        .options
+        .incremental
+        .map(|settings| start(backups, schedule, settings, latest, now))
+        .transpose()
+}
+
+/// Once the archive is in place: puts the record in place, and adds to the summary the
+/// warning of an unusable record. A record that cannot be put in place is a warning:
+/// the archive is whole, and the next backup, compared with the older record, stores a
+/// little more than it needs to.
+pub fn finish(step: Option<(Step, Option<String>)>, mut summary: Summary) -> Summary {
+    if let Some((step, warning)) = step {
+        summary.warnings.extend(warning);
+        if let Err(err) = step.commit() {
+            summary.warnings.push(format!("{err:#}"));
+        }
+    }
+    summary
+}
+
+impl Step {
+    /// Puts the new record in place: call once the archive is in place, never before.
+    pub fn commit(self) -> Result<()> {
+        let Step {
+            tracker, record, ..
+        } = self;
+        drop(tracker.into_inner().finish()?);
+        let mut record = record;
+        record.sync()?;
+        record.commit()
+    }
+}
+
+/// Whether the archive at `path` is a full one (starts a chain): true for an archive
+/// labelled full and for one with no label (a plain archive holds the whole tree);
+/// false for one labelled incremental.
+pub fn is_full(path: &Path, compression: Compression) -> Result<bool> {
+    Ok(label(path, compression)?.as_deref() != Some(INCREMENTAL_LABEL))
+}
+
+/// The chain label at the start of an archive, if it has one.
+pub fn label(path: &Path, compression: Compression) -> Result<Option<Vec<u8>>> {
+    let file = crate::archive::open_archive(path)?;
+    let stream: Box<dyn Read> = compression.read(file, path)?;
+    let mut reader = Reader::new(stream);
+    let first = reader
+        .next_entry()
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(first.and_then(|h| (h.kind == Kind::Other(b'V')).then_some(h.name)))
+}
+
+/// Whether an entry of this kind is a dumpdir.
+pub fn is_dumpdir(kind: Kind) -> bool {
+    kind == Kind::Other(DUMPDIR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+    use chrono_tz::Europe::Paris;
+
+    const WEEK: Incremental = Incremental { full_every_days: 7 };
+
+    fn at(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<chrono_tz::Tz> {
+        Paris
+            .from_local_datetime(
+                &NaiveDate::from_ymd_opt(y, m, d)
+                    .unwrap()
+                    .and_hms_opt(h, min, 0)
+                    .unwrap(),
+            )
+            .earliest()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_full_comes_once_the_chain_is_n_calendar_days_old() {
+        let start = at(2026, 11, 1, 2, 30);
+        assert!(!needs_full(&start, &at(2026, 11, 1, 23, 59), WEEK));
+        assert!(!needs_full(&start, &at(2026, 11, 7, 23, 59), WEEK));
+        // Across midnight into the seventh day: full, even at an earlier hour.
+        assert!(needs_full(&start, &at(2026, 11, 8, 0, 0), WEEK));
+        assert!(needs_full(&start, &at(2026, 12, 8, 2, 30), WEEK));
+    }
+
+    #[test]
+    fn dst_changes_do_not_move_the_day_of_the_full() {
+        // Spring forward on 29 March 2026: the week from 02:30 on the 23rd is an hour
+        // short, still the same day count.
+        let start = at(2026, 3, 23, 3, 0);
+        assert!(!needs_full(&start, &at(2026, 3, 29, 23, 0), WEEK));
+        assert!(needs_full(&start, &at(2026, 3, 30, 3, 0), WEEK));
+        // Fall back on 25 October 2026: an hour longer, not a day more.
+        let start = at(2026, 10, 19, 2, 30);
+        assert!(!needs_full(&start, &at(2026, 10, 25, 23, 30), WEEK));
+        assert!(needs_full(&start, &at(2026, 10, 26, 0, 30), WEEK));
+    }
+
+    #[test]
+    fn a_daily_chain_restarts_after_one_day() {
+        let daily = Incremental { full_every_days: 1 };
+        let start = at(2026, 1, 1, 23, 59);
+        assert!(!needs_full(&start, &at(2026, 1, 1, 23, 59), daily));
+        assert!(needs_full(&start, &at(2026, 1, 2, 0, 0), daily));
+    }
+}
