@@ -16,6 +16,7 @@ use crate::archive::{self, Compression};
 use crate::atomic_file;
 use crate::generations;
 use crate::home::{BACKUPS_DIR, Home};
+use crate::incremental;
 use crate::process::{self, Service, StartUp};
 use crate::schedule::{Options, Schedule};
 use crate::schedule_file;
@@ -238,6 +239,14 @@ pub fn verify(
     } else {
         None
     };
+    // An incremental archive is only as good as its chain: every archive before it back
+    // to the full is read through too (and compared with nothing: they are older).
+    let chain = incremental::chain::chain_to(&home.backups(), &found.file_name, found.compression)
+        .with_context(|| format!("verifying {shown}"))?;
+    for older in &chain[..chain.len() - 1] {
+        archive::verify(older, found.compression, None)
+            .with_context(|| format!("verifying {}, which {shown} depends on", older.display()))?;
+    }
     let report = archive::verify(&found.path, found.compression, compare)
         .with_context(|| format!("verifying {shown}"))?;
     for line in &report.differences {
@@ -256,7 +265,11 @@ pub fn verify(
         );
     }
     let against = if source { ", same as its source" } else { "" };
-    let what = format!("{shown} ({} entries{against})", report.entries);
+    let what = format!(
+        "{shown} ({} entries{against}){}",
+        report.entries,
+        incremental::chain::describe(chain.len())
+    );
     info!("Verified {what}");
     Ok(format!("verified {what}"))
 }
@@ -269,21 +282,62 @@ pub fn restore(home: &Home, name: &str, dest: &Path, force: bool) -> Result<Fini
     let shown = found.shown();
     let dest = std::path::absolute(dest)
         .with_context(|| format!("resolving destination {}", dest.display()))?;
-    let restored = archive::restore(&found.path, found.compression, &dest, force)
+    // An incremental archive comes back with the chain it completes.
+    let chain = incremental::chain::chain_to(&home.backups(), &found.file_name, found.compression)
+        .with_context(|| format!("restoring {shown}"))?;
+    let chain: Vec<&Path> = chain.iter().map(PathBuf::as_path).collect();
+    let restored = archive::restore_chain(&chain, found.compression, &dest, force)
         .with_context(|| format!("restoring {shown} into {}", dest.display()))?;
     for warning in &restored.warnings {
         warn!("{warning}");
     }
     let what = format!(
-        "{shown} into {} ({} entries)",
+        "{shown} into {} ({} entries){}",
         dest.display(),
-        restored.entries
+        restored.entries,
+        incremental::chain::describe(chain.len())
     );
     info!("Restored {what}");
     Ok(Finished {
         message: format!("restored {what}"),
         warnings: restored.warnings,
     })
+}
+
+/// `restore NAME DEST --at GENERATION`: the file name of NAME's archive made at
+/// GENERATION, given as `backups` shows its date (`YYYY-MM-DD_HHMM`, with its `-N` if it
+/// has one) or as its file name.
+pub fn generation(home: &Home, name: &str, at: &str) -> Result<String> {
+    let archives: Vec<generations::Archive> = generations::list(&home.backups())?
+        .into_iter()
+        .filter(|a| a.schedule == name)
+        .collect();
+    // A dated name first: the newest archive's date, taken from its time, may be the
+    // same minute as an older one's.
+    let by_name = |a: &&generations::Archive| {
+        a.name == at || a.name == format!("{name}.{at}{}", a.compression.suffix())
+    };
+    let by_time =
+        |a: &&generations::Archive| a.latest && a.made.format("%Y-%m-%d_%H%M").to_string() == at;
+    match archives
+        .iter()
+        .find(by_name)
+        .or_else(|| archives.iter().find(by_time))
+    {
+        Some(archive) => Ok(archive.name.clone()),
+        None => bail!(
+            "{name} has no generation {at:?}; it has: {}",
+            if archives.is_empty() {
+                "none".to_owned()
+            } else {
+                archives
+                    .iter()
+                    .map(|a| a.made.format("%Y-%m-%d_%H%M").to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ),
+    }
 }
 
 /// What a command did, as one sentence for its user, and the warnings on the way.

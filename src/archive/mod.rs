@@ -23,7 +23,7 @@ use anyhow::{Context, Result};
 use crate::atomic_file::AtomicFile;
 
 pub use compression::{Compression, open_archive};
-pub use restore::{Restored, restore};
+pub use restore::{Restored, restore, restore_chain};
 pub use verify::{Report, Source, verify};
 
 /// Archives are private to their owner, whatever the umask says.

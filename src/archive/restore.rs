@@ -24,6 +24,7 @@ use nix::unistd::{Gid, Uid, UnlinkatFlags};
 use super::compression::{self, Compression};
 use super::format::{Header, Kind};
 use super::reader::Reader;
+use crate::incremental::{chain, extract};
 
 /// What a restore did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -44,16 +45,34 @@ pub fn restore(
     dest: &Path,
     force: bool,
 ) -> Result<Restored> {
-    // Opened once: both passes read the same file, even if a new archive is renamed into
-    // place meanwhile.
-    let archive = compression::open_archive(path)?;
-    let reopen = || {
-        archive
-            .try_clone()
-            .with_context(|| format!("reading {}", path.display()))
-            .and_then(|file| compression.read(file, path))
-    };
-    check(reopen()?, path)?;
+    restore_chain(&[path], compression, dest, force)
+}
+
+/// Restores a chain: a full archive then incrementals, in order, into `dest`, which must
+/// be missing or empty unless `force`. Every archive is checked before anything is
+/// written. Each folder stored as a dumpdir (see [`crate::incremental`]) loses what its
+/// listing does not hold, as with GNU tar's `--listed-incremental`, so that the result
+/// is the tree as it was at the last archive's backup.
+pub fn restore_chain(
+    paths: &[&Path],
+    compression: Compression,
+    dest: &Path,
+    force: bool,
+) -> Result<Restored> {
+    // Each opened once: both passes read the same file, even if a new archive is renamed
+    // into place meanwhile.
+    let mut archives = Vec::with_capacity(paths.len());
+    for &path in paths {
+        let archive = compression::open_archive(path)?;
+        let reopen = move || {
+            archive
+                .try_clone()
+                .with_context(|| format!("reading {}", path.display()))
+                .and_then(|file| compression.read(file, path))
+        };
+        check(reopen()?, path)?;
+        archives.push((path, reopen));
+    }
     prepare(dest, force)?;
     let root = nix::fcntl::open(
         dest,
@@ -68,24 +87,9 @@ pub fn restore(
         as_root: Uid::effective().is_root(),
         done: Restored::default(),
     };
-    let mut reader = Reader::new(reopen()?);
-    while let Some(header) = reader
-        .next_entry()
-        .with_context(|| format!("reading {}", path.display()))?
-    {
-        let Some(parts) = components(&header.name)? else {
-            continue;
-        };
-        out.entry(&header, &parts, &mut reader).with_context(|| {
-            format!(
-                "restoring {} into {}",
-                String::from_utf8_lossy(&header.name),
-                dest.display()
-            )
-        })?;
+    for (path, reopen) in &archives {
+        out.archive(path, reopen()?, dest)?;
     }
-    out.finish_dirs()
-        .with_context(|| format!("setting folder modes and times in {}", dest.display()))?;
     Ok(out.done)
 }
 
@@ -175,6 +179,39 @@ struct Extract {
 }
 
 impl Extract {
+    /// Restores one archive of a chain.
+    fn archive(&mut self, path: &Path, stream: Box<dyn io::Read>, dest: &Path) -> Result<()> {
+        let mut reader = Reader::new(stream);
+        while let Some(header) = reader
+            .next_entry()
+            .with_context(|| format!("reading {}", path.display()))?
+        {
+            // A chain's label: nothing to restore.
+            if header.kind == Kind::Other(b'V') {
+                continue;
+            }
+            let Some(parts) = components(&header.name)? else {
+                if chain::is_dumpdir(header.kind) {
+                    // The destination itself, as `./`.
+                    let data = dumpdir_data(&header, &mut reader)?;
+                    extract::purge(&self.root, &data).with_context(|| {
+                        format!("removing what {} no longer holds", dest.display())
+                    })?;
+                }
+                continue;
+            };
+            self.entry(&header, &parts, &mut reader).with_context(|| {
+                format!(
+                    "restoring {} into {}",
+                    String::from_utf8_lossy(&header.name),
+                    dest.display()
+                )
+            })?;
+        }
+        self.finish_dirs()
+            .with_context(|| format!("setting folder modes and times in {}", dest.display()))
+    }
+
     fn entry<R: io::Read>(
         &mut self,
         header: &Header,
@@ -188,7 +225,7 @@ impl Extract {
         let omit = TimeSpec::UTIME_OMIT;
         let mtime = TimeSpec::new(header.mtime, 0);
         match header.kind {
-            Kind::Dir => {
+            Kind::Dir | Kind::Other(b'D') => {
                 match nix::sys::stat::mkdirat(parent, leaf, Mode::from_bits_truncate(0o700)) {
                     Ok(()) => {}
                     Err(Errno::EEXIST) if is_dir(parent, leaf) => {}
@@ -200,6 +237,11 @@ impl Extract {
                 }
                 let owned: Vec<Vec<u8>> = parts.iter().map(|p| p.to_vec()).collect();
                 self.dirs.push((owned, header.clone()));
+                if chain::is_dumpdir(header.kind) {
+                    let data = dumpdir_data(header, reader)?;
+                    let dir = walk(&self.root, parts)?;
+                    extract::purge(&dir, &data)?;
+                }
             }
             Kind::File => {
                 remove(parent, leaf)?;
@@ -308,7 +350,8 @@ impl Extract {
     fn finish_dirs(&mut self) -> Result<()> {
         self.cached = None;
         // Deepest first, so that setting a parent's time comes after its children's.
-        for (parts, header) in self.dirs.iter().rev() {
+        // Taken: the next archive of a chain sets its own, and may have removed these.
+        for (parts, header) in std::mem::take(&mut self.dirs).iter().rev() {
             let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
             let dir = walk(&self.root, &parts)?;
             if self.as_root {
@@ -345,6 +388,13 @@ fn walk(root: &OwnedFd, parts: &[&[u8]]) -> Result<OwnedFd> {
         };
     }
     Ok(dir)
+}
+
+/// A dumpdir's listing, read whole: one name per child of one folder.
+fn dumpdir_data<R: io::Read>(header: &Header, reader: &mut Reader<R>) -> Result<Vec<u8>> {
+    let mut data = Vec::with_capacity(header.size.min(1 << 20) as usize);
+    io::Read::read_to_end(&mut reader.data(), &mut data).context("reading a folder listing")?;
+    Ok(data)
 }
 
 fn is_dir(parent: impl AsFd, leaf: &OsStr) -> bool {

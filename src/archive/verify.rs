@@ -47,6 +47,10 @@ pub fn verify(path: &Path, compression: Compression, source: Option<Source<'_>>)
             .next_entry()
             .with_context(|| format!("reading {}", path.display()))?;
         let Some(header) = header else { break };
+        // An incremental chain's label is no entry of the tree.
+        if header.kind == Kind::Other(b'V') {
+            continue;
+        }
         report.entries += 1;
         let shown = String::from_utf8_lossy(&header.name).into_owned();
         let Some(source) = source else { continue };
@@ -69,10 +73,15 @@ pub fn verify(path: &Path, compression: Compression, source: Option<Source<'_>>)
             }
         };
         let kind = kind_of(&meta);
+        // A dumpdir is a folder (with the list of its children).
+        let header_kind = match header.kind {
+            Kind::Other(b'D') => Kind::Dir,
+            kind => kind,
+        };
         let expected = if header.kind == Kind::HardLink {
             Kind::File
         } else {
-            header.kind
+            header_kind
         };
         if kind != Some(expected) && !(header.kind == Kind::HardLink && kind.is_some()) {
             differ("file type differs");
@@ -91,7 +100,7 @@ pub fn verify(path: &Path, compression: Compression, source: Option<Source<'_>>)
         if (u64::from(meta.uid()), u64::from(meta.gid())) != (header.uid, header.gid) {
             differ("owner differs");
         }
-        if meta.mtime() != header.mtime && header.kind != Kind::Dir {
+        if meta.mtime() != header.mtime && header_kind != Kind::Dir {
             differ("modification time differs");
         }
         match header.kind {

@@ -101,6 +101,10 @@ enum Command {
         /// Restore into a folder that is not empty, replacing files in the way.
         #[arg(long)]
         force: bool,
+        /// The generation to restore, as its date in `backups` (YYYY-MM-DD_HHMM) or its
+        /// file name; an incremental one comes back with its chain.
+        #[arg(long, value_name = "GENERATION")]
+        at: Option<String>,
     },
 }
 
@@ -220,7 +224,16 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
             print_all(&differences, false)?;
             say(&result?);
         }
-        Command::Restore { name, dest, force } => {
+        Command::Restore {
+            name,
+            dest,
+            force,
+            at,
+        } => {
+            let name = match at {
+                Some(at) => manager::generation(home, &name, &at)?,
+                None => name,
+            };
             let finished = manager::restore(home, &name, &dest, force)?;
             for warning in &finished.warnings {
                 say(&format!("warning: {warning}"));

@@ -189,6 +189,57 @@ pub fn label(path: &Path, compression: Compression) -> Result<Option<Vec<u8>>> {
     Ok(first.and_then(|h| (h.kind == Kind::Other(b'V')).then_some(h.name)))
 }
 
+/// The archives to restore, in order, to get the tree as it was at the archive
+/// `file_name` in `backups`: itself when it is a full one; otherwise the full backup it
+/// depends on and every incremental after it, up to it.
+pub fn chain_to(backups: &Path, file_name: &str, compression: Compression) -> Result<Vec<PathBuf>> {
+    let target = backups.join(file_name);
+    if is_full(&target, compression)? {
+        return Ok(vec![target]);
+    }
+    let name =
+        crate::generations::parse_file_name(file_name).map_or(file_name, |(name, _, _)| name);
+    // Newest first, as `backups` lists them.
+    let series: Vec<String> = crate::generations::list(backups)?
+        .into_iter()
+        .filter(|a| a.schedule == name && a.compression == compression)
+        .map(|a| a.name)
+        .collect();
+    let at = series
+        .iter()
+        .position(|n| n == file_name)
+        .with_context(|| format!("{file_name} is not among the archives of {name}"))?;
+    let mut chain = vec![target];
+    for older in &series[at + 1..] {
+        let path = backups.join(older);
+        let full = is_full(&path, compression)?;
+        chain.push(path);
+        if full {
+            chain.reverse();
+            return Ok(chain);
+        }
+    }
+    anyhow::bail!(
+        "{file_name} is an incremental backup, and the full backup it depends on is no \
+         longer in {}",
+        backups.display()
+    )
+}
+
+/// How a message about an archive mentions the chain it completes: nothing for a full
+/// one, ` with the N archives before it in its chain` for an incremental one.
+pub fn describe(chain_len: usize) -> String {
+    match chain_len {
+        0 | 1 => String::new(),
+        2 => " with the full backup it depends on".to_owned(),
+        n => format!(
+            " with the full backup and {} incremental{} it depends on",
+            n - 2,
+            if n == 3 { "" } else { "s" }
+        ),
+    }
+}
+
 /// Whether an entry of this kind is a dumpdir.
 pub fn is_dumpdir(kind: Kind) -> bool {
     kind == Kind::Other(DUMPDIR)

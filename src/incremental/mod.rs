@@ -21,6 +21,7 @@
 //! and a file replaced within one second all move the ctime or the inode.
 
 pub mod chain;
+pub mod extract;
 pub mod record;
 
 use std::fs::File;
