@@ -1,0 +1,400 @@
+//! Incremental chains as a user meets them: after each backup of a chain, our own
+//! restore and GNU tar's chained extraction (`tar -x --listed-incremental=/dev/null`,
+//! the full then each incremental in order) both give back the tree as it was; pruning
+//! keeps whole chains; a damaged record makes a full backup; a backup killed midway
+//! leaves the chain as it was.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{ChildGuard, MANAGER, TestHome, archive_entries, wait_for};
+
+/// What a tree holds, as a restore must give it back: for each path, its kind, mode,
+/// mtime (seconds, as tar keeps them), and contents or link target.
+type Snapshot = BTreeMap<String, (String, u32, i64, Vec<u8>)>;
+
+fn snapshot(root: &Path) -> Snapshot {
+    let mut out = Snapshot::new();
+    add(root, root, &mut out);
+    out
+}
+
+/// Small contents as they are, large ones as their length and a hash, so that a failed
+/// comparison stays readable.
+fn digest(data: Vec<u8>) -> Vec<u8> {
+    if data.len() <= 64 {
+        return data;
+    }
+    let hash = data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{} bytes, hash {hash:x}", data.len()).into_bytes()
+}
+
+fn add(root: &Path, path: &Path, out: &mut Snapshot) {
+    let meta = fs::symlink_metadata(path).unwrap();
+    let rel = path
+        .strip_prefix(root)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let (kind, data) = if meta.is_dir() {
+        ("dir", Vec::new())
+    } else if meta.file_type().is_symlink() {
+        (
+            "link",
+            fs::read_link(path)
+                .unwrap()
+                .into_os_string()
+                .into_encoded_bytes(),
+        )
+    } else {
+        ("file", digest(fs::read(path).unwrap()))
+    };
+    let mode = if kind == "link" {
+        0
+    } else {
+        meta.permissions().mode() & 0o7777
+    };
+    out.insert(rel, (kind.to_owned(), mode, meta.mtime(), data));
+    if meta.is_dir() {
+        for entry in fs::read_dir(path).unwrap() {
+            add(root, &entry.unwrap().path(), out);
+        }
+    }
+}
+
+/// A home whose one schedule backs up `src` incrementally, with `extra` options.
+fn incremental_home(extra: &[&str]) -> TestHome {
+    let home = TestHome::new();
+    let mut args = vec!["create", "--incremental"];
+    args.extend_from_slice(extra);
+    args.push("src;03:00;code");
+    home.manager(&args).success();
+    home
+}
+
+fn src(home: &TestHome) -> std::path::PathBuf {
+    home.path().join("src")
+}
+
+/// The archive names `backups` lists, oldest first.
+fn chain(home: &TestHome) -> Vec<String> {
+    let out = home.manager(&["backups"]);
+    out.success();
+    let mut names: Vec<String> = out.stdout_lines().into_iter().map(str::to_owned).collect();
+    names.reverse();
+    names
+}
+
+/// The tree our own restore of `name` gives, under its `src`.
+fn our_restore(home: &TestHome, name: &[&str]) -> Snapshot {
+    let dest = tempfile::tempdir().unwrap();
+    let target = dest.path().join("r");
+    let mut args = vec!["restore"];
+    args.extend_from_slice(name);
+    args.insert(2, target.to_str().unwrap());
+    home.manager(&args).success();
+    snapshot(&target.join("src"))
+}
+
+/// The tree GNU tar gives from `archives`, extracted in order with
+/// `--listed-incremental=/dev/null`.
+fn gnu_restore(home: &TestHome, archives: &[String]) -> Snapshot {
+    let dest = tempfile::tempdir().unwrap();
+    for archive in archives {
+        let out = Command::new("tar")
+            .arg("-C")
+            .arg(dest.path())
+            .args(["-x", "--listed-incremental=/dev/null", "-f"])
+            .arg(home.archive_path(archive))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tar -x {archive}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    snapshot(&dest.path().join("src"))
+}
+
+/// Backs up now; then both restores of the newest archive must equal the source.
+fn back_up_and_compare(home: &TestHome, step: &str) -> Snapshot {
+    let expected = snapshot(&src(home));
+    home.manager(&["run", "0"]).success();
+    home.manager(&["verify", "code"]).success();
+    assert_eq!(
+        our_restore(home, &["code"]),
+        expected,
+        "our restore after {step}"
+    );
+    assert_eq!(
+        gnu_restore(home, &chain(home)),
+        expected,
+        "GNU tar after {step}"
+    );
+    expected
+}
+
+fn set_mtime(path: &Path, when: &str) {
+    let ok = Command::new("touch")
+        .args(["-h", "-d", when])
+        .arg(path)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+#[test]
+fn a_chain_of_a_full_and_four_incrementals_restores_every_step() {
+    let home = incremental_home(&[]);
+    let s = src(&home);
+    home.write("src/a", "alpha");
+    home.write("src/big", vec![7u8; 300_000]);
+    home.write("src/sub/b", "bravo");
+    home.write("src/sub/deeper/c", "charlie");
+    home.write("src/dir_to_file/x", "x");
+    home.write("src/file_to_link", "will be a link");
+    home.write("src/chmod_me", "mode");
+    home.write("src/old_time", "time");
+    home.write("src/rename_me", "moving");
+    home.write("src/same_second", "12345");
+    symlink("a", s.join("link_to_a")).unwrap();
+    let mut states = vec![back_up_and_compare(&home, "the full backup")];
+    assert_eq!(chain(&home), ["code.tar"]);
+
+    // 1: a new file, an edit, a deletion, and a file replaced within the same second
+    // by one of the same size and mtime (only the inode and ctime tell).
+    home.write("src/new", "november");
+    home.write("src/a", "alpha, edited");
+    fs::remove_file(s.join("sub/b")).unwrap();
+    let before = fs::metadata(s.join("same_second")).unwrap();
+    fs::write(s.join("same_second.tmp"), "54321").unwrap();
+    fs::rename(s.join("same_second.tmp"), s.join("same_second")).unwrap();
+    assert_eq!(
+        fs::metadata(s.join("same_second")).unwrap().len(),
+        before.len()
+    );
+    set_mtime(
+        &s.join("same_second"),
+        &format!("@{}.{:09}", before.mtime(), before.mtime_nsec()),
+    );
+    let after = fs::metadata(s.join("same_second")).unwrap();
+    assert_eq!(
+        (after.mtime(), after.mtime_nsec()),
+        (before.mtime(), before.mtime_nsec())
+    );
+    states.push(back_up_and_compare(&home, "adds, an edit, a deletion"));
+    // What did not change is not stored again.
+    let entries = archive_entries(&home.archive_path("code.tar"));
+    assert!(!entries.contains_key("src/big"), "{:?}", entries.keys());
+    assert!(entries.contains_key("src/same_second"));
+    assert!(entries.contains_key("src/a"));
+    assert!(fs::metadata(home.archive_path("code.tar")).unwrap().len() < 100_000);
+
+    // 2: a rename, a folder replaced by a file, a file replaced by a link.
+    fs::rename(s.join("rename_me"), s.join("renamed")).unwrap();
+    fs::remove_dir_all(s.join("dir_to_file")).unwrap();
+    home.write("src/dir_to_file", "now a file");
+    fs::remove_file(s.join("file_to_link")).unwrap();
+    symlink("new", s.join("file_to_link")).unwrap();
+    states.push(back_up_and_compare(&home, "a rename and kinds replaced"));
+
+    // 3: chmod only, and an edit of the same size hidden by `touch -d` into the past.
+    fs::set_permissions(s.join("chmod_me"), fs::Permissions::from_mode(0o600)).unwrap();
+    let old = fs::metadata(s.join("old_time")).unwrap().mtime();
+    fs::write(s.join("old_time"), "TIME").unwrap();
+    set_mtime(&s.join("old_time"), &format!("@{old}"));
+    set_mtime(&s.join("sub"), "2001-02-03 04:05:06");
+    states.push(back_up_and_compare(&home, "chmod and touch -d"));
+    let entries = archive_entries(&home.archive_path("code.tar"));
+    assert!(entries.contains_key("src/chmod_me"));
+    assert!(entries.contains_key("src/old_time"));
+
+    // 4: a folder renamed, a folder deleted, an empty folder and a file into it.
+    fs::rename(s.join("sub"), s.join("sub_renamed")).unwrap();
+    fs::create_dir(s.join("empty")).unwrap();
+    fs::remove_dir_all(s.join("sub_renamed/deeper")).unwrap();
+    home.write("src/fresh/file", "fresh");
+    states.push(back_up_and_compare(&home, "folders renamed and deleted"));
+
+    // Every restore point of the chain, by our restore --at and by GNU tar.
+    let archives = chain(&home);
+    assert_eq!(archives.len(), 5, "{archives:?}");
+    for (i, state) in states.iter().enumerate() {
+        assert_eq!(
+            &gnu_restore(&home, &archives[..=i]),
+            state,
+            "GNU tar at {i}"
+        );
+        assert_eq!(
+            &our_restore(&home, &["code", "--at", &archives[i]]),
+            state,
+            "our restore --at {}",
+            archives[i]
+        );
+    }
+}
+
+#[test]
+fn nothing_changed_stores_only_the_folder_listings() {
+    let home = incremental_home(&[]);
+    for i in 0..50 {
+        home.write(&format!("src/d{}/f{i}", i % 5), vec![b'x'; 10_000]);
+    }
+    back_up_and_compare(&home, "the full");
+    let full = fs::metadata(home.archive_path("code.tar")).unwrap().len();
+    back_up_and_compare(&home, "nothing changed");
+    let entries = archive_entries(&home.archive_path("code.tar"));
+    assert!(
+        entries.keys().all(|k| !k.contains("/f")),
+        "{:?}",
+        entries.keys()
+    );
+    let incremental = fs::metadata(home.archive_path("code.tar")).unwrap().len();
+    assert!(incremental * 20 < full, "{incremental} vs {full}");
+}
+
+#[test]
+fn a_damaged_or_lost_record_makes_a_full_backup_with_a_warning() {
+    let home = incremental_home(&[]);
+    home.write("src/f", "one");
+    home.write("src/g", "unchanged");
+    back_up_and_compare(&home, "the full");
+    home.write("src/f", "two");
+    back_up_and_compare(&home, "an incremental");
+    let record = home.path().join("backups/.code.record");
+    let mut bytes = fs::read(&record).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    fs::write(&record, bytes).unwrap();
+
+    home.write("src/f", "three");
+    let expected = snapshot(&src(&home));
+    let out = home.manager(&["run", "0"]);
+    assert!(
+        out.stdout.contains("cannot be used") || out.stderr.contains("cannot be used"),
+        "{} {}",
+        out.stdout,
+        out.stderr
+    );
+    // A full archive: the unchanged file is in it, and it restores alone.
+    let entries = archive_entries(&home.archive_path("code.tar"));
+    assert!(entries.contains_key("src/g"));
+    assert_eq!(gnu_restore(&home, &["code.tar".to_owned()]), expected);
+    assert_eq!(our_restore(&home, &["code"]), expected);
+
+    // A lost record: the same.
+    fs::remove_file(&record).unwrap();
+    home.write("src/f", "four");
+    home.manager(&["run", "0"]).success();
+    assert!(archive_entries(&home.archive_path("code.tar")).contains_key("src/g"));
+    // And the chain goes on from the new full.
+    home.write("src/f", "five");
+    back_up_and_compare(&home, "an incremental after the new full");
+    assert!(!archive_entries(&home.archive_path("code.tar")).contains_key("src/g"));
+}
+
+#[test]
+fn pruning_removes_whole_chains_only() {
+    let home = incremental_home(&["--keep", "3"]);
+    let record = home.path().join("backups/.code.record");
+    let mut run = |content: &str| {
+        home.write("src/f", content);
+        home.manager(&["run", "0"]).success();
+    };
+    run("full 1");
+    run("incremental 1");
+    fs::remove_file(&record).unwrap();
+    run("full 2");
+    run("incremental 2");
+    // Three restore points kept; the oldest of them needs the first full.
+    let archives = chain(&home);
+    assert_eq!(archives.len(), 4, "{archives:?}");
+    for (i, expected) in ["full 1", "incremental 1", "full 2", "incremental 2"]
+        .iter()
+        .enumerate()
+    {
+        let tree = our_restore(&home, &["code", "--at", &archives[i]]);
+        assert_eq!(tree["f"].3, expected.as_bytes());
+        let gnu = gnu_restore(&home, &archives[..=i]);
+        assert_eq!(gnu["f"].3, expected.as_bytes());
+    }
+    // One more: the first chain as a whole is no longer needed.
+    run("incremental 3");
+    let archives = chain(&home);
+    assert_eq!(archives.len(), 3, "{archives:?}");
+    for (i, expected) in ["full 2", "incremental 2", "incremental 3"]
+        .iter()
+        .enumerate()
+    {
+        let tree = our_restore(&home, &["code", "--at", &archives[i]]);
+        assert_eq!(tree["f"].3, expected.as_bytes());
+    }
+}
+
+/// `backup_manager run 0` in `home`, paused at `step` of its rotation (a hook of debug
+/// builds), so that the test can kill it there.
+fn run_paused(home: &TestHome, step: &str) -> ChildGuard {
+    let marker = home.path().join("paused");
+    let child = Command::new(MANAGER)
+        .arg("--home")
+        .arg(home.path())
+        .args(["run", "0"])
+        .env("BACKUP_TEST_PAUSE", format!("{step}:{}", marker.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(home.path().join("run.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut child = ChildGuard(child);
+    wait_for(&format!("the backup to reach {step}"), || {
+        assert!(child.is_running(), "run 0 ended before {step}");
+        marker.exists()
+    });
+    child
+}
+
+#[test]
+fn an_incremental_killed_midway_leaves_the_chain_and_the_next_run_redoes_it() {
+    // Killed with the archive written aside; then with the archive in place but the
+    // record not yet.
+    for step in ["written", "renamed"] {
+        let home = incremental_home(&[]);
+        home.write("src/f", "one");
+        home.write("src/g", "same");
+        back_up_and_compare(&home, "the full");
+        let record = home.path().join("backups/.code.record");
+        let record_before = fs::read(&record).unwrap();
+        let archives_before = chain(&home);
+
+        home.write("src/f", "two");
+        home.write("src/h", "new");
+        let mut child = run_paused(&home, step);
+        child.0.kill().unwrap(); // SIGKILL
+        child.wait();
+        // The record is the one of the last finished backup either way.
+        assert_eq!(
+            fs::read(&record).unwrap(),
+            record_before,
+            "killed at {step}"
+        );
+        if step == "written" {
+            assert_eq!(chain(&home), archives_before, "killed at {step}");
+        }
+        // Whatever is there restores as a chain, with GNU tar too.
+        let archives = chain(&home);
+        assert_eq!(our_restore(&home, &["code"]), gnu_restore(&home, &archives));
+
+        home.write("src/f", "three");
+        back_up_and_compare(&home, &format!("the run after a kill at {step}"));
+        assert_eq!(home.partial_files(), Vec::<String>::new());
+    }
+}
