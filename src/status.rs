@@ -10,6 +10,7 @@ use log::{info, warn};
 use serde::Serialize;
 
 use crate::generations;
+use crate::incremental;
 use crate::home::Home;
 use crate::manager::{self, Entry};
 use crate::process::Service;
@@ -56,6 +57,9 @@ pub struct ScheduleStatus {
     /// the oldest was made.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub generations: Option<Generations>,
+    /// For an incremental schedule, its current chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain: Option<incremental::chain::Chain>,
 }
 
 /// A schedule's archives in `backups/`, for one that keeps several.
@@ -135,14 +139,19 @@ pub fn status(home: &Home) -> Result<Status> {
             let generations = entry
                 .schedule
                 .as_ref()
-                .filter(|s| s.options.keep > 1)
+                .filter(|s| s.options.keep > 1 || s.options.incremental.is_some())
                 .and_then(|s| generations::count(&home.backups(), s).ok())
                 .map(|(generations, oldest)| Generations {
                     generations,
                     oldest,
                 });
+            let chain = entry
+                .schedule
+                .as_ref()
+                .and_then(|s| incremental::chain::current(&home.backups(), s).ok().flatten());
             ScheduleStatus {
                 generations,
+                chain,
                 last_run: record.and_then(|r| r.last_run.clone()),
                 entry,
                 due_now,
@@ -197,6 +206,16 @@ impl fmt::Display for Status {
                         writeln!(f, "              {message}")?;
                     }
                 }
+            }
+            if let Some(chain) = &s.chain {
+                writeln!(
+                    f,
+                    "   chain:     full made {}, {} incremental{} since; next full from {}",
+                    chain.full_made.format(TIME_FORMAT),
+                    chain.incrementals,
+                    if chain.incrementals == 1 { "" } else { "s" },
+                    chain.next_full.format("%d/%m/%Y")
+                )?;
             }
             if let Some(g) = &s.generations {
                 write!(f, "   archives:  {}", g.generations)?;

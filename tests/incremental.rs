@@ -225,6 +225,11 @@ fn a_chain_of_a_full_and_four_incrementals_restores_every_step() {
     home.write("src/fresh/file", "fresh");
     states.push(back_up_and_compare(&home, "folders renamed and deleted"));
 
+    // `status` shows the chain.
+    let status = home.manager(&["status"]).stdout;
+    assert!(status.contains("4 incrementals since; next full from"), "{status}");
+    assert!(status.contains("archives:  5"), "{status}");
+
     // Every restore point of the chain, by our restore --at and by GNU tar.
     let archives = chain(&home);
     assert_eq!(archives.len(), 5, "{archives:?}");

@@ -226,6 +226,43 @@ pub fn chain_to(backups: &Path, file_name: &str, compression: Compression) -> Re
     )
 }
 
+/// A schedule's current chain, as `status` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Chain {
+    /// When its full backup was made.
+    pub full_made: DateTime<chrono::FixedOffset>,
+    /// How many incrementals follow it.
+    pub incrementals: usize,
+    /// The first day whose backup will be a full one.
+    pub next_full: chrono::NaiveDate,
+}
+
+/// The current chain of an incremental `schedule`: its newest archive back to the full
+/// one. `None` for a schedule that is not incremental or has no archive yet.
+pub fn current(backups: &Path, schedule: &Schedule) -> Result<Option<Chain>> {
+    let Some(settings) = schedule.options.incremental else {
+        return Ok(None);
+    };
+    let compression = schedule.compression();
+    let mut incrementals = 0;
+    for archive in crate::generations::list(backups)?
+        .into_iter()
+        .filter(|a| a.schedule == schedule.name && a.compression == compression)
+    {
+        if is_full(&backups.join(&archive.name), compression)? {
+            let next_full = archive.made.date_naive()
+                + chrono::Days::new(u64::from(settings.full_every_days));
+            return Ok(Some(Chain {
+                full_made: archive.made,
+                incrementals,
+                next_full,
+            }));
+        }
+        incrementals += 1;
+    }
+    Ok(None)
+}
+
 /// How a message about an archive mentions the chain it completes: nothing for a full
 /// one, ` with the N archives before it in its chain` for an incremental one.
 pub fn describe(chain_len: usize) -> String {
