@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         exclude: &[],
         compression,
         progress: None,
+        incremental: None,
     };
     match archive::create(&request) {
         Ok(summary) => {

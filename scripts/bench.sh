@@ -5,7 +5,8 @@
 # Runs alternate (ours, tar, ours, tar...), RUNS of each after one untimed warm-up
 # pair, with `sync` before every run so that neither pays for the other's write-back.
 # Our archive is fsynced before it is renamed into place; GNU tar's is not.
-# Prints the median times, their ratio, and the peak RSS of our runs; then the RSS of
+# Prints the median times, their ratio, and the peak RSS of our runs; then incremental
+# backups of the small tree (full, nothing changed, 1% changed); then the RSS of
 # an idle backup_service; and the load average before and after, since other work on
 # the machine skews the times (rerun when it was loaded). Everything is generated under a temporary folder (TMPDIR,
 # /tmp by default) and removed at the end.
@@ -89,6 +90,50 @@ bench() {
 
 bench small
 bench large
+
+# Incremental backups of the small tree through backup_manager run: a full one (the
+# record removed first), one with nothing changed, one with 1% of the files changed
+# (500 files rewritten, same size). Medians of RUNS each, and the archive sizes.
+inc_home="$work/inc"
+mkdir -p "$inc_home"
+"$bin/backup_manager" --home "$inc_home" create --incremental --keep 2 "$work/small;03:00;inc" >/dev/null
+inc_run() {
+  local into=$1
+  sync
+  local start end
+  start=$(date +%s%N)
+  /usr/bin/time -f "%M" -o "$work/rss" "$bin/backup_manager" --home "$inc_home" run 0 >/dev/null 2>&1
+  end=$(date +%s%N)
+  echo "$(( (end - start) / 1000000 )) $(stat -c %s "$inc_home/backups/inc.tar") $(cat "$work/rss")" >> "$into"
+}
+rm -f "$work/full.txt" "$work/same.txt" "$work/one.txt"
+"$bin/backup_manager" --home "$inc_home" run 0 >/dev/null 2>&1   # warm-up
+for i in $(seq "$runs"); do
+  rm -f "$inc_home/backups/.inc.record"
+  inc_run "$work/full.txt"
+  inc_run "$work/same.txt"
+  python3 - "$work/small" "$i" <<'PY'
+import os, sys
+root, seed = sys.argv[1], int(sys.argv[2])
+for n in range(500):
+    d, f = (n * 7 + seed) % 500, (n * 13 + seed) % 100
+    path = os.path.join(root, f"dir{d:03}", f"file{f:03}.dat")
+    with open(path, "r+b") as out:
+        out.write(os.urandom(16))
+PY
+  inc_run "$work/one.txt"
+done
+for kind in full same one; do
+  t=$(cut -d' ' -f1 "$work/$kind.txt" | median)
+  b=$(cut -d' ' -f2 "$work/$kind.txt" | median)
+  r=$(cut -d' ' -f3 "$work/$kind.txt" | sort -n | tail -1)
+  echo "$kind $t $b $r"
+done > "$work/inc.txt"
+awk '{ t[$1] = $2; b[$1] = $3; r[$1] = $4 } END {
+  printf "incremental, small tree: full %.2f s, %.1f MB, peak RSS %.1f MiB\n", t["full"] / 1000, b["full"] / 1e6, r["full"] / 1024
+  printf "incremental, nothing changed: %.2f s (%.1f%% of the full), %.2f MB (%.2f%%)\n", t["same"] / 1000, 100 * t["same"] / t["full"], b["same"] / 1e6, 100 * b["same"] / b["full"]
+  printf "incremental, 1%% of files changed: %.2f s (%.1f%% of the full), %.2f MB (%.2f%%)\n", t["one"] / 1000, 100 * t["one"] / t["full"], b["one"] / 1e6, 100 * b["one"] / b["full"]
+}' "$work/inc.txt"
 
 service_home="$work/home"
 mkdir -p "$service_home"
