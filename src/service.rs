@@ -120,6 +120,7 @@ pub fn back_up(
             source: &home.resolve(Path::new(&schedule.path)),
             target: &backups.join(&file_name),
             exclude: &[&backups, &home.pid_file()],
+            options: &schedule.options,
             compression: schedule.compression(),
             progress,
         })

@@ -21,6 +21,8 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::atomic_file::AtomicFile;
+use crate::excludes::Excludes;
+use crate::schedule::Options;
 
 pub use compression::Compression;
 pub use restore::{Restored, restore};
@@ -81,6 +83,9 @@ pub struct Request<'a> {
     /// service's pid file, whose POSIX lock the service would drop by opening and closing
     /// it.
     pub exclude: &'a [&'a Path],
+    /// What the schedule leaves out (`exclude=`, `exclude-caches`, `gitignore`); the
+    /// rest of its options are not looked at here.
+    pub options: &'a Options,
     /// How the archive is compressed.
     pub compression: Compression,
     /// Where to report progress, if anywhere.
@@ -94,6 +99,7 @@ impl std::fmt::Debug for Request<'_> {
             .field("source", &self.source)
             .field("target", &self.target)
             .field("exclude", &self.exclude)
+            .field("options", &self.options)
             .field("compression", &self.compression)
             .field("progress", &self.progress.is_some())
             .finish()
@@ -112,6 +118,7 @@ pub fn create(request: &Request<'_>) -> Result<Summary> {
         .filter_map(|path| fs::metadata(path).ok())
         .map(|m| (m.dev(), m.ino()))
         .collect();
+    let excludes = Excludes::new(request.options, request.source)?;
     let mut out = AtomicFile::create(request.target, ARCHIVE_MODE)?;
     let name = entry_name(request.written);
     let target = request.target;
@@ -123,6 +130,7 @@ pub fn create(request: &Request<'_>) -> Result<Summary> {
             request.source,
             name.as_os_str().as_bytes(),
             exclude,
+            excludes,
             request.progress,
         );
         // After a failed walk the stream is dropped: the writer ends, and the archive
@@ -200,6 +208,7 @@ mod tests {
             source: &source,
             target: &dir.path().join("src.tar"),
             exclude: &[],
+            options: &Options::default(),
             compression: Compression::None,
             progress: Some(&record),
         })

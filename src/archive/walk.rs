@@ -25,6 +25,7 @@ use nix::fcntl::{AT_FDCWD, AtFlags, OFlag};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
 
 use super::format::{self, Header, Kind};
+use crate::excludes::Excludes;
 use super::sink::{ROOM, Stream};
 use super::{PROGRESS_EVERY, Progress, ProgressFn, Summary};
 
@@ -40,16 +41,20 @@ static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 const MAX_WARNINGS: usize = 100;
 
 /// Writes the tree at `source` into `stream`, entries named under `name`, skipping what
-/// `exclude` names (device, inode) wherever it is met. Fails only when the source itself cannot be read or
-/// the archive cannot be written; trouble with anything inside the tree is a warning.
+/// `exclude` names (device, inode) wherever it is met, and what the schedule's `excludes`
+/// leave out. Fails only when the source itself cannot be read or the archive cannot be
+/// written; trouble with anything inside the tree is a warning.
 pub fn write_tree(
     stream: &mut Stream,
     source: &Path,
     name: &[u8],
     exclude: Vec<(u64, u64)>,
+    excludes: Option<Excludes>,
     progress: Option<ProgressFn<'_>>,
 ) -> Result<Summary> {
     let mut walk = Walk {
+        excludes,
+        rel_from: if name.is_empty() { 0 } else { name.len() + 1 },
         progress,
         last_report: Instant::now(),
         bytes: 0,
@@ -105,6 +110,10 @@ struct Walk<'s, 'p> {
     /// service must never open twice (closing any descriptor of a file drops the
     /// process's POSIX lock on it).
     exclude: Vec<(u64, u64)>,
+    /// What the schedule leaves out; `None` costs nothing.
+    excludes: Option<Excludes>,
+    /// Where, in an entry's name, its path relative to the source starts.
+    rel_from: usize,
     /// First name of each file with several links, so that later ones become links.
     hard_links: HashMap<(u64, u64), Vec<u8>>,
     users: HashMap<u32, Vec<u8>>,
@@ -189,6 +198,7 @@ impl Walk<'_, '_> {
         }
         // Sorted, so that one tree always gives the same archive.
         children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.leave_out_excluded(dir.as_fd(), disk, name, &mut children);
         let name_len = name.len();
         for (file_name, file_type) in children {
             disk.push(OsStr::from_bytes(file_name.to_bytes()));
@@ -201,7 +211,32 @@ impl Walk<'_, '_> {
             name.truncate(name_len);
             result?;
         }
+        if let Some(excludes) = &mut self.excludes {
+            excludes.leave();
+        }
         Ok(())
+    }
+
+    /// Tells the schedule's excludes, if any, that the walk enters the folder `dir`, and
+    /// drops from its listing the children they leave out, before any is opened. Every
+    /// call is matched by a `leave` at the end of [`Walk::children`].
+    fn leave_out_excluded(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        disk: &Path,
+        name: &[u8],
+        children: &mut Vec<(CString, Option<Type>)>,
+    ) {
+        let Some(excludes) = &mut self.excludes else {
+            return;
+        };
+        let rel = name.get(self.rel_from..).unwrap_or_default();
+        let warnings = excludes.filter(dir, rel, disk, children, |(name, file_type)| {
+            (name.as_c_str(), *file_type)
+        });
+        for warning in warnings {
+            self.warn(warning);
+        }
     }
 
     /// Archives one entry of the folder `parent`. The file type from the folder listing
