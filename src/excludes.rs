@@ -275,7 +275,10 @@ impl PathCheck {
     /// with the rules on disk now. Warnings (unreadable ignore files) are not repeated:
     /// the backup gave them.
     pub fn leaves_out(&mut self, rel: &Path, is_dir: bool) -> bool {
-        let rel = rel.as_os_str().as_bytes();
+        let mut rel = rel.as_os_str().as_bytes();
+        while let [rest @ .., b'/'] = rel {
+            rel = rest;
+        }
         if rel.is_empty() {
             return false;
         }
