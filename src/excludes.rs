@@ -222,11 +222,7 @@ impl Excludes {
         children: &mut Vec<T>,
         child: impl Fn(&T) -> (&CStr, Option<Type>),
     ) -> Vec<String> {
-        let listed = |name: &CStr| {
-            children
-                .binary_search_by(|c| child(c).0.cmp(name))
-                .is_ok()
-        };
+        let listed = |name: &CStr| children.binary_search_by(|c| child(c).0.cmp(name)).is_ok();
         let warnings = self.enter(dir, rel, disk, &listed);
         let mut path = rel.to_vec();
         if !path.is_empty() {
@@ -239,9 +235,8 @@ impl Excludes {
             path.extend_from_slice(name.to_bytes());
             let is_dir = match file_type {
                 Some(file_type) => file_type == Type::Directory,
-                None => fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok_and(|stat| {
-                    stat.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFDIR.bits()
-                }),
+                None => fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .is_ok_and(|stat| stat.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFDIR.bits()),
             };
             !self.leaves_out(&path, is_dir)
         });

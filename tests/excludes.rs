@@ -46,7 +46,11 @@ fn back_up(home: &TestHome, args: &[&str], line: &str) -> Vec<String> {
 }
 
 fn tar_list(archive: &Path) -> Vec<String> {
-    let out = Command::new("tar").arg("-tf").arg(archive).output().unwrap();
+    let out = Command::new("tar")
+        .arg("-tf")
+        .arg(archive)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     String::from_utf8(out.stdout)
         .unwrap()

@@ -25,9 +25,9 @@ use nix::fcntl::{AT_FDCWD, AtFlags, OFlag};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
 
 use super::format::{self, Header, Kind};
-use crate::excludes::Excludes;
 use super::sink::{ROOM, Stream};
 use super::{PROGRESS_EVERY, Progress, ProgressFn, Summary};
+use crate::excludes::Excludes;
 
 /// Files up to this size are read whole into the stream in one `read`; larger ones a
 /// batch at a time.
