@@ -417,6 +417,59 @@ fn parse(root: &Path, text: &[u8], shown: &Path, warnings: &mut Vec<String>) -> 
 mod tests {
     use super::*;
 
+    fn options(fields: &[&str]) -> Options {
+        Options::parse(fields).unwrap()
+    }
+
+    /// Paths asked in any order get the answer the walk would give: a path under a left
+    /// out folder is left out, and each folder's rules apply below it only.
+    #[test]
+    fn paths_asked_in_any_order_are_answered_as_the_walk_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for folder in [".git", "a/b", "cache/deep", "c"] {
+            std::fs::create_dir_all(root.join(folder)).unwrap();
+        }
+        std::fs::write(root.join(".gitignore"), "*.o\n").unwrap();
+        std::fs::write(root.join("a/.gitignore"), "!keep.o\nb/\n").unwrap();
+        std::fs::write(root.join("cache/CACHEDIR.TAG"), CACHE_SIGNATURE).unwrap();
+        let excludes = Excludes::new(
+            &options(&["exclude-caches", "gitignore", "exclude=/c/"]),
+            root,
+        )
+        .unwrap()
+        .unwrap();
+        let mut check = PathCheck::new(excludes, root);
+        for (path, is_dir, out) in [
+            ("", true, false),
+            ("x.o", false, true),
+            ("a/keep.o", false, false),
+            ("a/x.o", false, true),
+            ("a/b", true, true),
+            ("a/b/y", false, true),
+            ("cache/CACHEDIR.TAG", false, false),
+            ("keep.o", false, true),
+            ("cache/deep/z", false, true),
+            ("cache/data", false, true),
+            ("a/keep.o", false, false),
+            ("c/", true, true),
+            ("c/d", false, true),
+            (".git/x.o", false, false),
+            ("y.txt", false, false),
+        ] {
+            assert_eq!(check.leaves_out(Path::new(path), is_dir), out, "{path}");
+        }
+    }
+
+    #[test]
+    fn nothing_to_leave_out_builds_nothing() {
+        assert!(
+            Excludes::new(&Options::default(), Path::new("."))
+                .unwrap()
+                .is_none()
+        );
+    }
+
     #[test]
     fn invalid_patterns_are_told() {
         assert!(check_pattern("*.log").is_ok());
