@@ -127,7 +127,7 @@ versus() {
   b=$(cut -d' ' -f1 "$work/b.txt" | median)
   echo "$label: $(tr '\n' ' ' < <(cut -d' ' -f1 "$work/a.txt"))ms against $(tr '\n' ' ' < <(cut -d' ' -f1 "$work/b.txt"))ms"
   awk -v a="$a" -v b="$b" -v label="$label" 'BEGIN {
-    printf "%s: median %.2f s against %.2f s, ratio %.2fx\n", label, a / 1000, b / 1000, a / b }'
+    printf "%s: median %.3f s against %.3f s, ratio %.2fx\n", label, a / 1000, b / 1000, a / b }'
 }
 
 bench small
