@@ -1,27 +1,27 @@
 //! Writes one archive the way the service does, without a schedule or a home: the
 //! benchmark (`scripts/bench.sh`) times it against GNU tar.
 //!
-//! Usage: `archive SOURCE TARGET [gzip|zstd]`. Prints the summary; exits 1 when there
-//! were warnings, 2 on failure, like GNU tar.
+//! Usage: `archive SOURCE TARGET [OPTION...]`, where each OPTION is a schedule line's
+//! field: `gzip`, `zstd`, `exclude=PATTERN`, `exclude-caches`, `gitignore`. Prints the
+//! summary; exits 1 when there were warnings, 2 on failure, like GNU tar.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use backup::archive::{self, Compression, Request};
+use backup::archive::{self, Request};
+use backup::schedule::Options;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (source, target, compression) = match &args[..] {
-        [source, target] => (source, target, Compression::None),
-        [source, target, compression] => match compression.parse() {
-            Ok(compression) => (source, target, compression),
-            Err(e) => {
-                eprintln!("archive: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        _ => {
-            eprintln!("usage: archive SOURCE TARGET [gzip|zstd]");
+    let [source, target, fields @ ..] = &args[..] else {
+        eprintln!("usage: archive SOURCE TARGET [OPTION...]");
+        return ExitCode::from(2);
+    };
+    let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+    let options = match Options::parse(&fields) {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("archive: {e}");
             return ExitCode::from(2);
         }
     };
@@ -30,7 +30,8 @@ fn main() -> ExitCode {
         source: Path::new(source),
         target: Path::new(target),
         exclude: &[],
-        compression,
+        options: &options,
+        compression: options.compression,
         progress: None,
         incremental: None,
     };

@@ -2,6 +2,11 @@
 # Times a backup through our archive engine against GNU tar on two generated trees:
 #   small: 50,000 files of 100 B to 16 KiB (about 300 MB) in 500 folders
 #   large: 4 files of 512 MiB
+# then what excludes cost, ours against ours:
+#   small with three excludes and exclude-caches (nothing matches) against none;
+#   small with a .git, a .gitignore in every tenth folder and gitignore against none;
+#   exclude-caches on a tree whose target/ (tagged) holds 100,000 files, against the
+#   same tree whose target/ holds only its tag.
 # Runs alternate (ours, tar, ours, tar...), RUNS of each after one untimed warm-up
 # pair, with `sync` before every run so that neither pays for the other's write-back.
 # Our archive is fsynced before it is renamed into place; GNU tar's is not.
@@ -52,6 +57,24 @@ for i in 1 2 3 4; do
   head -c $((512 << 20)) /dev/urandom > "$work/large/file$i.bin"
 done
 echo "  large: 4 files of 512 MiB"
+python3 - "$work/cached" "$work/bare" <<'PY'
+import os, sys
+tag = b"Signature: 8a477f597d28d172789f06886806bc55\n"
+for root in sys.argv[1:]:
+    os.makedirs(os.path.join(root, "src"))
+    for f in range(100):
+        with open(os.path.join(root, "src", f"file{f:03}.rs"), "wb") as out:
+            out.write(b"fn main() {}\n" * 100)
+    os.makedirs(os.path.join(root, "target"))
+    with open(os.path.join(root, "target", "CACHEDIR.TAG"), "wb") as out:
+        out.write(tag)
+for d in range(100):
+    folder = os.path.join(sys.argv[1], "target", "debug", f"dir{d:02}")
+    os.makedirs(folder)
+    for f in range(1000):
+        open(os.path.join(folder, f"file{f:03}.o"), "wb").close()
+print("  cached: 100 files and a tagged target/ of 100,000; bare: its target/ holds the tag only")
+PY
 mkdir -p "$work/out"
 
 # Runs one command; appends "SECONDS PEAK_RSS_KB" to the file $1.
@@ -88,8 +111,46 @@ bench() {
       tree, o / 1000, t / 1000, o / t, r / 1024 }'
 }
 
+# Times the command in the array named $2 against the one named $3, interleaved, as
+# bench does; prints their median times and ratio, labelled $1.
+versus() {
+  local label=$1
+  local -n first=$2 second=$3
+  rm -f "$work/a.txt" "$work/b.txt"
+  measure /dev/null "${first[@]}"
+  measure /dev/null "${second[@]}"
+  for _ in $(seq "$runs"); do
+    measure "$work/a.txt" "${first[@]}"
+    measure "$work/b.txt" "${second[@]}"
+  done
+  local a b
+  a=$(cut -d' ' -f1 "$work/a.txt" | median)
+  b=$(cut -d' ' -f1 "$work/b.txt" | median)
+  echo "$label: $(tr '\n' ' ' < <(cut -d' ' -f1 "$work/a.txt"))ms against $(tr '\n' ' ' < <(cut -d' ' -f1 "$work/b.txt"))ms"
+  awk -v a="$a" -v b="$b" -v label="$label" 'BEGIN {
+    printf "%s: median %.3f s against %.3f s, ratio %.2fx\n", label, a / 1000, b / 1000, a / b }'
+}
+
 bench small
 bench large
+
+plain=("$ours" "$work/small" "$work/out/ours.tar")
+excluding=("$ours" "$work/small" "$work/out/ours.tar"
+  "exclude=*.log" "exclude=node_modules/" "exclude=/build/" exclude-caches)
+versus "small tree, three excludes and exclude-caches against none" excluding plain
+
+# A repository: a .git at the top, a .gitignore in every tenth folder, matching nothing.
+mkdir -p "$work/small/.git/info"
+echo "ref: refs/heads/main" > "$work/small/.git/HEAD"
+for d in $(seq 0 10 499); do
+  printf '*.log\n/build/\ntarget/\n!keep.log\n' > "$work/small/$(printf 'dir%03d' "$d")/.gitignore"
+done
+gitignored=("$ours" "$work/small" "$work/out/ours.tar" gitignore)
+versus "small tree with .gitignore files, gitignore against none" gitignored plain
+
+cached=("$ours" "$work/cached" "$work/out/ours.tar" exclude-caches)
+bare=("$ours" "$work/bare" "$work/out/ours.tar" exclude-caches)
+versus "exclude-caches, target/ of 100,000 files against target/ of its tag alone" cached bare
 
 # Incremental backups of the small tree through backup_manager run: a full one (the
 # record removed first), one with nothing changed, one with 1% of the files changed

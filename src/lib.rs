@@ -7,6 +7,7 @@
 pub mod archive;
 pub mod atomic_file;
 pub mod edit_lock;
+pub mod excludes;
 pub mod generations;
 pub mod home;
 pub mod incremental;

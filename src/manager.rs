@@ -235,6 +235,7 @@ pub fn verify(
         Some(archive::Source {
             root: &root,
             prefix: &prefix,
+            options: &schedule.options,
         })
     } else {
         None

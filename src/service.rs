@@ -140,6 +140,7 @@ pub fn back_up(
             source: &home.resolve(Path::new(&schedule.path)),
             target: &target,
             exclude: &[&backups, &home.pid_file()],
+            options: &schedule.options,
             compression: schedule.compression(),
             progress,
             incremental: step.as_ref().map(|(step, _)| &step.tracker),

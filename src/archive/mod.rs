@@ -21,6 +21,8 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::atomic_file::AtomicFile;
+use crate::excludes::Excludes;
+use crate::schedule::Options;
 
 pub use compression::{Compression, open_archive};
 pub use restore::{Restored, restore, restore_chain};
@@ -81,6 +83,9 @@ pub struct Request<'a> {
     /// service's pid file, whose POSIX lock the service would drop by opening and closing
     /// it.
     pub exclude: &'a [&'a Path],
+    /// What the schedule leaves out (`exclude=`, `exclude-caches`, `gitignore`); the
+    /// rest of its options are not looked at here.
+    pub options: &'a Options,
     /// How the archive is compressed.
     pub compression: Compression,
     /// Where to report progress, if anywhere.
@@ -97,6 +102,7 @@ impl std::fmt::Debug for Request<'_> {
             .field("source", &self.source)
             .field("target", &self.target)
             .field("exclude", &self.exclude)
+            .field("options", &self.options)
             .field("compression", &self.compression)
             .field("progress", &self.progress.is_some())
             .field("incremental", &self.incremental.is_some())
@@ -124,6 +130,7 @@ pub fn create_aside(request: &Request<'_>) -> Result<(Summary, AtomicFile)> {
         .filter_map(|path| fs::metadata(path).ok())
         .map(|m| (m.dev(), m.ino()))
         .collect();
+    let excludes = Excludes::new(request.options, request.source)?;
     let mut out = AtomicFile::create(request.target, ARCHIVE_MODE)?;
     let name = entry_name(request.written);
     let target = request.target;
@@ -136,6 +143,7 @@ pub fn create_aside(request: &Request<'_>) -> Result<(Summary, AtomicFile)> {
             request.source,
             name.as_os_str().as_bytes(),
             exclude,
+            excludes,
             request.progress,
             tracker.as_deref_mut(),
         );
@@ -213,6 +221,7 @@ mod tests {
             source: &source,
             target: &dir.path().join("src.tar"),
             exclude: &[],
+            options: &Options::default(),
             compression: Compression::None,
             progress: Some(&record),
             incremental: None,

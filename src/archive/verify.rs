@@ -12,6 +12,8 @@ use anyhow::{Context, Result};
 use super::compression::Compression;
 use super::format::Kind;
 use super::reader::Reader;
+use crate::excludes::{Excludes, PathCheck};
+use crate::schedule::Options;
 
 /// What a check found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -31,6 +33,9 @@ pub struct Source<'a> {
     pub root: &'a Path,
     /// The entry name of the source itself (the schedule's PATH as tar names it).
     pub prefix: &'a Path,
+    /// The schedule's options: what they leave out (by the rules on disk now) is not
+    /// compared, as GNU tar's `--diff` skips what its `--exclude` options name.
+    pub options: &'a Options,
 }
 
 /// Reads the archive at `path` to its end. A broken structure (a bad header checksum, a
@@ -42,6 +47,11 @@ pub fn verify(path: &Path, compression: Compression, source: Option<Source<'_>>)
     let mut report = Report::default();
     let mut a = vec![0u8; 1 << 16];
     let mut b = vec![0u8; 1 << 16];
+    let mut excluded = match source {
+        Some(source) => Excludes::new(source.options, source.root)?
+            .map(|excludes| PathCheck::new(excludes, source.root)),
+        None => None,
+    };
     loop {
         let header = reader
             .next_entry()
@@ -60,6 +70,14 @@ pub fn verify(path: &Path, compression: Compression, source: Option<Source<'_>>)
                 .push(format!("{shown}: not under the schedule's source"));
             continue;
         };
+        if let Some(check) = &mut excluded {
+            let rel = Path::new(std::ffi::OsStr::from_bytes(&header.name))
+                .strip_prefix(source.prefix)
+                .unwrap_or(Path::new(""));
+            if check.leaves_out(rel, header.kind == Kind::Dir) {
+                continue;
+            }
+        }
         let mut differ = |what: &str| report.differences.push(format!("{shown}: {what}"));
         let meta = match fs::symlink_metadata(&disk) {
             Ok(meta) => meta,

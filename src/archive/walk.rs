@@ -27,6 +27,7 @@ use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
 use super::format::{self, Header, Kind};
 use super::sink::{ROOM, Stream};
 use super::{PROGRESS_EVERY, Progress, ProgressFn, Summary};
+use crate::excludes::Excludes;
 use crate::incremental::{self, Child, Tracker};
 
 /// Files up to this size are read whole into the stream in one `read`; larger ones a
@@ -41,18 +42,22 @@ static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 const MAX_WARNINGS: usize = 100;
 
 /// Writes the tree at `source` into `stream`, entries named under `name`, skipping what
-/// `exclude` names (device, inode) wherever it is met. Fails only when the source itself cannot be read or
-/// the archive cannot be written; trouble with anything inside the tree is a warning.
+/// `exclude` names (device, inode) wherever it is met, and what the schedule's `excludes`
+/// leave out. Fails only when the source itself cannot be read or the archive cannot be
+/// written; trouble with anything inside the tree is a warning.
 pub fn write_tree(
     stream: &mut Stream,
     source: &Path,
     name: &[u8],
     exclude: Vec<(u64, u64)>,
+    excludes: Option<Excludes>,
     progress: Option<ProgressFn<'_>>,
     incremental: Option<&mut Tracker>,
 ) -> Result<Summary> {
     let mut walk = Walk {
         incremental,
+        excludes,
+        rel_from: if name.is_empty() { 0 } else { name.len() + 1 },
         progress,
         last_report: Instant::now(),
         bytes: 0,
@@ -136,6 +141,10 @@ struct Walk<'s, 'p, 't> {
     /// service must never open twice (closing any descriptor of a file drops the
     /// process's POSIX lock on it).
     exclude: Vec<(u64, u64)>,
+    /// What the schedule leaves out; `None` costs nothing.
+    excludes: Option<Excludes>,
+    /// Where, in an entry's name, its path relative to the source starts.
+    rel_from: usize,
     /// First name of each file with several links, so that later ones become links.
     hard_links: HashMap<(u64, u64), Vec<u8>>,
     users: HashMap<u32, Vec<u8>>,
@@ -227,6 +236,7 @@ impl Walk<'_, '_, '_> {
         }
         // Sorted, so that one tree always gives the same archive.
         children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.leave_out_excluded(dir.as_fd(), disk, name, &mut children);
         let stored = match header {
             Some(header) if self.incremental.is_some() => {
                 let (kept, stored) = self.dumpdir(&dir, disk, name, header, children)?;
@@ -253,6 +263,9 @@ impl Walk<'_, '_, '_> {
             disk.pop();
             name.truncate(name_len);
             result?;
+        }
+        if let Some(excludes) = &mut self.excludes {
+            excludes.leave();
         }
         Ok(())
     }
@@ -304,6 +317,28 @@ impl Walk<'_, '_, '_> {
             .write_all(&ZEROS[..pad])
             .context("writing to the archive")?;
         Ok((kept, stored))
+    }
+
+    /// Tells the schedule's excludes, if any, that the walk enters the folder `dir`, and
+    /// drops from its listing the children they leave out, before any is opened. Every
+    /// call is matched by a `leave` at the end of [`Walk::children`].
+    fn leave_out_excluded(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        disk: &Path,
+        name: &[u8],
+        children: &mut Vec<(CString, Option<Type>)>,
+    ) {
+        let Some(excludes) = &mut self.excludes else {
+            return;
+        };
+        let rel = name.get(self.rel_from..).unwrap_or_default();
+        let warnings = excludes.filter(dir, rel, disk, children, |(name, file_type)| {
+            (name.as_c_str(), *file_type)
+        });
+        for warning in warnings {
+            self.warn(warning);
+        }
     }
 
     /// Archives one entry of the folder `parent`. The file type from the folder listing

@@ -238,7 +238,11 @@ fn check_pattern(pattern: &str) -> Result<(), OptionError> {
     } else if pattern.trim() != pattern {
         "it starts or ends with white space"
     } else {
-        return Ok(());
+        // Refused here, not at the next backup: the matcher must accept every pattern.
+        return crate::excludes::check_pattern(pattern).map_err(|why| OptionError::Glob {
+            pattern: pattern.to_owned(),
+            why,
+        });
     };
     Err(OptionError::Pattern {
         pattern: pattern.to_owned(),
@@ -270,6 +274,13 @@ pub enum OptionError {
         pattern: String,
         /// Why not.
         why: &'static str,
+    },
+    /// An exclude pattern that is not valid `.gitignore` syntax.
+    Glob {
+        /// The pattern.
+        pattern: String,
+        /// Why not, as the matcher says.
+        why: String,
     },
     /// `full-every=N` without `incremental`.
     FullEveryAlone,
@@ -304,6 +315,11 @@ impl fmt::Display for OptionError {
                     super::shown(pattern)
                 )
             }
+            OptionError::Glob { pattern, why } => write!(
+                f,
+                "exclude pattern {:?} is not a valid pattern: {why}",
+                super::shown(pattern)
+            ),
             OptionError::FullEveryAlone => f.write_str("full-every=DAYS needs incremental"),
             OptionError::Contradicts(flag) => {
                 write!(f, "--{flag} contradicts the schedule's own field")
@@ -445,6 +461,13 @@ mod tests {
             err.to_string(),
             "exclude pattern \"a;b\" cannot be used: it holds a ';', which separates a \
              schedule's fields"
+        );
+        let err = parse("exclude=src/{a,b").unwrap_err();
+        assert!(matches!(err, OptionError::Glob { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .starts_with("exclude pattern \"src/{a,b\" is not a valid pattern: "),
+            "{err}"
         );
         // The same pattern twice is kept once.
         assert_eq!(parse("exclude=a;exclude=a").unwrap().exclude, ["a"]);
