@@ -10,8 +10,8 @@ use log::{info, warn};
 use serde::Serialize;
 
 use crate::generations;
-use crate::incremental;
 use crate::home::Home;
+use crate::incremental;
 use crate::manager::{self, Entry};
 use crate::process::Service;
 use crate::service;
@@ -145,10 +145,11 @@ pub fn status(home: &Home) -> Result<Status> {
                     generations,
                     oldest,
                 });
-            let chain = entry
-                .schedule
-                .as_ref()
-                .and_then(|s| incremental::chain::current(&home.backups(), s).ok().flatten());
+            let chain = entry.schedule.as_ref().and_then(|s| {
+                incremental::chain::current(&home.backups(), s)
+                    .ok()
+                    .flatten()
+            });
             ScheduleStatus {
                 generations,
                 chain,

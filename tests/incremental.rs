@@ -227,7 +227,10 @@ fn a_chain_of_a_full_and_four_incrementals_restores_every_step() {
 
     // `status` shows the chain.
     let status = home.manager(&["status"]).stdout;
-    assert!(status.contains("4 incrementals since; next full from"), "{status}");
+    assert!(
+        status.contains("4 incrementals since; next full from"),
+        "{status}"
+    );
     assert!(status.contains("archives:  5"), "{status}");
 
     // Every restore point of the chain, by our restore --at and by GNU tar.
@@ -311,7 +314,7 @@ fn a_damaged_or_lost_record_makes_a_full_backup_with_a_warning() {
 fn pruning_removes_whole_chains_only() {
     let home = incremental_home(&["--keep", "3"]);
     let record = home.path().join("backups/.code.record");
-    let mut run = |content: &str| {
+    let run = |content: &str| {
         home.write("src/f", content);
         home.manager(&["run", "0"]).success();
     };

@@ -126,6 +126,9 @@ pub fn write_tree(
     Ok(walk.summary)
 }
 
+/// A folder's children as listed: name and, when the listing tells it, type.
+type Listing = Vec<(CString, Option<Type>)>;
+
 struct Walk<'s, 'p, 't> {
     stream: &'s mut Stream,
     /// In an incremental backup: folders become dumpdirs, and only what changed since
@@ -279,8 +282,8 @@ impl Walk<'_, '_, '_> {
         disk: &Path,
         name: &[u8],
         mut header: Header,
-        listed: Vec<(CString, Option<Type>)>,
-    ) -> Result<(Vec<(CString, Option<Type>)>, Vec<bool>)> {
+        listed: Listing,
+    ) -> Result<(Listing, Vec<bool>)> {
         let mut kept = Vec::with_capacity(listed.len());
         let mut children = Vec::with_capacity(listed.len());
         for (file_name, file_type) in listed {

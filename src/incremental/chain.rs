@@ -244,21 +244,19 @@ pub fn current(backups: &Path, schedule: &Schedule) -> Result<Option<Chain>> {
         return Ok(None);
     };
     let compression = schedule.compression();
-    let mut incrementals = 0;
-    for archive in crate::generations::list(backups)?
+    let series = crate::generations::list(backups)?
         .into_iter()
-        .filter(|a| a.schedule == schedule.name && a.compression == compression)
-    {
+        .filter(|a| a.schedule == schedule.name && a.compression == compression);
+    for (incrementals, archive) in series.enumerate() {
         if is_full(&backups.join(&archive.name), compression)? {
-            let next_full = archive.made.date_naive()
-                + chrono::Days::new(u64::from(settings.full_every_days));
+            let next_full =
+                archive.made.date_naive() + chrono::Days::new(u64::from(settings.full_every_days));
             return Ok(Some(Chain {
                 full_made: archive.made,
                 incrementals,
                 next_full,
             }));
         }
-        incrementals += 1;
     }
     Ok(None)
 }

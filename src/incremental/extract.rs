@@ -6,6 +6,7 @@
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use nix::dir::{Dir, Type};
@@ -65,7 +66,7 @@ pub fn purge(dir: &OwnedFd, data: &[u8]) -> Result<u64> {
             remove_any(dir, leaf, is_dir).with_context(|| {
                 format!(
                     "removing {}, which the archive's folder listing does not hold",
-                    leaf.display()
+                    Path::new(leaf).display()
                 )
             })?;
             removed += 1;
