@@ -311,6 +311,34 @@ fn a_damaged_or_lost_record_makes_a_full_backup_with_a_warning() {
 }
 
 #[test]
+fn a_chain_whose_full_was_removed_by_hand_starts_again_with_a_full() {
+    let home = incremental_home(&[]);
+    home.write("src/f", "one");
+    home.write("src/g", "same");
+    back_up_and_compare(&home, "the full");
+    home.write("src/f", "two");
+    back_up_and_compare(&home, "an incremental");
+    let full = chain(&home)[0].clone();
+    fs::remove_file(home.archive_path(&full)).unwrap();
+    // The incremental alone cannot be restored, and says why.
+    let dest = tempfile::tempdir().unwrap();
+    let err = home
+        .manager(&["restore", "code", dest.path().join("r").to_str().unwrap()])
+        .failure(1)
+        .to_owned();
+    assert!(err.contains("no longer in"), "{err}");
+
+    home.write("src/f", "three");
+    let out = home.manager(&["run", "0"]);
+    assert!(out.stderr.contains("this backup is a full one"), "{}", out.stderr);
+    assert!(archive_entries(&home.archive_path("code.tar")).contains_key("src/g"));
+    assert_eq!(
+        gnu_restore(&home, &["code.tar".to_owned()]),
+        snapshot(&src(&home))
+    );
+}
+
+#[test]
 fn pruning_removes_whole_chains_only() {
     let home = incremental_home(&["--keep", "3"]);
     let record = home.path().join("backups/.code.record");

@@ -100,6 +100,23 @@ pub fn start(
             && latest.exists()
             && start.is_some_and(|start| !needs_full(&start, &now, settings))
     });
+    // An incremental needs the chain it extends whole: a full removed by hand starts a
+    // new chain.
+    let usable = match usable {
+        Some(head) => {
+            let file_name = schedule.archive_file_name();
+            match chain_to(backups, &file_name, schedule.compression()) {
+                Ok(_) => Some(head),
+                Err(err) => {
+                    warning = Some(format!(
+                        "the chain cannot be extended ({err:#}); this backup is a full one"
+                    ));
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     let (reader, chain_start) = match usable {
         Some(head) => {
             let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
