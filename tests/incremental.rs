@@ -330,7 +330,11 @@ fn a_chain_whose_full_was_removed_by_hand_starts_again_with_a_full() {
 
     home.write("src/f", "three");
     let out = home.manager(&["run", "0"]);
-    assert!(out.stderr.contains("this backup is a full one"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("this backup is a full one"),
+        "{}",
+        out.stderr
+    );
     assert!(archive_entries(&home.archive_path("code.tar")).contains_key("src/g"));
     assert_eq!(
         gnu_restore(&home, &["code.tar".to_owned()]),
