@@ -144,7 +144,14 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
             }
         }
         Command::Delete { index } => manager::delete(home, index)?,
-        Command::List { json } => print_all(&manager::list(home)?, json)?,
+        Command::List { json } => {
+            let entries = manager::list(home)?;
+            print_all(&entries, json)?;
+            // Every line is shown first, so that the bad ones can be found and deleted.
+            if let Some(bad) = manager::bad_lines(home, &entries) {
+                anyhow::bail!("{bad}");
+            }
+        }
         Command::Start => manager::start(home)?,
         Command::Stop { force, timeout } => {
             manager::stop(home, force, Duration::from_secs(timeout), &mut |msg| {
