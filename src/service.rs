@@ -239,8 +239,25 @@ fn look(
                     fresh += 1;
                     Record::new(now.fixed_offset())
                 });
-            let first_seen = record.first_seen.with_timezone(&Local);
-            let served = record.last_served.map(|t| t.with_timezone(&Local));
+            let remembered = timing::clamp_future(
+                record.first_seen.with_timezone(&Local),
+                record.last_served.map(|t| t.with_timezone(&Local)),
+                &now,
+            );
+            if remembered.clamped {
+                // Saved clamped, so this is said once per schedule, not once a look.
+                warn!(
+                    "schedule {schedule}: remembered times lie in the future (first seen {}, \
+                     last served {}); the clock was wrong, taking them as now",
+                    record.first_seen.format("%d/%m/%Y %H:%M"),
+                    record.last_served.map_or("never".to_owned(), |t| t
+                        .format("%d/%m/%Y %H:%M")
+                        .to_string())
+                );
+                record.first_seen = remembered.first_seen.fixed_offset();
+                record.last_served = remembered.last_served.as_ref().map(DateTime::fixed_offset);
+            }
+            let (first_seen, served) = (remembered.first_seen, remembered.last_served);
             let owed = timing::owed(schedule.time, &first_seen, served.as_ref(), &now);
             if let Some(occurrence) = owed {
                 // A line written twice by hand is one schedule, run once.
