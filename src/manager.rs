@@ -330,6 +330,12 @@ pub fn verify(
             }
         );
     }
+    if !report.not_restorable.is_empty() {
+        bail!(
+            "{shown} is readable, but restore would skip {}",
+            archive::count_and_names(&report.not_restorable)
+        );
+    }
     let against = if source { ", same as its source" } else { "" };
     let what = format!("{shown} ({} entries{against})", report.entries);
     info!("Verified {what}");
@@ -354,10 +360,21 @@ pub fn restore(home: &Home, name: &str, dest: &Path, force: bool) -> Result<Fini
         dest.display(),
         restored.entries
     );
-    info!("Restored {what}");
+    // A partial restore must never look like a complete one.
+    let incomplete = (!restored.not_restored.is_empty()).then(|| {
+        format!(
+            "restored {what}, but {} could not be restored",
+            archive::count_and_names(&restored.not_restored)
+        )
+    });
+    // An incomplete one is logged as the error the binary exits with.
+    if incomplete.is_none() {
+        info!("Restored {what}");
+    }
     Ok(Finished {
         message: format!("restored {what}"),
         warnings: restored.warnings,
+        incomplete,
     })
 }
 
@@ -368,6 +385,9 @@ pub struct Finished {
     pub message: String,
     /// Entries that could not be handled as they were, each a sentence.
     pub warnings: Vec<String>,
+    /// Set when the command did not do all of its work (entries not restored): the
+    /// error to exit with, after the warnings.
+    pub incomplete: Option<String>,
 }
 
 /// An archive found for a NAME given on the command line.

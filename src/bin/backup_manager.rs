@@ -186,6 +186,9 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
             for warning in &finished.warnings {
                 say(&format!("warning: {warning}"));
             }
+            if let Some(incomplete) = finished.incomplete {
+                anyhow::bail!("{incomplete}");
+            }
             say(&finished.message);
         }
     }
