@@ -290,12 +290,25 @@ pub fn decode(block: &[u8; BLOCK]) -> Result<RawHeader, HeaderError> {
     let entry_type = raw.entry_type();
     let kind = Kind::of(entry_type);
     let mut header = Header::new(raw.path_bytes().into_owned(), kind);
-    header.mode = raw.mode().map_err(field)? & 0o7777;
-    header.uid = raw.uid().map_err(field)?;
-    header.gid = raw.gid().map_err(field)?;
-    header.size = raw.entry_size().map_err(field)?;
+    // An entry restore skips (a GNU volume label leaves its mode and ids empty) needs
+    // only its name and size: it is reported, not refused as corrupt.
+    let meta = |n: std::io::Result<u64>| match (n, kind) {
+        (Ok(n), _) => Ok(n),
+        (Err(_), Kind::Other(_)) => Ok(0),
+        (Err(e), _) => Err(field(e)),
+    };
+    header.mode = meta(raw.mode().map(u64::from))? as u32 & 0o7777;
+    header.uid = meta(raw.uid())?;
+    header.gid = meta(raw.gid())?;
+    // An empty size field (a volume label's) is 0, as GNU tar reads it.
+    let empty_size = block[124..136].iter().all(|&b| b == 0 || b == b' ');
+    header.size = if empty_size {
+        0
+    } else {
+        raw.entry_size().map_err(field)?
+    };
     // Base-256 times before 1970 come back as the two's complement they are.
-    header.mtime = raw.mtime().map_err(field)? as i64;
+    header.mtime = meta(raw.mtime())? as i64;
     header.link = raw
         .link_name_bytes()
         .map(|link| link.into_owned())

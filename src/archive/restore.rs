@@ -340,7 +340,9 @@ fn walk(root: &OwnedFd, parts: &[&[u8]]) -> Result<OwnedFd> {
         let name = OsStr::from_bytes(part);
         let next = match nix::fcntl::openat(&dir, name, flags, Mode::empty()) {
             Err(Errno::ENOENT) => {
-                nix::sys::stat::mkdirat(&dir, name, Mode::from_bits_truncate(0o700))?;
+                // A folder the archive does not hold gets the mode tar gives it: all
+                // but the umask. One it holds gets its own at the end.
+                nix::sys::stat::mkdirat(&dir, name, Mode::from_bits_truncate(0o777))?;
                 nix::fcntl::openat(&dir, name, flags, Mode::empty())
             }
             other => other,

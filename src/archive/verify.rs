@@ -54,9 +54,7 @@ pub fn verify(path: &Path, compression: Compression, source: Option<Source<'_>>)
         report.entries += 1;
         let shown = String::from_utf8_lossy(&header.name).into_owned();
         if let Kind::Other(_) = header.kind {
-            report
-                .not_restorable
-                .push(format!("{shown} ({})", header.kind));
+            report.not_restorable.push(shown.clone());
         }
         let Some(source) = source else { continue };
         let Some(disk) = on_disk(source, &header.name) else {
