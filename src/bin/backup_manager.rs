@@ -255,7 +255,8 @@ fn print_all<T: Display + Serialize>(items: &[T], json: bool) -> Result<()> {
     if json {
         return print_json(items);
     }
-    let mut out = std::io::stdout().lock();
+    // Buffered: stdout flushes every line, one write each for 10,000 schedules.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for item in items {
         // Control characters shown escaped: a malformed line, a file name or an entry
         // in an archive may hold a carriage return or a terminal escape.
@@ -263,7 +264,7 @@ fn print_all<T: Display + Serialize>(items: &[T], json: bool) -> Result<()> {
             return quiet_on_broken_pipe(e);
         }
     }
-    Ok(())
+    out.flush().or_else(quiet_on_broken_pipe)
 }
 
 fn print_text(item: &impl Display) -> Result<()> {
