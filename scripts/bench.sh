@@ -12,7 +12,8 @@
 # Our archive is fsynced before it is renamed into place; GNU tar's is not.
 # Prints the median times, their ratio, and the peak RSS of our runs; then incremental
 # backups of the small tree (full, nothing changed, 1% changed); then the RSS of
-# an idle backup_service; and the load average before and after, since other work on
+# an idle backup_service, alone and with 10,000 schedules, and the time `list` takes to
+# show 10,000 schedules; and the load average before and after, since other work on
 # the machine skews the times (rerun when it was loaded). Everything is generated under a temporary folder (TMPDIR,
 # /tmp by default) and removed at the end.
 #
@@ -204,5 +205,29 @@ pid=$(cat "$service_home/.backup_service.pid")
 rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status")
 awk -v r="$rss" 'BEGIN { printf "idle backup_service: RSS %.1f MiB\n", r / 1024 }'
 "$bin/backup_manager" --home "$service_home" stop
+
+# At scale: 10,000 schedules, none due while measured (all twelve hours away), each
+# seen by the service. Idle RSS after a look, and `list`'s median time of 11 runs.
+big_home="$work/big"
+mkdir -p "$big_home"
+hour=$(( (10#$(date +%H) + 12) % 24 ))
+for i in $(seq 0 9999); do
+  printf 'src_%d;%02d:%02d;archive_%d\n' "$i" "$hour" $(( i % 60 )) "$i"
+done > "$big_home/backup_schedules.txt"
+service_home="$big_home"
+"$bin/backup_manager" --home "$big_home" start
+sleep 2
+pid=$(cat "$big_home/.backup_service.pid")
+kill -HUP "$pid"  # a second look, now with every record in the state file
+sleep 2
+rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status")
+awk -v r="$rss" 'BEGIN { printf "idle backup_service, 10,000 schedules: RSS %.1f MiB\n", r / 1024 }'
+"$bin/backup_manager" --home "$big_home" stop
+for _ in $(seq 11); do
+  start=$(date +%s%N)
+  "$bin/backup_manager" --home "$big_home" list >/dev/null
+  end=$(date +%s%N)
+  echo $(( (end - start) / 1000 ))
+done | sort -n | awk '{ t[NR] = $1 } END { printf "list of 10,000 schedules: median %.1f ms\n", t[6] / 1000 }'
 service_home=""
 echo "Load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

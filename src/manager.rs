@@ -75,13 +75,15 @@ pub fn delete(home: &Home, index: usize) -> Result<()> {
     // cannot lose its fresh record to this delete.
     let state = state::lock(home)?;
     let line = schedule_file::delete(home, index)?;
-    info!("Schedule deleted: {line}");
-    if let Ok(deleted) = line.parse::<Schedule>() {
+    let shown = line.as_ref().unwrap_or_else(|bytes| bytes);
+    info!("Schedule deleted: {shown}");
+    if let Some(deleted) = line.ok().and_then(|l| l.parse::<Schedule>().ok()) {
         // A copy of the line written by hand shares the record, and keeps it; so does a
         // file that cannot be read back, as nothing then says the record is unused.
-        let copy_left = schedule_file::read_lines(&home.schedules()).map(|remaining| {
+        let copy_left = schedule_file::read_each_line(&home.schedules()).map(|remaining| {
             remaining
                 .iter()
+                .flatten()
                 .any(|l| l.parse::<Schedule>().ok().as_ref() == Some(&deleted))
         });
         if let Ok(false) = copy_left {
@@ -133,16 +135,24 @@ impl fmt::Display for Entry {
     }
 }
 
-/// Every line of the schedule file, parsed where it can be.
+/// Every line of the schedule file, parsed where it can be; a line that is not UTF-8 is
+/// shown with those bytes escaped.
 pub(crate) fn entries(home: &Home) -> Result<Vec<Entry>> {
-    let lines = schedule_file::read_lines(&home.schedules())?;
+    let lines = schedule_file::read_raw_lines(&home.schedules())?;
     Ok(lines
         .into_iter()
         .enumerate()
-        .map(|(index, line)| {
-            let (schedule, error) = match line.parse::<Schedule>() {
+        .map(|(index, raw)| {
+            let (line, parsed) = match schedule_file::text_of(&raw) {
+                Ok(text) => {
+                    let parsed = text.parse::<Schedule>().map_err(|e| e.reason.to_string());
+                    (text, parsed)
+                }
+                Err(why) => (schedule_file::shown(&raw), Err(why)),
+            };
+            let (schedule, error) = match parsed {
                 Ok(schedule) => (Some(schedule), None),
-                Err(err) => (None, Some(err.reason.to_string())),
+                Err(err) => (None, Some(err)),
             };
             Entry {
                 index,
@@ -159,6 +169,34 @@ pub fn list(home: &Home) -> Result<Vec<Entry>> {
     let entries = entries(home)?;
     info!("Show schedules list");
     Ok(entries)
+}
+
+/// The error for a listing that showed bad lines, naming them (the first few, with why),
+/// or `None` when every line is a schedule.
+pub fn bad_lines(home: &Home, entries: &[Entry]) -> Option<String> {
+    const NAMED: usize = 5;
+    let bad: Vec<&Entry> = entries.iter().filter(|e| e.error.is_some()).collect();
+    let first = bad.first()?;
+    let mut message = format!(
+        "{} has {} bad line{}: index {} ({})",
+        home.schedules().display(),
+        bad.len(),
+        if bad.len() == 1 { "" } else { "s" },
+        first.index,
+        first.error.as_deref().unwrap_or_default()
+    );
+    for entry in bad.iter().skip(1).take(NAMED - 1) {
+        message.push_str(&format!(
+            ", index {} ({})",
+            entry.index,
+            entry.error.as_deref().unwrap_or_default()
+        ));
+    }
+    if bad.len() > NAMED {
+        message.push_str(&format!(" and {} more", bad.len() - NAMED));
+    }
+    message.push_str("; the service skips them, `delete INDEX` removes one");
+    Some(message)
 }
 
 /// A finished archive in `backups/`, as `backups` lists it.
@@ -186,11 +224,14 @@ pub fn run_now(
     progress: Option<archive::ProgressFn<'_>>,
     say: &mut dyn FnMut(&str),
 ) -> Result<(Schedule, Run)> {
-    let lines = schedule_file::read_lines(&home.schedules())?;
+    let lines = schedule_file::read_each_line(&home.schedules())?;
     let Some(line) = lines.get(index) else {
         bail!("{}", schedule_file::no_such_index(index, lines.len()));
     };
-    let schedule: Schedule = line.parse()?;
+    let schedule: Schedule = match line {
+        Ok(line) => line.parse()?,
+        Err(why) => bail!("schedule {index}: {why}"),
+    };
     info!("Run schedule {index} now: {schedule}");
     let _lock = generations::lock(
         &home.backups(),
@@ -265,6 +306,12 @@ pub fn verify(
             }
         );
     }
+    if !report.not_restorable.is_empty() {
+        bail!(
+            "{shown} is readable, but restore would skip {}",
+            archive::count_and_names(&report.not_restorable)
+        );
+    }
     let against = if source { ", same as its source" } else { "" };
     let what = format!(
         "{shown} ({} entries{against}){}",
@@ -298,10 +345,21 @@ pub fn restore(home: &Home, name: &str, dest: &Path, force: bool) -> Result<Fini
         restored.entries,
         incremental::chain::describe(chain.len())
     );
-    info!("Restored {what}");
+    // A partial restore must never look like a complete one.
+    let incomplete = (!restored.not_restored.is_empty()).then(|| {
+        format!(
+            "restored {what}, but {} could not be restored",
+            archive::count_and_names(&restored.not_restored)
+        )
+    });
+    // An incomplete one is logged as the error the binary exits with.
+    if incomplete.is_none() {
+        info!("Restored {what}");
+    }
     Ok(Finished {
         message: format!("restored {what}"),
         warnings: restored.warnings,
+        incomplete,
     })
 }
 
@@ -348,6 +406,9 @@ pub struct Finished {
     pub message: String,
     /// Entries that could not be handled as they were, each a sentence.
     pub warnings: Vec<String>,
+    /// Set when the command did not do all of its work (entries not restored): the
+    /// error to exit with, after the warnings.
+    pub incomplete: Option<String>,
 }
 
 /// An archive found for a NAME given on the command line.
@@ -368,8 +429,9 @@ impl Found {
 /// Finds the archive for `name`: a schedule's NAME (its archive, whatever its
 /// compression), or a file name as `backups` lists it.
 fn find_archive(home: &Home, name: &str) -> Result<Found> {
-    let schedules: Vec<Schedule> = schedule_file::read_lines(&home.schedules())?
+    let schedules: Vec<Schedule> = schedule_file::read_each_line(&home.schedules())?
         .iter()
+        .flatten()
         .filter_map(|line| line.parse().ok())
         .collect();
     let dir = home.backups();

@@ -15,11 +15,12 @@ use crate::schedule::Schedule;
 /// Permission bits of a schedule file we create; an existing file keeps its own.
 const NEW_FILE_MODE: u32 = 0o644;
 
-/// Reads the schedule file as lines (without their newlines). A missing file has no lines.
+/// Reads the schedule file as lines of text (without their line ends). A missing file has
+/// no lines.
 ///
-/// Lines are returned as written, valid or not: `list` shows the file as it is, and
-/// indexes always count lines, so `delete N` removes the line that `list` showed as `N`.
-/// A file that is not UTF-8 is an error: an edit must not rewrite bytes it cannot show.
+/// Lines are returned as written, valid or not: indexes always count lines, so `delete N`
+/// removes the line that `list` showed as `N`. A line that is not UTF-8 is an error naming
+/// its index; callers that must go on past it use [`read_each_line`].
 pub fn read_lines(path: &Path) -> Result<Vec<String>> {
     read_each_line(path)?
         .into_iter()
@@ -28,8 +29,8 @@ pub fn read_lines(path: &Path) -> Result<Vec<String>> {
             // The only reason a line has no text.
             line.map_err(|_| {
                 anyhow!(
-                    "reading {}: the line at index {index} is not valid UTF-8; fix or remove \
-                     it with a text editor",
+                    "reading {}: the line at index {index} is not valid UTF-8; `list` shows \
+                     it and `delete {index}` removes it",
                     path.display()
                 )
             })
@@ -37,15 +38,39 @@ pub fn read_lines(path: &Path) -> Result<Vec<String>> {
         .collect()
 }
 
-/// Reads the schedule file line by line for the service, which must go on with the good
-/// lines whatever the others hold: each line is its text, or the reason it has none.
+/// Reads the schedule file line by line, for readers that must go on with the good lines
+/// whatever the others hold: each line is its text, or the reason it has none.
+///
+/// A line ending in "\r\n" (a file edited on Windows) reads as if it ended in "\n".
 pub fn read_each_line(path: &Path) -> Result<Vec<Result<String, String>>> {
     let bytes = read(path)?;
-    Ok(split_lines(&bytes)
-        .map(|line| {
-            String::from_utf8(line.to_vec()).map_err(|_| "the line is not valid UTF-8".to_owned())
-        })
-        .collect())
+    Ok(split_lines(&bytes).map(text_of).collect())
+}
+
+/// Reads the schedule file as raw lines: each line's bytes, a final '\r' included.
+pub fn read_raw_lines(path: &Path) -> Result<Vec<Vec<u8>>> {
+    let bytes = read(path)?;
+    Ok(split_lines(&bytes).map(<[u8]>::to_vec).collect())
+}
+
+/// The text of one raw line: its bytes without a final '\r', if they are UTF-8.
+pub fn text_of(raw: &[u8]) -> Result<String, String> {
+    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    String::from_utf8(raw.to_vec()).map_err(|_| "the line is not valid UTF-8".to_owned())
+}
+
+/// How a raw line is shown to people: its text, with each byte that is not UTF-8 written
+/// as `\xNN` (control characters are escaped when printed, as everywhere else).
+pub fn shown(raw: &[u8]) -> String {
+    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    let mut out = String::with_capacity(raw.len());
+    for chunk in raw.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    out
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
@@ -56,8 +81,9 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     }
 }
 
-/// Splits on '\n' only (not `str::lines`, which also eats a '\r'), so lines come back byte
-/// for byte; the newline that ends the last line does not start another.
+/// Splits on '\n' only, keeping any '\r' (readers drop it, see [`text_of`]), so that an
+/// edit writes every other line back byte for byte; the newline that ends the last line
+/// does not start another.
 fn split_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
     let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     let empty = body.is_empty() && bytes.len() <= 1;
@@ -68,7 +94,10 @@ fn split_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// uses (both sources would overwrite one archive).
 pub fn append(home: &Home, schedule: &Schedule) -> Result<()> {
     edit(home, |lines| {
-        for (index, line) in lines.iter().enumerate() {
+        for (index, raw) in lines.iter().enumerate() {
+            let Ok(line) = text_of(raw) else {
+                continue;
+            };
             let Ok(existing) = line.parse::<Schedule>() else {
                 continue;
             };
@@ -88,18 +117,26 @@ pub fn append(home: &Home, schedule: &Schedule) -> Result<()> {
                 );
             }
         }
-        lines.push(schedule.to_string());
+        // A file edited on Windows gets a line like its others.
+        let crlf = lines.last().is_some_and(|last| last.ends_with(b"\r"));
+        let mut line = schedule.to_string().into_bytes();
+        if crlf {
+            line.push(b'\r');
+        }
+        lines.push(line);
         Ok(())
     })
 }
 
-/// Removes the line at `index` and returns it; every other line is kept as it was.
-pub fn delete(home: &Home, index: usize) -> Result<String> {
+/// Removes the line at `index`, valid or not, and returns it (its text, or its bytes as
+/// [`shown`] when it has none); every other line is kept byte for byte.
+pub fn delete(home: &Home, index: usize) -> Result<Result<String, String>> {
     edit(home, |lines| {
         if index >= lines.len() {
             bail!("{}", no_such_index(index, lines.len()));
         }
-        Ok(lines.remove(index))
+        let raw = lines.remove(index);
+        Ok(text_of(&raw).map_err(|_| shown(&raw)))
     })
 }
 
@@ -117,16 +154,20 @@ pub fn no_such_index(index: usize, len: usize) -> String {
 
 /// Runs `change` on the file's lines while holding the edit lock, then replaces the file
 /// atomically. When `change` fails, the file is not touched.
-fn edit<T>(home: &Home, change: impl FnOnce(&mut Vec<String>) -> Result<T>) -> Result<T> {
+///
+/// Lines are handled as bytes, so that the lines not changed (a "\r" end, bytes that are
+/// not UTF-8) are written back exactly as they were.
+fn edit<T>(home: &Home, change: impl FnOnce(&mut Vec<Vec<u8>>) -> Result<T>) -> Result<T> {
     let _lock = edit_lock::lock(&home.schedules_lock())?;
     let path = home.schedules();
-    let mut lines = read_lines(&path)?;
+    let bytes = read(&path)?;
+    let mut lines: Vec<Vec<u8>> = split_lines(&bytes).map(<[u8]>::to_vec).collect();
     let result = change(&mut lines)?;
     write_lines(&path, &lines)?;
     Ok(result)
 }
 
-fn write_lines(path: &Path, lines: &[String]) -> Result<()> {
+fn write_lines(path: &Path, lines: &[Vec<u8>]) -> Result<()> {
     // An existing file keeps its own mode.
     let mode = match fs::metadata(path) {
         Ok(meta) => meta.permissions().mode() & 0o7777,
@@ -135,12 +176,12 @@ fn write_lines(path: &Path, lines: &[String]) -> Result<()> {
             return Err(e).with_context(|| format!("reading the mode of {}", path.display()));
         }
     };
-    let mut text = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+    let mut text = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
     for line in lines {
-        text.push_str(line);
-        text.push('\n');
+        text.extend_from_slice(line);
+        text.push(b'\n');
     }
-    atomic_file::replace(path, mode, text.as_bytes())
+    atomic_file::replace(path, mode, &text)
 }
 
 #[cfg(test)]
@@ -181,7 +222,7 @@ mod tests {
         let (_dir, home) = home();
         let original = "a;01:00;a\nhand-written junk  \nb;02:00;b\n";
         fs::write(home.schedules(), original).unwrap();
-        assert_eq!(delete(&home, 0).unwrap(), "a;01:00;a");
+        assert_eq!(delete(&home, 0).unwrap(), Ok("a;01:00;a".to_owned()));
         assert_eq!(
             fs::read_to_string(home.schedules()).unwrap(),
             "hand-written junk  \nb;02:00;b\n"
@@ -242,11 +283,46 @@ mod tests {
         assert_eq!(
             lines,
             [
-                Ok("a;01:00;a\r".to_owned()),
+                Ok("a;01:00;a".to_owned()),
                 Err("the line is not valid UTF-8".to_owned()),
                 Ok(String::new()),
                 Ok("c;03:00;c".to_owned()),
             ]
+        );
+    }
+
+    #[test]
+    fn a_crlf_file_reads_as_lf_and_edits_keep_its_other_lines() {
+        let (_dir, home) = home();
+        fs::write(home.schedules(), "a;01:00;a\r\nb;02:00;b\r\nc;03:00;c\r\n").unwrap();
+        assert_eq!(
+            read_lines(&home.schedules()).unwrap(),
+            ["a;01:00;a", "b;02:00;b", "c;03:00;c"]
+        );
+        assert_eq!(delete(&home, 1).unwrap(), Ok("b;02:00;b".to_owned()));
+        append(&home, &schedule("d;04:00;d")).unwrap();
+        assert_eq!(
+            fs::read(home.schedules()).unwrap(),
+            b"a;01:00;a\r\nc;03:00;c\r\nd;04:00;d\r\n"
+        );
+        // The same line with either end is the same schedule.
+        let err = append(&home, &schedule("a;01:00;a")).unwrap_err();
+        assert!(
+            err.to_string().contains("already exists at index 0"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_can_be_deleted_and_the_others_stay() {
+        let (_dir, home) = home();
+        let original = b"a;01:00;\xff\r\nb;02:00;\xfeb\nc;03:00;c\r\n";
+        fs::write(home.schedules(), original).unwrap();
+        assert_eq!(shown(b"a;01:00;\xff\r"), "a;01:00;\\xff");
+        assert_eq!(delete(&home, 0).unwrap(), Err("a;01:00;\\xff".to_owned()));
+        assert_eq!(
+            fs::read(home.schedules()).unwrap(),
+            b"b;02:00;\xfeb\nc;03:00;c\r\n"
         );
     }
 

@@ -129,8 +129,19 @@ pub fn status(home: &Home) -> Result<Status> {
                     let first_seen = record.map_or(now, |r| r.first_seen.with_timezone(&Local));
                     let served =
                         record.and_then(|r| r.last_served.map(|t| t.with_timezone(&Local)));
-                    let owed = timing::owed(schedule.time, &first_seen, served.as_ref(), &now);
-                    let next = timing::next_occurrence(schedule.time, &now);
+                    // As the service sees them: times a wrong clock wrote are taken as now.
+                    let remembered = timing::clamp_future(first_seen, served, &now);
+                    let owed = timing::owed(
+                        schedule.time,
+                        &remembered.first_seen,
+                        remembered.last_served.as_ref(),
+                        &now,
+                    );
+                    // A run served ahead of a clock stepped back is not run again.
+                    let base = (remembered.last_served.as_ref())
+                        .filter(|served| **served > now)
+                        .unwrap_or(&now);
+                    let next = timing::next_occurrence(schedule.time, base);
                     (owed.is_some(), Some(next.fixed_offset()))
                 }
                 None => (false, None),

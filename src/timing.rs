@@ -81,6 +81,59 @@ pub fn owed<Tz: TimeZone>(
     (seen_in_time && not_served).then_some(latest)
 }
 
+/// How far ahead of `now` a remembered served occurrence may lie and still count as done:
+/// a clock stepped back a little (an NTP correction, a hand fix) must not make the service
+/// run that occurrence a second time. Anything further ahead was written by a clock that
+/// was wrong, and is treated as now.
+pub const STEP_BACK_TOLERANCE: Duration = Duration::hours(2);
+
+/// What the service remembers of a schedule, with times written by a wrong clock brought
+/// back to `now` (as systemd clamps a timer's future last trigger).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remembered<Tz: TimeZone> {
+    /// When the schedule was first seen, never after `now`.
+    pub first_seen: DateTime<Tz>,
+    /// The occurrence last served: `now` when it lay further ahead than
+    /// [`STEP_BACK_TOLERANCE`].
+    pub last_served: Option<DateTime<Tz>>,
+    /// Whether a remembered time lay in the future and was changed, for one warning.
+    pub clamped: bool,
+}
+
+/// Brings remembered times that lie in the future back to `now`.
+///
+/// A first-seen time after `now` becomes `now`: the schedule counts as seen now, so its
+/// next occurrence runs. A served occurrence after `now` is kept when it is at most
+/// [`STEP_BACK_TOLERANCE`] ahead (that run was done a moment ago, before the clock went
+/// back), and becomes `now` otherwise, so the schedule runs at its next occurrence rather
+/// than on the day the wrong clock showed.
+pub fn clamp_future<Tz: TimeZone>(
+    first_seen: DateTime<Tz>,
+    last_served: Option<DateTime<Tz>>,
+    now: &DateTime<Tz>,
+) -> Remembered<Tz> {
+    let mut clamped = false;
+    let first_seen = if first_seen > *now {
+        clamped = true;
+        now.clone()
+    } else {
+        first_seen
+    };
+    let last_served = last_served.map(|served| {
+        if served.clone() - now.clone() > STEP_BACK_TOLERANCE {
+            clamped = true;
+            now.clone()
+        } else {
+            served
+        }
+    });
+    Remembered {
+        first_seen,
+        last_served,
+        clamped,
+    }
+}
+
 /// When to look at the schedules next: after `cycle`, or at the next occurrence of any of
 /// `times` if that comes first, so that a backup starts on its minute, not up to a cycle
 /// late.
@@ -293,6 +346,90 @@ mod tests {
         // Just after midnight's occurrence, the next one is tomorrow's.
         let after = paris(6, 1, 0, 0, 0);
         assert_eq!(next_wake([t(0, 0)], &after, cycle), paris(6, 1, 0, 0, 45));
+    }
+
+    #[test]
+    fn times_written_by_a_clock_years_ahead_are_taken_as_now() {
+        // Booted in 2031 by a dead RTC battery, then corrected by NTP.
+        let seen = at(Paris, 2031, 5, 1, 9, 0, 0);
+        let served = at(Paris, 2031, 5, 1, 16, 7, 0);
+        let now = paris(6, 1, 10, 0, 0);
+        let fixed = clamp_future(seen, Some(served), &now);
+        assert!(fixed.clamped);
+        assert_eq!(fixed.first_seen, now);
+        assert_eq!(fixed.last_served, Some(now));
+        // So the schedule is owed at its next occurrence, today, and once only.
+        let fixed_served = fixed.last_served.as_ref();
+        assert_eq!(owed(t(16, 7), &fixed.first_seen, fixed_served, &now), None);
+        let due = paris(6, 1, 16, 7, 0);
+        let run = owed(t(16, 7), &fixed.first_seen, fixed_served, &due).unwrap();
+        assert_eq!(run, due);
+        // Without the clamp it would wait until 2031.
+        assert_eq!(owed(t(16, 7), &seen, Some(&served), &due), None);
+        // Once clamped, nothing is in the future any more: one warning, not one a look.
+        let again = clamp_future(fixed.first_seen, Some(run), &due);
+        assert!(!again.clamped);
+    }
+
+    #[test]
+    fn a_clock_stepped_back_an_hour_neither_repeats_nor_skips_a_run() {
+        let seen = paris(5, 1, 9, 0, 0);
+        // Served at 16:07, then at 16:07:30 the clock goes back to 15:07:30.
+        let served = paris(6, 1, 16, 7, 0);
+        let back = paris(6, 1, 15, 7, 30);
+        let kept = clamp_future(seen, Some(served), &back);
+        assert!(!kept.clamped);
+        assert_eq!(kept.last_served, Some(served));
+        for now in [back, paris(6, 1, 16, 7, 0), paris(6, 1, 16, 30, 0)] {
+            assert_eq!(owed(t(16, 7), &seen, Some(&served), &now), None);
+        }
+        // The next day runs as usual.
+        assert_eq!(
+            owed(t(16, 7), &seen, Some(&served), &paris(6, 2, 16, 7, 0)),
+            Some(paris(6, 2, 16, 7, 0))
+        );
+        // A schedule not yet served that day is not skipped: it runs at its time.
+        let yesterday = paris(5, 31, 16, 30, 0);
+        assert_eq!(owed(t(16, 30), &seen, Some(&yesterday), &back), None);
+        let other = owed(t(16, 30), &seen, Some(&yesterday), &paris(6, 1, 16, 30, 0));
+        assert_eq!(other, Some(paris(6, 1, 16, 30, 0)));
+    }
+
+    #[test]
+    fn the_clamp_across_midnight_and_a_dst_change() {
+        // 00:10 served, clock back 40 minutes to 23:30 the day before: kept.
+        let served = paris(6, 2, 0, 10, 0);
+        let now = paris(6, 1, 23, 30, 0);
+        let seen = paris(5, 1, 9, 0, 0);
+        let kept = clamp_future(seen, Some(served), &now);
+        assert_eq!(kept.last_served, Some(served));
+        assert_eq!(
+            owed(t(0, 10), &seen, Some(&served), &paris(6, 2, 0, 10, 0)),
+            None
+        );
+        // Three hours across midnight is a wrong clock: taken as now, tomorrow runs.
+        let wrong = paris(6, 2, 2, 31, 0);
+        let fixed = clamp_future(seen, Some(wrong), &now);
+        assert!(fixed.clamped);
+        assert_eq!(fixed.last_served, Some(now));
+        // Over the fall-back night the wall clock repeats 02:00-03:00, but instants do not
+        // go back: a run served at the first 02:30 is not in the future at the second.
+        let first = Paris
+            .with_ymd_and_hms(2026, 10, 25, 2, 30, 0)
+            .earliest()
+            .unwrap();
+        let second = Paris
+            .with_ymd_and_hms(2026, 10, 25, 2, 30, 0)
+            .latest()
+            .unwrap();
+        let over = clamp_future(seen, Some(first), &second);
+        assert!(!over.clamped);
+        // In the spring gap, a first-seen time one hour ahead in local terms is still
+        // compared as an instant.
+        let after_gap = paris(3, 29, 3, 0, 0);
+        let fixed = clamp_future(paris(3, 29, 3, 30, 0), None, &after_gap);
+        assert!(fixed.clamped);
+        assert_eq!(fixed.first_seen, after_gap);
     }
 
     #[test]

@@ -342,25 +342,79 @@ fn stop_while_not_running_and_start_while_running_are_refused() {
 }
 
 #[test]
-fn a_schedule_file_that_is_not_utf8_is_reported_and_left_alone() {
+fn list_shows_every_line_and_fails_naming_the_bad_ones_which_delete_removes() {
     let home = TestHome::new();
-    let bytes = b"docs;07:00;docs\n\xff\xfe;08:00;x\n".to_vec();
+    let bytes = b"docs;07:00;docs\n\xff\xfe;08:00;x\ntest;\nmail;08:30;mail\r\n".to_vec();
     home.write("backup_schedules.txt", &bytes);
-    for args in [
-        &["list"][..],
-        &["create", "mail;08:30;mail"],
-        &["delete", "0"],
-    ] {
-        let out = home.manager(args);
-        let err = out.failure(1);
-        assert!(err.contains("backup_schedules.txt"), "{args:?}: {err}");
-        assert!(
-            err.contains("the line at index 1 is not valid UTF-8"),
-            "{args:?}: {err}"
-        );
-        assert_error_logged(&home, err);
-        assert_eq!(home.schedule_bytes().unwrap(), bytes, "{args:?}");
-    }
+    let list = home.manager(&["list"]);
+    assert_eq!(list.code(), Some(1), "{list:#?}");
+    let err = list.stderr.trim_end().to_owned();
+    assert_eq!(
+        list.stdout_lines(),
+        [
+            "0: docs;07:00;docs",
+            "1: \\xff\\xfe;08:00;x",
+            "2: test;",
+            "3: mail;08:30;mail"
+        ]
+    );
+    assert!(
+        err.contains("backup_schedules.txt has 2 bad lines"),
+        "{err}"
+    );
+    assert!(
+        err.contains("index 1 (the line is not valid UTF-8)"),
+        "{err}"
+    );
+    assert!(err.contains("index 2 ("), "{err}");
+    assert_error_logged(&home, &err);
+    assert_eq!(home.schedule_bytes().unwrap(), bytes);
+
+    // The tool repairs what it reports: each bad line goes, the others stay byte for byte.
+    home.manager(&["delete", "1"]).success();
+    assert_message(&home.manager_log(), "Schedule deleted: \\xff\\xfe;08:00;x");
+    assert_eq!(
+        home.schedule_bytes().unwrap(),
+        b"docs;07:00;docs\ntest;\nmail;08:30;mail\r\n"
+    );
+    home.manager(&["delete", "1"]).success();
+    assert_eq!(
+        home.schedule_bytes().unwrap(),
+        b"docs;07:00;docs\nmail;08:30;mail\r\n"
+    );
+    home.manager(&["list"]).success();
+}
+
+#[test]
+fn a_schedule_file_edited_on_windows_reads_as_lf_and_keeps_its_line_ends() {
+    let home = TestHome::new();
+    home.write(
+        "backup_schedules.txt",
+        "docs;07:00;docs\r\nmail;08:30;mail\r\nweb;09:00;web\r\n",
+    );
+    let list = home.manager(&["list"]);
+    list.success();
+    assert_eq!(
+        list.stdout_lines(),
+        [
+            "0: docs;07:00;docs",
+            "1: mail;08:30;mail",
+            "2: web;09:00;web"
+        ]
+    );
+    home.manager(&["delete", "1"]).success();
+    assert_message(&home.manager_log(), "Schedule deleted: mail;08:30;mail");
+    home.manager(&["create", "src;10:00;src"]).success();
+    assert_eq!(
+        home.schedule_bytes().unwrap(),
+        b"docs;07:00;docs\r\nweb;09:00;web\r\nsrc;10:00;src\r\n"
+    );
+    // The same schedule with either line end is one schedule.
+    let err = home
+        .manager(&["create", "docs;07:00;docs"])
+        .failure(1)
+        .to_owned();
+    assert!(err.contains("already exists at index 0"), "{err}");
 }
 
 #[test]
@@ -368,10 +422,12 @@ fn list_shows_control_characters_escaped() {
     let home = TestHome::new();
     home.write(
         "backup_schedules.txt",
-        "docs;07:00;docs\r\nx\u{1b}[2J;07:00;y\nmail;08:00;mail\n",
+        "docs;07:00;docs\r\r\nx\u{1b}[2J;07:00;y\nmail;08:00;mail\n",
     );
     let out = home.manager(&["list"]);
-    out.success();
+    // A stray second "\r" is part of NAME, and PATH holds an escape: both lines are bad.
+    assert_eq!(out.code(), Some(1), "{out:#?}");
+    assert!(out.stderr.contains("2 bad lines: index 0"), "{out:#?}");
     assert_eq!(
         out.stdout_lines(),
         [

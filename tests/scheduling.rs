@@ -545,7 +545,10 @@ fn list_and_backups_in_json() {
     text.push_str("not a schedule\n");
     home.write("backup_schedules.txt", &text);
 
-    let list = json_of(home.manager(&["list", "--json"]).success());
+    // The bad line is listed, and makes `list` exit 1.
+    let out = home.manager(&["list", "--json"]);
+    assert_eq!(out.code(), Some(1), "{out:#?}");
+    let list = json_of(&out);
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 3);
     let lines: Vec<&str> = text.lines().collect();

@@ -14,6 +14,8 @@ use std::path::Path;
 
 use tar::EntryType;
 
+use super::sparse::{PaxSparse, Sparse};
+
 /// Everything in a tar archive comes in blocks of this size.
 pub const BLOCK: usize = 512;
 
@@ -65,6 +67,8 @@ impl Kind {
             EntryType::Block => Kind::BlockDevice,
             EntryType::Directory => Kind::Dir,
             EntryType::Fifo => Kind::Fifo,
+            // A GNU dumpdir (`tar -g`): a folder, whose data lists its names.
+            other if other.as_byte() == b'D' => Kind::Dir,
             other => Kind::Other(other.as_byte()),
         }
     }
@@ -116,6 +120,9 @@ pub struct Header {
     pub link: Vec<u8>,
     /// Device numbers of a device entry.
     pub device: (u32, u32),
+    /// For a GNU sparse file (read only, never written): where its data goes. `size`
+    /// is then the data stored, and the file's size is the map's.
+    pub sparse: Option<Sparse>,
 }
 
 impl Header {
@@ -133,7 +140,13 @@ impl Header {
             mtime: 0,
             link: Vec::new(),
             device: (0, 0),
+            sparse: None,
         }
+    }
+
+    /// The size of the file once restored: its data's, or a sparse file's full size.
+    pub fn file_size(&self) -> u64 {
+        self.sparse.as_ref().map_or(self.size, |s| s.real_size)
     }
 
     /// Appends the header's blocks to `out`: a `././@LongLink` entry for each long name
@@ -278,12 +291,25 @@ pub fn decode(block: &[u8; BLOCK]) -> Result<RawHeader, HeaderError> {
     let entry_type = raw.entry_type();
     let kind = Kind::of(entry_type);
     let mut header = Header::new(raw.path_bytes().into_owned(), kind);
-    header.mode = raw.mode().map_err(field)? & 0o7777;
-    header.uid = raw.uid().map_err(field)?;
-    header.gid = raw.gid().map_err(field)?;
-    header.size = raw.entry_size().map_err(field)?;
+    // An entry restore skips (a GNU volume label leaves its mode and ids empty) needs
+    // only its name and size: it is reported, not refused as corrupt.
+    let meta = |n: std::io::Result<u64>| match (n, kind) {
+        (Ok(n), _) => Ok(n),
+        (Err(_), Kind::Other(_)) => Ok(0),
+        (Err(e), _) => Err(field(e)),
+    };
+    header.mode = meta(raw.mode().map(u64::from))? as u32 & 0o7777;
+    header.uid = meta(raw.uid())?;
+    header.gid = meta(raw.gid())?;
+    // An empty size field (a volume label's) is 0, as GNU tar reads it.
+    let empty_size = block[124..136].iter().all(|&b| b == 0 || b == b' ');
+    header.size = if empty_size {
+        0
+    } else {
+        raw.entry_size().map_err(field)?
+    };
     // Base-256 times before 1970 come back as the two's complement they are.
-    header.mtime = raw.mtime().map_err(field)? as i64;
+    header.mtime = meta(raw.mtime())? as i64;
     header.link = raw
         .link_name_bytes()
         .map(|link| link.into_owned())
@@ -321,10 +347,13 @@ pub fn trim_slashes(name: &mut Vec<u8>) {
 }
 
 /// Applies the records of a pax extended header to the header that follows it. A
-/// malformed record ends the list; unknown keys are ignored.
-pub fn apply_pax(records: &[u8], header: &mut Header) {
+/// malformed record ends the list; unknown keys are ignored. GNU sparse records make the
+/// entry a sparse file (see [`super::sparse`]); a sparse map that cannot be read is an
+/// error, as the file could not be restored right.
+pub fn apply_pax(records: &[u8], header: &mut Header) -> anyhow::Result<()> {
+    let mut sparse = PaxSparse::default();
     for record in tar::PaxExtensions::new(records) {
-        let Ok(record) = record else { return };
+        let Ok(record) = record else { break };
         let value = record.value_bytes();
         // Times may have a fraction ("1700000000.25"): whole seconds are kept.
         let int = || {
@@ -343,9 +372,19 @@ pub fn apply_pax(records: &[u8], header: &mut Header) {
             b"mtime" => header.mtime = int().unwrap_or(header.mtime),
             b"uid" => header.uid = int().map_or(header.uid, |v| v as u64),
             b"gid" => header.gid = int().map_or(header.gid, |v| v as u64),
-            _ => {}
+            key => {
+                sparse.record(key, value);
+            }
         }
     }
+    if let Some(name) = sparse.name.take() {
+        header.name = name;
+    }
+    if let Some(map) = sparse.finish()? {
+        header.kind = Kind::File;
+        header.sparse = Some(map);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -420,7 +459,7 @@ mod tests {
     #[test]
     fn pax_records_override_the_header() {
         let mut h = Header::new(b"short".to_vec(), Kind::File);
-        apply_pax(b"15 path=a/long\n11 size=42\n", &mut h);
+        apply_pax(b"15 path=a/long\n11 size=42\n", &mut h).unwrap();
         assert_eq!(h.name, b"a/long");
         assert_eq!(h.size, 42);
     }

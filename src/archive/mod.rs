@@ -10,6 +10,7 @@ pub mod format;
 pub mod reader;
 mod restore;
 mod sink;
+pub mod sparse;
 mod verify;
 mod walk;
 
@@ -190,6 +191,30 @@ pub fn entry_name(written: &str) -> PathBuf {
         }
     }
     name
+}
+
+/// A count of entries and the first few of their names, for a message: `2 entries (a, b)`
+/// or `7 entries (a, b, c and 4 more)`.
+pub fn count_and_names(names: &[String]) -> String {
+    const SHOWN: usize = 3;
+    let mut text = format!(
+        "{} entr{} (",
+        names.len(),
+        if names.len() == 1 { "y" } else { "ies" }
+    );
+    text.push_str(
+        &names
+            .iter()
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    if names.len() > SHOWN {
+        text.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    text.push(')');
+    text
 }
 
 #[cfg(test)]

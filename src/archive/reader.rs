@@ -7,6 +7,7 @@ use anyhow::{Result, bail};
 use tar::EntryType;
 
 use super::format::{self, BLOCK, Header, Kind};
+use super::sparse;
 
 /// Meta entries (long names, pax records) larger than this are refused: no real name is
 /// that long, and a hostile archive must not make us allocate at will.
@@ -55,7 +56,21 @@ impl<R: Read> Reader<R> {
             }
             let raw = format::decode(&block).map_err(|e| anyhow::anyhow!("at byte {at}: {e}"))?;
             let mut header = raw.header;
+            let type_flag = raw.entry_type.as_byte();
             match raw.entry_type {
+                EntryType::GNUSparse => {
+                    let (mut map, mut extended) = sparse::old_gnu_header(&block)
+                        .map_err(|e| anyhow::anyhow!("at byte {at}: {e:#}"))?;
+                    while extended {
+                        let Some(more) = self.block()? else {
+                            bail!("the archive ends inside a sparse map at byte {at}");
+                        };
+                        extended = sparse::old_gnu_extension(&more, &mut map)
+                            .map_err(|e| anyhow::anyhow!("at byte {at}: {e:#}"))?;
+                    }
+                    header.kind = Kind::File;
+                    header.sparse = Some(map);
+                }
                 EntryType::GNULongName | EntryType::GNULongLink => {
                     let mut data = self.meta(&header, at)?;
                     while data.last() == Some(&0) {
@@ -87,14 +102,16 @@ impl<R: Read> Reader<R> {
                 header.link = link;
             }
             if let Some(records) = pax {
-                format::apply_pax(&records, &mut header);
+                format::apply_pax(&records, &mut header)
+                    .map_err(|e| anyhow::anyhow!("at byte {at}: {e:#}"))?;
             }
             if header.kind == Kind::Dir {
                 format::trim_slashes(&mut header.name);
             }
             // Links, folders and the like carry no data, whatever their size field says
-            // (GNU tar writes hard links with size 0; some tools do not).
-            let size = if header.kind.has_data() {
+            // (GNU tar writes hard links with size 0; some tools do not). A GNU dumpdir
+            // (`D`, from `tar -g`) is a folder followed by the list of its names.
+            let size = if header.kind.has_data() || type_flag == b'D' {
                 header.size
             } else {
                 0
@@ -102,6 +119,19 @@ impl<R: Read> Reader<R> {
             self.remaining = size;
             self.padding = format::padding(size);
             self.current = header.name.clone();
+            if let Some(map) = &mut header.sparse {
+                let mut stored = size;
+                if map.map_in_data {
+                    stored -= sparse::read_map_1_0(&mut self.data(), map)
+                        .map_err(|e| anyhow::anyhow!("at byte {at}: {e:#}"))?;
+                }
+                map.check(stored).map_err(|e| {
+                    anyhow::anyhow!(
+                        "at byte {at}: {}: {e:#}",
+                        String::from_utf8_lossy(&header.name)
+                    )
+                })?;
+            }
             return Ok(Some(header));
         }
     }

@@ -24,6 +24,7 @@ use nix::unistd::{Gid, Uid, UnlinkatFlags};
 use super::compression::{self, Compression};
 use super::format::{Header, Kind};
 use super::reader::Reader;
+use super::sparse;
 use crate::incremental::{chain, extract};
 
 /// What a restore did.
@@ -34,6 +35,8 @@ pub struct Restored {
     /// Entries that could not be restored as they were (a device without the right to
     /// create one, an owner that could not be set), one sentence each.
     pub warnings: Vec<String>,
+    /// The names of the entries skipped or not created: the restore is not complete.
+    pub not_restored: Vec<String>,
 }
 
 /// Restores the archive at `path` into `dest`, which must be missing or empty unless
@@ -256,7 +259,12 @@ impl Extract {
                     Mode::from_bits_truncate(0o600),
                 )?;
                 let mut file = File::from(fd);
-                io::copy(&mut reader.data(), &mut file)?;
+                match &header.sparse {
+                    None => {
+                        io::copy(&mut reader.data(), &mut file)?;
+                    }
+                    Some(map) => sparse::write(map, &mut reader.data(), &mut file)?,
+                }
                 if as_root {
                     nix::unistd::fchown(&file, Some(uid(header)), Some(gid(header)))?;
                 }
@@ -303,6 +311,7 @@ impl Extract {
                 };
                 let mode = Mode::from_bits_truncate(header.mode);
                 if let Err(e) = nix::sys::stat::mknodat(parent, leaf, kind, mode, dev) {
+                    (self.done.not_restored).push(String::from_utf8_lossy(&header.name).into());
                     self.done.warnings.push(format!(
                         "{}: cannot create the {} ({})",
                         String::from_utf8_lossy(&header.name),
@@ -325,6 +334,7 @@ impl Extract {
                 set_mtime(parent, leaf, &mtime)?;
             }
             Kind::Other(_) => {
+                (self.done.not_restored).push(String::from_utf8_lossy(&header.name).into());
                 self.done.warnings.push(format!(
                     "{}: skipped, {} is not restored",
                     String::from_utf8_lossy(&header.name),
@@ -373,7 +383,9 @@ fn walk(root: &OwnedFd, parts: &[&[u8]]) -> Result<OwnedFd> {
         let name = OsStr::from_bytes(part);
         let next = match nix::fcntl::openat(&dir, name, flags, Mode::empty()) {
             Err(Errno::ENOENT) => {
-                nix::sys::stat::mkdirat(&dir, name, Mode::from_bits_truncate(0o700))?;
+                // A folder the archive does not hold gets the mode tar gives it: all
+                // but the umask. One it holds gets its own at the end.
+                nix::sys::stat::mkdirat(&dir, name, Mode::from_bits_truncate(0o777))?;
                 nix::fcntl::openat(&dir, name, flags, Mode::empty())
             }
             other => other,

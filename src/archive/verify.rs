@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use super::compression::Compression;
 use super::format::Kind;
 use super::reader::Reader;
+use super::sparse::Expand;
 use crate::excludes::{Excludes, PathCheck};
 use crate::schedule::Options;
 
@@ -23,6 +24,9 @@ pub struct Report {
     /// Differences with the source, one sentence each naming the entry (empty when the
     /// source was not compared, or matched).
     pub differences: Vec<String>,
+    /// Entries of a kind `restore` skips (a tape volume label, a multi-volume
+    /// continuation...), by name: a restore of this archive would not be complete.
+    pub not_restorable: Vec<String>,
 }
 
 /// The live tree an archive is compared with: entries named under `prefix` are found
@@ -63,6 +67,9 @@ pub fn verify(path: &Path, compression: Compression, source: Option<Source<'_>>)
         }
         report.entries += 1;
         let shown = String::from_utf8_lossy(&header.name).into_owned();
+        if let Kind::Other(_) = header.kind {
+            report.not_restorable.push(shown.clone());
+        }
         let Some(source) = source else { continue };
         let Some(disk) = on_disk(source, &header.name) else {
             report
@@ -130,10 +137,15 @@ pub fn verify(path: &Path, compression: Compression, source: Option<Source<'_>>)
             {
                 differ("symbolic link target differs")
             }
-            Kind::File if meta.len() != header.size => differ("size differs"),
+            Kind::File if meta.len() != header.file_size() => differ("size differs"),
             Kind::File => {
-                let same = File::open(&disk)
-                    .and_then(|file| same_contents(&mut reader.data(), file, &mut a, &mut b));
+                let same = File::open(&disk).and_then(|file| match &header.sparse {
+                    None => same_contents(&mut reader.data(), file, &mut a, &mut b),
+                    Some(map) => {
+                        let mut whole = Expand::new(reader.data(), map);
+                        same_contents(&mut whole, file, &mut a, &mut b)
+                    }
+                });
                 match same {
                     Ok(true) => {}
                     Ok(false) => differ("contents differ"),

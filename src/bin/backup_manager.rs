@@ -194,7 +194,14 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
             }
         }
         Command::Delete { index } => manager::delete(home, index)?,
-        Command::List { json } => print_all(&manager::list(home)?, json)?,
+        Command::List { json } => {
+            let entries = manager::list(home)?;
+            print_all(&entries, json)?;
+            // Every line is shown first, so that the bad ones can be found and deleted.
+            if let Some(bad) = manager::bad_lines(home, &entries) {
+                anyhow::bail!("{bad}");
+            }
+        }
         Command::Start => manager::start(home)?,
         Command::Stop { force, timeout } => {
             manager::stop(home, force, Duration::from_secs(timeout), &mut |msg| {
@@ -237,6 +244,9 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
             let finished = manager::restore(home, &name, &dest, force)?;
             for warning in &finished.warnings {
                 say(&format!("warning: {warning}"));
+            }
+            if let Some(incomplete) = finished.incomplete {
+                anyhow::bail!("{incomplete}");
             }
             say(&finished.message);
         }
@@ -304,7 +314,8 @@ fn print_all<T: Display + Serialize>(items: &[T], json: bool) -> Result<()> {
     if json {
         return print_json(items);
     }
-    let mut out = std::io::stdout().lock();
+    // Buffered: stdout flushes every line, one write each for 10,000 schedules.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for item in items {
         // Control characters shown escaped: a malformed line, a file name or an entry
         // in an archive may hold a carriage return or a terminal escape.
@@ -312,7 +323,7 @@ fn print_all<T: Display + Serialize>(items: &[T], json: bool) -> Result<()> {
             return quiet_on_broken_pipe(e);
         }
     }
-    Ok(())
+    out.flush().or_else(quiet_on_broken_pipe)
 }
 
 fn print_text(item: &impl Display) -> Result<()> {
