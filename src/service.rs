@@ -16,6 +16,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use crate::archive;
 use crate::atomic_file;
 use crate::home::{BACKUPS_DIR, Home};
+use crate::hooks;
 use crate::pidfile::{Acquire, PidLock};
 use crate::schedule::Schedule;
 use crate::schedule_file;
@@ -74,7 +75,9 @@ pub fn run(home: &Home, mode: Mode, ready: Option<File>) -> Result<()> {
         // Every backup due now runs, even if a stop was asked meanwhile: the signal stays
         // pending until the sleep below reads it.
         for (schedule, occurrence) in due {
-            let run = back_up(home, &schedule, Some(&occurrence), None);
+            let run = hooks::around(home, &schedule, false, || {
+                back_up(home, &schedule, Some(&occurrence), None)
+            });
             record(home, &schedule, Some(occurrence), run);
         }
         if mode == Mode::Once {
