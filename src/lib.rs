@@ -11,6 +11,7 @@ pub mod home;
 pub mod hooks;
 pub mod logging;
 pub mod manager;
+pub mod manual;
 pub mod pidfile;
 pub mod process;
 pub mod schedule;

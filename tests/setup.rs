@@ -243,9 +243,26 @@ fn man_pages_for_both_programs() {
     assert!(page.contains(".TH backup_manager 1"), "{page}");
     for command in ["create", "status", "unit", "completions"] {
         assert!(
-            page.contains(&format!("backup_manager\\-{command}")),
+            page.contains(&format!("\\fBbackup_manager {command}")),
             "{command}: {page}"
         );
+    }
+    assert!(page.contains(".SH ENVIRONMENT"), "{page}");
+    // Where man is installed, it shows the page.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("backup_manager.1");
+    fs::write(&file, &page).unwrap();
+    if let Ok(out) = Command::new("man")
+        .arg("-l")
+        .arg(&file)
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "100")
+        .output()
+    {
+        let shown = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{out:?}");
+        assert!(shown.contains("COMMANDS"), "{shown}");
+        assert!(shown.contains("BACKUP_HOOK_TIMEOUT"), "{shown}");
     }
     let page = run_in(SERVICE, home.path(), None, &["--man"])
         .success()

@@ -153,7 +153,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::Man => {
-            return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+            return match backup::manual::render(Cli::command(), &mut std::io::stdout()) {
                 Ok(()) => ExitCode::SUCCESS,
                 // `backup_manager man | head` is not an error.
                 Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,

@@ -36,7 +36,7 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.man {
-        return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+        return match backup::manual::render(Cli::command(), &mut std::io::stdout()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("backup_service: writing the manual page: {err}");
