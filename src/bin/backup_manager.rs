@@ -212,10 +212,11 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
         Command::Backups { json } => print_all(&manager::backups(home)?, json)?,
         Command::Status { json } => {
             let status = backup::status::status(home)?;
-            say(&format!("home {}", home.root().display()));
             if json {
                 print_json(&status)?;
             } else {
+                // On stderr: what stdout shows stays as it was, for scripts reading it.
+                say(&format!("home {}", home.root().display()));
                 print_text(&status)?;
             }
             return Ok(match (status.service.running, status.any_failed()) {
