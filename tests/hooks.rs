@@ -295,3 +295,40 @@ fn stop_during_a_hanging_hook_waits_only_for_its_limit() {
         Some(())
     });
 }
+
+#[test]
+fn the_example_after_backup_says_what_it_lacks_and_copies_with_rclone_where_present() {
+    let home = TestHome::new();
+    home.write("data/file.txt", "x\n");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hooks/after-backup");
+    hook(&home, "after-backup", &fs::read_to_string(example).unwrap());
+    home.manager(&["create", "data;03:00;docs"]).success();
+    home.manager(&["run", "0"]).success();
+    assert_message(
+        &home.manager_log(),
+        "Error: hook after-backup exited with 2; last output: no destination: set \
+         BACKUP_RCLONE_DEST or write one in hooks/rclone-destination",
+    );
+
+    // rclone is not needed by the tests; where it is installed, the example copies the
+    // archive to a remote of type alias, set up through the environment alone.
+    if Command::new("rclone").arg("version").output().is_ok() {
+        let offsite = tempfile::tempdir().unwrap();
+        home.write("hooks/rclone-destination", "offsite:copies\n");
+        let remote = offsite.path().to_str().unwrap();
+        manager_env(
+            &home,
+            &[
+                ("RCLONE_CONFIG_OFFSITE_TYPE", "alias"),
+                ("RCLONE_CONFIG_OFFSITE_REMOTE", remote),
+            ],
+            &["run", "0"],
+        )
+        .success();
+        let copy = offsite.path().join("copies/docs.tar");
+        assert_eq!(
+            fs::read(copy).unwrap(),
+            fs::read(home.archive_path("docs.tar")).unwrap()
+        );
+    }
+}
