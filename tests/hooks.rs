@@ -254,9 +254,11 @@ fn a_hook_that_hangs_is_killed_with_its_children_and_the_service_goes_on() {
         });
         assert!(home.archive_path("docs.tar").is_file());
         assert_eq!(home.service_pid(), Some(pid), "the service stopped");
-        let status = home.manager(&["status"]);
-        assert_eq!(status.code(), Some(0), "{status:#?}");
-        assert!(status.stdout.contains(", ok"), "{status:#?}");
+        // The run is recorded just after its hooks are done.
+        wait_for("the backup recorded as done", || {
+            let status = home.manager(&["status"]);
+            status.code() == Some(0) && status.stdout.contains(", ok")
+        });
         home.stop();
         Some(())
     });
