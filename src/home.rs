@@ -13,6 +13,9 @@ pub const MANAGER_LOG: &str = "logs/backup_manager.log";
 pub const SERVICE_LOG: &str = "logs/backup_service.log";
 /// Folder of the archives, relative to the home.
 pub const BACKUPS_DIR: &str = "backups";
+/// Environment variable naming the home when `--home` is not given, as restic's
+/// `RESTIC_REPOSITORY` names a repository.
+pub const HOME_VAR: &str = "BACKUP_HOME";
 
 /// The paths of one home. Two homes share nothing, so every path is derived from the root.
 #[derive(Debug, Clone)]
@@ -37,6 +40,38 @@ impl Home {
             bail!("home {} is not a directory", dir.display());
         }
         Ok(Self { root })
+    }
+
+    /// Finds the home a command works on: `flag` (`--home`) if given, else `$BACKUP_HOME`
+    /// if set and not empty, else the current directory.
+    ///
+    /// The current directory is taken only if it holds a schedule file or a `backups/`
+    /// folder, unless `may_start_here` (for `create`, which makes a new home): a command
+    /// typed in the wrong folder must say so, not answer for an empty home and leave a
+    /// stray `logs/` behind.
+    pub fn find(flag: Option<&Path>, may_start_here: bool) -> Result<Self> {
+        if let Some(dir) = flag {
+            return Self::open(Some(dir));
+        }
+        if let Some(dir) = std::env::var_os(HOME_VAR).filter(|d| !d.is_empty()) {
+            return Self::open(Some(Path::new(&dir)))
+                .with_context(|| format!("using the home named by {HOME_VAR}"));
+        }
+        let home = Self::open(None)?;
+        if !may_start_here && !home.is_home() {
+            bail!(
+                "no home found here: {} holds no {SCHEDULES_FILE} and no {BACKUPS_DIR}/; \
+                 name one with --home DIR or {HOME_VAR}=DIR, or make one here with \
+                 `backup_manager create`",
+                home.root().display()
+            );
+        }
+        Ok(home)
+    }
+
+    /// Whether the folder looks like a home: it holds a schedule file or `backups/`.
+    pub fn is_home(&self) -> bool {
+        self.schedules().exists() || self.backups().is_dir()
     }
 
     /// The home's root directory (absolute, canonical).

@@ -16,6 +16,7 @@ use crate::archive::{self, Compression};
 use crate::atomic_file;
 use crate::generations;
 use crate::home::{BACKUPS_DIR, Home};
+use crate::hooks;
 use crate::incremental;
 use crate::process::{self, Service, StartUp};
 use crate::schedule::{Options, Schedule};
@@ -244,7 +245,9 @@ pub fn run_now(
             ));
         }),
     )?;
-    let run = service::back_up(home, &schedule, None, progress);
+    let run = hooks::around(home, &schedule, true, || {
+        service::back_up(home, &schedule, None, progress)
+    });
     service::record(home, &schedule, None, run.clone());
     Ok((schedule, run))
 }
@@ -495,7 +498,7 @@ fn find_archive(home: &Home, name: &str) -> Result<Found> {
 }
 
 /// `start`: starts this home's service in the background and waits until it is up.
-pub fn start(home: &Home) -> Result<()> {
+pub fn start(home: &Home) -> Result<i32> {
     if let Some(service) = Service::find(home)? {
         bail!("backup_service is already running (pid {})", service.pid());
     }
@@ -505,7 +508,7 @@ pub fn start(home: &Home) -> Result<()> {
     match spawned.wait_ready(START_TIMEOUT)? {
         StartUp::Ready(pid) => {
             info!("backup_service started (pid {pid})");
-            Ok(())
+            Ok(pid.as_raw())
         }
         StartUp::Exited(status) => {
             // Another `start` may have won the race for the lock: then one service runs,

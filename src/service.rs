@@ -17,6 +17,7 @@ use crate::archive;
 use crate::atomic_file;
 use crate::generations;
 use crate::home::{BACKUPS_DIR, Home};
+use crate::hooks;
 use crate::incremental;
 use crate::pidfile::{Acquire, PidLock};
 use crate::schedule::Schedule;
@@ -89,7 +90,9 @@ pub fn run(home: &Home, mode: Mode, ready: Option<File>) -> Result<()> {
             let Some(_lock) = lock_or_postpone(home, &schedule, &mut postponed) else {
                 continue;
             };
-            let run = back_up(home, &schedule, Some(&occurrence), None);
+            let run = hooks::around(home, &schedule, false, || {
+                back_up(home, &schedule, Some(&occurrence), None)
+            });
             record(home, &schedule, Some(occurrence), run);
         }
         if mode == Mode::Once {

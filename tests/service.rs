@@ -171,8 +171,16 @@ fn start_detaches_the_service_and_returns() {
         None,
     );
     out.success();
-    assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("", ""));
     let pid = home.service_pid().unwrap();
+    // Only the one line that says which home it started for.
+    assert_eq!(out.stdout, "");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "backup_manager: backup_service started (pid {pid}, home {})\n",
+            home.path().display()
+        )
+    );
     let ours = getsid(None).unwrap().as_raw();
     assert_ne!(
         session_of(pid),

@@ -13,14 +13,16 @@ use backup::logging::{self, Echo};
 use backup::manager;
 use backup::schedule::{DEFAULT_FULL_EVERY, Incremental, MAX_FULL_EVERY, MAX_KEEP, Options};
 use backup::state::Outcome;
-use clap::{Args, Parser, Subcommand};
+use backup::unit;
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use serde::Serialize;
 
 /// Daily tar backups at scheduled times, without cron.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
-    /// The home: the folder holding backup_schedules.txt, logs/ and backups/.
+    /// The home: the folder holding backup_schedules.txt, logs/ and backups/; default
+    /// $BACKUP_HOME, else the current folder.
     #[arg(long, global = true, value_name = "DIR")]
     home: Option<PathBuf>,
 
@@ -71,8 +73,13 @@ enum Command {
     },
     /// Show whether the service runs, and each schedule's next run and last result.
     ///
-    /// Exits 0 when the service runs and no last run failed, 1 when a last run failed,
-    /// 3 when the service is not running.
+    /// Exit codes:
+    ///   0  the service runs and no last run failed;
+    ///   1  a last run failed (or was cancelled by the before-backup hook);
+    ///   2  usage error (a mistyped command or option);
+    ///   3  the service is not running;
+    ///   4  the status cannot be told (an unreadable file, or no home found).
+    #[command(verbatim_doc_comment)]
     Status {
         /// Print JSON, for scripts and monitors.
         #[arg(long)]
@@ -106,6 +113,24 @@ enum Command {
         #[arg(long, value_name = "GENERATION")]
         at: Option<String>,
     },
+    /// Print a systemd user unit running backup_service for this home.
+    ///
+    /// backup_manager unit > ~/.config/systemd/user/backup_service.service
+    Unit {
+        /// Print the timer that starts `unit --once` every minute, instead.
+        #[arg(long, conflicts_with = "once")]
+        timer: bool,
+        /// Print the oneshot service (backup_service --once) that the timer starts.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Print the completion script for SHELL, e.g. source <(backup_manager completions bash).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. backup_manager man | man -l -
+    Man,
 }
 
 /// The options of `create`, each stored on the schedule's line.
@@ -165,7 +190,34 @@ fn main() -> ExitCode {
         Command::Status { .. } => ExitCode::from(STATUS_UNKNOWN),
         _ => ExitCode::FAILURE,
     };
-    let home = match Home::open(cli.home.as_deref()) {
+    // These need no home, and must leave the current folder as it is.
+    match cli.command {
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(
+                shell,
+                &mut command,
+                "backup_manager",
+                &mut std::io::stdout(),
+            );
+            return ExitCode::SUCCESS;
+        }
+        Command::Man => {
+            return match backup::manual::render(Cli::command(), &mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                // `backup_manager man | head` is not an error.
+                Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(err) => {
+                    say(&format!("writing the manual page: {err}"));
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
+    }
+    // Only `create` makes a new home in a folder that is not one yet.
+    let may_start_here = matches!(cli.command, Command::Create { .. });
+    let home = match Home::find(cli.home.as_deref(), may_start_here) {
         Ok(home) => home,
         Err(err) => {
             say(&format!("{err:#}"));
@@ -202,7 +254,13 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
                 anyhow::bail!("{bad}");
             }
         }
-        Command::Start => manager::start(home)?,
+        Command::Start => {
+            let pid = manager::start(home)?;
+            say(&format!(
+                "backup_service started (pid {pid}, home {})",
+                home.root().display()
+            ));
+        }
         Command::Stop { force, timeout } => {
             manager::stop(home, force, Duration::from_secs(timeout), &mut |msg| {
                 say(msg)
@@ -214,6 +272,8 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
             if json {
                 print_json(&status)?;
             } else {
+                // On stderr: what stdout shows stays as it was, for scripts reading it.
+                say(&format!("home {}", home.root().display()));
                 print_text(&status)?;
             }
             return Ok(match (status.service.running, status.any_failed()) {
@@ -231,6 +291,15 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
             print_all(&differences, false)?;
             say(&result?);
         }
+        Command::Unit { timer, once } => {
+            let kind = match (timer, once) {
+                (true, _) => unit::Kind::Timer,
+                (false, true) => unit::Kind::Once,
+                (false, false) => unit::Kind::Service,
+            };
+            print_text(&unit::for_home(home, kind)?)?;
+        }
+        Command::Completions { .. } | Command::Man => unreachable!("handled before the home"),
         Command::Restore {
             name,
             dest,

@@ -8,14 +8,15 @@ use std::process::ExitCode;
 use backup::home::Home;
 use backup::logging::{self, Echo};
 use backup::service;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 /// Backs up each schedule of backup_schedules.txt every day at its time. Usually
 /// started by `backup_manager start`; runs in the foreground when started by hand.
 #[derive(Debug, Parser)]
 #[command(name = "backup_service", version)]
 struct Cli {
-    /// The home: the folder holding backup_schedules.txt, logs/ and backups/.
+    /// The home: the folder holding backup_schedules.txt, logs/ and backups/; default
+    /// $BACKUP_HOME, else the current folder.
     #[arg(long, value_name = "DIR")]
     home: Option<PathBuf>,
 
@@ -26,14 +27,27 @@ struct Cli {
     /// Look at the schedules once, run what is owed, and exit (for cron or a systemd timer).
     #[arg(long)]
     once: bool,
+
+    /// Print the manual page (roff) and exit, e.g. backup_service --man | man -l -
+    #[arg(long, exclusive = true)]
+    man: bool,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.man {
+        return match backup::manual::render(Cli::command(), &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("backup_service: writing the manual page: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // SAFETY: the manager passes the write end of a pipe it made for this, and nothing
     // else in this process knows the number; the range check keeps stdio out.
     let ready = cli.notify_fd.map(|fd| unsafe { File::from_raw_fd(fd) });
-    let home = match Home::open(cli.home.as_deref()) {
+    let home = match Home::find(cli.home.as_deref(), false) {
         Ok(home) => home,
         Err(err) => {
             eprintln!("backup_service: {err:#}");

@@ -1,0 +1,422 @@
+//! Hooks, git-style: executables in the home's `hooks/` folder run around each backup.
+//!
+//! - `before-backup` runs first; a non-zero exit (or a kill at its time limit) cancels the
+//!   backup, which is recorded as failed with the hook's message.
+//! - `after-backup` runs after a finished archive (done or with warnings), e.g. to copy it
+//!   off the box. Its failure is logged and changes nothing else.
+//! - `on-failure` runs after a failed or cancelled backup, e.g. to send an alert.
+//!
+//! Each runs with the home as working folder, in a process group of its own, with the facts
+//! in its environment (`BACKUP_NAME`, `BACKUP_SOURCE`, `BACKUP_ARCHIVE`, `BACKUP_HOME`,
+//! `BACKUP_RESULT`, `BACKUP_ERROR`). Past its time limit the whole group is killed, so a
+//! hang is bounded and `stop` stays prompt. Its exit code and last lines of output go to the
+//! log. Like ssh's StrictModes, a hook (and the `hooks/` folder) must be owned by the user
+//! running it or by root and be writable by no one else; otherwise it is skipped with a
+//! logged error. No hook file, no change.
+
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use log::{error, info};
+use nix::sys::signal::{Signal, killpg};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+use nix::unistd::Pid;
+
+use crate::home::{BACKUPS_DIR, Home};
+use crate::schedule::Schedule;
+use crate::state::{Outcome, Run};
+
+/// Folder of the hooks, relative to the home.
+pub const HOOKS_DIR: &str = "hooks";
+/// Environment variable that sets every hook's time limit, in seconds.
+pub const TIMEOUT_VAR: &str = "BACKUP_HOOK_TIMEOUT";
+/// A hook's time limit when [`TIMEOUT_VAR`] is not set: as long as a slow upload may need.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a hook's group has between SIGTERM and SIGKILL once past its limit.
+const GRACE: Duration = Duration::from_secs(2);
+/// How many of a hook's last output lines go to the log.
+const LAST_LINES: usize = 10;
+/// How many bytes of a hook's output are kept to find those lines.
+const KEPT_BYTES: usize = 8 * 1024;
+
+/// The three hooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    /// Before a backup; a failure cancels it.
+    BeforeBackup,
+    /// After a finished archive.
+    AfterBackup,
+    /// After a failed or cancelled backup.
+    OnFailure,
+}
+
+impl Hook {
+    /// The hook's file name in `hooks/`.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Hook::BeforeBackup => "before-backup",
+            Hook::AfterBackup => "after-backup",
+            Hook::OnFailure => "on-failure",
+        }
+    }
+}
+
+/// How a hook ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// There is no such hook: nothing ran.
+    Absent,
+    /// The hook was refused (ownership, permissions) or could not be started; logged.
+    Skipped(String),
+    /// It exited with status 0.
+    Succeeded,
+    /// It failed: a non-zero exit, a signal, or a kill at the time limit, said in words.
+    Failed(String),
+}
+
+/// Backs up `schedule` with `back_up`, running the home's hooks around it, and returns the
+/// run to record. A cancelling `before-backup` makes a failed run without calling
+/// `back_up`. No hook file, no change: the run is `back_up`'s.
+///
+/// `manual` says whether the backup was asked by hand (`run INDEX`).
+pub fn around(
+    home: &Home,
+    schedule: &Schedule,
+    manual: bool,
+    back_up: impl FnOnce() -> Run,
+) -> Run {
+    let before = run(home, Hook::BeforeBackup, &facts(home, schedule, None));
+    let run_ = match before {
+        Ended::Failed(why) => cancelled(schedule, &why, manual),
+        Ended::Absent | Ended::Skipped(_) | Ended::Succeeded => back_up(),
+    };
+    let hook = match run_.outcome {
+        Outcome::Ok | Outcome::Warnings => Hook::AfterBackup,
+        Outcome::Failed => Hook::OnFailure,
+    };
+    run(home, hook, &facts(home, schedule, Some(&run_)));
+    run_
+}
+
+/// The run recorded for a backup that `before-backup` cancelled.
+fn cancelled(schedule: &Schedule, why: &str, manual: bool) -> Run {
+    let message = format!(
+        "backup of {} cancelled: hook before-backup {why}",
+        schedule.path
+    );
+    error!("{message}");
+    Run {
+        started: chrono::Local::now().fixed_offset(),
+        duration_secs: 0.0,
+        outcome: Outcome::Failed,
+        bytes: 0,
+        entries: 0,
+        messages: vec![message],
+        warning_count: 0,
+        manual,
+    }
+}
+
+/// The environment a hook is given: before the backup, `run` is `None`.
+fn facts(home: &Home, schedule: &Schedule, run: Option<&Run>) -> Vec<(&'static str, String)> {
+    let archive = home
+        .root()
+        .join(BACKUPS_DIR)
+        .join(schedule.archive_file_name());
+    let source = home.resolve(Path::new(&schedule.path));
+    let (result, error) = match run.map(|r| r.outcome) {
+        None => ("", String::new()),
+        Some(Outcome::Ok) => ("done", String::new()),
+        Some(Outcome::Warnings) => ("warnings", String::new()),
+        Some(Outcome::Failed) => (
+            "failed",
+            run.map(|r| r.messages.join("\n")).unwrap_or_default(),
+        ),
+    };
+    vec![
+        ("BACKUP_NAME", schedule.name.clone()),
+        ("BACKUP_SOURCE", source.to_string_lossy().into_owned()),
+        ("BACKUP_ARCHIVE", archive.to_string_lossy().into_owned()),
+        ("BACKUP_HOME", home.root().to_string_lossy().into_owned()),
+        ("BACKUP_RESULT", result.to_owned()),
+        ("BACKUP_ERROR", error),
+    ]
+}
+
+/// The time limit of every hook: [`TIMEOUT_VAR`] in seconds, or [`DEFAULT_TIMEOUT`].
+/// A value that is not a positive number is logged and the default used.
+pub fn time_limit() -> Duration {
+    match std::env::var(TIMEOUT_VAR) {
+        Err(_) => DEFAULT_TIMEOUT,
+        Ok(text) => match text.trim().parse::<u64>() {
+            Ok(secs) if secs > 0 => Duration::from_secs(secs),
+            _ => {
+                error!(
+                    "{TIMEOUT_VAR}={text:?} is not a number of seconds above 0; hooks get {} s",
+                    DEFAULT_TIMEOUT.as_secs()
+                );
+                DEFAULT_TIMEOUT
+            }
+        },
+    }
+}
+
+/// Runs `hook` of `home` if there is one, with `env` added, and logs how it ended.
+pub fn run(home: &Home, hook: Hook, env: &[(&'static str, String)]) -> Ended {
+    let name = hook.file_name();
+    let path = home.root().join(HOOKS_DIR).join(name);
+    match fs::symlink_metadata(&path) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ended::Absent,
+        _ => {}
+    }
+    if let Err(err) = check(&path) {
+        let why = format!("{err:#}");
+        error!("hook {name} skipped: {why}");
+        return Ended::Skipped(why);
+    }
+    let limit = time_limit();
+    match execute(home, &path, env, limit) {
+        Err(err) => {
+            let why = format!("{err:#}");
+            error!("hook {name} skipped: {why}");
+            Ended::Skipped(why)
+        }
+        Ok((ended, output)) => {
+            let tail = last_lines(&output);
+            let shown = if tail.is_empty() {
+                String::new()
+            } else {
+                format!("; last output: {tail}")
+            };
+            match &ended {
+                Ended::Succeeded => info!("hook {name} exited with 0{shown}"),
+                Ended::Failed(why) => error!("hook {name} {why}{shown}"),
+                Ended::Absent | Ended::Skipped(_) => {}
+            }
+            ended
+        }
+    }
+}
+
+/// Like ssh's StrictModes: the hook and its folder are owned by the user running it or by
+/// root, and writable by no one else; the hook is a regular, executable file.
+pub fn check(path: &Path) -> Result<()> {
+    let me = nix::unistd::geteuid().as_raw();
+    let owned = |meta: &fs::Metadata| meta.uid() == me || meta.uid() == 0;
+    if let Some(dir) = path.parent() {
+        let meta = fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+        if !owned(&meta) {
+            bail!(
+                "{} is owned by uid {}, not by this user or root",
+                dir.display(),
+                meta.uid()
+            );
+        }
+        if meta.mode() & 0o022 != 0 {
+            bail!(
+                "{} is writable by group or others (mode {:o})",
+                dir.display(),
+                meta.permissions().mode() & 0o7777
+            );
+        }
+    }
+    let meta = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    if !meta.is_file() {
+        bail!("{} is not a regular file", path.display());
+    }
+    if !owned(&meta) {
+        bail!(
+            "{} is owned by uid {}, not by this user or root",
+            path.display(),
+            meta.uid()
+        );
+    }
+    if meta.mode() & 0o022 != 0 {
+        bail!(
+            "{} is writable by group or others (mode {:o})",
+            path.display(),
+            meta.permissions().mode() & 0o7777
+        );
+    }
+    if meta.mode() & 0o100 == 0 {
+        bail!("{} is not executable (chmod u+x)", path.display());
+    }
+    Ok(())
+}
+
+/// Runs the hook at `path` in a process group of its own and waits for it at most `limit`;
+/// past that, the group gets SIGTERM, then SIGKILL. Returns how it ended and the last
+/// bytes of its output (stdout and stderr together).
+fn execute(
+    home: &Home,
+    path: &Path,
+    env: &[(&'static str, String)],
+    limit: Duration,
+) -> Result<(Ended, Vec<u8>)> {
+    let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .context("creating a pipe for the hook's output")?;
+    let mut command = Command::new(path);
+    command
+        .current_dir(home.root())
+        .envs(env.iter().map(|(k, v)| (*k, v)))
+        .stdin(Stdio::null())
+        .stdout(
+            writer
+                .try_clone()
+                .context("sharing the hook's output pipe")?,
+        )
+        .stderr(writer)
+        .process_group(0);
+    // SAFETY: between fork and exec only async-signal-safe calls are allowed;
+    // pthread_sigmask is, and the closure allocates nothing (the set is built before).
+    unsafe {
+        command.pre_exec(|| {
+            // The service blocks its termination signals to read them from a signalfd; a
+            // blocked mask is inherited across exec, and a hook must be stoppable.
+            let empty = nix::sys::signal::SigSet::empty();
+            nix::sys::signal::pthread_sigmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&empty),
+                None,
+            )
+            .map_err(io::Error::from)
+        });
+    }
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting {}", path.display()))?;
+    // The command keeps the write ends until dropped; the reader sees EOF only without them.
+    drop(command);
+    let output = collect(fs::File::from(reader));
+    let pid = Pid::from_raw(child.id() as i32);
+    let started = Instant::now();
+    let mut killed = None;
+    let status = loop {
+        // WNOWAIT leaves the hook a zombie, so its process group id cannot be reused
+        // while we may still signal it.
+        match waitid(
+            Id::Pid(pid),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
+        ) {
+            Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::EINTR) => {}
+            Ok(status) => break status,
+            Err(err) => bail!("waiting for {}: {err}", path.display()),
+        }
+        let elapsed = started.elapsed();
+        match killed {
+            None if elapsed >= limit => {
+                let _ = killpg(pid, Signal::SIGTERM);
+                killed = Some(Signal::SIGTERM);
+            }
+            Some(Signal::SIGTERM) if elapsed >= limit + GRACE => {
+                let _ = killpg(pid, Signal::SIGKILL);
+                killed = Some(Signal::SIGKILL);
+            }
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    if killed.is_some() {
+        // What the group's other members did with SIGTERM does not matter: none outlives
+        // the limit.
+        let _ = killpg(pid, Signal::SIGKILL);
+    }
+    let exit = child
+        .wait()
+        .with_context(|| format!("reaping {}", path.display()))?;
+    let ended = match (killed, status) {
+        (Some(_), _) => Ended::Failed(format!(
+            "killed with its process group after its time limit of {} s ({TIMEOUT_VAR})",
+            limit.as_secs()
+        )),
+        (None, WaitStatus::Exited(_, 0)) => Ended::Succeeded,
+        (None, WaitStatus::Exited(_, code)) => Ended::Failed(format!("exited with {code}")),
+        (None, _) => Ended::Failed(format!("ended with {exit}")),
+    };
+    // A child left running in the background may hold the pipe open: wait a little for
+    // the output, then go on with what came.
+    let bytes = output
+        .recv_timeout(Duration::from_millis(500))
+        .unwrap_or_default();
+    Ok((ended, bytes))
+}
+
+/// Reads `reader` to its end in a thread, keeping the last [`KEPT_BYTES`].
+fn collect(mut reader: fs::File) -> mpsc::Receiver<Vec<u8>> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    kept.extend_from_slice(&buf[..n]);
+                    if kept.len() > KEPT_BYTES {
+                        kept.drain(..kept.len() - KEPT_BYTES);
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        let _ = sender.send(kept);
+    });
+    receiver
+}
+
+/// The last [`LAST_LINES`] non-empty lines of `output`, joined with " | " for one log line.
+pub fn last_lines(output: &[u8]) -> String {
+    let text = String::from_utf8_lossy(output);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let start = lines.len().saturating_sub(LAST_LINES);
+    lines[start..].join(" | ")
+}
+
+/// The path of `hook` in `home`.
+pub fn path(home: &Home, hook: Hook) -> PathBuf {
+    home.root().join(HOOKS_DIR).join(hook.file_name())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_lines_keeps_the_end_on_one_line() {
+        let out: String = (1..=15).map(|i| format!("line {i}\n")).collect();
+        let tail = last_lines(out.as_bytes());
+        assert!(tail.starts_with("line 6 | line 7"), "{tail}");
+        assert!(tail.ends_with("line 15"), "{tail}");
+        assert_eq!(last_lines(b"\n\n"), "");
+    }
+
+    #[test]
+    fn no_hook_file_runs_nothing() {
+        let (_dir, home) = crate::home::temporary();
+        assert_eq!(run(&home, Hook::AfterBackup, &[]), Ended::Absent);
+    }
+
+    #[test]
+    fn group_writable_hook_is_refused() {
+        let (_dir, home) = crate::home::temporary();
+        let file = path(&home, Hook::AfterBackup);
+        fs::create_dir_all(file.parent().unwrap()).unwrap();
+        fs::set_permissions(file.parent().unwrap(), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(&file, "#!/bin/sh\nexit 0\n").unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o775)).unwrap();
+        let err = check(&file).unwrap_err();
+        assert!(format!("{err:#}").contains("writable by group"), "{err:#}");
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o755)).unwrap();
+        check(&file).unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(format!("{:#}", check(&file).unwrap_err()).contains("not executable"));
+    }
+}

@@ -1,0 +1,336 @@
+//! Hooks in the home's `hooks/` folder, run by the real binaries around real backups.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{
+    MANAGER, Output, TestHome, assert_message, has_message, in_one_minute, is_running, still_in,
+    wait_for,
+};
+
+/// Time the service's first look needs to fit in the schedule's minute.
+const MARGIN: Duration = Duration::from_secs(15);
+
+/// Writes an executable hook, mode 0755, as a user would install one.
+fn hook(home: &TestHome, name: &str, script: &str) {
+    let path = home.path().join("hooks").join(name);
+    home.write(&format!("hooks/{name}"), script);
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A hook that writes the facts it was given to `got-NAME` in the home, one a line.
+fn recording(name: &str) -> String {
+    format!(
+        "#!/bin/sh\n\
+         {{ echo \"cwd=$(pwd)\"; echo \"name=$BACKUP_NAME\"; echo \"source=$BACKUP_SOURCE\"; \
+         echo \"archive=$BACKUP_ARCHIVE\"; echo \"home=$BACKUP_HOME\"; \
+         echo \"result=$BACKUP_RESULT\"; echo \"error=$BACKUP_ERROR\"; }} > got-{name}\n"
+    )
+}
+
+/// What a recording hook wrote, as `key=value` lines.
+fn got(home: &TestHome, name: &str) -> String {
+    fs::read_to_string(home.path().join(format!("got-{name}")))
+        .unwrap_or_else(|e| panic!("hook {name} recorded nothing: {e}"))
+}
+
+/// `backup_manager --home HOME ARGS` with extra environment.
+fn manager_env(home: &TestHome, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let child = Command::new(MANAGER)
+        .arg("--home")
+        .arg(home.path())
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("BACKUP_HOME")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    common::finish(child)
+}
+
+#[test]
+fn after_backup_copies_the_archive_and_gets_the_facts() {
+    let home = TestHome::new();
+    let offsite = tempfile::tempdir().unwrap();
+    home.write("data/file.txt", "precious\n");
+    hook(
+        &home,
+        "after-backup",
+        &format!(
+            "{}cp \"$BACKUP_ARCHIVE\" '{}/'\necho copied off the box\n",
+            recording("after"),
+            offsite.path().display()
+        ),
+    );
+    home.manager(&["create", "data;03:00;docs"]).success();
+    home.manager(&["run", "0"]).success();
+
+    let archive = home.archive_path("docs.tar");
+    let copy = offsite.path().join("docs.tar");
+    assert_eq!(fs::read(&copy).unwrap(), fs::read(&archive).unwrap());
+    let root = home.path().display();
+    let facts = got(&home, "after");
+    for line in [
+        format!("cwd={root}"),
+        "name=docs".to_owned(),
+        format!("source={root}/data"),
+        format!("archive={root}/backups/docs.tar"),
+        format!("home={root}"),
+        "result=done".to_owned(),
+        "error=".to_owned(),
+    ] {
+        assert!(facts.lines().any(|l| l == line), "{line} not in {facts}");
+    }
+    assert_message(
+        &home.manager_log(),
+        "hook after-backup exited with 0; last output: copied off the box",
+    );
+    assert!(!home.path().join("got-on-failure").exists());
+}
+
+#[test]
+fn a_failing_after_backup_is_logged_and_fails_nothing() {
+    let home = TestHome::new();
+    home.write("data/file.txt", "x\n");
+    hook(
+        &home,
+        "after-backup",
+        "#!/bin/sh\necho connecting\necho 'remote refused the upload' >&2\nexit 3\n",
+    );
+    hook(&home, "on-failure", &recording("on-failure"));
+    home.manager(&["create", "data;03:00;docs"]).success();
+    home.manager(&["run", "0"]).success();
+    assert!(home.archive_path("docs.tar").is_file());
+    assert_message(
+        &home.manager_log(),
+        "Error: hook after-backup exited with 3; last output: connecting | remote refused the upload",
+    );
+    // The backup is done: no alert for it.
+    assert!(!home.path().join("got-on-failure").exists());
+    let status = home.manager(&["status"]);
+    assert!(status.stdout.contains(", ok"), "{status:#?}");
+}
+
+#[test]
+fn before_backup_that_fails_cancels_the_backup_and_on_failure_hears_of_it() {
+    let home = TestHome::new();
+    home.write("data/file.txt", "x\n");
+    hook(
+        &home,
+        "before-backup",
+        "#!/bin/sh\necho 'database dump failed' >&2\nexit 1\n",
+    );
+    hook(&home, "after-backup", &recording("after"));
+    hook(&home, "on-failure", &recording("on-failure"));
+    home.manager(&["create", "data;03:00;docs"]).success();
+    let out = home.manager(&["run", "0"]);
+    let err = out.failure(1);
+    assert!(
+        err.contains("cancelled: hook before-backup exited with 1"),
+        "{err}"
+    );
+    assert!(!home.archive_path("docs.tar").exists());
+    assert!(!home.path().join("got-after").exists());
+    let facts = got(&home, "on-failure");
+    assert!(facts.contains("result=failed\n"), "{facts}");
+    assert!(
+        facts.contains("error=backup of data cancelled: hook before-backup exited with 1"),
+        "{facts}"
+    );
+    assert_message(
+        &home.manager_log(),
+        "Error: hook before-backup exited with 1; last output: database dump failed",
+    );
+    assert_eq!(home.manager(&["status"]).code(), Some(3));
+    let status = home.manager(&["status"]).stdout;
+    assert!(status.contains(", failed"), "{status}");
+}
+
+#[test]
+fn on_failure_gets_the_error_of_a_failed_backup() {
+    let home = TestHome::new();
+    hook(&home, "on-failure", &recording("on-failure"));
+    home.manager(&["create", "missing;03:00;gone"]).success();
+    home.manager(&["run", "0"]).failure(1);
+    let facts = got(&home, "on-failure");
+    assert!(facts.contains("name=gone\n"), "{facts}");
+    assert!(facts.contains("result=failed\n"), "{facts}");
+    assert!(
+        facts.contains("error=backup of missing into backups/gone.tar failed"),
+        "{facts}"
+    );
+}
+
+#[test]
+fn hooks_writable_by_others_or_not_executable_are_skipped_with_an_error() {
+    let home = TestHome::new();
+    home.write("data/file.txt", "x\n");
+    hook(&home, "after-backup", &recording("after"));
+    let path = home.path().join("hooks/after-backup");
+    home.manager(&["create", "data;03:00;docs"]).success();
+    for (mode, why) in [
+        (0o775, "is writable by group or others (mode 775)"),
+        (0o757, "is writable by group or others (mode 757)"),
+        (0o644, "is not executable (chmod u+x)"),
+    ] {
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        home.manager(&["run", "0"]).success();
+        assert!(!home.path().join("got-after").exists(), "mode {mode:o} ran");
+        let log = home.manager_log();
+        assert!(
+            log.iter()
+                .any(|m| m.starts_with("Error: hook after-backup skipped: ") && m.ends_with(why)),
+            "{why}: {log:#?}"
+        );
+    }
+    // Owned by another user (who could change it): refused, as ssh refuses such a file.
+    if nix::unistd::geteuid().is_root() {
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+        home.manager(&["run", "0"]).success();
+        assert!(
+            !home.path().join("got-after").exists(),
+            "a foreign hook ran"
+        );
+        let log = home.manager_log();
+        assert!(
+            log.iter()
+                .any(|m| m.starts_with("Error: hook after-backup skipped: ")
+                    && m.ends_with("is owned by uid 65534, not by this user or root")),
+            "{log:#?}"
+        );
+        std::os::unix::fs::chown(&path, Some(0), None).unwrap();
+    }
+    // A hooks folder others may write to makes every hook in it untrusted.
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(home.path().join("hooks"), fs::Permissions::from_mode(0o777)).unwrap();
+    home.manager(&["run", "0"]).success();
+    assert!(!home.path().join("got-after").exists());
+    fs::set_permissions(home.path().join("hooks"), fs::Permissions::from_mode(0o755)).unwrap();
+    home.manager(&["run", "0"]).success();
+    assert!(got(&home, "after").contains("result=done\n"));
+}
+
+fn pid_in(path: &Path) -> Option<i32> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+#[test]
+fn a_hook_that_hangs_is_killed_with_its_children_and_the_service_goes_on() {
+    in_one_minute(MARGIN, |now| {
+        let home = TestHome::new();
+        home.write("data/file.txt", "x\n");
+        hook(
+            &home,
+            "after-backup",
+            "#!/bin/sh\nsleep 1000 &\necho $! > child.pid\necho $$ > hook.pid\n\
+             echo uploading\nwait\n",
+        );
+        home.manager(&["create", &format!("data;{now};docs")])
+            .success();
+        manager_env(&home, &[("BACKUP_HOOK_TIMEOUT", "1")], &["start"]).success();
+        let pid = home.service_pid().expect("the service runs");
+        if !still_in(now) {
+            return None;
+        }
+        wait_for("the hook to be killed", || {
+            has_message(
+                &home.service_log(),
+                "Error: hook after-backup killed with its process group after its time limit of 1 s \
+                 (BACKUP_HOOK_TIMEOUT); last output: uploading",
+            )
+        });
+        let hook_pid = pid_in(&home.path().join("hook.pid")).unwrap();
+        let child_pid = pid_in(&home.path().join("child.pid")).unwrap();
+        wait_for("the hook and its child to be gone", || {
+            !is_running(hook_pid) && !is_running(child_pid)
+        });
+        assert!(home.archive_path("docs.tar").is_file());
+        assert_eq!(home.service_pid(), Some(pid), "the service stopped");
+        // The run is recorded just after its hooks are done.
+        wait_for("the backup recorded as done", || {
+            let status = home.manager(&["status"]);
+            status.code() == Some(0) && status.stdout.contains(", ok")
+        });
+        home.stop();
+        Some(())
+    });
+}
+
+#[test]
+fn stop_during_a_hanging_hook_waits_only_for_its_limit() {
+    in_one_minute(MARGIN, |now| {
+        let home = TestHome::new();
+        home.write("data/file.txt", "x\n");
+        hook(
+            &home,
+            "before-backup",
+            "#!/bin/sh\necho $$ > hook.pid\nsleep 1000\n",
+        );
+        home.manager(&["create", &format!("data;{now};docs")])
+            .success();
+        manager_env(&home, &[("BACKUP_HOOK_TIMEOUT", "2")], &["start"]).success();
+        if !still_in(now) {
+            return None;
+        }
+        wait_for("the hook to start", || {
+            home.path().join("hook.pid").exists()
+        });
+        // Well within stop's own time limit, though the hook would sleep for 1000 s.
+        home.manager(&["stop", "--timeout", "30"]).success();
+        assert_eq!(home.service_pid(), None);
+        let log = home.service_log();
+        assert!(
+            log.iter().any(
+                |m| m.starts_with("Error: backup of data cancelled: hook before-backup killed")
+            ),
+            "{log:#?}"
+        );
+        assert!(!home.archive_path("docs.tar").exists());
+        Some(())
+    });
+}
+
+#[test]
+fn the_example_after_backup_says_what_it_lacks_and_copies_with_rclone_where_present() {
+    let home = TestHome::new();
+    home.write("data/file.txt", "x\n");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hooks/after-backup");
+    hook(&home, "after-backup", &fs::read_to_string(example).unwrap());
+    home.manager(&["create", "data;03:00;docs"]).success();
+    home.manager(&["run", "0"]).success();
+    assert_message(
+        &home.manager_log(),
+        "Error: hook after-backup exited with 2; last output: no destination: set \
+         BACKUP_RCLONE_DEST or write one in hooks/rclone-destination",
+    );
+
+    // rclone is not needed by the tests; where it is installed, the example copies the
+    // archive to a remote of type alias, set up through the environment alone.
+    if Command::new("rclone").arg("version").output().is_ok() {
+        let offsite = tempfile::tempdir().unwrap();
+        home.write("hooks/rclone-destination", "offsite:copies\n");
+        let remote = offsite.path().to_str().unwrap();
+        manager_env(
+            &home,
+            &[
+                ("RCLONE_CONFIG_OFFSITE_TYPE", "alias"),
+                ("RCLONE_CONFIG_OFFSITE_REMOTE", remote),
+            ],
+            &["run", "0"],
+        )
+        .success();
+        let copy = offsite.path().join("copies/docs.tar");
+        assert_eq!(
+            fs::read(copy).unwrap(),
+            fs::read(home.archive_path("docs.tar")).unwrap()
+        );
+    }
+}
