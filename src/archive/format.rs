@@ -67,8 +67,6 @@ impl Kind {
             EntryType::Block => Kind::BlockDevice,
             EntryType::Directory => Kind::Dir,
             EntryType::Fifo => Kind::Fifo,
-            // A GNU dumpdir (`tar -g`): a folder, whose data lists its names.
-            other if other.as_byte() == b'D' => Kind::Dir,
             other => Kind::Other(other.as_byte()),
         }
     }

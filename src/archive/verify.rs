@@ -14,6 +14,7 @@ use super::format::Kind;
 use super::reader::Reader;
 use super::sparse::Expand;
 use crate::excludes::{Excludes, PathCheck};
+use crate::incremental;
 use crate::schedule::Options;
 
 /// What a check found.
@@ -67,7 +68,7 @@ pub fn verify(path: &Path, compression: Compression, source: Option<Source<'_>>)
         }
         report.entries += 1;
         let shown = String::from_utf8_lossy(&header.name).into_owned();
-        if let Kind::Other(_) = header.kind {
+        if matches!(header.kind, Kind::Other(flag) if flag != incremental::DUMPDIR) {
             report.not_restorable.push(shown.clone());
         }
         let Some(source) = source else { continue };
