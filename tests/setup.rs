@@ -84,6 +84,11 @@ fn backup_home_names_the_home_and_home_wins_over_it() {
     );
     assert_eq!(b.service_pid(), None);
     a.stop();
+    // In the home itself, start is as quiet as the brief's walkthrough shows it.
+    let start = run_in(MANAGER, a.path(), None, &["start"]);
+    start.success();
+    assert_eq!((start.stdout.as_str(), start.stderr.as_str()), ("", ""));
+    a.stop();
 
     // The service reads it too.
     run_in(SERVICE, cwd, Some(a.path()), &["--once"]).success();

@@ -256,10 +256,15 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
         }
         Command::Start => {
             let pid = manager::start(home)?;
-            say(&format!(
-                "backup_service started (pid {pid}, home {})",
-                home.root().display()
-            ));
+            // Said when the home was named elsewhere (--home, BACKUP_HOME), where starting
+            // the service of the wrong one is easy; in the home itself, start stays as
+            // quiet as the brief shows it.
+            if !is_current_dir(home) {
+                say(&format!(
+                    "backup_service started (pid {pid}, home {})",
+                    home.root().display()
+                ));
+            }
         }
         Command::Stop { force, timeout } => {
             manager::stop(home, force, Duration::from_secs(timeout), &mut |msg| {
@@ -321,6 +326,13 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether the home is the folder the command was run in.
+fn is_current_dir(home: &Home) -> bool {
+    std::env::current_dir()
+        .and_then(std::fs::canonicalize)
+        .is_ok_and(|dir| dir == home.root())
 }
 
 /// An INDEX as `list` shows it: digits only, so that `+1` or ` 1` is not taken for 1.
