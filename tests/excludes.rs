@@ -114,19 +114,19 @@ fn exclude_patterns_match_paths_relative_to_the_source() {
     tree(
         &home,
         &[
-            ("work/proj/a.log", "a"),
-            ("work/proj/keep.txt", "k"),
-            ("work/proj/sub/b.log", "b"),
-            ("work/proj/sub/c.log", "c"),
-            ("work/proj/sub/d.txt", "d"),
-            ("work/proj/build/out.o", "o"),
-            ("work/proj/sub/build/out.o", "o"),
-            ("work/proj/docs/x.md", "x"),
-            ("work/proj/docs/deep/y.md", "y"),
-            ("work/proj/work/proj/z.txt", "z"),
+            ("wrk/proj/a.log", "a"),
+            ("wrk/proj/keep.txt", "k"),
+            ("wrk/proj/sub/b.log", "b"),
+            ("wrk/proj/sub/c.log", "c"),
+            ("wrk/proj/sub/d.txt", "d"),
+            ("wrk/proj/build/out.o", "o"),
+            ("wrk/proj/sub/build/out.o", "o"),
+            ("wrk/proj/docs/x.md", "x"),
+            ("wrk/proj/docs/deep/y.md", "y"),
+            ("wrk/proj/wrk/proj/z.txt", "z"),
         ],
     );
-    let watch = Watch::new(&home, &["work/proj", "work/proj/build", "work/proj/docs"]);
+    let watch = Watch::new(&home, &["wrk/proj", "wrk/proj/build", "wrk/proj/docs"]);
     let names = back_up(
         &home,
         &[
@@ -139,41 +139,41 @@ fn exclude_patterns_match_paths_relative_to_the_source() {
             "--exclude",
             "docs/*.md",
             "--exclude",
-            "/work/proj/keep.txt",
+            "/wrk/proj/keep.txt",
         ],
-        "work/proj;03:00;proj",
+        "wrk/proj;03:00;proj",
     );
     assert_eq!(
         names,
         [
-            "work/proj/",
-            "work/proj/docs/",
-            "work/proj/docs/deep/",
-            "work/proj/docs/deep/y.md",
-            "work/proj/keep.txt",
-            "work/proj/sub/",
-            "work/proj/sub/b.log",
-            "work/proj/sub/build/",
-            "work/proj/sub/build/out.o",
-            "work/proj/sub/d.txt",
-            "work/proj/work/",
-            "work/proj/work/proj/",
-            "work/proj/work/proj/z.txt",
+            "wrk/proj/",
+            "wrk/proj/docs/",
+            "wrk/proj/docs/deep/",
+            "wrk/proj/docs/deep/y.md",
+            "wrk/proj/keep.txt",
+            "wrk/proj/sub/",
+            "wrk/proj/sub/b.log",
+            "wrk/proj/sub/build/",
+            "wrk/proj/sub/build/out.o",
+            "wrk/proj/sub/d.txt",
+            "wrk/proj/wrk/",
+            "wrk/proj/wrk/proj/",
+            "wrk/proj/wrk/proj/z.txt",
         ]
     );
     let opened = watch.opened();
     for never in [
-        "work/proj/a.log",
-        "work/proj/build",
-        "work/proj/build/",
-        "work/proj/build/out.o",
-        "work/proj/docs/x.md",
+        "wrk/proj/a.log",
+        "wrk/proj/build",
+        "wrk/proj/build/",
+        "wrk/proj/build/out.o",
+        "wrk/proj/docs/x.md",
     ] {
         assert!(!opened.contains(never), "{never} was opened: {opened:?}");
     }
     // The watch sees the walk's opens: it is not blind.
-    assert!(opened.contains("work/proj/keep.txt"), "{opened:?}");
-    assert!(opened.contains("work/proj/docs/"), "{opened:?}");
+    assert!(opened.contains("wrk/proj/keep.txt"), "{opened:?}");
+    assert!(opened.contains("wrk/proj/docs/"), "{opened:?}");
     home.manager(&["verify", "proj", "--source"]).success();
 }
 
