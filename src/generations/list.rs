@@ -71,14 +71,8 @@ pub fn list(dir: &Path) -> Result<Vec<Archive>> {
         if is_hidden && stamp.is_none() {
             continue;
         }
-        let meta = match entry.metadata() {
-            Ok(meta) if meta.is_file() => meta,
-            Ok(_) => continue,
-            // Replaced or removed while we listed: it is not there any more.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                return Err(e).with_context(|| format!("reading {}", entry.path().display()));
-            }
+        let Some(meta) = file_metadata(&entry)? else {
+            continue;
         };
         if is_hidden {
             hidden.push((name.to_owned(), compression, stamp, FileId::of(&meta)));
@@ -154,4 +148,16 @@ pub fn count(dir: &Path, schedule: &Schedule) -> Result<(usize, Option<DateTime<
         .collect();
     let oldest = mine.iter().map(|a| a.made).min();
     Ok((mine.len(), oldest))
+}
+
+/// The metadata of a listed entry that is a file (archives are files, not links), or
+/// `None` for anything else, or for a file replaced or removed while the folder was
+/// listed: it is not there any more.
+pub(super) fn file_metadata(entry: &fs::DirEntry) -> Result<Option<fs::Metadata>> {
+    match entry.metadata() {
+        Ok(meta) if meta.is_file() => Ok(Some(meta)),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", entry.path().display())),
+    }
 }

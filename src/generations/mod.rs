@@ -129,13 +129,8 @@ impl Series {
             if series_name != name || found != compression {
                 continue;
             }
-            let meta = match entry.metadata() {
-                Ok(meta) if meta.is_file() => meta,
-                Ok(_) => continue,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => {
-                    return Err(e).with_context(|| format!("reading {}", entry.path().display()));
-                }
+            let Some(meta) = list::file_metadata(&entry)? else {
+                continue;
             };
             let id = FileId::of(&meta);
             match (visible, stamp) {
