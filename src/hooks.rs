@@ -208,30 +208,26 @@ pub fn run(home: &Home, hook: Hook, env: &[(&'static str, String)]) -> Ended {
 /// Like ssh's StrictModes: the hook and its folder are owned by the user running it or by
 /// root, and writable by no one else; the hook is a regular, executable file.
 pub fn check(path: &Path) -> Result<()> {
-    let me = nix::unistd::geteuid().as_raw();
-    let owned = |meta: &fs::Metadata| meta.uid() == me || meta.uid() == 0;
     if let Some(dir) = path.parent() {
         let meta = fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
-        if !owned(&meta) {
-            bail!(
-                "{} is owned by uid {}, not by this user or root",
-                dir.display(),
-                meta.uid()
-            );
-        }
-        if meta.mode() & 0o022 != 0 {
-            bail!(
-                "{} is writable by group or others (mode {:o})",
-                dir.display(),
-                meta.permissions().mode() & 0o7777
-            );
-        }
+        trusted(dir, &meta)?;
     }
     let meta = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
     if !meta.is_file() {
         bail!("{} is not a regular file", path.display());
     }
-    if !owned(&meta) {
+    trusted(path, &meta)?;
+    if meta.mode() & 0o100 == 0 {
+        bail!("{} is not executable (chmod u+x)", path.display());
+    }
+    Ok(())
+}
+
+/// Refuses what another user could have changed: owned by someone other than this user
+/// or root, or writable by group or others.
+fn trusted(path: &Path, meta: &fs::Metadata) -> Result<()> {
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != 0 {
         bail!(
             "{} is owned by uid {}, not by this user or root",
             path.display(),
@@ -244,9 +240,6 @@ pub fn check(path: &Path) -> Result<()> {
             path.display(),
             meta.permissions().mode() & 0o7777
         );
-    }
-    if meta.mode() & 0o100 == 0 {
-        bail!("{} is not executable (chmod u+x)", path.display());
     }
     Ok(())
 }

@@ -11,10 +11,10 @@ mod common;
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use common::{ChildGuard, MANAGER, TestHome, wait_for};
+use common::{ChildGuard, MANAGER, TestHome, run_paused, wait_for};
 
 /// A home with one schedule of `src` (one file, `src/f`) keeping `keep` archives.
 fn home_keeping(keep: &str, extra: &[&str]) -> TestHome {
@@ -155,26 +155,6 @@ fn a_plain_schedule_writes_one_archive_and_nothing_else() {
     assert!(!status.stdout.contains("archives:"), "{}", status.stdout);
     let json = home.manager(&["status", "--json"]).stdout;
     assert!(!json.contains("generations"), "{json}");
-}
-
-/// `backup_manager run 0` in `home`, pausing at `step` of its rotation.
-fn run_paused(home: &TestHome, step: &str, marker: &Path, stderr: File) -> ChildGuard {
-    let child = Command::new(MANAGER)
-        .arg("--home")
-        .arg(home.path())
-        .args(["run", "0"])
-        .env("BACKUP_TEST_PAUSE", format!("{step}:{}", marker.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    let mut child = ChildGuard(child);
-    wait_for(&format!("the rotation to reach {step}"), || {
-        assert!(child.is_running(), "run 0 ended before {step}");
-        marker.exists()
-    });
-    child
 }
 
 #[test]

@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::{ChildGuard, MANAGER, TestHome, archive_entries, wait_for};
+use common::{ChildGuard, TestHome, archive_entries};
 
 /// What a tree holds, as a restore must give it back: for each path, its kind, mode,
 /// mtime (seconds, as tar keeps them), and contents or link target.
@@ -380,26 +380,14 @@ fn pruning_removes_whole_chains_only() {
     }
 }
 
-/// `backup_manager run 0` in `home`, paused at `step` of its rotation (a hook of debug
-/// builds), so that the test can kill it there.
+/// `backup_manager run 0` in `home`, paused at `step` so that the test can kill it there.
 fn run_paused(home: &TestHome, step: &str) -> ChildGuard {
-    let marker = home.path().join("paused");
-    let child = Command::new(MANAGER)
-        .arg("--home")
-        .arg(home.path())
-        .args(["run", "0"])
-        .env("BACKUP_TEST_PAUSE", format!("{step}:{}", marker.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(File::create(home.path().join("run.err")).unwrap())
-        .spawn()
-        .unwrap();
-    let mut child = ChildGuard(child);
-    wait_for(&format!("the backup to reach {step}"), || {
-        assert!(child.is_running(), "run 0 ended before {step}");
-        marker.exists()
-    });
-    child
+    common::run_paused(
+        home,
+        step,
+        &home.path().join("paused"),
+        File::create(home.path().join("run.err")).unwrap(),
+    )
 }
 
 #[test]

@@ -505,3 +505,25 @@ pub struct Entry {
 pub fn mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o7777
 }
+
+/// `backup_manager run 0` in `home`, paused at `step` of its rotation by the debug
+/// builds' `BACKUP_TEST_PAUSE` hook, so that the test can kill it there: the pause
+/// creates `marker` and waits until it is removed.
+pub fn run_paused(home: &TestHome, step: &str, marker: &Path, stderr: File) -> ChildGuard {
+    let child = Command::new(MANAGER)
+        .arg("--home")
+        .arg(home.path())
+        .args(["run", "0"])
+        .env("BACKUP_TEST_PAUSE", format!("{step}:{}", marker.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut child = ChildGuard(child);
+    wait_for(&format!("the run to reach {step}"), || {
+        assert!(child.is_running(), "run 0 ended before {step}");
+        marker.exists()
+    });
+    child
+}
