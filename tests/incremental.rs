@@ -271,6 +271,38 @@ fn nothing_changed_stores_only_the_folder_listings() {
 }
 
 #[test]
+fn in_large_folders_exactly_the_changed_files_are_stored() {
+    // Folders of 300 children are read on two threads, each half by one: changes at
+    // both ends and in the middle must all be seen, and nothing else stored.
+    let home = incremental_home(&[]);
+    for d in 0..2 {
+        for i in 0..300 {
+            home.write(&format!("src/d{d}/f{i:03}"), format!("{d} {i}"));
+        }
+    }
+    back_up_and_compare(&home, "the full");
+    let s = src(&home);
+    let changed = ["d0/f000", "d0/f149", "d0/f150", "d0/f299", "d1/f200"];
+    for name in changed {
+        fs::write(s.join(name), "changed").unwrap();
+    }
+    fs::remove_file(s.join("d1/f100")).unwrap();
+    fs::write(s.join("d1/new"), "new").unwrap();
+    back_up_and_compare(&home, "changes in large folders");
+    let entries = archive_entries(&home.archive_path("code.tar"));
+    let mut files: Vec<&str> = entries
+        .keys()
+        .map(String::as_str)
+        .filter(|k| k.contains("/f") || k.ends_with("/new"))
+        .collect();
+    files.sort_unstable();
+    let mut expected: Vec<String> = changed.iter().map(|n| format!("src/{n}")).collect();
+    expected.push("src/d1/new".into());
+    expected.sort_unstable();
+    assert_eq!(files, expected);
+}
+
+#[test]
 fn a_damaged_or_lost_record_makes_a_full_backup_with_a_warning() {
     let home = incremental_home(&[]);
     home.write("src/f", "one");

@@ -31,6 +31,9 @@ use crate::excludes::Excludes;
 use crate::incremental::{self, Child, Tracker};
 
 mod data;
+mod stats;
+
+use stats::{Listing, Stats};
 
 /// Files up to this size are read whole into the stream in one `read`; larger ones a
 /// batch at a time.
@@ -70,6 +73,7 @@ pub fn write_tree(
         users: HashMap::new(),
         groups: HashMap::new(),
         summary: Summary::default(),
+        stats: Stats::default(),
     };
     let c_source = CString::new(source.as_os_str().as_bytes())
         .with_context(|| format!("source {} holds a NUL byte", source.display()))?;
@@ -128,9 +132,6 @@ pub fn write_tree(
     Ok(walk.summary)
 }
 
-/// A folder's children as listed: name and, when the listing tells it, type.
-type Listing = Vec<(CString, Option<Type>)>;
-
 struct Walk<'s, 'p, 't> {
     stream: &'s mut Stream,
     /// In an incremental backup: folders become dumpdirs, and only what changed since
@@ -155,6 +156,8 @@ struct Walk<'s, 'p, 't> {
     users: HashMap<u32, Vec<u8>>,
     groups: HashMap<u32, Vec<u8>>,
     summary: Summary,
+    /// Stats folders' children, for the dumpdirs of an incremental backup.
+    stats: Stats,
 }
 
 /// Why an entry could not be archived: a write error ends the backup, a read error
@@ -287,15 +290,12 @@ impl Walk<'_, '_, '_> {
         listed: Listing,
     ) -> Result<(Listing, Vec<bool>)> {
         let mut kept = Vec::with_capacity(listed.len());
-        let mut children = Vec::with_capacity(listed.len());
-        for (file_name, file_type) in listed {
-            match fstatat(
-                dir.as_fd(),
-                file_name.as_c_str(),
-                AtFlags::AT_SYMLINK_NOFOLLOW,
-            ) {
+        let mut stats = Vec::with_capacity(listed.len());
+        let (listed, results) = self.stats.all(dir.as_fd(), listed)?;
+        for ((file_name, file_type), stat) in listed.into_iter().zip(results) {
+            match stat {
                 Ok(stat) => {
-                    children.push(Child::of(file_name.to_bytes(), &stat));
+                    stats.push(stat);
                     kept.push((file_name, file_type));
                 }
                 Err(e) => {
@@ -305,6 +305,11 @@ impl Walk<'_, '_, '_> {
                 }
             }
         }
+        let children: Vec<Child<'_>> = kept
+            .iter()
+            .zip(&stats)
+            .map(|((file_name, _), stat)| Child::of(file_name.to_bytes(), stat))
+            .collect();
         let tracker = self.incremental.as_mut().expect("an incremental walk");
         let mut stored = tracker.folder(name, &children)?;
         let data = incremental::dumpdir(&children, &stored);

@@ -34,11 +34,11 @@ pub use record::{Child, Head};
 /// The dumpdir entry's type flag.
 pub const DUMPDIR: u8 = b'D';
 
-impl Child {
+impl<'n> Child<'n> {
     /// What the record keeps of a child named `name` with status `stat`.
-    pub fn of(name: &[u8], stat: &FileStat) -> Self {
+    pub fn of(name: &'n [u8], stat: &FileStat) -> Self {
         Child {
-            name: name.to_vec(),
+            name,
             kind: ((stat.st_mode & libc::S_IFMT) >> 12) as u8,
             dev: stat.st_dev,
             ino: stat.st_ino,
@@ -82,24 +82,29 @@ impl Tracker {
 
     /// The folder `name` holds `children` (sorted by name): records them, and says for
     /// each whether it is to be stored (new or changed since the previous backup).
-    pub fn folder(&mut self, name: &[u8], children: &[Child]) -> Result<Vec<bool>> {
+    pub fn folder(&mut self, name: &[u8], children: &[Child<'_>]) -> Result<Vec<bool>> {
         self.next
-            .folder(name, children.iter())
+            .folder(name, children)
             .context("writing the record")?;
-        let before = match &mut self.previous {
-            Some(previous) => previous
-                .folder(name)
-                .context("reading the previous record")?
-                .unwrap_or_default(),
-            None => Vec::new(),
+        let Some(previous) = &mut self.previous else {
+            return Ok(vec![true; children.len()]);
         };
+        let before = match previous
+            .folder(name)
+            .context("reading the previous record")?
+        {
+            Some(folder) => folder.children().context("reading the previous record")?,
+            None => return Ok(vec![true; children.len()]),
+        };
+        // Both lists are sorted by name: one pass over each. (Were the record's not, a
+        // child would only be missed, and so stored: never wrongly left out.)
+        let mut old = before.iter().peekable();
         Ok(children
             .iter()
             .map(|child| {
-                match before.binary_search_by(|old| old.name.as_slice().cmp(&child.name)) {
-                    Ok(i) => before[i] != *child,
-                    Err(_) => true,
-                }
+                while old.next_if(|old| old.name < child.name).is_some() {}
+                old.next_if(|old| old.name == child.name)
+                    .is_none_or(|old| old != child)
             })
             .collect())
     }
@@ -112,7 +117,7 @@ impl Tracker {
 
 /// A dumpdir's data: each child flagged `D` (folder), `Y` (stored) or `N` (not stored),
 /// then an empty name.
-pub fn dumpdir(children: &[Child], stored: &[bool]) -> Vec<u8> {
+pub fn dumpdir(children: &[Child<'_>], stored: &[bool]) -> Vec<u8> {
     let mut data = Vec::new();
     for (child, &stored) in children.iter().zip(stored) {
         data.push(if child.is_dir() {
@@ -122,7 +127,7 @@ pub fn dumpdir(children: &[Child], stored: &[bool]) -> Vec<u8> {
         } else {
             b'N'
         });
-        data.extend_from_slice(&child.name);
+        data.extend_from_slice(child.name);
         data.push(0);
     }
     data.push(0);

@@ -3,15 +3,17 @@
 //! mtime and ctime to the nanosecond).
 //!
 //! The file is a stream of blocks, one per folder, so that a backup reads the previous
-//! record and writes the new one a folder at a time: memory holds the blocks of the
-//! folders on the current path, never the whole record. It ends with a checksum of
-//! everything before it; a record that does not check is not used (see [`check`]).
+//! record and writes the new one a folder at a time: memory holds one folder's block,
+//! never the whole record. It ends with a checksum of everything before it; a record
+//! that does not check is not used (see [`check`]).
 //!
 //! Layout (integers little-endian): the magic line, the chain's start (`i64`, Unix
 //! seconds), the source as written (`u32` length, bytes); then per folder `b'F'`, its
-//! entry name (`u32` length, bytes), its child count (`u32`), and per child its name
-//! (`u32` length, bytes), kind (`u8`), dev, ino, size (`u64`), mtime and ctime (`i64`
-//! seconds, `u32` nanoseconds); then `b'E'` and the FNV-1a hash of all bytes before it.
+//! entry name (`u32` length, bytes), its child count (`u32`), the length of its
+//! children's block (`u32`), and the block: per child its name (`u32` length, bytes),
+//! kind (`u8`), dev, ino, size (`u64`), mtime and ctime (`i64` seconds, `u32`
+//! nanoseconds); then `b'E'` and the [checksum](Hash) of all bytes before it. A folder's
+//! block is read and checked in one piece, and its children are read in place.
 
 use std::cmp::Ordering;
 use std::fs::File;
@@ -20,13 +22,21 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-const MAGIC: &[u8] = b"backup incremental record 1\n";
+const MAGIC: &[u8] = b"backup incremental record 2\n";
 
-/// What the record keeps of one child of a folder.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Child {
+/// The magic line of the first layout, whose folders had no block length: such a record
+/// is told apart from a damaged one, and replaced by the next full backup.
+const MAGIC_1: &[u8] = b"backup incremental record 1\n";
+
+/// A child's bytes in a block, besides its name.
+const CHILD_FIXED: usize = 4 + 1 + 8 + 8 + 8 + 12 + 12;
+
+/// What the record keeps of one child of a folder; the name is borrowed from the walk's
+/// listing or from the record's block, so that no child costs an allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Child<'n> {
     /// The child's file name.
-    pub name: Vec<u8>,
+    pub name: &'n [u8],
     /// File type bits (`st_mode & S_IFMT`) >> 12.
     pub kind: u8,
     /// Device.
@@ -51,19 +61,63 @@ pub struct Head {
     pub source: Vec<u8>,
 }
 
-/// FNV-1a, 64 bits: enough to tell a torn or damaged file, which is all it is for.
+/// The record's checksum: FNV-1a's step over 64-bit words rather than bytes, the last
+/// partial word padded and followed by the count of bytes. Each step is a bijection of
+/// the state, so any one damaged word changes the sum; it is enough to tell a torn or
+/// damaged file, which is all it is for, at a word per multiply.
 #[derive(Clone, Copy)]
-struct Hash(u64);
+struct Hash {
+    state: u64,
+    /// Bytes of the word being gathered, and how many.
+    tail: [u8; 8],
+    tail_len: usize,
+    len: u64,
+}
 
 impl Hash {
+    const PRIME: u64 = 0x0100_0000_01b3;
+
     fn new() -> Self {
-        Hash(0xcbf2_9ce4_8422_2325)
-    }
-    fn update(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        Hash {
+            state: 0xcbf2_9ce4_8422_2325,
+            tail: [0; 8],
+            tail_len: 0,
+            len: 0,
         }
+    }
+
+    fn word(&mut self, word: u64) {
+        self.state = (self.state ^ word).wrapping_mul(Self::PRIME);
+    }
+
+    fn update(&mut self, mut bytes: &[u8]) {
+        self.len += bytes.len() as u64;
+        if self.tail_len > 0 {
+            let take = bytes.len().min(8 - self.tail_len);
+            self.tail[self.tail_len..self.tail_len + take].copy_from_slice(&bytes[..take]);
+            self.tail_len += take;
+            bytes = &bytes[take..];
+            if self.tail_len < 8 {
+                return;
+            }
+            self.word(u64::from_le_bytes(self.tail));
+            self.tail_len = 0;
+        }
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            self.word(u64::from_le_bytes(word.try_into().expect("8 bytes")));
+        }
+        let rest = words.remainder();
+        self.tail[..rest.len()].copy_from_slice(rest);
+        self.tail_len = rest.len();
+    }
+
+    fn sum(mut self) -> u64 {
+        self.tail[self.tail_len..].fill(0);
+        let last = u64::from_le_bytes(self.tail);
+        self.word(last);
+        self.word(self.len);
+        self.state
     }
 }
 
@@ -77,6 +131,8 @@ pub fn walk_order(a: &[u8], b: &[u8]) -> Ordering {
 pub struct Writer<W: Write> {
     out: BufWriter<W>,
     hash: Hash,
+    /// The block being encoded, kept for the next folder's.
+    block: Vec<u8>,
 }
 
 impl<W: Write> Writer<W> {
@@ -85,6 +141,7 @@ impl<W: Write> Writer<W> {
         let mut writer = Writer {
             out: BufWriter::with_capacity(256 * 1024, out),
             hash: Hash::new(),
+            block: Vec::new(),
         };
         writer.put(MAGIC)?;
         writer.put(&head.chain_start.to_le_bytes())?;
@@ -103,32 +160,42 @@ impl<W: Write> Writer<W> {
     }
 
     /// Adds one folder (its entry name) and its children, sorted by name.
-    pub fn folder<'c>(
-        &mut self,
-        name: &[u8],
-        children: impl ExactSizeIterator<Item = &'c Child>,
-    ) -> io::Result<()> {
-        self.put(b"F")?;
-        self.bytes(name)?;
-        self.put(&(children.len() as u32).to_le_bytes())?;
+    pub fn folder(&mut self, name: &[u8], children: &[Child<'_>]) -> io::Result<()> {
+        let mut block = std::mem::take(&mut self.block);
+        block.clear();
         for child in children {
-            self.bytes(&child.name)?;
-            self.put(&[child.kind])?;
-            self.put(&child.dev.to_le_bytes())?;
-            self.put(&child.ino.to_le_bytes())?;
-            self.put(&child.size.to_le_bytes())?;
-            self.put(&child.mtime.0.to_le_bytes())?;
-            self.put(&child.mtime.1.to_le_bytes())?;
-            self.put(&child.ctime.0.to_le_bytes())?;
-            self.put(&child.ctime.1.to_le_bytes())?;
+            block.extend_from_slice(&(child.name.len() as u32).to_le_bytes());
+            block.extend_from_slice(child.name);
+            block.push(child.kind);
+            block.extend_from_slice(&child.dev.to_le_bytes());
+            block.extend_from_slice(&child.ino.to_le_bytes());
+            block.extend_from_slice(&child.size.to_le_bytes());
+            block.extend_from_slice(&child.mtime.0.to_le_bytes());
+            block.extend_from_slice(&child.mtime.1.to_le_bytes());
+            block.extend_from_slice(&child.ctime.0.to_le_bytes());
+            block.extend_from_slice(&child.ctime.1.to_le_bytes());
         }
-        Ok(())
+        let len = u32::try_from(block.len()).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a folder with more than 4 GiB of names",
+            )
+        });
+        let written = len.and_then(|len| {
+            self.put(b"F")?;
+            self.bytes(name)?;
+            self.put(&(children.len() as u32).to_le_bytes())?;
+            self.put(&len.to_le_bytes())?;
+            self.put(&block)
+        });
+        self.block = block;
+        written
     }
 
     /// Ends the record with its checksum and hands back the writer, flushed.
     pub fn finish(mut self) -> io::Result<W> {
         self.put(b"E")?;
-        let sum = self.hash.0.to_le_bytes();
+        let sum = self.hash.sum().to_le_bytes();
         self.out.write_all(&sum)?;
         self.out.into_inner().map_err(|e| e.into_error())
     }
@@ -141,6 +208,8 @@ pub struct Reader<R: Read> {
     /// The name of the next folder, read but not yet its children.
     pending: Option<Vec<u8>>,
     ended: bool,
+    /// The last folder's block, read whole.
+    block: Vec<u8>,
 }
 
 impl<R: Read> Reader<R> {
@@ -151,13 +220,17 @@ impl<R: Read> Reader<R> {
             hash: Hash::new(),
             pending: None,
             ended: false,
+            block: Vec::new(),
         };
         let mut magic = vec![0; MAGIC.len()];
         reader.take(&mut magic)?;
+        if magic == MAGIC_1 {
+            bail!("a record of an older version of this program");
+        }
         if magic != MAGIC {
             bail!("not a record of this program");
         }
-        let chain_start = reader.i64()?;
+        let chain_start = reader.u64()? as i64;
         let source = reader.bytes()?;
         Ok((
             reader,
@@ -191,9 +264,6 @@ impl<R: Read> Reader<R> {
         self.take(&mut b)?;
         Ok(u64::from_le_bytes(b))
     }
-    fn i64(&mut self) -> Result<i64> {
-        Ok(self.u64()? as i64)
-    }
     fn bytes(&mut self) -> Result<Vec<u8>> {
         let len = self.u32()? as usize;
         if len > 1 << 20 {
@@ -210,7 +280,7 @@ impl<R: Read> Reader<R> {
             match self.u8()? {
                 b'F' => self.pending = Some(self.bytes()?),
                 b'E' => {
-                    let expected = self.hash.0;
+                    let expected = self.hash.sum();
                     let mut sum = [0; 8];
                     self.input
                         .read_exact(&mut sum)
@@ -226,28 +296,32 @@ impl<R: Read> Reader<R> {
         Ok(self.pending.as_deref())
     }
 
-    fn children(&mut self) -> Result<Vec<Child>> {
+    /// Reads the pending folder's block; its children.
+    fn children(&mut self) -> Result<Folder<'_>> {
         self.pending = None;
         let count = self.u32()?;
-        let mut children = Vec::with_capacity(count.min(4096) as usize);
-        for _ in 0..count {
-            children.push(Child {
-                name: self.bytes()?,
-                kind: self.u8()?,
-                dev: self.u64()?,
-                ino: self.u64()?,
-                size: self.u64()?,
-                mtime: (self.i64()?, self.u32()?),
-                ctime: (self.i64()?, self.u32()?),
-            });
+        let len = u64::from(self.u32()?);
+        self.block.clear();
+        // Grown as the bytes come, not from the length: a damaged length cannot ask for
+        // more memory than the file holds.
+        let read = (&mut self.input)
+            .take(len)
+            .read_to_end(&mut self.block)
+            .context("reading the record")?;
+        if read as u64 != len {
+            bail!("the record ends early");
         }
-        Ok(children)
+        self.hash.update(&self.block);
+        Ok(Folder {
+            count,
+            block: &self.block,
+        })
     }
 
     /// The children of folder `name` as the record has them, or `None` if the record has
     /// no such folder. Folders must be asked in walk order; those skipped over (gone
     /// since) are read past.
-    pub fn folder(&mut self, name: &[u8]) -> Result<Option<Vec<Child>>> {
+    pub fn folder(&mut self, name: &[u8]) -> Result<Option<Folder<'_>>> {
         while let Some(next) = self.peek()? {
             match walk_order(next, name) {
                 Ordering::Less => {
@@ -266,6 +340,48 @@ impl<R: Read> Reader<R> {
             self.children()?;
         }
         Ok(())
+    }
+}
+
+/// One folder's children as a record holds them, read in place.
+pub struct Folder<'b> {
+    count: u32,
+    block: &'b [u8],
+}
+
+impl<'b> Folder<'b> {
+    /// The children, in the record's order; an error if the block does not parse.
+    pub fn children(&self) -> Result<Vec<Child<'b>>> {
+        let mut rest = self.block;
+        let mut children = Vec::with_capacity((self.count as usize).min(rest.len() / CHILD_FIXED));
+        for _ in 0..self.count {
+            let damaged =
+                || anyhow::anyhow!("a folder's block does not parse: the record is damaged");
+            let (len, after) = rest.split_first_chunk::<4>().ok_or_else(damaged)?;
+            let len = u32::from_le_bytes(*len) as usize;
+            if after.len() < len + CHILD_FIXED - 4 {
+                return Err(damaged());
+            }
+            let (name, fields) = after.split_at(len);
+            let u64_at =
+                |at: usize| u64::from_le_bytes(fields[at..at + 8].try_into().expect("8 bytes"));
+            let u32_at =
+                |at: usize| u32::from_le_bytes(fields[at..at + 4].try_into().expect("4 bytes"));
+            children.push(Child {
+                name,
+                kind: fields[0],
+                dev: u64_at(1),
+                ino: u64_at(9),
+                size: u64_at(17),
+                mtime: (u64_at(25) as i64, u32_at(33)),
+                ctime: (u64_at(37) as i64, u32_at(45)),
+            });
+            rest = &fields[CHILD_FIXED - 4..];
+        }
+        if !rest.is_empty() {
+            bail!("a folder's block is longer than its children: the record is damaged");
+        }
+        Ok(children)
     }
 }
 
@@ -292,9 +408,9 @@ pub fn check(path: &Path) -> Result<Option<Head>> {
 mod tests {
     use super::*;
 
-    fn child(name: &str, ino: u64) -> Child {
+    fn child(name: &str, ino: u64) -> Child<'_> {
         Child {
-            name: name.as_bytes().to_vec(),
+            name: name.as_bytes(),
             kind: 8,
             dev: 1,
             ino,
@@ -310,10 +426,9 @@ mod tests {
             source: b"data".to_vec(),
         };
         let mut w = Writer::new(Vec::new(), &head).unwrap();
-        w.folder(b"data", [child("a", 1), child("b", 2)].iter())
-            .unwrap();
-        w.folder(b"data/a", [child("x", 3)].iter()).unwrap();
-        w.folder(b"data/a-c", [].iter()).unwrap();
+        w.folder(b"data", &[child("a", 1), child("b", 2)]).unwrap();
+        w.folder(b"data/a", &[child("x", 3)]).unwrap();
+        w.folder(b"data/a-c", &[]).unwrap();
         w.finish().unwrap()
     }
 
@@ -324,12 +439,41 @@ mod tests {
         assert_eq!(head.chain_start, 1_700_000_000);
         assert_eq!(head.source, b"data");
         // `data/a` is skipped over (gone); `data/new` was never there.
-        let top = r.folder(b"data").unwrap().unwrap();
+        let top = r.folder(b"data").unwrap().unwrap().children().unwrap();
         assert_eq!(top, vec![child("a", 1), child("b", 2)]);
-        assert_eq!(r.folder(b"data/0").unwrap(), None);
-        assert_eq!(r.folder(b"data/a-c").unwrap(), Some(vec![]));
-        assert_eq!(r.folder(b"data/new").unwrap(), None);
+        assert!(r.folder(b"data/0").unwrap().is_none());
+        let empty = r.folder(b"data/a-c").unwrap().unwrap().children().unwrap();
+        assert_eq!(empty, vec![]);
+        assert!(r.folder(b"data/new").unwrap().is_none());
         r.finish().unwrap();
+    }
+
+    #[test]
+    fn a_record_of_the_first_layout_is_told_apart() {
+        let mut bytes = sample();
+        bytes[..MAGIC_1.len()].copy_from_slice(MAGIC_1);
+        let err = Reader::new(&bytes[..]).err().unwrap();
+        assert!(format!("{err:#}").contains("older version"), "{err:#}");
+    }
+
+    #[test]
+    fn the_checksum_does_not_depend_on_how_the_bytes_are_cut() {
+        let bytes: Vec<u8> = (0..=255).cycle().take(1000).collect();
+        let mut whole = Hash::new();
+        whole.update(&bytes);
+        for cut in [1, 3, 7, 8, 9, 500] {
+            let mut pieces = Hash::new();
+            for piece in bytes.chunks(cut) {
+                pieces.update(piece);
+            }
+            assert_eq!(pieces.sum(), whole.sum(), "pieces of {cut}");
+        }
+        // Trailing zeros are not lost in the padding of the last word.
+        let mut shorter = Hash::new();
+        shorter.update(&[1, 2, 3]);
+        let mut longer = Hash::new();
+        longer.update(&[1, 2, 3, 0]);
+        assert_ne!(shorter.sum(), longer.sum());
     }
 
     #[test]
@@ -347,6 +491,15 @@ mod tests {
             bad[i] ^= 0x10;
             let read = Reader::new(&bad[..]).and_then(|(r, _)| r.finish());
             assert!(read.is_err(), "a flipped byte {i} went unnoticed");
+            // Read folder by folder, as a backup does, it is caught too, or parses.
+            if let Ok((mut r, _)) = Reader::new(&bad[..]) {
+                for folder in [&b"data"[..], b"data/a", b"data/a-c"] {
+                    match r.folder(folder) {
+                        Ok(Some(f)) => drop(f.children()),
+                        _ => break,
+                    }
+                }
+            }
         }
         for len in 0..bytes.len() {
             let read = Reader::new(&bytes[..len]).and_then(|(r, _)| r.finish());
