@@ -7,20 +7,28 @@
 #   small with a .git, a .gitignore in every tenth folder and gitignore against none;
 #   exclude-caches on a tree whose target/ (tagged) holds 100,000 files, against the
 #   same tree whose target/ holds only its tag.
-# Runs alternate (ours, tar, ours, tar...), RUNS of each after one untimed warm-up
-# pair, with `sync` before every run so that neither pays for the other's write-back.
-# Our archive is fsynced before it is renamed into place; GNU tar's is not.
-# Prints the median times, their ratio, and the peak RSS of our runs; then incremental
-# backups of the small tree (full, nothing changed, 1% changed); then the RSS of
-# an idle backup_service, alone and with 10,000 schedules, and the time `list` takes to
-# show 10,000 schedules; and the load average before and after, since other work on
-# the machine skews the times (rerun when it was loaded). Everything is generated under a temporary folder (TMPDIR,
-# /tmp by default) and removed at the end.
+# Runs alternate (ours, tar, tar then sync of its archive, ours...), RUNS of each after
+# one untimed warm-up, with `sync` before every run so that none pays for another's
+# write-back. Our archive is fsynced before it is renamed into place; GNU tar's is not,
+# so GNU tar is timed both ways.
+# Prints every run's time, the medians, their ratios, and the peak RSS of our runs; then
+# incremental backups of the small tree (full, nothing changed, 1% changed), beside
+# GNU tar's own --listed-incremental and a bare `stat` of every file; then the peak RSS
+# of a full and an incremental backup of a generated tree of 1,000,000 files; then the
+# RSS of an idle backup_service, alone and with 10,000 schedules, and the time `list`
+# takes to show 10,000 schedules; and the load average before and after, since other
+# work on the machine skews the times (rerun when it was loaded). Everything is
+# generated under a temporary folder (TMPDIR, /tmp by default) and removed at the end.
 #
-# Usage: scripts/bench.sh [RUNS]    (RUNS defaults to 5)
+# Usage: scripts/bench.sh [RUNS] [SECTION...]
+#   RUNS defaults to 5; SECTIONs (all by default): archive excludes incremental million
+#   service
 set -euo pipefail
 
 runs=${1:-5}
+shift || true
+sections=${*:-archive excludes incremental million service}
+want() { [[ " $sections " == *" $1 "* ]]; }
 root=$(cd "$(dirname "$0")/.." && pwd)
 cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bins --examples
 ours="$root/target/release/examples/archive"
@@ -53,12 +61,15 @@ for d in range(500):
             out.write(os.urandom(size))
 print(f"  small: 50000 files, {total / 1e6:.0f} MB")
 PY
-mkdir -p "$work/large"
-for i in 1 2 3 4; do
-  head -c $((512 << 20)) /dev/urandom > "$work/large/file$i.bin"
-done
-echo "  large: 4 files of 512 MiB"
-python3 - "$work/cached" "$work/bare" <<'PY'
+if want archive; then
+  mkdir -p "$work/large"
+  for i in 1 2 3 4; do
+    head -c $((512 << 20)) /dev/urandom > "$work/large/file$i.bin"
+  done
+  echo "  large: 4 files of 512 MiB"
+fi
+if want excludes; then
+  python3 - "$work/cached" "$work/bare" <<'PY'
 import os, sys
 tag = b"Signature: 8a477f597d28d172789f06886806bc55\n"
 for root in sys.argv[1:]:
@@ -76,9 +87,10 @@ for d in range(100):
         open(os.path.join(folder, f"file{f:03}.o"), "wb").close()
 print("  cached: 100 files and a tagged target/ of 100,000; bare: its target/ holds the tag only")
 PY
+fi
 mkdir -p "$work/out"
 
-# Runs one command; appends "SECONDS PEAK_RSS_KB" to the file $1.
+# Runs one command; appends "MILLISECONDS PEAK_RSS_KB" to the file $1.
 measure() {
   local into=$1; shift
   rm -f "$work/out/"*.tar
@@ -92,24 +104,33 @@ measure() {
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
+# Every run's milliseconds, in the order run, from the first column of the file $1.
+spread() { tr '\n' ' ' < <(cut -d' ' -f1 "$1"); }
+
+# GNU tar, then its archive flushed to the disk, as ours is before it is in place.
+tar_synced() { tar -cf "$1" -C "$2" "$3" && sync "$1"; }
+export -f tar_synced
+
 bench() {
   local tree=$1
-  rm -f "$work/ours.txt" "$work/tar.txt"
+  rm -f "$work/ours.txt" "$work/tar.txt" "$work/synced.txt"
   # Warm-up: the tree into the page cache, as on a second run of either tool.
   measure /dev/null "$ours" "$work/$tree" "$work/out/ours.tar"
   measure /dev/null tar -cf "$work/out/gnu.tar" -C "$work" "$tree"
   for _ in $(seq "$runs"); do
     measure "$work/ours.txt" "$ours" "$work/$tree" "$work/out/ours.tar"
     measure "$work/tar.txt" tar -cf "$work/out/gnu.tar" -C "$work" "$tree"
+    measure "$work/synced.txt" bash -c 'tar_synced "$@"' _ "$work/out/gnu.tar" "$work" "$tree"
   done
-  local o t rss
+  local o t y rss
   o=$(cut -d' ' -f1 "$work/ours.txt" | median)
   t=$(cut -d' ' -f1 "$work/tar.txt" | median)
+  y=$(cut -d' ' -f1 "$work/synced.txt" | median)
   rss=$(cut -d' ' -f2 "$work/ours.txt" | sort -n | tail -1)
-  echo "$tree tree: ours $(tr '\n' ' ' < <(cut -d' ' -f1 "$work/ours.txt"))ms, GNU tar $(tr '\n' ' ' < <(cut -d' ' -f1 "$work/tar.txt"))ms"
-  awk -v o="$o" -v t="$t" -v r="$rss" -v tree="$tree" 'BEGIN {
-    printf "%s tree: median ours %.2f s, GNU tar %.2f s, ratio %.2fx; our peak RSS %.1f MiB\n",
-      tree, o / 1000, t / 1000, o / t, r / 1024 }'
+  echo "$tree tree: ours $(spread "$work/ours.txt")ms; GNU tar $(spread "$work/tar.txt")ms; GNU tar synced $(spread "$work/synced.txt")ms"
+  awk -v o="$o" -v t="$t" -v y="$y" -v r="$rss" -v tree="$tree" 'BEGIN {
+    printf "%s tree: median ours %.2f s, GNU tar %.2f s (%.2fx), GNU tar synced %.2f s (%.2fx); our peak RSS %.1f MiB\n",
+      tree, o / 1000, t / 1000, o / t, y / 1000, o / y, r / 1024 }'
 }
 
 # Times the command in the array named $2 against the one named $3, interleaved, as
@@ -127,54 +148,68 @@ versus() {
   local a b
   a=$(cut -d' ' -f1 "$work/a.txt" | median)
   b=$(cut -d' ' -f1 "$work/b.txt" | median)
-  echo "$label: $(tr '\n' ' ' < <(cut -d' ' -f1 "$work/a.txt"))ms against $(tr '\n' ' ' < <(cut -d' ' -f1 "$work/b.txt"))ms"
+  echo "$label: $(spread "$work/a.txt")ms against $(spread "$work/b.txt")ms"
   awk -v a="$a" -v b="$b" -v label="$label" 'BEGIN {
     printf "%s: median %.3f s against %.3f s, ratio %.2fx\n", label, a / 1000, b / 1000, a / b }'
 }
 
-bench small
-bench large
+if want archive; then
+  bench small
+  bench large
+fi
 
-plain=("$ours" "$work/small" "$work/out/ours.tar")
-excluding=("$ours" "$work/small" "$work/out/ours.tar"
-  "exclude=*.log" "exclude=node_modules/" "exclude=/build/" exclude-caches)
-versus "small tree, three excludes and exclude-caches against none" excluding plain
+if want excludes; then
+  plain=("$ours" "$work/small" "$work/out/ours.tar")
+  excluding=("$ours" "$work/small" "$work/out/ours.tar"
+    "exclude=*.log" "exclude=node_modules/" "exclude=/build/" exclude-caches)
+  versus "small tree, three excludes and exclude-caches against none" excluding plain
 
-# A repository: a .git at the top, a .gitignore in every tenth folder, matching nothing.
-mkdir -p "$work/small/.git/info"
-echo "ref: refs/heads/main" > "$work/small/.git/HEAD"
-for d in $(seq 0 10 499); do
-  printf '*.log\n/build/\ntarget/\n!keep.log\n' > "$work/small/$(printf 'dir%03d' "$d")/.gitignore"
-done
-gitignored=("$ours" "$work/small" "$work/out/ours.tar" gitignore)
-versus "small tree with .gitignore files, gitignore against none" gitignored plain
+  # A repository: a .git at the top, a .gitignore in every tenth folder, matching nothing.
+  mkdir -p "$work/repo"
+  cp -a "$work/small/." "$work/repo"
+  mkdir -p "$work/repo/.git/info"
+  echo "ref: refs/heads/main" > "$work/repo/.git/HEAD"
+  for d in $(seq 0 10 499); do
+    printf '*.log\n/build/\ntarget/\n!keep.log\n' > "$work/repo/$(printf 'dir%03d' "$d")/.gitignore"
+  done
+  repo_plain=("$ours" "$work/repo" "$work/out/ours.tar")
+  gitignored=("$ours" "$work/repo" "$work/out/ours.tar" gitignore)
+  versus "small tree with .gitignore files, gitignore against none" gitignored repo_plain
+  rm -rf "$work/repo"
 
-cached=("$ours" "$work/cached" "$work/out/ours.tar" exclude-caches)
-bare=("$ours" "$work/bare" "$work/out/ours.tar" exclude-caches)
-versus "exclude-caches, target/ of 100,000 files against target/ of its tag alone" cached bare
+  cached=("$ours" "$work/cached" "$work/out/ours.tar" exclude-caches)
+  bare=("$ours" "$work/bare" "$work/out/ours.tar" exclude-caches)
+  versus "exclude-caches, target/ of 100,000 files against target/ of its tag alone" cached bare
+fi
 
-# Incremental backups of the small tree through backup_manager run: a full one (the
-# record removed first), one with nothing changed, one with 1% of the files changed
-# (500 files rewritten, same size). Medians of RUNS each, and the archive sizes.
-inc_home="$work/inc"
-mkdir -p "$inc_home"
-"$bin/backup_manager" --home "$inc_home" create --incremental --keep 2 "$work/small;03:00;inc" >/dev/null
-inc_run() {
-  local into=$1
+# Runs `backup_manager run 0` in the home $2; appends "MILLISECONDS ARCHIVE_BYTES
+# PEAK_RSS_KB" to the file $1, the archive being backups/$3.tar.
+backup_run() {
+  local into=$1 home=$2 name=$3
   sync
   local start end
   start=$(date +%s%N)
-  /usr/bin/time -f "%M" -o "$work/rss" "$bin/backup_manager" --home "$inc_home" run 0 >/dev/null 2>&1
+  /usr/bin/time -f "%M" -o "$work/rss" "$bin/backup_manager" --home "$home" run 0 >/dev/null 2>&1
   end=$(date +%s%N)
-  echo "$(( (end - start) / 1000000 )) $(stat -c %s "$inc_home/backups/inc.tar") $(cat "$work/rss")" >> "$into"
+  echo "$(( (end - start) / 1000000 )) $(stat -c %s "$home/backups/$name.tar") $(cat "$work/rss")" >> "$into"
 }
-rm -f "$work/full.txt" "$work/same.txt" "$work/one.txt"
-"$bin/backup_manager" --home "$inc_home" run 0 >/dev/null 2>&1   # warm-up
-for i in $(seq "$runs"); do
-  rm -f "$inc_home/backups/.inc.record"
-  inc_run "$work/full.txt"
-  inc_run "$work/same.txt"
-  python3 - "$work/small" "$i" <<'PY'
+
+if want incremental; then
+  # Incremental backups of the small tree through backup_manager run: a full one (the
+  # record removed first), one with nothing changed, one with 1% of the files changed
+  # (500 files rewritten, same size). keep is high enough that no run pays for pruning
+  # an older chain (the removal of a 339 MB full). Medians of RUNS each, every run's
+  # time, and the archive sizes.
+  inc_home="$work/inc"
+  mkdir -p "$inc_home"
+  "$bin/backup_manager" --home "$inc_home" create --incremental --keep 100 "$work/small;03:00;inc" >/dev/null
+  rm -f "$work/full.txt" "$work/same.txt" "$work/one.txt"
+  "$bin/backup_manager" --home "$inc_home" run 0 >/dev/null 2>&1   # warm-up
+  for i in $(seq "$runs"); do
+    rm -f "$inc_home/backups/.inc.record"
+    backup_run "$work/full.txt" "$inc_home" inc
+    backup_run "$work/same.txt" "$inc_home" inc
+    python3 - "$work/small" "$i" <<'PY'
 import os, sys
 root, seed = sys.argv[1], int(sys.argv[2])
 for n in range(500):
@@ -183,51 +218,100 @@ for n in range(500):
     with open(path, "r+b") as out:
         out.write(os.urandom(16))
 PY
-  inc_run "$work/one.txt"
-done
-for kind in full same one; do
-  t=$(cut -d' ' -f1 "$work/$kind.txt" | median)
-  b=$(cut -d' ' -f2 "$work/$kind.txt" | median)
-  r=$(cut -d' ' -f3 "$work/$kind.txt" | sort -n | tail -1)
-  echo "$kind $t $b $r"
-done > "$work/inc.txt"
-awk '{ t[$1] = $2; b[$1] = $3; r[$1] = $4 } END {
-  printf "incremental, small tree: full %.2f s, %.1f MB, peak RSS %.1f MiB\n", t["full"] / 1000, b["full"] / 1e6, r["full"] / 1024
-  printf "incremental, nothing changed: %.2f s (%.1f%% of the full), %.2f MB (%.2f%%)\n", t["same"] / 1000, 100 * t["same"] / t["full"], b["same"] / 1e6, 100 * b["same"] / b["full"]
-  printf "incremental, 1%% of files changed: %.2f s (%.1f%% of the full), %.2f MB (%.2f%%)\n", t["one"] / 1000, 100 * t["one"] / t["full"], b["one"] / 1e6, 100 * b["one"] / b["full"]
-}' "$work/inc.txt"
+    backup_run "$work/one.txt" "$inc_home" inc
+  done
+  for kind in full same one; do
+    echo "incremental runs, $kind: $(spread "$work/$kind.txt")ms"
+  done
+  for kind in full same one; do
+    t=$(cut -d' ' -f1 "$work/$kind.txt" | median)
+    b=$(cut -d' ' -f2 "$work/$kind.txt" | median)
+    r=$(cut -d' ' -f3 "$work/$kind.txt" | sort -n | tail -1)
+    echo "$kind $t $b $r"
+  done > "$work/inc.txt"
+  awk '{ t[$1] = $2; b[$1] = $3; r[$1] = $4 } END {
+    printf "incremental, small tree: full %.2f s, %.1f MB, peak RSS %.1f MiB\n", t["full"] / 1000, b["full"] / 1e6, r["full"] / 1024
+    printf "incremental, nothing changed: %.3f s (%.1f%% of the full), %.2f MB (%.2f%%)\n", t["same"] / 1000, 100 * t["same"] / t["full"], b["same"] / 1e6, 100 * b["same"] / b["full"]
+    printf "incremental, 1%% of files changed: %.3f s (%.1f%% of the full), %.2f MB (%.2f%%)\n", t["one"] / 1000, 100 * t["one"] / t["full"], b["one"] / 1e6, 100 * b["one"] / b["full"]
+  }' "$work/inc.txt"
+  rm -rf "$inc_home"
 
-service_home="$work/home"
-mkdir -p "$service_home"
-"$bin/backup_manager" --home "$service_home" start
-sleep 2
-pid=$(cat "$service_home/.backup_service.pid")
-rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status")
-awk -v r="$rss" 'BEGIN { printf "idle backup_service: RSS %.1f MiB\n", r / 1024 }'
-"$bin/backup_manager" --home "$service_home" stop
+  # For scale: GNU tar's own incremental of the same tree with nothing changed (its
+  # snapshot file copied back each time), and `find` doing nothing but stat every file.
+  rm -f "$work/gnu-full.txt" "$work/gnu-same.txt" "$work/find.txt"
+  tar -c --listed-incremental="$work/snar" -f "$work/out/gnu.tar" -C "$work" small
+  for _ in $(seq "$runs"); do
+    cp "$work/snar" "$work/snar.1"
+    measure "$work/gnu-same.txt" tar -c --listed-incremental="$work/snar.1" -f "$work/out/gnu-inc.tar" -C "$work" small
+    measure "$work/gnu-full.txt" tar -cf "$work/out/gnu.tar" -C "$work" small
+    measure "$work/find.txt" find "$work/small" -printf '%i %s %T@ %C@\n'
+  done
+  echo "GNU tar, small tree: full $(spread "$work/gnu-full.txt")ms; --listed-incremental, nothing changed $(spread "$work/gnu-same.txt")ms; find, stat only $(spread "$work/find.txt")ms"
+  awk -v f="$(median < <(cut -d' ' -f1 "$work/gnu-full.txt"))" \
+      -v s="$(median < <(cut -d' ' -f1 "$work/gnu-same.txt"))" \
+      -v n="$(median < <(cut -d' ' -f1 "$work/find.txt"))" 'BEGIN {
+    printf "GNU tar: nothing changed %.3f s, %.1f%% of its full (%.2f s); a bare stat of every file: %.3f s\n", s / 1000, 100 * s / f, f / 1000, n / 1000 }'
+fi
 
-# At scale: 10,000 schedules, none due while measured (all twelve hours away), each
-# seen by the service. Idle RSS after a look, and `list`'s median time of 11 runs.
-big_home="$work/big"
-mkdir -p "$big_home"
-hour=$(( (10#$(date +%H) + 12) % 24 ))
-for i in $(seq 0 9999); do
-  printf 'src_%d;%02d:%02d;archive_%d\n' "$i" "$hour" $(( i % 60 )) "$i"
-done > "$big_home/backup_schedules.txt"
-service_home="$big_home"
-"$bin/backup_manager" --home "$big_home" start
-sleep 2
-pid=$(cat "$big_home/.backup_service.pid")
-kill -HUP "$pid"  # a second look, now with every record in the state file
-sleep 2
-rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status")
-awk -v r="$rss" 'BEGIN { printf "idle backup_service, 10,000 schedules: RSS %.1f MiB\n", r / 1024 }'
-"$bin/backup_manager" --home "$big_home" stop
-for _ in $(seq 11); do
-  start=$(date +%s%N)
-  "$bin/backup_manager" --home "$big_home" list >/dev/null
-  end=$(date +%s%N)
-  echo $(( (end - start) / 1000 ))
-done | sort -n | awk '{ t[NR] = $1 } END { printf "list of 10,000 schedules: median %.1f ms\n", t[6] / 1000 }'
-service_home=""
+if want million; then
+  # Memory with a large record: 1,000,000 one-byte files in 1,000 folders, a full
+  # backup and then an incremental with nothing changed; their peak RSS.
+  python3 - "$work/million" <<'PY'
+import os, sys
+root = sys.argv[1]
+for d in range(1000):
+    folder = os.path.join(root, f"d{d:03}")
+    os.makedirs(folder)
+    for f in range(1000):
+        with open(os.path.join(folder, f"f{f:03}"), "wb") as out:
+            out.write(b"x")
+print("  million: 1,000,000 files of 1 byte in 1,000 folders")
+PY
+  big_inc="$work/million-home"
+  mkdir -p "$big_inc"
+  "$bin/backup_manager" --home "$big_inc" create --incremental --keep 2 "$work/million;03:00;m" >/dev/null
+  rm -f "$work/million.txt"
+  backup_run "$work/million.txt" "$big_inc" m
+  backup_run "$work/million.txt" "$big_inc" m
+  record=$(stat -c %s "$big_inc/backups/.m.record")
+  awk -v rec="$record" 'NR == 1 { printf "1,000,000 files: full %.1f s, peak RSS %.1f MiB; ", $1 / 1000, $3 / 1024 }
+    NR == 2 { printf "incremental %.1f s, peak RSS %.1f MiB; record %.0f MB\n", $1 / 1000, $3 / 1024, rec / 1e6 }' "$work/million.txt"
+  rm -rf "$big_inc" "$work/million"
+fi
+
+if want service; then
+  service_home="$work/home"
+  mkdir -p "$service_home"
+  "$bin/backup_manager" --home "$service_home" start
+  sleep 2
+  pid=$(cat "$service_home/.backup_service.pid")
+  rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status")
+  awk -v r="$rss" 'BEGIN { printf "idle backup_service: RSS %.1f MiB\n", r / 1024 }'
+  "$bin/backup_manager" --home "$service_home" stop
+
+  # At scale: 10,000 schedules, none due while measured (all twelve hours away), each
+  # seen by the service. Idle RSS after a look, and `list`'s median time of 11 runs.
+  big_home="$work/big"
+  mkdir -p "$big_home"
+  hour=$(( (10#$(date +%H) + 12) % 24 ))
+  for i in $(seq 0 9999); do
+    printf 'src_%d;%02d:%02d;archive_%d\n' "$i" "$hour" $(( i % 60 )) "$i"
+  done > "$big_home/backup_schedules.txt"
+  service_home="$big_home"
+  "$bin/backup_manager" --home "$big_home" start
+  sleep 2
+  pid=$(cat "$big_home/.backup_service.pid")
+  kill -HUP "$pid"  # a second look, now with every record in the state file
+  sleep 2
+  rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status")
+  awk -v r="$rss" 'BEGIN { printf "idle backup_service, 10,000 schedules: RSS %.1f MiB\n", r / 1024 }'
+  "$bin/backup_manager" --home "$big_home" stop
+  for _ in $(seq 11); do
+    start=$(date +%s%N)
+    "$bin/backup_manager" --home "$big_home" list >/dev/null
+    end=$(date +%s%N)
+    echo $(( (end - start) / 1000 ))
+  done | sort -n | awk '{ t[NR] = $1 } END { printf "list of 10,000 schedules: median %.1f ms\n", t[6] / 1000 }'
+  service_home=""
+fi
 echo "Load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
