@@ -173,6 +173,13 @@ fn validate_name(name: &str) -> Result<(), Reason> {
         Err(Reason::SpaceAroundName)
     } else if name.len() > MAX_NAME_LEN {
         Err(Reason::NameTooLong(name.len()))
+    } else if name
+        .rsplit_once('.')
+        .is_some_and(|(_, end)| crate::generations::Stamp::parse(end).is_some())
+    {
+        // `code.2026-11-22_0200.tar` is a kept generation of `code`: another NAME's
+        // archive of that name would be listed, rotated and pruned as one.
+        Err(Reason::DatedName)
     } else {
         Ok(())
     }
@@ -205,6 +212,8 @@ pub enum Reason {
     SpaceAroundName,
     /// The NAME is longer than [`MAX_NAME_LEN`] bytes.
     NameTooLong(usize),
+    /// The NAME ends in `.YYYY-MM-DD_HHMM`, as a kept generation of another NAME does.
+    DatedName,
 }
 
 impl fmt::Display for Reason {
@@ -230,6 +239,9 @@ impl fmt::Display for Reason {
             Reason::NameTooLong(n) => {
                 write!(f, "NAME is {n} bytes long, more than {MAX_NAME_LEN}")
             }
+            Reason::DatedName => f.write_str(
+                "NAME ends in .YYYY-MM-DD_HHMM, which names a kept generation of another NAME",
+            ),
         }
     }
 }
@@ -360,6 +372,10 @@ mod tests {
         assert_eq!(parse("a;12:00;x "), Err(Reason::SpaceAroundName));
         assert_eq!(parse("a;12:00; x"), Err(Reason::SpaceAroundName));
         assert!(parse("a;12:00;my docs").is_ok());
+        assert_eq!(parse("a;12:00;x.2026-11-22_0200"), Err(Reason::DatedName));
+        assert_eq!(parse("a;12:00;x.2026-11-22_0200-3"), Err(Reason::DatedName));
+        assert!(parse("a;12:00;x.2026-11-22").is_ok());
+        assert!(parse("a;12:00;v1.2").is_ok());
         let long = "n".repeat(MAX_NAME_LEN + 1);
         assert_eq!(
             parse(&format!("a;12:00;{long}")),
