@@ -192,6 +192,8 @@ fn malformed_schedules_are_refused_logged_and_leave_the_file_alone() {
         "a;07:05;x\ty",
         "a\nb;07:05;x",
         "a;07:05;x ",
+        // The name of a kept generation of `code`.
+        "a;07:05;code.2026-11-22_0200",
     ];
     for line in malformed {
         let out = home.manager(&["create", line]);
