@@ -30,6 +30,7 @@ use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use nix::unistd::Pid;
 
 use crate::home::{BACKUPS_DIR, Home};
+use crate::interrupt::Interrupts;
 use crate::schedule::Schedule;
 use crate::state::{Outcome, Run};
 
@@ -92,7 +93,12 @@ pub fn around(
     manual: bool,
     back_up: impl FnOnce() -> Run,
 ) -> Run {
-    let before = run(home, Hook::BeforeBackup, &facts(home, schedule, None));
+    let before = run(
+        home,
+        Hook::BeforeBackup,
+        &facts(home, schedule, None),
+        manual,
+    );
     let run_ = match before {
         Ended::Failed(why) => cancelled(schedule, &why, manual),
         Ended::Absent | Ended::Skipped(_) | Ended::Succeeded => back_up(),
@@ -101,7 +107,7 @@ pub fn around(
         Outcome::Ok | Outcome::Warnings => Hook::AfterBackup,
         Outcome::Failed => Hook::OnFailure,
     };
-    run(home, hook, &facts(home, schedule, Some(&run_)));
+    run(home, hook, &facts(home, schedule, Some(&run_)), manual);
     run_
 }
 
@@ -169,7 +175,11 @@ pub fn time_limit() -> Duration {
 }
 
 /// Runs `hook` of `home` if there is one, with `env` added, and logs how it ended.
-pub fn run(home: &Home, hook: Hook, env: &[(&'static str, String)]) -> Ended {
+///
+/// Run by hand (`manual`), in a terminal: Ctrl-C, SIGTERM or SIGHUP while the hook runs
+/// stops the hook's process group (SIGTERM, then SIGKILL), is logged, and then ends this
+/// process as the signal would have.
+pub fn run(home: &Home, hook: Hook, env: &[(&'static str, String)], manual: bool) -> Ended {
     let name = hook.file_name();
     let path = home.root().join(HOOKS_DIR).join(name);
     match fs::symlink_metadata(&path) {
@@ -182,7 +192,14 @@ pub fn run(home: &Home, hook: Hook, env: &[(&'static str, String)]) -> Ended {
         return Ended::Skipped(why);
     }
     let limit = time_limit();
-    match execute(home, &path, env, limit) {
+    let interrupts = if manual {
+        Interrupts::catch()
+            .inspect_err(|err| error!("{err:#}; Ctrl-C will not reach hook {name}"))
+            .ok()
+    } else {
+        None
+    };
+    let ended = match execute(home, &path, env, limit, interrupts.as_ref()) {
         Err(err) => {
             let why = format!("{err:#}");
             error!("hook {name} skipped: {why}");
@@ -202,7 +219,11 @@ pub fn run(home: &Home, hook: Hook, env: &[(&'static str, String)]) -> Ended {
             }
             ended
         }
+    };
+    if let Some(interrupts) = interrupts {
+        interrupts.end();
     }
+    ended
 }
 
 /// Like ssh's StrictModes: the hook and its folder are owned by the user running it or by
@@ -245,13 +266,14 @@ fn trusted(path: &Path, meta: &fs::Metadata) -> Result<()> {
 }
 
 /// Runs the hook at `path` in a process group of its own and waits for it at most `limit`;
-/// past that, the group gets SIGTERM, then SIGKILL. Returns how it ended and the last
-/// bytes of its output (stdout and stderr together).
+/// past that, or once `interrupts` caught a signal, the group gets SIGTERM, then SIGKILL.
+/// Returns how it ended and the last bytes of its output (stdout and stderr together).
 fn execute(
     home: &Home,
     path: &Path,
     env: &[(&'static str, String)],
     limit: Duration,
+    interrupts: Option<&Interrupts>,
 ) -> Result<(Ended, Vec<u8>)> {
     let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .context("creating a pipe for the hook's output")?;
@@ -290,7 +312,9 @@ fn execute(
     let output = collect(fs::File::from(reader));
     let pid = Pid::from_raw(child.id() as i32);
     let started = Instant::now();
-    let mut killed = None;
+    // Why the group is being stopped, and when SIGTERM went.
+    let mut stopping: Option<(Stop, Instant)> = None;
+    let mut killed = false;
     let status = loop {
         // WNOWAIT leaves the hook a zombie, so its process group id cannot be reused
         // while we may still signal it.
@@ -302,32 +326,40 @@ fn execute(
             Ok(status) => break status,
             Err(err) => bail!("waiting for {}: {err}", path.display()),
         }
-        let elapsed = started.elapsed();
-        match killed {
-            None if elapsed >= limit => {
-                let _ = killpg(pid, Signal::SIGTERM);
-                killed = Some(Signal::SIGTERM);
+        match stopping {
+            None => {
+                let stop = match interrupts.and_then(Interrupts::caught) {
+                    Some(signal) => Some(Stop::Interrupted(signal)),
+                    None => (started.elapsed() >= limit).then_some(Stop::TimeLimit),
+                };
+                if let Some(stop) = stop {
+                    let _ = killpg(pid, Signal::SIGTERM);
+                    stopping = Some((stop, Instant::now()));
+                }
             }
-            Some(Signal::SIGTERM) if elapsed >= limit + GRACE => {
+            Some((_, termed)) if !killed && termed.elapsed() >= GRACE => {
                 let _ = killpg(pid, Signal::SIGKILL);
-                killed = Some(Signal::SIGKILL);
+                killed = true;
             }
-            _ => {}
+            Some(_) => {}
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    if killed.is_some() {
+    if stopping.is_some() {
         // What the group's other members did with SIGTERM does not matter: none outlives
-        // the limit.
+        // the hook.
         let _ = killpg(pid, Signal::SIGKILL);
     }
     let exit = child
         .wait()
         .with_context(|| format!("reaping {}", path.display()))?;
-    let ended = match (killed, status) {
-        (Some(_), _) => Ended::Failed(format!(
+    let ended = match (stopping, status) {
+        (Some((Stop::TimeLimit, _)), _) => Ended::Failed(format!(
             "killed with its process group after its time limit of {} s ({TIMEOUT_VAR})",
             limit.as_secs()
+        )),
+        (Some((Stop::Interrupted(signal), _)), _) => Ended::Failed(format!(
+            "stopped with its process group: backup_manager got {signal}"
         )),
         (None, WaitStatus::Exited(_, 0)) => Ended::Succeeded,
         (None, WaitStatus::Exited(_, code)) => Ended::Failed(format!("exited with {code}")),
@@ -339,6 +371,13 @@ fn execute(
         .recv_timeout(Duration::from_millis(500))
         .unwrap_or_default();
     Ok((ended, bytes))
+}
+
+/// Why a hook's process group is stopped before it ends on its own.
+#[derive(Clone, Copy)]
+enum Stop {
+    TimeLimit,
+    Interrupted(Signal),
 }
 
 /// Reads `reader` to its end in a thread, keeping the last [`KEPT_BYTES`].

@@ -12,6 +12,7 @@ pub mod generations;
 pub mod home;
 pub mod hooks;
 pub mod incremental;
+pub mod interrupt;
 pub mod logging;
 pub mod manager;
 pub mod manual;

@@ -265,6 +265,40 @@ fn a_hook_that_hangs_is_killed_with_its_children_and_the_service_goes_on() {
 }
 
 #[test]
+fn ctrl_c_on_run_stops_the_hook_with_its_children_then_the_manager() {
+    use std::os::unix::process::ExitStatusExt;
+
+    let home = TestHome::new();
+    home.write("data/file.txt", "x\n");
+    hook(
+        &home,
+        "before-backup",
+        "#!/bin/sh\nsleep 1000 &\necho $! > child.pid\necho $$ > hook.pid\nwait\n",
+    );
+    home.manager(&["create", "data;03:00;docs"]).success();
+    let mut run = common::ChildGuard(home.spawn_manager(&["run", "0"]));
+    wait_for("the hook to start its child", || {
+        pid_in(&home.path().join("child.pid")).is_some()
+    });
+    let hook_pid = pid_in(&home.path().join("hook.pid")).unwrap();
+    let child_pid = pid_in(&home.path().join("child.pid")).unwrap();
+    // What Ctrl-C does: SIGINT to the terminal's foreground group, which the hook, in a
+    // group of its own, is not in.
+    let manager = nix::unistd::Pid::from_raw(run.0.id() as i32);
+    nix::sys::signal::kill(manager, nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = run.wait();
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
+    wait_for("the hook and its child to be gone", || {
+        !is_running(hook_pid) && !is_running(child_pid)
+    });
+    assert_message(
+        &home.manager_log(),
+        "Error: hook before-backup stopped with its process group: backup_manager got SIGINT",
+    );
+    assert!(!home.archive_path("docs.tar").exists(), "the backup ran");
+}
+
+#[test]
 fn stop_during_a_hanging_hook_waits_only_for_its_limit() {
     in_one_minute(MARGIN, |now| {
         let home = TestHome::new();
