@@ -433,7 +433,7 @@ mod tests {
     #[test]
     fn no_hook_file_runs_nothing() {
         let (_dir, home) = crate::home::temporary();
-        assert_eq!(run(&home, Hook::AfterBackup, &[]), Ended::Absent);
+        assert_eq!(run(&home, Hook::AfterBackup, &[], true), Ended::Absent);
     }
 
     #[test]
