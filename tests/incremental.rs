@@ -2,7 +2,8 @@
 //! restore and GNU tar's chained extraction (`tar -x --listed-incremental=/dev/null`,
 //! the full then each incremental in order) both give back the tree as it was; pruning
 //! keeps whole chains; a damaged record makes a full backup; a backup killed midway
-//! leaves the chain as it was.
+//! leaves the chain as it was; a folder made read-only before the full and changed by
+//! the incrementals restores, as a user other than root, at every point of the chain.
 
 mod common;
 
@@ -526,27 +527,38 @@ fn a_chain_restores_as_a_user_into_folders_an_earlier_archive_made_read_only() {
     let archives = chain(&home);
     assert_eq!(archives.len(), 3, "{archives:?}");
     give_away(home.path());
-    for (i, state) in states.iter().enumerate() {
-        let dest = tempfile::tempdir().unwrap();
-        give_away(dest.path());
-        let target = dest.path().join("r");
+    let restore = |target: &Path, args: &[&str]| {
         let mut command: Vec<&str> = prefix.iter().map(String::as_str).collect();
         command.extend([common::MANAGER, "--home", home.path().to_str().unwrap()]);
+        command.extend(["restore", "code", target.to_str().unwrap()]);
+        command.extend(args);
         let out = Command::new(command[0])
             .args(&command[1..])
-            .args(["restore", "code"])
-            .arg(&target)
-            .args(["--at", &archives[i]])
             .output()
             .unwrap();
         assert!(
             out.status.success(),
-            "restore --at {} as uid {UNPRIVILEGED}: {}",
-            archives[i],
+            "restore {args:?} as uid {UNPRIVILEGED}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let restored = snapshot(&target.join("src"));
+        snapshot(&target.join("src"))
+    };
+    for (i, state) in states.iter().enumerate() {
+        let dest = tempfile::tempdir().unwrap();
+        give_away(dest.path());
+        let target = dest.path().join("r");
+        let restored = restore(&target, &["--at", &archives[i]]);
         assert_eq!(&restored, state, "restore --at {}", archives[i]);
+        if i == 0 {
+            // Again with --force over that first one, its ro/ still mode 555.
+            let newest = restore(&target, &["--force"]);
+            assert_eq!(
+                Some(&newest),
+                states.last(),
+                "restore --force over --at {}",
+                archives[0]
+            );
+        }
         writable(&target);
     }
     writable(&s);
