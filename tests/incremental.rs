@@ -2,7 +2,8 @@
 //! restore and GNU tar's chained extraction (`tar -x --listed-incremental=/dev/null`,
 //! the full then each incremental in order) both give back the tree as it was; pruning
 //! keeps whole chains; a damaged record makes a full backup; a backup killed midway
-//! leaves the chain as it was.
+//! leaves the chain as it was; a folder made read-only before the full and changed by
+//! the incrementals restores, as a user other than root, at every point of the chain.
 
 mod common;
 
@@ -457,4 +458,166 @@ fn an_incremental_killed_midway_leaves_the_chain_and_the_next_run_redoes_it() {
         back_up_and_compare(&home, &format!("the run after a kill at {step}"));
         assert_eq!(home.partial_files(), Vec::<String>::new());
     }
+}
+
+/// The user restores run as when the tests run as root, who ignores modes: `nobody`.
+const UNPRIVILEGED: u32 = 65534;
+
+/// How to run a program as a user other than root: nothing to add when the tests already
+/// run as one, else `setpriv` or `runuser` in front of it; `None` when neither works here.
+fn unprivileged_prefix() -> Option<Vec<String>> {
+    if !nix::unistd::Uid::effective().is_root() {
+        return Some(Vec::new());
+    }
+    let id = UNPRIVILEGED.to_string();
+    let candidates = [
+        vec![
+            "setpriv".to_owned(),
+            format!("--reuid={id}"),
+            format!("--regid={id}"),
+            "--clear-groups".to_owned(),
+        ],
+        vec![
+            "runuser".to_owned(),
+            "-u".to_owned(),
+            "nobody".to_owned(),
+            "--".to_owned(),
+        ],
+    ];
+    candidates.into_iter().find(|prefix| {
+        Command::new(&prefix[0])
+            .args(&prefix[1..])
+            .args(["sh", "-c", &format!("test \"$(id -u)\" = {id}")])
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// Gives `path` and all it holds to the unprivileged user, when the tests run as root.
+fn give_away(path: &Path) {
+    if nix::unistd::Uid::effective().is_root() {
+        let owner = format!("{UNPRIVILEGED}:{UNPRIVILEGED}");
+        let ok = Command::new("chown")
+            .args(["-R", &owner])
+            .arg(path)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "chown -R {owner} {}", path.display());
+    }
+}
+
+#[test]
+fn a_chain_restores_as_a_user_into_folders_an_earlier_archive_made_read_only() {
+    let Some(prefix) = unprivileged_prefix() else {
+        eprintln!(
+            "note: skipped, running as root and neither setpriv nor runuser can run a \
+             program as uid {UNPRIVILEGED} here"
+        );
+        return;
+    };
+    let home = incremental_home(&[]);
+    let s = src(&home);
+    let read_only = |path: &Path, mode: u32| {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    };
+    home.write("src/ro/kept", "kept");
+    home.write("src/ro/gone", "gone");
+    home.write("src/ro/edited", "before");
+    home.write("src/ro/sub/inner", "inner");
+    home.write("src/ro/replaced_by_folder", "a file");
+    read_only(&s.join("ro/edited"), 0o444);
+    read_only(&s.join("ro/sub"), 0o555);
+    read_only(&s.join("ro"), 0o555);
+    let mut states = vec![back_up(&home)];
+
+    // As a user would: chmod u+w, change what ro/ holds, chmod 555 again.
+    read_only(&s.join("ro"), 0o755);
+    read_only(&s.join("ro/sub"), 0o755);
+    home.write("src/ro/added", "added");
+    fs::remove_file(s.join("ro/gone")).unwrap();
+    read_only(&s.join("ro/edited"), 0o644);
+    home.write("src/ro/edited", "after, longer");
+    read_only(&s.join("ro/edited"), 0o444);
+    fs::remove_dir_all(s.join("ro/sub")).unwrap();
+    fs::remove_file(s.join("ro/replaced_by_folder")).unwrap();
+    home.write("src/ro/replaced_by_folder/new", "new");
+    read_only(&s.join("ro/replaced_by_folder"), 0o500);
+    read_only(&s.join("ro"), 0o555);
+    states.push(back_up(&home));
+
+    // 2: ro/ and a folder made in the last step both change again.
+    read_only(&s.join("ro"), 0o755);
+    read_only(&s.join("ro/replaced_by_folder"), 0o700);
+    home.write("src/ro/replaced_by_folder/newer", "newer");
+    fs::remove_file(s.join("ro/kept")).unwrap();
+    read_only(&s.join("ro/replaced_by_folder"), 0o500);
+    read_only(&s.join("ro"), 0o511);
+    states.push(back_up(&home));
+
+    // Every restore point, restored by a user other than root into a folder of theirs.
+    let archives = chain(&home);
+    assert_eq!(archives.len(), 3, "{archives:?}");
+    give_away(home.path());
+    let restore = |target: &Path, args: &[&str]| {
+        let mut command: Vec<&str> = prefix.iter().map(String::as_str).collect();
+        command.extend([common::MANAGER, "--home", home.path().to_str().unwrap()]);
+        command.extend(["restore", "code", target.to_str().unwrap()]);
+        command.extend(args);
+        let out = Command::new(command[0])
+            .args(&command[1..])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "restore {args:?} as uid {UNPRIVILEGED}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        snapshot(&target.join("src"))
+    };
+    for (i, state) in states.iter().enumerate() {
+        let dest = tempfile::tempdir().unwrap();
+        give_away(dest.path());
+        let target = dest.path().join("r");
+        let restored = restore(&target, &["--at", &archives[i]]);
+        assert_eq!(&restored, state, "restore --at {}", archives[i]);
+        if i == 0 {
+            // Again with --force over that first one, its ro/ still mode 555.
+            let newest = restore(&target, &["--force"]);
+            assert_eq!(
+                Some(&newest),
+                states.last(),
+                "restore --force over --at {}",
+                archives[0]
+            );
+        }
+        writable(&target);
+    }
+    writable(&s);
+}
+
+/// Backs up now, checks the archive and that GNU tar's chained extraction gives the
+/// source back, and returns what the source held.
+fn back_up(home: &TestHome) -> Snapshot {
+    let expected = snapshot(&src(home));
+    home.manager(&["run", "0"]).success();
+    home.manager(&["verify", "code"]).success();
+    // Only as root: as another user, GNU tar cannot write into a folder that an earlier
+    // archive of the chain made read-only.
+    if nix::unistd::Uid::effective().is_root() {
+        assert_eq!(gnu_restore(home, &chain(home)), expected, "GNU tar");
+    }
+    expected
+}
+
+/// Makes every folder under `root` writable again, so that a temporary folder can be
+/// removed by a user other than root.
+fn writable(root: &Path) {
+    let ok = Command::new("chmod")
+        .args(["-R", "u+rwx"])
+        .arg(root)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "chmod -R u+rwx {}", root.display());
 }

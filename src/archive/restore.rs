@@ -4,7 +4,9 @@
 //! that every name stays inside the destination (no absolute name, no `..`, no entry
 //! under an earlier symbolic link). Only then does the second pass write, and it goes
 //! down every path one folder at a time with `O_NOFOLLOW`, so that even a link already
-//! in the destination is never written through.
+//! in the destination is never written through. Folders get their archived modes and
+//! times only at the very end (see [`folders`]), so that a read-only folder restored by
+//! one archive of a chain takes the next archive's changes.
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -26,6 +28,10 @@ use super::format::{Header, Kind};
 use super::reader::Reader;
 use super::sparse;
 use crate::incremental::{chain, extract};
+
+mod folders;
+
+use folders::Folders;
 
 /// What a restore did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -86,13 +92,18 @@ pub fn restore_chain(
     let mut out = Extract {
         root,
         cached: None,
-        dirs: Vec::new(),
+        folders: Folders::default(),
         as_root: Uid::effective().is_root(),
         done: Restored::default(),
     };
     for (path, reopen) in &archives {
         out.archive(path, reopen()?, dest)?;
     }
+    // After the last archive: any of them may write into any folder an earlier one made.
+    out.cached = None;
+    std::mem::take(&mut out.folders)
+        .finish(&out.root, out.as_root)
+        .with_context(|| format!("setting folder modes and times in {}", dest.display()))?;
     Ok(out.done)
 }
 
@@ -174,9 +185,9 @@ struct Extract {
     root: OwnedFd,
     /// The last parent folder opened, by its parts: entries come folder by folder.
     cached: Option<(Vec<Vec<u8>>, OwnedFd)>,
-    /// Folders restored, whose mode and time are set at the end: writing in them would
-    /// change their time, and a read-only mode would stop us writing in them.
-    dirs: Vec<(Vec<Vec<u8>>, Header)>,
+    /// Folders restored, whose mode and time are set after the last archive: writing in
+    /// them would change their time, and a read-only mode would stop us writing in them.
+    folders: Folders,
     as_root: bool,
     done: Restored,
 }
@@ -211,8 +222,7 @@ impl Extract {
                 )
             })?;
         }
-        self.finish_dirs()
-            .with_context(|| format!("setting folder modes and times in {}", dest.display()))
+        Ok(())
     }
 
     fn entry<R: io::Read>(
@@ -229,21 +239,30 @@ impl Extract {
         let mtime = TimeSpec::new(header.mtime, 0);
         match header.kind {
             Kind::Dir | Kind::Other(b'D') => {
-                match nix::sys::stat::mkdirat(parent, leaf, Mode::from_bits_truncate(0o700)) {
-                    Ok(()) => {}
-                    Err(Errno::EEXIST) if is_dir(parent, leaf) => {}
-                    Err(Errno::EEXIST) => {
-                        remove(parent, leaf)?;
-                        nix::sys::stat::mkdirat(parent, leaf, Mode::from_bits_truncate(0o700))?;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-                let owned: Vec<Vec<u8>> = parts.iter().map(|p| p.to_vec()).collect();
-                self.dirs.push((owned, header.clone()));
-                if chain::is_dumpdir(header.kind) {
-                    let data = dumpdir_data(header, reader)?;
+                let existed =
+                    match nix::sys::stat::mkdirat(parent, leaf, Mode::from_bits_truncate(0o700)) {
+                        Ok(()) => false,
+                        Err(Errno::EEXIST) if is_dir(parent, leaf) => true,
+                        Err(Errno::EEXIST) => {
+                            remove(parent, leaf)?;
+                            let rwx = Mode::from_bits_truncate(0o700);
+                            nix::sys::stat::mkdirat(parent, leaf, rwx)?;
+                            false
+                        }
+                        Err(e) => return Err(e.into()),
+                    };
+                self.folders.restored(parts, header);
+                let dumpdir = chain::is_dumpdir(header.kind);
+                if existed || dumpdir {
                     let dir = walk(&self.root, parts)?;
-                    extract::purge(&dir, &data)?;
+                    if existed {
+                        // Left read-only by an earlier restore into this DEST.
+                        folders::make_writable(&dir)?;
+                    }
+                    if dumpdir {
+                        let data = dumpdir_data(header, reader)?;
+                        extract::purge(&dir, &data)?;
+                    }
                 }
             }
             Kind::File => {
@@ -355,22 +374,6 @@ impl Extract {
             self.cached = Some((parts.iter().map(|p| p.to_vec()).collect(), fd));
         }
         Ok(&self.cached.as_ref().expect("just filled").1)
-    }
-
-    fn finish_dirs(&mut self) -> Result<()> {
-        self.cached = None;
-        // Deepest first, so that setting a parent's time comes after its children's.
-        // Taken: the next archive of a chain sets its own, and may have removed these.
-        for (parts, header) in std::mem::take(&mut self.dirs).iter().rev() {
-            let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
-            let dir = walk(&self.root, &parts)?;
-            if self.as_root {
-                nix::unistd::fchown(&dir, Some(uid(header)), Some(gid(header)))?;
-            }
-            nix::sys::stat::fchmod(&dir, Mode::from_bits_truncate(header.mode))?;
-            nix::sys::stat::futimens(&dir, &TimeSpec::UTIME_OMIT, &TimeSpec::new(header.mtime, 0))?;
-        }
-        Ok(())
     }
 }
 
