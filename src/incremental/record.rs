@@ -61,10 +61,12 @@ pub struct Head {
     pub source: Vec<u8>,
 }
 
-/// The record's checksum: FNV-1a's step over 64-bit words rather than bytes, the last
-/// partial word padded and followed by the count of bytes. Each step is a bijection of
-/// the state, so any one damaged word changes the sum; it is enough to tell a torn or
-/// damaged file, which is all it is for, at a word per multiply.
+/// The record's checksum: FNV-1a's step over 64-bit words rather than bytes, each
+/// followed by folding the high half of the state into the low half (a multiply only
+/// carries changes upwards, so without it damage to the top bits of two words could
+/// cancel out); the last partial word padded and followed by the count of bytes. Each
+/// step is a bijection of the state, so any one damaged word changes the sum; it is
+/// enough to tell a torn or damaged file, which is all it is for, at a word per multiply.
 #[derive(Clone, Copy)]
 struct Hash {
     state: u64,
@@ -88,6 +90,7 @@ impl Hash {
 
     fn word(&mut self, word: u64) {
         self.state = (self.state ^ word).wrapping_mul(Self::PRIME);
+        self.state ^= self.state >> 32;
     }
 
     fn update(&mut self, mut bytes: &[u8]) {
@@ -288,6 +291,9 @@ impl<R: Read> Reader<R> {
                     if u64::from_le_bytes(sum) != expected {
                         bail!("the record's checksum does not match");
                     }
+                    if self.input.read(&mut [0])? != 0 {
+                        bail!("bytes follow the record's checksum: the record is damaged");
+                    }
                     self.ended = true;
                 }
                 other => bail!("unexpected byte {other:#x}: the record is damaged"),
@@ -359,7 +365,11 @@ impl<'b> Folder<'b> {
                 || anyhow::anyhow!("a folder's block does not parse: the record is damaged");
             let (len, after) = rest.split_first_chunk::<4>().ok_or_else(damaged)?;
             let len = u32::from_le_bytes(*len) as usize;
-            if after.len() < len + CHILD_FIXED - 4 {
+            if after
+                .len()
+                .checked_sub(CHILD_FIXED - 4)
+                .is_none_or(|n| n < len)
+            {
                 return Err(damaged());
             }
             let (name, fields) = after.split_at(len);
@@ -474,6 +484,33 @@ mod tests {
         let mut longer = Hash::new();
         longer.update(&[1, 2, 3, 0]);
         assert_ne!(shorter.sum(), longer.sum());
+    }
+
+    #[test]
+    fn damage_to_the_top_bits_of_two_words_is_caught() {
+        // A multiply alone carries changes only upwards: two flipped top bits would
+        // cancel out.
+        let bytes = sample();
+        for i in (7..bytes.len()).step_by(8) {
+            for j in (i + 8..bytes.len()).step_by(8) {
+                let mut bad = bytes.clone();
+                bad[i] ^= 0x80;
+                bad[j] ^= 0x80;
+                let read = Reader::new(&bad[..]).and_then(|(r, _)| r.finish());
+                assert!(
+                    read.is_err(),
+                    "top bits of bytes {i} and {j} went unnoticed"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bytes_after_the_checksum_are_caught() {
+        let mut bytes = sample();
+        bytes.push(0);
+        let read = Reader::new(&bytes[..]).and_then(|(r, _)| r.finish());
+        assert!(read.is_err());
     }
 
     #[test]

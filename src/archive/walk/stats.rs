@@ -12,6 +12,7 @@
 //! without sleeping ([`Slot::take`]), and only then sleeps until woken.
 
 use std::ffi::CString;
+use std::marker::PhantomData;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -73,6 +74,12 @@ impl<T> Slot<T> {
         taker.unpark();
     }
 
+    /// The item, if there is one now.
+    fn take_now(&self) -> Option<T> {
+        self.full.store(false, Ordering::Relaxed);
+        self.item.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
     /// Waits for an item, awake for [`SPIN`] and then asleep; `None` once `stop` is set
     /// and the slot is empty. Spurious wake-ups just look again.
     fn take(&self, stop: &AtomicBool) -> Option<T> {
@@ -80,8 +87,7 @@ impl<T> Slot<T> {
         let mut spins = 0u32;
         loop {
             if self.full.load(Ordering::Acquire) {
-                self.full.store(false, Ordering::Relaxed);
-                return self.item.lock().unwrap_or_else(|e| e.into_inner()).take();
+                return self.take_now();
             }
             if stop.load(Ordering::Acquire) {
                 return None;
@@ -126,8 +132,11 @@ struct Worker {
 #[derive(Default)]
 pub(super) struct Stats {
     worker: Option<Worker>,
-    /// Whether starting the thread failed: then everything is done in line.
+    /// Whether the thread could not be started or stopped: then all is done in line.
     alone: bool,
+    /// The thread wakes the one that started it with each answer: so that this is the
+    /// one that waits, `Stats` stays on it (a raw pointer is neither `Send` nor `Sync`).
+    _one_thread: PhantomData<*const ()>,
 }
 
 impl Stats {
@@ -157,18 +166,29 @@ impl Stats {
             worker.thread.thread(),
         );
         let mut stats = stat_each(dir, &listed);
-        // The thread ends only when told to, short of a bug; should it have, its half of
-        // the names went with it, and a folder listed without them would have them
-        // deleted on extraction: the backup stops instead.
-        let Some(Done {
+        if let Some(Done {
             names,
             stats: theirs,
         }) = worker.shared.done.take(&worker.shared.gone)
-        else {
+        {
+            listed.extend(names);
+            stats.extend(theirs);
+            return Ok((listed, stats));
+        }
+        // The thread ends only when told to, short of a bug. If it never took the job,
+        // the names are still there: do them here, and from now on all folders.
+        self.alone = true;
+        let left = self
+            .worker
+            .take()
+            .and_then(|worker| worker.shared.jobs.take_now());
+        let Some(Job { names, .. }) = left else {
+            // Its half of the names went with it, and a folder listed without them would
+            // have them deleted on extraction: the backup stops instead.
             bail!("the thread reading files' status stopped");
         };
+        stats.extend(stat_each(dir, &names));
         listed.extend(names);
-        stats.extend(theirs);
         Ok((listed, stats))
     }
 
