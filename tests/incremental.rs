@@ -621,3 +621,50 @@ fn writable(root: &Path) {
         .success();
     assert!(ok, "chmod -R u+rwx {}", root.display());
 }
+
+#[test]
+fn a_file_that_could_not_be_read_is_stored_by_the_next_backup() {
+    // Needs two users: one that cannot read the file, then one that can, while nothing
+    // the record keeps of the file (inode, size, times) moves.
+    let prefix = match unprivileged_prefix() {
+        Some(prefix) if nix::unistd::Uid::effective().is_root() => prefix,
+        _ => {
+            eprintln!(
+                "note: skipped, it needs root and a way to run a program as uid {UNPRIVILEGED}"
+            );
+            return;
+        }
+    };
+    let home = incremental_home(&[]);
+    let s = src(&home);
+    home.write("src/open", "readable");
+    home.write("src/secret", "root only");
+    give_away(home.path());
+    nix::unistd::chown(&s.join("secret"), Some(0.into()), Some(0.into())).unwrap();
+    fs::set_permissions(s.join("secret"), fs::Permissions::from_mode(0o600)).unwrap();
+
+    let out = Command::new(&prefix[0])
+        .args(&prefix[1..])
+        .arg(common::MANAGER)
+        .arg("--home")
+        .arg(home.path())
+        .args(["run", "0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("secret: cannot read it"), "{stderr}");
+
+    // Now run by root, which can read it: the file is stored although unchanged.
+    home.manager(&["run", "0"]).success();
+    let entries = archive_entries(&home.archive_path("code.tar"));
+    assert!(entries.contains_key("src/secret"), "{:?}", entries.keys());
+    assert!(!entries.contains_key("src/open"), "{:?}", entries.keys());
+    let restored = our_restore(&home, &["code"]);
+    assert_eq!(restored["secret"].3, b"root only");
+
+    // Stored once: the backup after does not store it again.
+    home.manager(&["run", "0"]).success();
+    let entries = archive_entries(&home.archive_path("code.tar"));
+    assert!(!entries.contains_key("src/secret"), "{:?}", entries.keys());
+}

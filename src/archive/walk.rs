@@ -160,6 +160,17 @@ struct Walk<'s, 'p, 't> {
     stats: Stats,
 }
 
+/// What an incremental backup does with a folder's child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Store {
+    /// Unchanged: listed in the dumpdir, not stored.
+    No,
+    /// Stored: a new or changed file (or link, device...).
+    File,
+    /// A folder: always stored, as a dumpdir of its own.
+    Folder,
+}
+
 /// Why an entry could not be archived: a write error ends the backup, a read error
 /// only this entry.
 enum Trouble {
@@ -190,6 +201,11 @@ impl Walk<'_, '_, '_> {
             });
             self.last_report = Instant::now();
         }
+    }
+
+    /// How many warnings so far, kept or only counted.
+    fn warnings(&self) -> u64 {
+        self.summary.warnings.len() as u64 + self.summary.more_warnings
     }
 
     fn warn(&mut self, message: String) {
@@ -259,9 +275,11 @@ impl Walk<'_, '_, '_> {
         };
         let name_len = name.len();
         for (i, (file_name, file_type)) in children.into_iter().enumerate() {
-            if stored.get(i) == Some(&false) {
+            let store = stored.get(i).copied();
+            if store == Some(Store::No) {
                 continue;
             }
+            let warned = self.warnings();
             disk.push(OsStr::from_bytes(file_name.to_bytes()));
             if !name.is_empty() {
                 name.push(b'/');
@@ -271,6 +289,14 @@ impl Walk<'_, '_, '_> {
             disk.pop();
             name.truncate(name_len);
             result?;
+            // A file listed as stored but not stored whole (unreadable, changed while
+            // read) is recorded with its status all the same: the next backup must not
+            // take it for unchanged.
+            if store == Some(Store::File) && self.warnings() > warned {
+                if let Some(tracker) = self.incremental.as_mut() {
+                    tracker.unstored(name, file_name.to_bytes());
+                }
+            }
         }
         if let Some(excludes) = &mut self.excludes {
             excludes.leave();
@@ -288,7 +314,7 @@ impl Walk<'_, '_, '_> {
         name: &[u8],
         mut header: Header,
         listed: Listing,
-    ) -> Result<(Listing, Vec<bool>)> {
+    ) -> Result<(Listing, Vec<Store>)> {
         let mut kept = Vec::with_capacity(listed.len());
         let mut stats = Vec::with_capacity(listed.len());
         let (listed, results) = self.stats.all(dir.as_fd(), listed)?;
@@ -311,11 +337,17 @@ impl Walk<'_, '_, '_> {
             .map(|((file_name, _), stat)| Child::of(file_name.to_bytes(), stat))
             .collect();
         let tracker = self.incremental.as_mut().expect("an incremental walk");
-        let mut stored = tracker.folder(name, &children)?;
-        let data = incremental::dumpdir(&children, &stored);
-        for (child, stored) in children.iter().zip(&mut stored) {
-            *stored |= child.is_dir();
-        }
+        let changed = tracker.folder(name, &children)?;
+        let data = incremental::dumpdir(&children, &changed);
+        let stored = children
+            .iter()
+            .zip(changed)
+            .map(|(child, changed)| match (child.is_dir(), changed) {
+                (true, _) => Store::Folder,
+                (false, true) => Store::File,
+                (false, false) => Store::No,
+            })
+            .collect();
         header.kind = Kind::Other(incremental::DUMPDIR);
         header.size = data.len() as u64;
         self.put(&header)?;

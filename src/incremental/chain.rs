@@ -94,7 +94,7 @@ pub fn start(
             None
         }
     };
-    let usable = previous.filter(|head| {
+    let usable = previous.filter(|(head, _)| {
         let start = Local.timestamp_opt(head.chain_start, 0).single();
         head.source == schedule.path.as_bytes()
             && latest.exists()
@@ -103,10 +103,10 @@ pub fn start(
     // An incremental needs the chain it extends whole: a full removed by hand starts a
     // new chain.
     let usable = match usable {
-        Some(head) => {
+        Some(previous) => {
             let file_name = schedule.archive_file_name();
             match chain_to(backups, &file_name, schedule.compression()) {
-                Ok(_) => Some(head),
+                Ok(_) => Some(previous),
                 Err(err) => {
                     warning = Some(format!(
                         "the chain cannot be extended ({err:#}); this backup is a full one"
@@ -118,11 +118,11 @@ pub fn start(
         None => None,
     };
     let (reader, chain_start) = match usable {
-        Some(head) => {
+        Some((head, retries)) => {
             let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
             let (reader, _) =
                 record::Reader::new(file).with_context(|| format!("reading {}", path.display()))?;
-            (Some(reader), head.chain_start)
+            (Some((reader, retries)), head.chain_start)
         }
         None => (None, now.timestamp()),
     };

@@ -26,10 +26,10 @@ pub mod record;
 
 use std::fs::File;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use nix::sys::stat::FileStat;
 
-pub use record::{Child, Head};
+pub use record::{Child, Head, Retries};
 
 /// The dumpdir entry's type flag.
 pub const DUMPDIR: u8 = b'D';
@@ -58,17 +58,38 @@ impl<'n> Child<'n> {
 /// the previous record and writes the new one.
 pub struct Tracker {
     previous: Option<record::Reader<File>>,
+    /// The previous backup's files to try again: stored whatever their status.
+    retries: Retries,
     next: record::Writer<File>,
+    /// This backup's files to try again.
+    unstored: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Tracker {
-    /// A tracker comparing with `previous` (none: a full backup) and writing the new
-    /// record into `next`, whose head is `head`.
-    pub fn new(previous: Option<record::Reader<File>>, next: File, head: &Head) -> Result<Self> {
+    /// A tracker comparing with `previous` and its files to try again (none: a full
+    /// backup) and writing the new record into `next`, whose head is `head`.
+    pub fn new(
+        previous: Option<(record::Reader<File>, Retries)>,
+        next: File,
+        head: &Head,
+    ) -> Result<Self> {
+        let (previous, retries) = match previous {
+            Some((reader, retries)) => (Some(reader), retries),
+            None => (None, Retries::new()),
+        };
         Ok(Tracker {
             previous,
+            retries,
             next: record::Writer::new(next, head).context("writing the record")?,
+            unstored: Vec::new(),
         })
+    }
+
+    /// The file `child` of the folder `folder` was to be stored but could not be whole
+    /// (unreadable, or changed while read): the next backup stores it again, even if its
+    /// status is as recorded.
+    pub fn unstored(&mut self, folder: &[u8], child: &[u8]) {
+        self.unstored.push((folder.to_vec(), child.to_vec()));
     }
 
     /// The label that starts the archive: full when there is no previous record.
@@ -99,18 +120,38 @@ impl Tracker {
         // Both lists are sorted by name: one pass over each. (Were the record's not, a
         // child would only be missed, and so stored: never wrongly left out.)
         let mut old = before.iter().peekable();
+        let retries = &self.retries;
         Ok(children
             .iter()
             .map(|child| {
                 while old.next_if(|old| old.name < child.name).is_some() {}
                 old.next_if(|old| old.name == child.name)
                     .is_none_or(|old| old != child)
+                    || (!retries.is_empty()
+                        && retries.contains(&(name.to_vec(), child.name.to_vec())))
             })
             .collect())
     }
 
-    /// Ends the new record; hands back its file, written but not yet synced.
-    pub fn finish(self) -> Result<File> {
+    /// Ends the new record; hands back its file, written but not yet synced. With more
+    /// files to try again than a record keeps, there is no new record: the next backup
+    /// compares with the previous one, and so stores these files and more.
+    pub fn finish(mut self) -> Result<File> {
+        if self.unstored.len() > record::MAX_RETRIES {
+            bail!(
+                "{} files could not be stored whole, more than a record keeps ({}); the \
+                 next backup compares with the previous record",
+                self.unstored.len(),
+                record::MAX_RETRIES
+            );
+        }
+        self.unstored.sort_unstable();
+        self.unstored.dedup();
+        for (folder, child) in &self.unstored {
+            self.next
+                .retry(folder, child)
+                .context("writing the record")?;
+        }
         self.next.finish().context("writing the record")
     }
 }

@@ -12,10 +12,17 @@
 //! entry name (`u32` length, bytes), its child count (`u32`), the length of its
 //! children's block (`u32`), and the block: per child its name (`u32` length, bytes),
 //! kind (`u8`), dev, ino, size (`u64`), mtime and ctime (`i64` seconds, `u32`
-//! nanoseconds); then `b'E'` and the [checksum](Hash) of all bytes before it. A folder's
-//! block is read and checked in one piece, and its children are read in place.
+//! nanoseconds); then per file to try again `b'R'`, its folder's entry name and its own
+//! name (each `u32` length, bytes); then `b'E'` and the [checksum](Hash) of all bytes
+//! before it. A folder's block is read and checked in one piece, and its children are
+//! read in place.
+//!
+//! A file to try again is one the backup listed but could not store whole (it could not
+//! be read, or changed while it was): its status is recorded like the others', yet the
+//! next backup must store it even if that status has not moved.
 
 use std::cmp::Ordering;
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
@@ -27,6 +34,13 @@ const MAGIC: &[u8] = b"backup incremental record 2\n";
 /// The magic line of the first layout, whose folders had no block length: such a record
 /// is told apart from a damaged one, and replaced by the next full backup.
 const MAGIC_1: &[u8] = b"backup incremental record 1\n";
+
+/// At most this many files to try again are kept in a record: a damaged count cannot
+/// ask for more, and a backup that could not read more keeps the previous record.
+pub const MAX_RETRIES: usize = 10_000;
+
+/// Files to try again, as (folder entry name, file name).
+pub type Retries = BTreeSet<(Vec<u8>, Vec<u8>)>;
 
 /// A child's bytes in a block, besides its name.
 const CHILD_FIXED: usize = 4 + 1 + 8 + 8 + 8 + 12 + 12;
@@ -195,6 +209,14 @@ impl<W: Write> Writer<W> {
         written
     }
 
+    /// Adds a file to try again, the file `child` of the folder `folder`: call after
+    /// the last folder.
+    pub fn retry(&mut self, folder: &[u8], child: &[u8]) -> io::Result<()> {
+        self.put(b"R")?;
+        self.bytes(folder)?;
+        self.bytes(child)
+    }
+
     /// Ends the record with its checksum and hands back the writer, flushed.
     pub fn finish(mut self) -> io::Result<W> {
         self.put(b"E")?;
@@ -213,6 +235,8 @@ pub struct Reader<R: Read> {
     ended: bool,
     /// The last folder's block, read whole.
     block: Vec<u8>,
+    /// The files to try again, read after the last folder.
+    retries: Retries,
 }
 
 impl<R: Read> Reader<R> {
@@ -224,6 +248,7 @@ impl<R: Read> Reader<R> {
             pending: None,
             ended: false,
             block: Vec::new(),
+            retries: Retries::new(),
         };
         let mut magic = vec![0; MAGIC.len()];
         reader.take(&mut magic)?;
@@ -279,9 +304,17 @@ impl<R: Read> Reader<R> {
 
     /// The next folder's name, if any is left; checks the sum at the end.
     fn peek(&mut self) -> Result<Option<&[u8]>> {
-        if self.pending.is_none() && !self.ended {
+        while self.pending.is_none() && !self.ended {
             match self.u8()? {
-                b'F' => self.pending = Some(self.bytes()?),
+                b'F' if self.retries.is_empty() => self.pending = Some(self.bytes()?),
+                b'R' => {
+                    let entry = (self.bytes()?, self.bytes()?);
+                    if self.retries.len() >= MAX_RETRIES || !self.retries.insert(entry) {
+                        bail!(
+                            "its files to try again are repeated or too many: the record is damaged"
+                        );
+                    }
+                }
                 b'E' => {
                     let expected = self.hash.sum();
                     let mut sum = [0; 8];
@@ -340,12 +373,12 @@ impl<R: Read> Reader<R> {
         Ok(None)
     }
 
-    /// Reads to the end, checking the sum.
-    pub fn finish(mut self) -> Result<()> {
+    /// Reads to the end, checking the sum; the files to try again.
+    pub fn finish(mut self) -> Result<Retries> {
         while self.peek()?.is_some() {
             self.children()?;
         }
-        Ok(())
+        Ok(self.retries)
     }
 }
 
@@ -395,19 +428,19 @@ impl<'b> Folder<'b> {
     }
 }
 
-/// Reads the record at `path` through to its end: its head if it is whole and
-/// undamaged, `Ok(None)` if there is none, an error saying why it cannot be used
-/// otherwise. Streams: memory does not grow with the record.
-pub fn check(path: &Path) -> Result<Option<Head>> {
+/// Reads the record at `path` through to its end: its head and files to try again if it
+/// is whole and undamaged, `Ok(None)` if there is none, an error saying why it cannot be
+/// used otherwise. Streams: memory does not grow with the record.
+pub fn check(path: &Path) -> Result<Option<(Head, Retries)>> {
     let file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
     };
-    let run = || -> Result<Head> {
+    let run = || -> Result<(Head, Retries)> {
         let (reader, head) = Reader::new(file)?;
-        reader.finish()?;
-        Ok(head)
+        let retries = reader.finish()?;
+        Ok((head, retries))
     };
     run()
         .with_context(|| format!("reading {}", path.display()))
@@ -439,6 +472,7 @@ mod tests {
         w.folder(b"data", &[child("a", 1), child("b", 2)]).unwrap();
         w.folder(b"data/a", &[child("x", 3)]).unwrap();
         w.folder(b"data/a-c", &[]).unwrap();
+        w.retry(b"data", b"b").unwrap();
         w.finish().unwrap()
     }
 
@@ -455,7 +489,11 @@ mod tests {
         let empty = r.folder(b"data/a-c").unwrap().unwrap().children().unwrap();
         assert_eq!(empty, vec![]);
         assert!(r.folder(b"data/new").unwrap().is_none());
-        r.finish().unwrap();
+        let retries = r.finish().unwrap();
+        assert_eq!(
+            retries.into_iter().collect::<Vec<_>>(),
+            vec![(b"data".to_vec(), b"b".to_vec())]
+        );
     }
 
     #[test]
