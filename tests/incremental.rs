@@ -493,6 +493,17 @@ fn unprivileged_prefix() -> Option<Vec<String>> {
     })
 }
 
+/// `backup_manager --home HOME ARGS`, run through `prefix` (as the other user).
+fn manager_as(prefix: &[String], home: &TestHome, args: &[&str]) -> std::process::Output {
+    let mut command: Vec<&str> = prefix.iter().map(String::as_str).collect();
+    command.extend([common::MANAGER, "--home", home.path().to_str().unwrap()]);
+    command.extend(args);
+    Command::new(command[0])
+        .args(&command[1..])
+        .output()
+        .unwrap()
+}
+
 /// Gives `path` and all it holds to the unprivileged user, when the tests run as root.
 fn give_away(path: &Path) {
     if nix::unistd::Uid::effective().is_root() {
@@ -560,14 +571,9 @@ fn a_chain_restores_as_a_user_into_folders_an_earlier_archive_made_read_only() {
     assert_eq!(archives.len(), 3, "{archives:?}");
     give_away(home.path());
     let restore = |target: &Path, args: &[&str]| {
-        let mut command: Vec<&str> = prefix.iter().map(String::as_str).collect();
-        command.extend([common::MANAGER, "--home", home.path().to_str().unwrap()]);
-        command.extend(["restore", "code", target.to_str().unwrap()]);
+        let mut command = vec!["restore", "code", target.to_str().unwrap()];
         command.extend(args);
-        let out = Command::new(command[0])
-            .args(&command[1..])
-            .output()
-            .unwrap();
+        let out = manager_as(&prefix, &home, &command);
         assert!(
             out.status.success(),
             "restore {args:?} as uid {UNPRIVILEGED}: {}",
@@ -643,14 +649,7 @@ fn a_file_that_could_not_be_read_is_stored_by_the_next_backup() {
     nix::unistd::chown(&s.join("secret"), Some(0.into()), Some(0.into())).unwrap();
     fs::set_permissions(s.join("secret"), fs::Permissions::from_mode(0o600)).unwrap();
 
-    let out = Command::new(&prefix[0])
-        .args(&prefix[1..])
-        .arg(common::MANAGER)
-        .arg("--home")
-        .arg(home.path())
-        .args(["run", "0"])
-        .output()
-        .unwrap();
+    let out = manager_as(&prefix, &home, &["run", "0"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("secret: cannot read it"), "{stderr}");
