@@ -162,6 +162,12 @@ mod tests {
         tz.with_ymd_and_hms(y, mo, d, h, mi, s).earliest().unwrap()
     }
 
+    /// Both instants of a wall-clock time that the fall-back night repeats.
+    fn twice(tz: Tz, y: i32, mo: u32, d: u32, h: u32, mi: u32) -> (DateTime<Tz>, DateTime<Tz>) {
+        let local = tz.with_ymd_and_hms(y, mo, d, h, mi, 0);
+        (local.earliest().unwrap(), local.latest().unwrap())
+    }
+
     fn paris(mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Tz> {
         at(Paris, 2026, mo, d, h, mi, s)
     }
@@ -297,14 +303,7 @@ mod tests {
     #[test]
     fn a_time_that_happens_twice_in_the_fall_runs_once() {
         // New York, 1 November 2026: 02:00 EDT falls back to 01:00 EST.
-        let first = New_York
-            .with_ymd_and_hms(2026, 11, 1, 1, 30, 0)
-            .earliest()
-            .unwrap();
-        let second = New_York
-            .with_ymd_and_hms(2026, 11, 1, 1, 30, 0)
-            .latest()
-            .unwrap();
+        let (first, second) = twice(New_York, 2026, 11, 1, 1, 30);
         assert_eq!(second - first, Duration::hours(1));
         let day = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
         assert_eq!(occurrence_on(&New_York, day, t(1, 30)), first);
@@ -318,14 +317,7 @@ mod tests {
             at(New_York, 2026, 11, 2, 1, 30, 0)
         );
         // Paris, 25 October 2026: 03:00 CEST falls back to 02:00 CET.
-        let paris_first = Paris
-            .with_ymd_and_hms(2026, 10, 25, 2, 30, 0)
-            .earliest()
-            .unwrap();
-        let paris_second = Paris
-            .with_ymd_and_hms(2026, 10, 25, 2, 30, 0)
-            .latest()
-            .unwrap();
+        let (paris_first, paris_second) = twice(Paris, 2026, 10, 25, 2, 30);
         let seen = paris(10, 24, 12, 0, 0);
         let run = owed(t(2, 30), &seen, None, &paris_first).unwrap();
         assert_eq!(owed(t(2, 30), &seen, Some(&run), &paris_second), None);
@@ -414,14 +406,7 @@ mod tests {
         assert_eq!(fixed.last_served, Some(now));
         // Over the fall-back night the wall clock repeats 02:00-03:00, but instants do not
         // go back: a run served at the first 02:30 is not in the future at the second.
-        let first = Paris
-            .with_ymd_and_hms(2026, 10, 25, 2, 30, 0)
-            .earliest()
-            .unwrap();
-        let second = Paris
-            .with_ymd_and_hms(2026, 10, 25, 2, 30, 0)
-            .latest()
-            .unwrap();
+        let (first, second) = twice(Paris, 2026, 10, 25, 2, 30);
         let over = clamp_future(seen, Some(first), &second);
         assert!(!over.clamped);
         // In the spring gap, a first-seen time one hour ahead in local terms is still

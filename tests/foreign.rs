@@ -246,22 +246,21 @@ fn an_entry_restore_cannot_restore_makes_restore_and_verify_fail_naming_it() {
     let home = TestHome::new();
     // A plain file, then an entry of a type no tool here knows ('Z').
     let mut builder = tar::Builder::new(Vec::new());
-    let mut plain = tar::Header::new_gnu();
-    plain.set_size(11);
-    plain.set_mode(0o644);
-    plain.set_mtime(1_600_000_000);
-    plain.set_uid(0);
-    plain.set_gid(0);
+    let header = |size: u64| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(size);
+        header.set_mode(0o644);
+        header.set_mtime(1_600_000_000);
+        header.set_uid(0);
+        header.set_gid(0);
+        header
+    };
+    let mut plain = header(11);
     builder
         .append_data(&mut plain, "tree/plain.txt", &b"plain file\n"[..])
         .unwrap();
-    let mut odd = tar::Header::new_gnu();
+    let mut odd = header(0);
     odd.set_entry_type(tar::EntryType::new(b'Z'));
-    odd.set_size(0);
-    odd.set_mode(0o644);
-    odd.set_mtime(1_600_000_000);
-    odd.set_uid(0);
-    odd.set_gid(0);
     builder
         .append_data(&mut odd, "tree/strange", &b""[..])
         .unwrap();

@@ -120,15 +120,23 @@ impl Tracker {
         // Both lists are sorted by name: one pass over each. (Were the record's not, a
         // child would only be missed, and so stored: never wrongly left out.)
         let mut old = before.iter().peekable();
-        let retries = &self.retries;
+        // This folder's files to try again, found once: the set is ordered by folder.
+        let retry: Vec<&[u8]> = if self.retries.is_empty() {
+            Vec::new()
+        } else {
+            self.retries
+                .range((name.to_vec(), Vec::new())..)
+                .take_while(|(folder, _)| folder.as_slice() == name)
+                .map(|(_, child)| child.as_slice())
+                .collect()
+        };
         Ok(children
             .iter()
             .map(|child| {
                 while old.next_if(|old| old.name < child.name).is_some() {}
                 old.next_if(|old| old.name == child.name)
                     .is_none_or(|old| old != child)
-                    || (!retries.is_empty()
-                        && retries.contains(&(name.to_vec(), child.name.to_vec())))
+                    || retry.contains(&child.name)
             })
             .collect())
     }
