@@ -25,3 +25,4 @@ pub mod state;
 pub mod status;
 pub mod timing;
 pub mod unit;
+pub mod write_back;

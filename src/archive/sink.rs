@@ -17,7 +17,6 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::os::fd::AsRawFd;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::{Scope, ScopedJoinHandle};
 
@@ -300,7 +299,7 @@ impl<'a> Plain<'a> {
         let (flusher, ranges) = sync_channel::<(u64, u64)>(FLUSHES);
         scope.spawn(move || {
             for (offset, len) in ranges {
-                write_back(&dup, offset, len);
+                crate::write_back::start(&dup, offset, len);
             }
         });
         Ok(Plain {
@@ -359,20 +358,6 @@ fn set_direct(file: &File, on: bool) -> io::Result<()> {
     };
     fcntl(file, FcntlArg::F_SETFL(flags))?;
     Ok(())
-}
-
-/// Starts writing `len` bytes of `file` from `offset` back to disk, without waiting.
-fn write_back(file: &File, offset: u64, len: u64) {
-    // SAFETY: sync_file_range only reads its integer arguments; the descriptor is
-    // open for as long as `file` is borrowed.
-    unsafe {
-        libc::sync_file_range(
-            file.as_raw_fd(),
-            offset as libc::off64_t,
-            len as libc::off64_t,
-            libc::SYNC_FILE_RANGE_WRITE,
-        );
-    }
 }
 
 #[cfg(test)]

@@ -29,6 +29,8 @@ use std::fs::File;
 use anyhow::{Context, Result, bail};
 use nix::sys::stat::FileStat;
 
+use crate::write_back::Eager;
+
 pub use record::{Child, Head, Retries};
 
 /// The dumpdir entry's type flag.
@@ -60,7 +62,9 @@ pub struct Tracker {
     previous: Option<record::Reader<File>>,
     /// The previous backup's files to try again: stored whatever their status.
     retries: Retries,
-    next: record::Writer<File>,
+    /// The new record, handed to the disk as it is written: its fsync comes after the
+    /// archive's, and has little left to do then.
+    next: record::Writer<Eager>,
     /// This backup's files to try again.
     unstored: Vec<(Vec<u8>, Vec<u8>)>,
 }
@@ -80,7 +84,7 @@ impl Tracker {
         Ok(Tracker {
             previous,
             retries,
-            next: record::Writer::new(next, head).context("writing the record")?,
+            next: record::Writer::new(Eager::new(next), head).context("writing the record")?,
             unstored: Vec::new(),
         })
     }
@@ -160,7 +164,17 @@ impl Tracker {
                 .retry(folder, child)
                 .context("writing the record")?;
         }
-        self.next.finish().context("writing the record")
+        let out = self.next.finish().context("writing the record")?;
+        Ok(out.into_inner())
+    }
+
+    /// Called once the walk is over: starts the write-back of the record so far, to
+    /// be done by the time the archive is synced. A failure here shows again, and is
+    /// reported, when the record is finished.
+    pub fn hand_over(&mut self) {
+        if let Ok(out) = self.next.flushed() {
+            out.hand_over();
+        }
     }
 }
 

@@ -217,6 +217,12 @@ impl<W: Write> Writer<W> {
         self.bytes(child)
     }
 
+    /// Writes out what is buffered, and gives the writer, to start its write-back say.
+    pub fn flushed(&mut self) -> io::Result<&mut W> {
+        self.out.flush()?;
+        Ok(self.out.get_mut())
+    }
+
     /// Ends the record with its checksum and hands back the writer, flushed.
     pub fn finish(mut self) -> io::Result<W> {
         self.put(b"E")?;
