@@ -16,6 +16,7 @@ pub mod interrupt;
 pub mod logging;
 pub mod manager;
 pub mod manual;
+pub mod pause;
 pub mod pidfile;
 pub mod process;
 pub mod schedule;

@@ -273,8 +273,9 @@ fn nothing_changed_stores_only_the_folder_listings() {
 
 #[test]
 fn in_large_folders_exactly_the_changed_files_are_stored() {
-    // Folders of 300 children are read on two threads, each half by one: changes at
-    // both ends and in the middle must all be seen, and nothing else stored.
+    // Folders of 300 children are `stat`ed on two threads, a few names at a time by
+    // each: changes at both ends and in the middle must all be seen, and nothing else
+    // stored.
     let home = incremental_home(&[]);
     for d in 0..2 {
         for i in 0..300 {
@@ -458,6 +459,38 @@ fn an_incremental_killed_midway_leaves_the_chain_and_the_next_run_redoes_it() {
         back_up_and_compare(&home, &format!("the run after a kill at {step}"));
         assert_eq!(home.partial_files(), Vec::<String>::new());
     }
+}
+
+#[test]
+fn a_folder_swapped_after_it_was_listed_ahead_is_archived_as_found() {
+    // The walk has the next folders listed ahead on a second thread. One swapped for
+    // another folder in the meantime is archived as the walk finds it when it gets
+    // there, not as it was listed.
+    let home = incremental_home(&[]);
+    for folder in ["s1", "s2", "s3"] {
+        for i in 0..70 {
+            home.write(&format!("src/{folder}/f{i:02}"), format!("{folder} {i}"));
+        }
+    }
+    let mut child = run_paused(&home, "enter-s1");
+    // s2 and s3 are asked for ahead as the walk enters s1: time to list them.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let s = src(&home);
+    fs::rename(s.join("s3"), home.path().join("s3-before")).unwrap();
+    home.write("src/s3/new", "new");
+    let expected = snapshot(&s);
+    fs::remove_file(home.path().join("paused")).unwrap();
+    assert!(child.wait().success(), "the paused run failed");
+
+    let entries = archive_entries(&home.archive_path("code.tar"));
+    let in_s3: Vec<&str> = entries
+        .keys()
+        .map(String::as_str)
+        .filter(|name| name.starts_with("src/s3/"))
+        .collect();
+    assert_eq!(in_s3, ["src/s3/new"]);
+    assert_eq!(our_restore(&home, &["code"]), expected);
+    assert_eq!(gnu_restore(&home, &chain(&home)), expected);
 }
 
 /// The user restores run as when the tests run as root, who ignores modes: `nobody`.

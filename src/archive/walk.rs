@@ -31,9 +31,13 @@ use crate::excludes::Excludes;
 use crate::incremental::{self, Child, Tracker};
 
 mod data;
-mod stats;
+mod dumpdir;
+mod helper;
+mod list;
 
-use stats::{Listing, Stats};
+use dumpdir::{Store, Upcoming};
+use helper::{Ahead, Helper};
+use list::{Listed, Listing, list, open_dir};
 
 /// Files up to this size are read whole into the stream in one `read`; larger ones a
 /// batch at a time.
@@ -68,12 +72,12 @@ pub fn write_tree(
         bytes: 0,
         stream,
         header: Vec::with_capacity(4 * format::BLOCK),
+        helper: Helper::new(exclude.clone()),
         exclude,
         hard_links: HashMap::new(),
         users: HashMap::new(),
         groups: HashMap::new(),
         summary: Summary::default(),
-        stats: Stats::default(),
     };
     let c_source = CString::new(source.as_os_str().as_bytes())
         .with_context(|| format!("source {} holds a NUL byte", source.display()))?;
@@ -120,14 +124,17 @@ pub fn write_tree(
         } else {
             None
         };
-        walk.children(dir, &mut disk, &mut name, header)?;
+        walk.children(dir, None, &mut disk, &mut name, header)?;
     } else {
-        walk.entry(AT_FDCWD, &c_source, None, source, name)?;
+        walk.entry(AT_FDCWD, &c_source, None, source, name, None)?;
     }
     let end = [0u8; 2 * format::BLOCK];
     walk.stream
         .write_all(&end)
         .context("writing the end of the archive")?;
+    if let Some(tracker) = walk.incremental.as_mut() {
+        tracker.hand_over();
+    }
     walk.report();
     Ok(walk.summary)
 }
@@ -156,19 +163,9 @@ struct Walk<'s, 'p, 't> {
     users: HashMap<u32, Vec<u8>>,
     groups: HashMap<u32, Vec<u8>>,
     summary: Summary,
-    /// Stats folders' children, for the dumpdirs of an incremental backup.
-    stats: Stats,
-}
-
-/// What an incremental backup does with a folder's child.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Store {
-    /// Unchanged: listed in the dumpdir, not stored.
-    No,
-    /// Stored: a new or changed file (or link, device...).
-    File,
-    /// A folder: always stored, as a dumpdir of its own.
-    Folder,
+    /// In an incremental backup: `stat`s folders' children for their dumpdirs, and lists
+    /// the next folder ahead, on a second thread as well as this one.
+    helper: Helper,
 }
 
 /// Why an entry could not be archived: a write error ends the backup, a read error
@@ -227,39 +224,28 @@ impl Walk<'_, '_, '_> {
         Ok(())
     }
 
-    /// Archives the folder `dir`: its header, if any, then its children.
+    /// Archives the folder `dir`: its header, if any, then its children, as `listed`
+    /// ahead or, if not, as listed now.
     fn children(
         &mut self,
         mut dir: Dir,
+        listed: Option<Listed>,
         disk: &mut PathBuf,
         name: &mut Vec<u8>,
         header: Option<Header>,
     ) -> Result<()> {
-        let mut children: Vec<(CString, Option<Type>)> = Vec::new();
-        // Excluded entries are recognised from the listing, before anything opens them.
-        let dev = fstat(&dir).map(|stat| stat.st_dev).ok();
-        for child in dir.iter() {
-            match child {
-                Ok(child) => {
-                    let file_name = child.file_name();
-                    let excluded =
-                        dev.is_some_and(|dev| self.exclude.contains(&(dev, child.ino())));
-                    if file_name != c"." && file_name != c".." && !excluded {
-                        children.push((file_name.to_owned(), child.file_type()));
-                    }
-                }
-                Err(e) => {
-                    self.warn(format!(
-                        "{}: cannot list the folder ({}); some of its contents are left out",
-                        disk.display(),
-                        e.desc()
-                    ));
-                    break;
-                }
-            }
+        let Listed {
+            mut children,
+            error,
+            ..
+        } = listed.unwrap_or_else(|| list(&mut dir, &self.exclude));
+        if let Some(e) = error {
+            self.warn(format!(
+                "{}: cannot list the folder ({}); some of its contents are left out",
+                disk.display(),
+                e.desc()
+            ));
         }
-        // Sorted, so that one tree always gives the same archive.
-        children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         self.leave_out_excluded(dir.as_fd(), disk, name, &mut children);
         let stored = match header {
             Some(header) if self.incremental.is_some() => {
@@ -274,18 +260,24 @@ impl Walk<'_, '_, '_> {
             None => Vec::new(),
         };
         let name_len = name.len();
-        for (i, (file_name, file_type)) in children.into_iter().enumerate() {
+        let mut upcoming = Upcoming::default();
+        for (i, (file_name, file_type)) in children.iter().enumerate() {
             let store = stored.get(i).copied();
             if store == Some(Store::No) {
                 continue;
             }
+            let ahead = if store == Some(Store::Folder) {
+                upcoming.enter(i, dir.as_fd(), &children, &stored, &mut self.helper)
+            } else {
+                None
+            };
             let warned = self.warnings();
             disk.push(OsStr::from_bytes(file_name.to_bytes()));
             if !name.is_empty() {
                 name.push(b'/');
             }
             name.extend_from_slice(file_name.to_bytes());
-            let result = self.entry(dir.as_fd(), &file_name, file_type, disk, name);
+            let result = self.entry(dir.as_fd(), file_name, *file_type, disk, name, ahead);
             disk.pop();
             name.truncate(name_len);
             result?;
@@ -301,64 +293,8 @@ impl Walk<'_, '_, '_> {
         if let Some(excludes) = &mut self.excludes {
             excludes.leave();
         }
+        self.helper.close(dir);
         Ok(())
-    }
-
-    /// Writes a folder as a dumpdir entry (see [`crate::incremental`]): stats every
-    /// child, asks the tracker which changed, and lists them. Gives back the children
-    /// still there, and for each whether it is to be stored (folders always are).
-    fn dumpdir(
-        &mut self,
-        dir: &Dir,
-        disk: &Path,
-        name: &[u8],
-        mut header: Header,
-        listed: Listing,
-    ) -> Result<(Listing, Vec<Store>)> {
-        let mut kept = Vec::with_capacity(listed.len());
-        let mut stats = Vec::with_capacity(listed.len());
-        let (listed, results) = self.stats.all(dir.as_fd(), listed)?;
-        for ((file_name, file_type), stat) in listed.into_iter().zip(results) {
-            match stat {
-                Ok(stat) => {
-                    stats.push(stat);
-                    kept.push((file_name, file_type));
-                }
-                Err(e) => {
-                    let mut path = disk.to_path_buf();
-                    path.push(OsStr::from_bytes(file_name.to_bytes()));
-                    self.warn(gone_or_unreadable(&path, e));
-                }
-            }
-        }
-        let children: Vec<Child<'_>> = kept
-            .iter()
-            .zip(&stats)
-            .map(|((file_name, _), stat)| Child::of(file_name.to_bytes(), stat))
-            .collect();
-        let tracker = self.incremental.as_mut().expect("an incremental walk");
-        let changed = tracker.folder(name, &children)?;
-        let data = incremental::dumpdir(&children, &changed);
-        let stored = children
-            .iter()
-            .zip(changed)
-            .map(|(child, changed)| match (child.is_dir(), changed) {
-                (true, _) => Store::Folder,
-                (false, true) => Store::File,
-                (false, false) => Store::No,
-            })
-            .collect();
-        header.kind = Kind::Other(incremental::DUMPDIR);
-        header.size = data.len() as u64;
-        self.put(&header)?;
-        self.stream
-            .write_all(&data)
-            .context("writing to the archive")?;
-        let pad = format::padding(header.size) as usize;
-        self.stream
-            .write_all(&ZEROS[..pad])
-            .context("writing to the archive")?;
-        Ok((kept, stored))
     }
 
     /// Tells the schedule's excludes, if any, that the walk enters the folder `dir`, and
@@ -384,7 +320,8 @@ impl Walk<'_, '_, '_> {
     }
 
     /// Archives one entry of the folder `parent`. The file type from the folder listing
-    /// lets regular files go straight to `open`, saving a `stat`.
+    /// lets regular files go straight to `open`, saving a `stat`. A folder asked to be
+    /// listed `ahead` is taken from the helper if it is still the one met here.
     fn entry(
         &mut self,
         parent: BorrowedFd<'_>,
@@ -392,6 +329,7 @@ impl Walk<'_, '_, '_> {
         file_type: Option<Type>,
         disk: &Path,
         name: &[u8],
+        ahead: Option<Ahead>,
     ) -> Result<()> {
         let mut name = name.to_vec();
         if file_type == Some(Type::File) {
@@ -407,14 +345,26 @@ impl Walk<'_, '_, '_> {
         match kind_of(&stat) {
             Some(Kind::File) => self.file(parent, file_name, disk, &name),
             Some(Kind::Dir) => {
+                #[cfg(debug_assertions)]
+                crate::pause::at(&format!("enter-{}", file_name.to_string_lossy()));
                 // A mount point lists the inode beneath it: check the folder itself too.
                 if self.exclude.contains(&(stat.st_dev, stat.st_ino)) {
                     return Ok(());
                 }
                 let header =
                     walk_header(&mut self.users, &mut self.groups, &name, Kind::Dir, &stat);
+                let listed = ahead
+                    .and_then(|ahead| self.helper.listed(ahead))
+                    .filter(|(_, listed)| listed.id == Some((stat.st_dev, stat.st_ino)));
+                if let Some((dir, listed)) = listed {
+                    let disk = &mut disk.to_path_buf();
+                    return self.children(dir, Some(listed), disk, &mut name, Some(header));
+                }
                 match open_dir(parent, file_name) {
-                    Ok(dir) => self.children(dir, &mut disk.to_path_buf(), &mut name, Some(header)),
+                    Ok(dir) => {
+                        let disk = &mut disk.to_path_buf();
+                        self.children(dir, None, disk, &mut name, Some(header))
+                    }
                     Err(Errno::ENOENT) => {
                         self.warn(gone_or_unreadable(disk, Errno::ENOENT));
                         Ok(())
@@ -496,15 +446,6 @@ impl Walk<'_, '_, '_> {
         self.hard_links.insert(key, name.to_vec());
         Ok(false)
     }
-}
-
-fn open_dir(parent: BorrowedFd<'_>, file_name: &CStr) -> nix::Result<Dir> {
-    Dir::openat(
-        parent,
-        file_name,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
 }
 
 fn gone_or_unreadable(disk: &Path, e: Errno) -> String {

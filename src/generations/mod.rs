@@ -70,6 +70,7 @@ use log::{info, warn};
 use crate::archive::{self, Compression, Summary};
 use crate::atomic_file::{self, AtomicFile};
 use crate::home::BACKUPS_DIR;
+use crate::pause;
 use crate::schedule::Schedule;
 
 pub use list::{Archive, count, list};
@@ -222,7 +223,7 @@ fn rotate(
     repair(dir, name, compression)?;
     let series = Series::scan(dir, name, compression)?;
     out.sync()?;
-    pause_at("written");
+    pause::at("written");
     let latest_path = dir.join(format!("{name}{}", compression.suffix()));
 
     // The previous archive's dated name: its hidden one, or one from its mtime.
@@ -252,7 +253,7 @@ fn rotate(
         .with_context(|| format!("linking the new archive as {}", new_hidden.display()))?;
     undo.0.push(new_hidden);
     atomic_file::sync_dir(dir)?;
-    pause_at("linked");
+    pause::at("linked");
 
     if let Some((stamp, _, false)) = previous {
         let kept = dir.join(dated_file_name(name, stamp, compression));
@@ -266,14 +267,14 @@ fn rotate(
         undo.0.push(kept);
         atomic_file::sync_dir(dir)?;
     }
-    pause_at("kept");
+    pause::at("kept");
 
     out.commit()?;
     // The new archive is in place: nothing made so far is to be undone, and what is left
     // to do is tidying, which the next rotation finishes if this one cannot: a failure
     // now is a warning, not a failed backup.
     undo.0.clear();
-    pause_at("renamed");
+    pause::at("renamed");
     let previous_hidden = previous.and_then(|(_, hidden, _)| hidden);
     if let Err(err) = tidy(
         dir,
@@ -332,7 +333,7 @@ fn tidy(
     for old in removed {
         remove(&dir.join(&old.file_name))?;
         info!("Removed {BACKUPS_DIR}/{} (keep={keep})", old.file_name);
-        pause_at("pruned");
+        pause::at("pruned");
     }
     if keep == 1 && !chained {
         // Back to one plain archive (keep was lowered to 1): no dated name is left, and
@@ -389,22 +390,4 @@ fn repair(dir: &Path, name: &str, compression: Compression) -> Result<()> {
         atomic_file::sync_dir(dir)?;
     }
     Ok(())
-}
-
-/// A test-only pause inside a rotation, so that a test can kill the process at a known
-/// step: in debug builds, `BACKUP_TEST_PAUSE=STEP:FILE` makes the rotation create FILE
-/// when it reaches STEP and wait there until FILE is removed. Release builds have none.
-fn pause_at(step: &str) {
-    #[cfg(debug_assertions)]
-    if let Ok(spec) = std::env::var("BACKUP_TEST_PAUSE") {
-        if let Some((at, marker)) = spec.split_once(':') {
-            if at == step && fs::write(marker, step).is_ok() {
-                while Path::new(marker).exists() {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-            }
-        }
-    }
-    #[cfg(not(debug_assertions))]
-    let _ = step;
 }

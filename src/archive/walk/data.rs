@@ -23,7 +23,7 @@ impl Walk<'_, '_, '_> {
             Ok(fd) => fd,
             // Now a link (ELOOP) or something else: look again, by type.
             Err(Errno::ELOOP | Errno::ENXIO) => {
-                return self.entry(parent, file_name, None, disk, name);
+                return self.entry(parent, file_name, None, disk, name, None);
             }
             Err(e) => {
                 self.warn(gone_or_unreadable(disk, e));
@@ -40,7 +40,7 @@ impl Walk<'_, '_, '_> {
         };
         if kind_of(&stat) != Some(Kind::File) {
             drop(file);
-            return self.entry(parent, file_name, None, disk, name);
+            return self.entry(parent, file_name, None, disk, name, None);
         }
         if self.hard_link(name, &stat)? {
             return Ok(());

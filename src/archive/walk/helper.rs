@@ -1,0 +1,543 @@
+//! A second thread for the walk of an incremental backup.
+//!
+//! An incremental backup must `stat` every file of the tree to tell what changed, and on
+//! a tree of small files that is most of its time: a few microseconds each, spent in the
+//! kernel's path lookup. The helper thread shares that work, and some of the rest:
+//! - it `stat`s a large folder's children with the walk ([`Helper::all`]), each thread
+//!   taking the next few names in turn, so that neither waits for the other however
+//!   busy the machine keeps either core; small folders are done in line, where handing
+//!   them over would cost more than it saves;
+//! - it opens and lists the folders the walk will enter next ([`Helper::list_ahead`])
+//!   while the walk is in the ones before. Only folders the walk has decided to enter
+//!   are listed ahead, so nothing an exclude leaves out is opened sooner than without
+//!   it. The thread does `stat`s first, since the walk waits for them, and lists while
+//!   the walk compares a folder with the record;
+//! - it closes the folders the walk is done with: closing a folder that was listed
+//!   frees what the file system kept for the listing, which takes time too.
+//!
+//! Whichever thread starts a listing first does it: the walk never waits for one the
+//! thread has not begun. The two threads meet once per folder, a few hundred
+//! microseconds apart. Waking a sleeping thread costs tens of microseconds on a virtual
+//! machine, a good part of what is shared; so each side, when it finds nothing to take,
+//! first waits briefly without sleeping ([`wait`]), and only then sleeps until woken.
+
+use std::ffi::{CStr, CString};
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{JoinHandle, Thread};
+use std::time::{Duration, Instant};
+
+use nix::dir::Dir;
+use nix::fcntl::AtFlags;
+use nix::sys::stat::{FileStat, fstatat};
+
+use super::list::{Listed, Listing, list, open_dir};
+
+/// Folders with fewer children than this are `stat`ed on the walk's thread alone.
+const SPLIT_FROM: usize = 64;
+
+/// How many names a thread takes at a time from a shared folder: enough that taking
+/// them costs little against their `stat`s, few enough that the last ones taken keep
+/// the other thread waiting only briefly.
+const CHUNK: usize = 16;
+
+/// How many folders may wait to be closed before the thread is woken to close them.
+const CLOSE_BATCH: usize = 32;
+
+/// How long a thread with nothing to take waits awake before it sleeps: longer than the
+/// walk usually spends between two large folders, short enough not to matter where
+/// large folders are rare.
+const SPIN: Duration = Duration::from_micros(500);
+
+/// What a child's `stat` gave.
+pub(super) type Stat = nix::Result<FileStat>;
+
+/// A large folder's names to `stat`, shared by both threads a [`CHUNK`] at a time.
+struct Job {
+    /// The folder: a descriptor of the job's own, so that the job owns all it uses.
+    dir: OwnedFd,
+    names: Listing,
+    /// Where the next chunk not yet taken starts.
+    next: AtomicUsize,
+    /// What the helper thread did: each name it took, by its place, with its `stat`.
+    theirs: Mutex<Vec<(usize, Stat)>>,
+}
+
+impl Job {
+    /// Takes chunks until none is left; gives back each name taken, by its place, with
+    /// its `stat`.
+    fn work(&self) -> Vec<(usize, Stat)> {
+        let mut done = Vec::new();
+        loop {
+            let from = self.next.fetch_add(CHUNK, Ordering::Relaxed);
+            let Some(chunk) = self.names.get(from..) else {
+                return done;
+            };
+            for (i, (name, _)) in chunk.iter().take(CHUNK).enumerate() {
+                done.push((from + i, stat(self.dir.as_fd(), name)));
+            }
+        }
+    }
+}
+
+/// A one-item mailbox: the walk puts, and either thread takes.
+struct Slot<T> {
+    item: Mutex<Option<T>>,
+    /// Whether `item` holds something: read without the lock while waiting.
+    full: AtomicBool,
+}
+
+impl<T> Slot<T> {
+    fn new() -> Self {
+        Slot {
+            item: Mutex::new(None),
+            full: AtomicBool::new(false),
+        }
+    }
+
+    fn put(&self, item: T) {
+        *lock(&self.item) = Some(item);
+        self.full.store(true, Ordering::Release);
+    }
+
+    /// The item, if there is one now.
+    fn take(&self) -> Option<T> {
+        if !self.full.swap(false, Ordering::Acquire) {
+            return None;
+        }
+        lock(&self.item).take()
+    }
+}
+
+/// A folder to list ahead of the walk.
+struct ListJob {
+    /// The folder it is in (a descriptor of the job's own), and its name.
+    parent: OwnedFd,
+    name: CString,
+    /// [`QUEUED`], [`LISTING`], [`TAKEN`] or [`READY`].
+    state: AtomicU8,
+    /// The opened folder and its listing, once [`READY`]; `None` if it could not be
+    /// opened (the walk then tries itself, and reports why).
+    result: Mutex<Option<(Dir, Listed)>>,
+}
+
+/// Asked for, not begun.
+const QUEUED: u8 = 0;
+/// Being listed by the thread.
+const LISTING: u8 = 1;
+/// Taken back by the walk before the thread began it: the thread passes it by.
+const TAKEN: u8 = 2;
+/// Listed by the thread.
+const READY: u8 = 3;
+
+impl ListJob {
+    /// Lists the folder, unless the walk took it back first; wakes the walk when done.
+    fn run(&self, exclude: &[(u64, u64)], walker: &Thread) {
+        if self
+            .state
+            .compare_exchange(QUEUED, LISTING, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        let result = open_dir(self.parent.as_fd(), &self.name)
+            .ok()
+            .map(|mut dir| {
+                let listed = list(&mut dir, exclude);
+                (dir, listed)
+            });
+        *lock(&self.result) = result;
+        self.state.store(READY, Ordering::Release);
+        walker.unpark();
+    }
+}
+
+/// The walk's claim on a folder asked to be listed ahead: given back to
+/// [`Helper::listed`] when the walk gets there. Dropped unused, the listing is called
+/// off if not begun.
+pub(super) struct Ahead(Arc<ListJob>);
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        let _ = self
+            .0
+            .state
+            .compare_exchange(QUEUED, TAKEN, Ordering::Relaxed, Ordering::Relaxed);
+    }
+}
+
+/// What the walk's thread and the helper thread share.
+struct Shared {
+    jobs: Slot<Arc<Job>>,
+    /// Folders to list ahead, the soonest needed (the deepest, asked for last) last.
+    lists: Mutex<Vec<Arc<ListJob>>>,
+    /// Folders the walk is done with, for the thread to close.
+    closing: Mutex<Vec<Dir>>,
+    /// Set whenever something is put in `jobs` or `lists`.
+    work: AtomicBool,
+    /// Set when the walk ends: the thread returns.
+    stop: AtomicBool,
+    /// Set when the thread has returned, for whatever reason.
+    gone: AtomicBool,
+}
+
+/// Marks the thread gone and wakes the walk, however the thread ends.
+struct Gone(Arc<Shared>, Thread);
+
+impl Drop for Gone {
+    fn drop(&mut self) {
+        self.0.gone.store(true, Ordering::Release);
+        self.1.unpark();
+    }
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    thread: JoinHandle<()>,
+}
+
+/// The walk's side of the helper thread, which starts on first use and ends on drop.
+pub(super) struct Helper {
+    worker: Option<Worker>,
+    /// Whether the thread could not be started, or ended before its time: then all is
+    /// done in line.
+    alone: bool,
+    /// What folders listed ahead leave out, as the walk's own listings do.
+    exclude: Vec<(u64, u64)>,
+    /// The thread wakes the one that started it with each answer: so that this is the
+    /// one that waits, `Helper` stays on it (a raw pointer is neither `Send` nor `Sync`).
+    _one_thread: PhantomData<*const ()>,
+}
+
+impl Helper {
+    /// A helper whose listings leave out what `exclude` names (device, inode).
+    pub(super) fn new(exclude: Vec<(u64, u64)>) -> Self {
+        Helper {
+            worker: None,
+            alone: false,
+            exclude,
+            _one_thread: PhantomData,
+        }
+    }
+
+    /// `stat`s (without following links) each child of `dir` in `listed`; gives back
+    /// the listing, in its order, with each child's result.
+    pub(super) fn all(&mut self, dir: BorrowedFd<'_>, listed: Listing) -> (Listing, Vec<Stat>) {
+        let shared = if listed.len() < SPLIT_FROM {
+            None
+        } else {
+            self.worker().map(|worker| Arc::clone(&worker.shared))
+        };
+        // Out of descriptors, say: do it all here.
+        let dir_copy = shared.as_ref().and_then(|_| dir.try_clone_to_owned().ok());
+        let (Some(shared), Some(dir_copy)) = (shared, dir_copy) else {
+            let stats = listed.iter().map(|(name, _)| stat(dir, name)).collect();
+            return (listed, stats);
+        };
+        let mut job = Arc::new(Job {
+            dir: dir_copy,
+            names: listed,
+            next: AtomicUsize::new(0),
+            theirs: Mutex::new(Vec::new()),
+        });
+        shared.jobs.put(Arc::clone(&job));
+        self.wake();
+        let mine = job.work();
+        // Taken back if the thread never took it; if it did, it lets go once its last
+        // chunk is in (or it is gone, which lets go of all it held).
+        drop(shared.jobs.take());
+        let job = loop {
+            match Arc::try_unwrap(job) {
+                Ok(job) => break job,
+                Err(held) => {
+                    job = held;
+                    wait(|| Arc::strong_count(&job) == 1, &shared.gone);
+                }
+            }
+        };
+        let theirs = job.theirs.into_inner().unwrap_or_else(|e| e.into_inner());
+        let stats = merge(dir, &job.names, mine, theirs);
+        (job.names, stats)
+    }
+
+    /// Asks for the folder `name` of `parent` to be opened and listed ahead of the walk,
+    /// which is to take it with [`Helper::listed`]. `None` if there is no thread for it.
+    pub(super) fn list_ahead(&mut self, parent: BorrowedFd<'_>, name: &CStr) -> Option<Ahead> {
+        let shared = Arc::clone(&self.worker()?.shared);
+        let parent = parent.try_clone_to_owned().ok()?;
+        let job = Arc::new(ListJob {
+            parent,
+            name: name.to_owned(),
+            state: AtomicU8::new(QUEUED),
+            result: Mutex::new(None),
+        });
+        lock(&shared.lists).push(Arc::clone(&job));
+        self.wake();
+        Some(Ahead(job))
+    }
+
+    /// The folder asked for by `ahead`, opened and listed; `None` when the walk is to do
+    /// it itself: the thread had not begun it, could not open it, or is gone.
+    pub(super) fn listed(&mut self, ahead: Ahead) -> Option<(Dir, Listed)> {
+        let job = &ahead.0;
+        if job
+            .state
+            .compare_exchange(QUEUED, TAKEN, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            return None;
+        }
+        let worker = self.worker.as_ref()?;
+        wait(
+            || job.state.load(Ordering::Acquire) == READY,
+            &worker.shared.gone,
+        );
+        lock(&job.result).take()
+    }
+
+    /// Closes `dir`, which the walk is done with, on the thread if there is one; it
+    /// does so when it has nothing else to do, and is told to once a few are waiting.
+    pub(super) fn close(&mut self, dir: Dir) {
+        let Some(worker) = self.running() else {
+            return;
+        };
+        let waiting = {
+            let mut closing = lock(&worker.shared.closing);
+            closing.push(dir);
+            closing.len()
+        };
+        if waiting >= CLOSE_BATCH {
+            self.wake();
+        }
+    }
+
+    /// Tells the thread there is something for it.
+    fn wake(&self) {
+        if let Some(worker) = &self.worker {
+            worker.shared.work.store(true, Ordering::Release);
+            // Only a sleeping thread costs a system call to wake.
+            worker.thread.thread().unpark();
+        }
+    }
+
+    /// The helper thread, started on first use.
+    fn worker(&mut self) -> Option<&Worker> {
+        if self.worker.is_none() && !self.alone {
+            self.worker = start(self.exclude.clone());
+            self.alone = self.worker.is_none();
+        }
+        self.running()
+    }
+
+    /// The helper thread, if it is running. One that ended before its time (a bug) is
+    /// not started again: what it did not do, the walk does, and from then on all.
+    fn running(&mut self) -> Option<&Worker> {
+        if self
+            .worker
+            .as_ref()
+            .is_some_and(|worker| worker.shared.gone.load(Ordering::Acquire))
+        {
+            self.stop();
+            self.alone = true;
+        }
+        self.worker.as_ref()
+    }
+
+    /// Stops the thread and waits for it.
+    fn stop(&mut self) {
+        if let Some(Worker { shared, thread }) = self.worker.take() {
+            shared.stop.store(true, Ordering::Release);
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn start(exclude: Vec<(u64, u64)>) -> Option<Worker> {
+    let shared = Arc::new(Shared {
+        jobs: Slot::new(),
+        lists: Mutex::new(Vec::new()),
+        closing: Mutex::new(Vec::new()),
+        work: AtomicBool::new(false),
+        stop: AtomicBool::new(false),
+        gone: AtomicBool::new(false),
+    });
+    let walker = std::thread::current();
+    let theirs = Arc::clone(&shared);
+    let thread = std::thread::Builder::new()
+        .name("walk helper".into())
+        .spawn(move || {
+            let _gone = Gone(Arc::clone(&theirs), walker.clone());
+            while wait(|| theirs.work.swap(false, Ordering::Acquire), &theirs.stop) {
+                // `work` is cleared before looking, so anything put from now on sets it
+                // again and is seen on the next round.
+                loop {
+                    // Stats first (see the module's comment).
+                    if let Some(job) = theirs.jobs.take() {
+                        let done = job.work();
+                        *lock(&job.theirs) = done;
+                        // Let go before waking the walk, which waits for just that.
+                        drop(job);
+                        walker.unpark();
+                        continue;
+                    }
+                    let list = lock(&theirs.lists).pop();
+                    if let Some(job) = list {
+                        job.run(&exclude, &walker);
+                        continue;
+                    }
+                    let closing = std::mem::take(&mut *lock(&theirs.closing));
+                    if closing.is_empty() {
+                        break;
+                    }
+                    drop(closing);
+                }
+            }
+        })
+        .ok()?;
+    Some(Worker { shared, thread })
+}
+
+/// Waits until `ready()` holds, awake for [`SPIN`] and then asleep until woken; false if
+/// `give_up` is set while it does not. Spurious wake-ups just look again.
+fn wait(mut ready: impl FnMut() -> bool, give_up: &AtomicBool) -> bool {
+    let started = Instant::now();
+    let mut spins = 0u32;
+    loop {
+        if ready() {
+            return true;
+        }
+        if give_up.load(Ordering::Acquire) {
+            // What was done just before giving up still counts.
+            return ready();
+        }
+        spins = spins.wrapping_add(1);
+        if spins % 64 != 0 || started.elapsed() < SPIN {
+            std::hint::spin_loop();
+        } else {
+            std::thread::park();
+        }
+    }
+}
+
+/// A lock that a panic elsewhere does not spoil: what it guards is replaced whole.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The `stat` of `name` in `dir`, not following a link.
+fn stat(dir: BorrowedFd<'_>, name: &CStr) -> Stat {
+    fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+}
+
+/// Every name's `stat`, in order, from what each thread did (each in its own order);
+/// any name neither did (the helper thread went away with it) is done here.
+fn merge(
+    dir: BorrowedFd<'_>,
+    names: &Listing,
+    mine: Vec<(usize, Stat)>,
+    theirs: Vec<(usize, Stat)>,
+) -> Vec<Stat> {
+    let mut mine = mine.into_iter().peekable();
+    let mut theirs = theirs.into_iter().peekable();
+    let mut stats = Vec::with_capacity(names.len());
+    for (i, (name, _)) in names.iter().enumerate() {
+        let done = if mine.peek().is_some_and(|(at, _)| *at == i) {
+            mine.next()
+        } else if theirs.peek().is_some_and(|(at, _)| *at == i) {
+            theirs.next()
+        } else {
+            None
+        };
+        stats.push(done.map_or_else(|| stat(dir, name), |(_, stat)| stat));
+    }
+    stats
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::{self, File};
+
+    use super::*;
+
+    /// A folder of `count` files `f000`..., each of a different size, and its listing.
+    fn folder(count: usize) -> (tempfile::TempDir, File, Listing) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut names = Listing::new();
+        for i in 0..count {
+            let name = format!("f{i:03}");
+            fs::write(dir.path().join(&name), vec![b'x'; i]).unwrap();
+            names.push((CString::new(name).unwrap(), None));
+        }
+        let fd = File::open(dir.path()).unwrap();
+        (dir, fd, names)
+    }
+
+    fn sizes(stats: &[Stat]) -> Vec<i64> {
+        stats
+            .iter()
+            .map(|s| s.as_ref().map_or(-1, |s| s.st_size))
+            .collect()
+    }
+
+    #[test]
+    fn both_threads_stat_a_large_folder_and_every_name_gets_its_own() {
+        let (_dir, fd, names) = folder(300);
+        let mut helper = Helper::new(Vec::new());
+        let (back, stats) = helper.all(fd.as_fd(), names.clone());
+        assert_eq!(back, names);
+        assert_eq!(sizes(&stats), (0..300).collect::<Vec<i64>>());
+    }
+
+    #[test]
+    fn names_neither_thread_did_are_done_in_line() {
+        let (_dir, fd, mut names) = folder(4);
+        names.push((CString::new("gone").unwrap(), None));
+        let mine = vec![(1, stat(fd.as_fd(), c"f001"))];
+        let theirs = vec![(3, stat(fd.as_fd(), c"f003"))];
+        let stats = merge(fd.as_fd(), &names, mine, theirs);
+        assert_eq!(sizes(&stats), [0, 1, 2, 3, -1]);
+        assert_eq!(stats[4].as_ref().err(), Some(&nix::errno::Errno::ENOENT));
+    }
+
+    #[test]
+    fn a_folder_listed_ahead_is_the_folder_as_listed_in_line() {
+        let (dir, _fd, _) = folder(0);
+        for i in 0..5 {
+            fs::create_dir(dir.path().join(format!("d{i}"))).unwrap();
+            fs::write(dir.path().join(format!("d{i}/f")), "f").unwrap();
+        }
+        let parent = File::open(dir.path()).unwrap();
+        let mut helper = Helper::new(Vec::new());
+        let asked: Vec<Ahead> = (0..5)
+            .map(|i| {
+                let name = CString::new(format!("d{i}")).unwrap();
+                helper.list_ahead(parent.as_fd(), &name).unwrap()
+            })
+            .collect();
+        for ahead in asked {
+            // The walk would take back one the thread has not begun: wait until it has.
+            let started = Instant::now();
+            while ahead.0.state.load(Ordering::Acquire) == QUEUED {
+                assert!(started.elapsed() < Duration::from_secs(10), "never listed");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let (mut dir, listed) = helper.listed(ahead).expect("listed by the thread");
+            let in_line = list(&mut dir, &[]);
+            assert_eq!(listed.children, in_line.children);
+            assert_eq!(
+                listed.children,
+                [(c"f".to_owned(), Some(nix::dir::Type::File))]
+            );
+            assert_eq!(listed.id, in_line.id);
+        }
+    }
+}
