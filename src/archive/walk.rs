@@ -1,7 +1,8 @@
 //! Walking the source tree into a tar stream, one entry at a time.
 //!
 //! Memory stays small whatever the tree: one folder's list of names at each level of
-//! the current path, the names of files with several hard links, and the stream's
+//! the current path (in an incremental backup, also of the next two folders to enter at
+//! that level, listed ahead), the names of files with several hard links, and the stream's
 //! batches. Files are read straight into the batches: a small one whole, after its
 //! header; a large one a batch at a time.
 //!
