@@ -493,6 +493,36 @@ fn a_folder_swapped_after_it_was_listed_ahead_is_archived_as_found() {
     assert_eq!(gnu_restore(&home, &chain(&home)), expected);
 }
 
+#[test]
+fn a_deep_tree_is_backed_up_within_a_small_descriptor_limit() {
+    // The walk holds a descriptor for each level it is in; folders listed ahead take
+    // more, and must not run a deep tree out of them. 120 levels, each with three
+    // folders, the walk going down the first: under a limit of 200 descriptors.
+    let home = incremental_home(&[]);
+    let mut level = src(&home);
+    for depth in 0..120 {
+        for folder in ["a", "b", "c"] {
+            fs::create_dir_all(level.join(folder)).unwrap();
+        }
+        fs::write(level.join("b/f"), depth.to_string()).unwrap();
+        level = level.join("a");
+    }
+    let expected = snapshot(&src(&home));
+    for run in ["the full", "an incremental"] {
+        let out = Command::new("sh")
+            .args(["-c", "ulimit -n 200 && exec \"$0\" --home \"$1\" run 0"])
+            .arg(common::MANAGER)
+            .arg(home.path())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{run}: {said}");
+        assert!(!said.contains("cannot"), "{run}: {said}");
+        assert_eq!(our_restore(&home, &["code"]), expected, "{run}");
+    }
+    assert_eq!(gnu_restore(&home, &chain(&home)), expected);
+}
+
 /// The user restores run as when the tests run as root, who ignores modes: `nobody`.
 const UNPRIVILEGED: u32 = 65534;
 

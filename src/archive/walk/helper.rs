@@ -21,9 +21,11 @@
 //! machine, a good part of what is shared; so each side, when it finds nothing to take,
 //! first waits briefly without sleeping ([`wait`]), and only then sleeps until woken.
 
+use std::cell::Cell;
 use std::ffi::{CStr, CString};
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{JoinHandle, Thread};
@@ -44,7 +46,16 @@ const SPLIT_FROM: usize = 64;
 const CHUNK: usize = 16;
 
 /// How many folders may wait to be closed before the thread is woken to close them.
-const CLOSE_BATCH: usize = 32;
+const CLOSE_BATCH: usize = 8;
+
+/// How many folders may wait to be closed at most: beyond, the walk closes them itself.
+/// With [`AHEAD_MAX`], this bounds the descriptors the thread adds to the walk's one per
+/// level (about 32), so that a deep tree does not run out of them under a low limit.
+const CLOSE_MAX: usize = 16;
+
+/// How many folders may be asked for ahead at once, over all levels of the walk: each
+/// holds up to two descriptors.
+const AHEAD_MAX: usize = 8;
 
 /// How long a thread with nothing to take waits awake before it sleeps: longer than the
 /// walk usually spends between two large folders, short enough not to matter where
@@ -157,14 +168,19 @@ impl ListJob {
 /// The walk's claim on a folder asked to be listed ahead: given back to
 /// [`Helper::listed`] when the walk gets there. Dropped unused, the listing is called
 /// off if not begun.
-pub(super) struct Ahead(Arc<ListJob>);
+pub(super) struct Ahead {
+    job: Arc<ListJob>,
+    /// The count of claims not yet given back or dropped, shared with the [`Helper`].
+    out: Rc<Cell<usize>>,
+}
 
 impl Drop for Ahead {
     fn drop(&mut self) {
-        let _ = self
-            .0
-            .state
-            .compare_exchange(QUEUED, TAKEN, Ordering::Relaxed, Ordering::Relaxed);
+        self.out.set(self.out.get() - 1);
+        let _ =
+            self.job
+                .state
+                .compare_exchange(QUEUED, TAKEN, Ordering::Relaxed, Ordering::Relaxed);
     }
 }
 
@@ -206,6 +222,8 @@ pub(super) struct Helper {
     alone: bool,
     /// What folders listed ahead leave out, as the walk's own listings do.
     exclude: Vec<(u64, u64)>,
+    /// How many folders are asked for ahead: at most [`AHEAD_MAX`].
+    ahead: Rc<Cell<usize>>,
     /// The thread wakes the one that started it with each answer: so that this is the
     /// one that waits, `Helper` stays on it (a raw pointer is neither `Send` nor `Sync`).
     _one_thread: PhantomData<*const ()>,
@@ -218,6 +236,7 @@ impl Helper {
             worker: None,
             alone: false,
             exclude,
+            ahead: Rc::new(Cell::new(0)),
             _one_thread: PhantomData,
         }
     }
@@ -263,8 +282,12 @@ impl Helper {
     }
 
     /// Asks for the folder `name` of `parent` to be opened and listed ahead of the walk,
-    /// which is to take it with [`Helper::listed`]. `None` if there is no thread for it.
+    /// which is to take it with [`Helper::listed`]. `None` if there is no thread for it,
+    /// or enough folders are asked for already.
     pub(super) fn list_ahead(&mut self, parent: BorrowedFd<'_>, name: &CStr) -> Option<Ahead> {
+        if self.ahead.get() >= AHEAD_MAX {
+            return None;
+        }
         let shared = Arc::clone(&self.worker()?.shared);
         let parent = parent.try_clone_to_owned().ok()?;
         let job = Arc::new(ListJob {
@@ -275,13 +298,17 @@ impl Helper {
         });
         lock(&shared.lists).push(Arc::clone(&job));
         self.wake();
-        Some(Ahead(job))
+        self.ahead.set(self.ahead.get() + 1);
+        Some(Ahead {
+            job,
+            out: Rc::clone(&self.ahead),
+        })
     }
 
     /// The folder asked for by `ahead`, opened and listed; `None` when the walk is to do
     /// it itself: the thread had not begun it, could not open it, or is gone.
     pub(super) fn listed(&mut self, ahead: Ahead) -> Option<(Dir, Listed)> {
-        let job = &ahead.0;
+        let job = &ahead.job;
         if job
             .state
             .compare_exchange(QUEUED, TAKEN, Ordering::Relaxed, Ordering::Relaxed)
@@ -305,6 +332,9 @@ impl Helper {
         };
         let waiting = {
             let mut closing = lock(&worker.shared.closing);
+            if closing.len() >= CLOSE_MAX {
+                return;
+            }
             closing.push(dir);
             closing.len()
         };
@@ -526,7 +556,7 @@ mod tests {
         for ahead in asked {
             // The walk would take back one the thread has not begun: wait until it has.
             let started = Instant::now();
-            while ahead.0.state.load(Ordering::Acquire) == QUEUED {
+            while ahead.job.state.load(Ordering::Acquire) == QUEUED {
                 assert!(started.elapsed() < Duration::from_secs(10), "never listed");
                 std::thread::sleep(Duration::from_millis(1));
             }
