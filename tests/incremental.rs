@@ -461,36 +461,66 @@ fn an_incremental_killed_midway_leaves_the_chain_and_the_next_run_redoes_it() {
     }
 }
 
-#[test]
-fn a_folder_swapped_after_it_was_listed_ahead_is_archived_as_found() {
-    // The walk has the next folders listed ahead on a second thread. One swapped for
-    // another folder in the meantime is archived as the walk finds it when it gets
-    // there, not as it was listed.
+/// A home whose `src` holds folders s1, s2 and s3 of 70 files each, and a `run 0` of it
+/// paused as it enters s1, once s2 and s3 have been listed ahead on the walk's second
+/// thread.
+fn paused_after_listing_ahead() -> (TestHome, ChildGuard) {
     let home = incremental_home(&[]);
     for folder in ["s1", "s2", "s3"] {
         for i in 0..70 {
             home.write(&format!("src/{folder}/f{i:02}"), format!("{folder} {i}"));
         }
     }
-    let mut child = run_paused(&home, "enter-s1");
+    let child = run_paused(&home, "enter-s1");
     // s2 and s3 are asked for ahead as the walk enters s1: time to list them.
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let s = src(&home);
-    fs::rename(s.join("s3"), home.path().join("s3-before")).unwrap();
-    home.write("src/s3/new", "new");
-    let expected = snapshot(&s);
+    (home, child)
+}
+
+/// Lets the paused run go on; then the archive must hold `in_s3` in `s3`, and both
+/// restores must give back `expected`.
+fn resume_and_check(home: &TestHome, mut child: ChildGuard, expected: &Snapshot, in_s3: &[&str]) {
     fs::remove_file(home.path().join("paused")).unwrap();
     assert!(child.wait().success(), "the paused run failed");
-
     let entries = archive_entries(&home.archive_path("code.tar"));
-    let in_s3: Vec<&str> = entries
+    let found: Vec<&str> = entries
         .keys()
-        .map(String::as_str)
-        .filter(|name| name.starts_with("src/s3/"))
+        .filter_map(|name| name.strip_prefix("src/s3/"))
         .collect();
-    assert_eq!(in_s3, ["src/s3/new"]);
-    assert_eq!(our_restore(&home, &["code"]), expected);
-    assert_eq!(gnu_restore(&home, &chain(&home)), expected);
+    assert_eq!(found, in_s3);
+    assert_eq!(&our_restore(home, &["code"]), expected);
+    assert_eq!(&gnu_restore(home, &chain(home)), expected);
+}
+
+#[test]
+fn a_folder_swapped_after_it_was_listed_ahead_is_archived_as_found() {
+    // The walk has the next folders listed ahead on a second thread. One swapped for
+    // another folder in the meantime is archived as the walk finds it when it gets
+    // there, not as it was listed.
+    let (home, child) = paused_after_listing_ahead();
+    let s = src(&home);
+    // The walk has read src's own status already: it keeps the mtime it had then.
+    let listed_at = fs::metadata(&s).unwrap().mtime();
+    fs::rename(s.join("s3"), home.path().join("s3-before")).unwrap();
+    home.write("src/s3/new", "new");
+    set_mtime(&s, &format!("@{listed_at}"));
+    let expected = snapshot(&s);
+    resume_and_check(&home, child, &expected, &["new"]);
+}
+
+#[test]
+fn entries_made_or_renamed_after_a_folder_was_listed_ahead_are_archived() {
+    // The same folder, changed in place: a listing made ahead must not be used.
+    let (home, child) = paused_after_listing_ahead();
+    let s = src(&home);
+    fs::rename(s.join("s3/f00"), s.join("s3/renamed")).unwrap();
+    home.write("src/s3/made", "made");
+    let expected = snapshot(&s);
+    let mut in_s3: Vec<String> = (1..70).map(|i| format!("f{i:02}")).collect();
+    in_s3.extend(["made".to_owned(), "renamed".to_owned()]);
+    in_s3.sort();
+    let in_s3: Vec<&str> = in_s3.iter().map(String::as_str).collect();
+    resume_and_check(&home, child, &expected, &in_s3);
 }
 
 #[test]

@@ -38,7 +38,7 @@ mod list;
 
 use dumpdir::{Store, Upcoming};
 use helper::{Ahead, Helper};
-use list::{Listed, Listing, list, open_dir};
+use list::{Listed, Listing, Seen, list, open_dir};
 
 /// Files up to this size are read whole into the stream in one `read`; larger ones a
 /// batch at a time.
@@ -354,9 +354,11 @@ impl Walk<'_, '_, '_> {
                 }
                 let header =
                     walk_header(&mut self.users, &mut self.groups, &name, Kind::Dir, &stat);
+                // Listed ahead, maybe long before: used only if it is the same folder,
+                // with no entry made, removed or renamed since.
                 let listed = ahead
                     .and_then(|ahead| self.helper.listed(ahead))
-                    .filter(|(_, listed)| listed.id == Some((stat.st_dev, stat.st_ino)));
+                    .filter(|(_, listed)| listed.seen == Some(Seen::of(&stat)));
                 if let Some((dir, listed)) = listed {
                     let disk = &mut disk.to_path_buf();
                     return self.children(dir, Some(listed), disk, &mut name, Some(header));

@@ -45,6 +45,7 @@ impl Upcoming {
             _ => None,
         };
         self.looked_to = self.looked_to.max(at + 1);
+        let from = self.asked.len();
         while self.asked.len() < LIST_AHEAD {
             let Some(next) = stored[self.looked_to..]
                 .iter()
@@ -55,8 +56,11 @@ impl Upcoming {
                 break;
             };
             self.looked_to = next + 1;
-            let asked = helper.list_ahead(dir, &children[next].0);
-            self.asked.push_back((next, asked));
+            self.asked.push_back((next, None));
+        }
+        // Asked for from the last: the thread lists the one asked for last first.
+        for (next, asked) in self.asked.iter_mut().skip(from).rev() {
+            *asked = helper.list_ahead(dir, &children[*next].0);
         }
         this
     }

@@ -113,11 +113,17 @@ impl<T> Slot<T> {
         self.full.store(true, Ordering::Release);
     }
 
-    /// The item, if there is one now.
+    /// The item, if there is one now: cheap when there is none.
     fn take(&self) -> Option<T> {
         if !self.full.swap(false, Ordering::Acquire) {
             return None;
         }
+        lock(&self.item).take()
+    }
+
+    /// The item, if there is one now, whatever `full` says.
+    fn take_back(&self) -> Option<T> {
+        self.full.store(false, Ordering::Relaxed);
         lock(&self.item).take()
     }
 }
@@ -170,17 +176,32 @@ impl ListJob {
 /// off if not begun.
 pub(super) struct Ahead {
     job: Arc<ListJob>,
+    /// Where the job waits for the thread.
+    shared: Arc<Shared>,
     /// The count of claims not yet given back or dropped, shared with the [`Helper`].
     out: Rc<Cell<usize>>,
+}
+
+impl Ahead {
+    /// Takes the job back if the thread has not begun it: true if so. It then leaves
+    /// the thread's stack at once, with the descriptor it holds.
+    fn take_back(&self) -> bool {
+        let taken = self
+            .job
+            .state
+            .compare_exchange(QUEUED, TAKEN, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok();
+        if taken {
+            lock(&self.shared.lists).retain(|job| !Arc::ptr_eq(job, &self.job));
+        }
+        taken
+    }
 }
 
 impl Drop for Ahead {
     fn drop(&mut self) {
         self.out.set(self.out.get() - 1);
-        let _ =
-            self.job
-                .state
-                .compare_exchange(QUEUED, TAKEN, Ordering::Relaxed, Ordering::Relaxed);
+        self.take_back();
     }
 }
 
@@ -266,7 +287,7 @@ impl Helper {
         let mine = job.work();
         // Taken back if the thread never took it; if it did, it lets go once its last
         // chunk is in (or it is gone, which lets go of all it held).
-        drop(shared.jobs.take());
+        drop(shared.jobs.take_back());
         let job = loop {
             match Arc::try_unwrap(job) {
                 Ok(job) => break job,
@@ -301,6 +322,7 @@ impl Helper {
         self.ahead.set(self.ahead.get() + 1);
         Some(Ahead {
             job,
+            shared,
             out: Rc::clone(&self.ahead),
         })
     }
@@ -308,14 +330,10 @@ impl Helper {
     /// The folder asked for by `ahead`, opened and listed; `None` when the walk is to do
     /// it itself: the thread had not begun it, could not open it, or is gone.
     pub(super) fn listed(&mut self, ahead: Ahead) -> Option<(Dir, Listed)> {
-        let job = &ahead.job;
-        if job
-            .state
-            .compare_exchange(QUEUED, TAKEN, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-        {
+        if ahead.take_back() {
             return None;
         }
+        let job = &ahead.job;
         let worker = self.worker.as_ref()?;
         wait(
             || job.state.load(Ordering::Acquire) == READY,
@@ -567,7 +585,7 @@ mod tests {
                 listed.children,
                 [(c"f".to_owned(), Some(nix::dir::Type::File))]
             );
-            assert_eq!(listed.id, in_line.id);
+            assert_eq!(listed.seen, in_line.seen);
         }
     }
 }
