@@ -471,6 +471,8 @@ fn paused_after_listing_ahead() -> (TestHome, ChildGuard) {
             home.write(&format!("src/{folder}/f{i:02}"), format!("{folder} {i}"));
         }
     }
+    // A folder changed less than 2 s before it is listed is never used ahead.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
     let child = run_paused(&home, "enter-s1");
     // s2 and s3 are asked for ahead as the walk enters s1: time to list them.
     std::thread::sleep(std::time::Duration::from_millis(300));

@@ -46,7 +46,10 @@ impl Upcoming {
         };
         self.looked_to = self.looked_to.max(at + 1);
         let from = self.asked.len();
-        while self.asked.len() < LIST_AHEAD {
+        // Asking for the farther of two when there is room for one only would leave the
+        // nearer, needed first, to the walk.
+        let room = helper.room();
+        while self.asked.len() < LIST_AHEAD && self.asked.len() - from < room {
             let Some(next) = stored[self.looked_to..]
                 .iter()
                 .position(|store| *store == Store::Folder)

@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use nix::dir::Dir;
 use nix::fcntl::AtFlags;
 use nix::sys::stat::{FileStat, fstatat};
+use nix::sys::statfs::{self, FsType, fstatfs};
 
 use super::list::{Listed, Listing, list, open_dir};
 
@@ -61,6 +62,20 @@ const AHEAD_MAX: usize = 8;
 /// walk usually spends between two large folders, short enough not to matter where
 /// large folders are rare.
 const SPIN: Duration = Duration::from_micros(500);
+
+/// The file systems on which folders are listed ahead: local ones, whose folders' times
+/// a `stat` reads from the file system itself. On a network or FUSE file system it may
+/// read them from a cache that another machine's changes have not reached yet, and a
+/// folder changed since it was listed would look unchanged.
+const LOCAL: [FsType; 7] = [
+    statfs::EXT4_SUPER_MAGIC, // and ext2, ext3
+    statfs::XFS_SUPER_MAGIC,
+    statfs::BTRFS_SUPER_MAGIC,
+    statfs::TMPFS_MAGIC,
+    statfs::F2FS_SUPER_MAGIC,
+    FsType(0x2fc1_2fc1), // ZFS
+    FsType(0xca45_1a4e), // bcachefs
+];
 
 /// What a child's `stat` gave.
 pub(super) type Stat = nix::Result<FileStat>;
@@ -304,9 +319,12 @@ impl Helper {
 
     /// Asks for the folder `name` of `parent` to be opened and listed ahead of the walk,
     /// which is to take it with [`Helper::listed`]. `None` if there is no thread for it,
-    /// or enough folders are asked for already.
+    /// enough folders are asked for already, or `parent` is not on a [`LOCAL`] file
+    /// system.
     pub(super) fn list_ahead(&mut self, parent: BorrowedFd<'_>, name: &CStr) -> Option<Ahead> {
-        if self.ahead.get() >= AHEAD_MAX {
+        if self.room() == 0
+            || !fstatfs(parent).is_ok_and(|fs| LOCAL.contains(&fs.filesystem_type()))
+        {
             return None;
         }
         let shared = Arc::clone(&self.worker()?.shared);
@@ -325,6 +343,11 @@ impl Helper {
             shared,
             out: Rc::clone(&self.ahead),
         })
+    }
+
+    /// How many more folders may be asked for ahead now.
+    pub(super) fn room(&self) -> usize {
+        AHEAD_MAX.saturating_sub(self.ahead.get())
     }
 
     /// The folder asked for by `ahead`, opened and listed; `None` when the walk is to do
