@@ -67,14 +67,15 @@ const SPIN: Duration = Duration::from_micros(500);
 /// a `stat` reads from the file system itself. On a network or FUSE file system it may
 /// read them from a cache that another machine's changes have not reached yet, and a
 /// folder changed since it was listed would look unchanged.
-const LOCAL: [FsType; 7] = [
+const LOCAL: [FsType; 8] = [
     statfs::EXT4_SUPER_MAGIC, // and ext2, ext3
     statfs::XFS_SUPER_MAGIC,
     statfs::BTRFS_SUPER_MAGIC,
     statfs::TMPFS_MAGIC,
     statfs::F2FS_SUPER_MAGIC,
-    FsType(0x2fc1_2fc1), // ZFS
-    FsType(0xca45_1a4e), // bcachefs
+    statfs::OVERLAYFS_SUPER_MAGIC, // a container's root, whose layers are local
+    FsType(0x2fc1_2fc1),           // ZFS
+    FsType(0xca45_1a4e),           // bcachefs
 ];
 
 /// What a child's `stat` gave.
