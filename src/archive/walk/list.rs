@@ -123,11 +123,16 @@ mod tests {
         .unwrap();
         let listed = list(&mut opened, &[]);
         assert_eq!(listed.children, [(c"f".to_owned(), Some(Type::File))]);
-        assert_eq!(listed.seen, None);
         let stat = fstat(&opened).unwrap();
-        assert!(!settled(&stat));
-        let mut old = stat;
-        old.st_ctime -= 3;
-        assert!(settled(&old));
+        // Just made: not settled, unless the machine stalled for seconds in between.
+        assert_eq!(listed.seen.is_some(), settled(&stat));
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let mut at = stat;
+        at.st_ctime = now.as_secs() as i64;
+        assert!(!settled(&at));
+        at.st_ctime -= 3;
+        assert!(settled(&at));
+        at.st_ctime += 3600;
+        assert!(!settled(&at), "a ctime in the future is not settled");
     }
 }
