@@ -21,7 +21,7 @@ pub fn start(file: &File, offset: u64, len: u64) {
     }
 }
 
-/// A file written from its start, whose bytes are handed to the disk every [`STEP`] as
+/// A file written from its start, whose bytes are handed to the disk a MiB at a time as
 /// they are written, and the rest on [`Eager::hand_over`].
 #[derive(Debug)]
 pub struct Eager {

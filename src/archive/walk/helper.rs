@@ -11,7 +11,9 @@
 //!   while the walk is in the ones before. Only folders the walk has decided to enter
 //!   are listed ahead, so nothing an exclude leaves out is opened sooner than without
 //!   it. The thread does `stat`s first, since the walk waits for them, and lists while
-//!   the walk compares a folder with the record;
+//!   the walk compares a folder with the record. A listing made ahead is used only if
+//!   the walk, when it gets there, finds the folder unchanged since ([`Listed::seen`]),
+//!   and only on [`LOCAL`] file systems, whose `stat` is never answered from a cache;
 //! - it closes the folders the walk is done with: closing a folder that was listed
 //!   frees what the file system kept for the listing, which takes time too.
 //!
