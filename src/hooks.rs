@@ -404,7 +404,7 @@ fn collect(mut reader: fs::File) -> mpsc::Receiver<Vec<u8>> {
     receiver
 }
 
-/// The last [`LAST_LINES`] non-empty lines of `output`, joined with " | " for one log line.
+/// The last `LAST_LINES` non-empty lines of `output`, joined with " | " for one log line.
 pub fn last_lines(output: &[u8]) -> String {
     let text = String::from_utf8_lossy(output);
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();

@@ -21,8 +21,8 @@ extern "C" fn on_signal(signal: libc::c_int) {
     CAUGHT.store(signal, Ordering::SeqCst);
 }
 
-/// Catches [`SIGNALS`] (those not ignored) from its making until [`Interrupts::end`] or
-/// drop, which put back what was there before.
+/// Catches SIGINT, SIGTERM and SIGHUP (those not ignored) from its making until
+/// [`Interrupts::end`] or drop, which put back what was there before.
 pub struct Interrupts {
     previous: Vec<(Signal, SigAction)>,
 }

@@ -15,7 +15,7 @@
 //!
 //! # What changed
 //!
-//! Decided from our own [record](record) of the previous backup, never from mtimes
+//! Decided from our own [record] of the previous backup, never from mtimes
 //! alone: a child is unchanged only when its kind, device, inode, size, mtime and ctime
 //! (both to the nanosecond) are all as recorded. A `chmod`, a `touch -d` into the past
 //! and a file replaced within one second all move the ctime or the inode.
