@@ -359,30 +359,34 @@ impl Walk<'_, '_, '_> {
                 let listed = ahead
                     .and_then(|ahead| self.helper.listed(ahead))
                     .filter(|(_, listed)| listed.seen == Some(Seen::of(&stat)));
-                if let Some((dir, listed)) = listed {
-                    let disk = &mut disk.to_path_buf();
-                    return self.children(dir, Some(listed), disk, &mut name, Some(header));
-                }
-                match open_dir(parent, file_name) {
-                    Ok(dir) => {
-                        let disk = &mut disk.to_path_buf();
-                        self.children(dir, None, disk, &mut name, Some(header))
-                    }
-                    Err(Errno::ENOENT) => {
-                        self.warn(gone_or_unreadable(disk, Errno::ENOENT));
-                        Ok(())
-                    }
-                    Err(e) => {
-                        // The folder is stored (it exists, with its mode and owner), empty.
-                        self.put(&header)?;
-                        self.warn(format!(
-                            "{}: cannot open the folder ({}); its contents are left out",
-                            disk.display(),
-                            e.desc()
-                        ));
-                        Ok(())
-                    }
-                }
+                let (dir, listed) = match listed {
+                    Some((dir, listed)) => (dir, Some(listed)),
+                    None => match open_dir(parent, file_name) {
+                        Ok(dir) => (dir, None),
+                        Err(Errno::ENOENT) => {
+                            self.warn(gone_or_unreadable(disk, Errno::ENOENT));
+                            return Ok(());
+                        }
+                        Err(e) => {
+                            // The folder is stored (it exists, with its mode and owner),
+                            // empty.
+                            self.put(&header)?;
+                            self.warn(format!(
+                                "{}: cannot open the folder ({}); its contents are left out",
+                                disk.display(),
+                                e.desc()
+                            ));
+                            return Ok(());
+                        }
+                    },
+                };
+                self.children(
+                    dir,
+                    listed,
+                    &mut disk.to_path_buf(),
+                    &mut name,
+                    Some(header),
+                )
             }
             Some(kind @ Kind::Symlink) => {
                 let target = match nix::fcntl::readlinkat(parent, file_name) {

@@ -154,7 +154,8 @@ struct ListJob {
     /// [`QUEUED`], [`LISTING`], [`TAKEN`] or [`READY`].
     state: AtomicU8,
     /// The opened folder and its listing, once [`READY`]; `None` if it could not be
-    /// opened (the walk then tries itself, and reports why).
+    /// opened (the walk then tries itself, and reports why) or is not on a [`LOCAL`]
+    /// file system.
     result: Mutex<Option<(Dir, Listed)>>,
 }
 
@@ -177,14 +178,12 @@ impl ListJob {
         {
             return;
         }
+        // Not listed on a file system that is not local: the walk lists it itself.
         let result = open_dir(self.parent.as_fd(), &self.name)
             .ok()
+            .filter(|dir| is_local(dir.as_fd()))
             .map(|mut dir| {
-                let mut listed = list(&mut dir, exclude);
-                // A mount point of another file system under a local folder: not used.
-                if !is_local(dir.as_fd()) {
-                    listed.seen = None;
-                }
+                let listed = list(&mut dir, exclude);
                 (dir, listed)
             });
         *lock(&self.result) = result;
@@ -326,10 +325,9 @@ impl Helper {
 
     /// Asks for the folder `name` of `parent` to be opened and listed ahead of the walk,
     /// which is to take it with [`Helper::listed`]. `None` if there is no thread for it,
-    /// enough folders are asked for already, or `parent` is not on a [`LOCAL`] file
-    /// system.
+    /// or enough folders are asked for already.
     pub(super) fn list_ahead(&mut self, parent: BorrowedFd<'_>, name: &CStr) -> Option<Ahead> {
-        if self.room() == 0 || !is_local(parent) {
+        if self.room() == 0 {
             return None;
         }
         let shared = Arc::clone(&self.worker()?.shared);
