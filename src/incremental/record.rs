@@ -457,6 +457,30 @@ pub fn check(path: &Path) -> Result<Option<(Head, Retries)>> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_record_written_by_the_earlier_version_is_read() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1/code.record");
+        let (head, retries) = check(&path).unwrap().expect("the fixture is there");
+        assert_eq!(head.source, b"src");
+        assert_eq!(head.chain_start, 1_796_156_751);
+        assert!(retries.is_empty());
+        let (mut reader, _) = Reader::new(File::open(&path).unwrap()).unwrap();
+        let top = reader.folder(b"src").unwrap().expect("the source folder");
+        let names: Vec<Vec<u8>> = top
+            .children()
+            .unwrap()
+            .iter()
+            .map(|c| c.name.to_vec())
+            .collect();
+        assert_eq!(
+            names,
+            [b"a.txt".to_vec(), b"link".to_vec(), b"sub".to_vec()]
+        );
+        let sub = reader.folder(b"src/sub").unwrap().expect("the sub folder");
+        let sizes: Vec<u64> = sub.children().unwrap().iter().map(|c| c.size).collect();
+        assert_eq!(sizes, [6]);
+    }
+
     fn child(name: &str, ino: u64) -> Child<'_> {
         Child {
             name: name.as_bytes(),
