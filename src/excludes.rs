@@ -43,18 +43,6 @@ const CACHE_SIGNATURE: &[u8; 43] = b"Signature: 8a477f597d28d172789f06886806bc55
 /// the tree holds.
 const MAX_IGNORE_FILE: u64 = 4 << 20;
 
-/// Checks that `pattern` is valid `.gitignore` syntax for the matcher; the error says why
-/// not.
-pub fn check_pattern(pattern: &str) -> Result<(), String> {
-    GitignoreBuilder::new(".")
-        .add_line(None, pattern)
-        .map(|_| ())
-        .map_err(|e| match e {
-            ignore::Error::Glob { err, .. } => err,
-            other => other.to_string(),
-        })
-}
-
 /// What a schedule leaves out, and where the walk is in the tree.
 pub struct Excludes {
     /// The schedule's own patterns, rooted at PATH.
@@ -468,16 +456,5 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
-    }
-
-    #[test]
-    fn invalid_patterns_are_told() {
-        assert!(check_pattern("*.log").is_ok());
-        assert!(check_pattern("!keep.log").is_ok());
-        assert!(check_pattern("/build/").is_ok());
-        assert!(check_pattern("a/**/b").is_ok());
-        let e = check_pattern("{a,b").unwrap_err();
-        assert!(e.contains("unclosed"), "{e}");
-        assert!(check_pattern("[z-a]").is_err());
     }
 }

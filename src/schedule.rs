@@ -9,7 +9,7 @@ use std::str::FromStr;
 use chrono::NaiveTime;
 use serde::{Serialize, Serializer};
 
-use crate::archive::Compression;
+use crate::naming::{Compression, Stamp};
 
 pub use options::{
     DEFAULT_FULL_EVERY, Incremental, MAX_FULL_EVERY, MAX_KEEP, OptionError, Options,
@@ -175,7 +175,7 @@ fn validate_name(name: &str) -> Result<(), Reason> {
         Err(Reason::NameTooLong(name.len()))
     } else if name
         .rsplit_once('.')
-        .is_some_and(|(_, end)| crate::generations::Stamp::parse(end).is_some())
+        .is_some_and(|(_, end)| Stamp::parse(end).is_some())
     {
         // `code.2026-11-22_0200.tar` is a kept generation of `code`: another NAME's
         // archive of that name would be listed, rotated and pruned as one.

@@ -1,11 +1,13 @@
 //! `backup_schedules.txt`: reading it, and editing it under a lock with an atomic replace.
 
+use std::fmt;
 use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
+use serde::Serialize;
 
 use crate::atomic_file;
 use crate::edit_lock;
@@ -38,11 +40,23 @@ pub fn read_lines(path: &Path) -> Result<Vec<String>> {
         .collect()
 }
 
+/// A line of the schedule file whose bytes are not UTF-8: it has no text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotUtf8;
+
+impl fmt::Display for NotUtf8 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the line is not valid UTF-8")
+    }
+}
+
+impl std::error::Error for NotUtf8 {}
+
 /// Reads the schedule file line by line, for readers that must go on with the good lines
-/// whatever the others hold: each line is its text, or the reason it has none.
+/// whatever the others hold: each line is its text, or [`NotUtf8`].
 ///
 /// A line ending in "\r\n" (a file edited on Windows) reads as if it ended in "\n".
-pub fn read_each_line(path: &Path) -> Result<Vec<Result<String, String>>> {
+pub fn read_each_line(path: &Path) -> Result<Vec<Result<String, NotUtf8>>> {
     let bytes = read(path)?;
     Ok(split_lines(&bytes).map(text_of).collect())
 }
@@ -54,9 +68,9 @@ pub fn read_raw_lines(path: &Path) -> Result<Vec<Vec<u8>>> {
 }
 
 /// The text of one raw line: its bytes without a final '\r', if they are UTF-8.
-pub fn text_of(raw: &[u8]) -> Result<String, String> {
+pub fn text_of(raw: &[u8]) -> Result<String, NotUtf8> {
     let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-    String::from_utf8(raw.to_vec()).map_err(|_| "the line is not valid UTF-8".to_owned())
+    String::from_utf8(raw.to_vec()).map_err(|_| NotUtf8)
 }
 
 /// How a raw line is shown to people: its text, with each byte that is not UTF-8 written
@@ -128,15 +142,27 @@ pub fn append(home: &Home, schedule: &Schedule) -> Result<()> {
     })
 }
 
-/// Removes the line at `index`, valid or not, and returns it (its text, or its bytes as
-/// [`shown`] when it has none); every other line is kept byte for byte.
-pub fn delete(home: &Home, index: usize) -> Result<Result<String, String>> {
+/// A line removed by [`delete`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removed {
+    /// Its text, when it is UTF-8.
+    pub text: Result<String, NotUtf8>,
+    /// How it is shown to people (see [`shown`]).
+    pub shown: String,
+}
+
+/// Removes the line at `index`, valid or not, and returns it; every other line is kept
+/// byte for byte.
+pub fn delete(home: &Home, index: usize) -> Result<Removed> {
     edit(home, |lines| {
         if index >= lines.len() {
             bail!("{}", no_such_index(index, lines.len()));
         }
         let raw = lines.remove(index);
-        Ok(text_of(&raw).map_err(|_| shown(&raw)))
+        Ok(Removed {
+            text: text_of(&raw),
+            shown: shown(&raw),
+        })
     })
 }
 
@@ -184,6 +210,54 @@ fn write_lines(path: &Path, lines: &[Vec<u8>]) -> Result<()> {
     atomic_file::replace(path, mode, &text)
 }
 
+/// One line of the schedule file, as `list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    /// The line's index, from 0.
+    pub index: usize,
+    /// The line as written.
+    pub line: String,
+    /// The schedule, when the line is valid.
+    pub schedule: Option<Schedule>,
+    /// Why the line is not a valid schedule.
+    pub error: Option<String>,
+}
+
+impl fmt::Display for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.index, self.line)
+    }
+}
+
+/// Every line of the schedule file, parsed where it can be; a line that is not UTF-8 is
+/// shown with those bytes escaped.
+pub fn entries(home: &Home) -> Result<Vec<Entry>> {
+    let lines = read_raw_lines(&home.schedules())?;
+    Ok(lines
+        .into_iter()
+        .enumerate()
+        .map(|(index, raw)| {
+            let (line, parsed) = match text_of(&raw) {
+                Ok(text) => {
+                    let parsed = text.parse::<Schedule>().map_err(|e| e.reason.to_string());
+                    (text, parsed)
+                }
+                Err(why) => (shown(&raw), Err(why.to_string())),
+            };
+            let (schedule, error) = match parsed {
+                Ok(schedule) => (Some(schedule), None),
+                Err(err) => (None, Some(err)),
+            };
+            Entry {
+                index,
+                line,
+                schedule,
+                error,
+            }
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,7 +296,7 @@ mod tests {
         let (_dir, home) = home();
         let original = "a;01:00;a\nhand-written junk  \nb;02:00;b\n";
         fs::write(home.schedules(), original).unwrap();
-        assert_eq!(delete(&home, 0).unwrap(), Ok("a;01:00;a".to_owned()));
+        assert_eq!(delete(&home, 0).unwrap().text, Ok("a;01:00;a".to_owned()));
         assert_eq!(
             fs::read_to_string(home.schedules()).unwrap(),
             "hand-written junk  \nb;02:00;b\n"
@@ -277,6 +351,7 @@ mod tests {
 
     #[test]
     fn the_service_reads_the_good_lines_of_a_file_with_a_bad_one() {
+        assert_eq!(NotUtf8.to_string(), "the line is not valid UTF-8");
         let (_dir, home) = home();
         fs::write(home.schedules(), b"a;01:00;a\r\nb;02:00;\xff\n\nc;03:00;c").unwrap();
         let lines = read_each_line(&home.schedules()).unwrap();
@@ -284,7 +359,7 @@ mod tests {
             lines,
             [
                 Ok("a;01:00;a".to_owned()),
-                Err("the line is not valid UTF-8".to_owned()),
+                Err(NotUtf8),
                 Ok(String::new()),
                 Ok("c;03:00;c".to_owned()),
             ]
@@ -299,7 +374,7 @@ mod tests {
             read_lines(&home.schedules()).unwrap(),
             ["a;01:00;a", "b;02:00;b", "c;03:00;c"]
         );
-        assert_eq!(delete(&home, 1).unwrap(), Ok("b;02:00;b".to_owned()));
+        assert_eq!(delete(&home, 1).unwrap().text, Ok("b;02:00;b".to_owned()));
         append(&home, &schedule("d;04:00;d")).unwrap();
         assert_eq!(
             fs::read(home.schedules()).unwrap(),
@@ -319,7 +394,9 @@ mod tests {
         let original = b"a;01:00;\xff\r\nb;02:00;\xfeb\nc;03:00;c\r\n";
         fs::write(home.schedules(), original).unwrap();
         assert_eq!(shown(b"a;01:00;\xff\r"), "a;01:00;\\xff");
-        assert_eq!(delete(&home, 0).unwrap(), Err("a;01:00;\\xff".to_owned()));
+        let removed = delete(&home, 0).unwrap();
+        assert_eq!(removed.text, Err(NotUtf8));
+        assert_eq!(removed.shown, "a;01:00;\\xff");
         assert_eq!(
             fs::read(home.schedules()).unwrap(),
             b"b;02:00;\xfeb\nc;03:00;c\r\n"

@@ -3,8 +3,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsFd;
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Local};
@@ -13,16 +12,13 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-use crate::archive;
-use crate::atomic_file;
 use crate::generations;
 use crate::home::{BACKUPS_DIR, Home};
-use crate::hooks;
-use crate::incremental;
+use crate::job;
 use crate::pidfile::{Acquire, PidLock};
-use crate::schedule::Schedule;
+use crate::schedule::{Schedule, TimeOfDay};
 use crate::schedule_file;
-use crate::state::{self, Outcome, Record, Run};
+use crate::state::{self, Record};
 use crate::timing;
 
 /// The longest the service sleeps between two looks at the schedule file.
@@ -68,7 +64,7 @@ pub fn run(home: &Home, mode: Mode, ready: Option<File>) -> Result<()> {
             home.root().display()
         );
     }
-    remove_leftovers(home);
+    job::remove_leftovers(home);
 
     let mut reported = Vec::new();
     let mut postponed = Vec::new();
@@ -90,10 +86,7 @@ pub fn run(home: &Home, mode: Mode, ready: Option<File>) -> Result<()> {
             let Some(_lock) = lock_or_postpone(home, &schedule, &mut postponed) else {
                 continue;
             };
-            let run = hooks::around(home, &schedule, false, || {
-                back_up(home, &schedule, Some(&occurrence), None)
-            });
-            record(home, &schedule, Some(occurrence), run);
+            job::run(home, &schedule, Some(occurrence), None);
         }
         if mode == Mode::Once {
             return Ok(());
@@ -111,126 +104,6 @@ pub fn run(home: &Home, mode: Mode, ready: Option<File>) -> Result<()> {
     }
 }
 
-/// Backs up one schedule now and logs the outcome. `occurrence` is the scheduled time it
-/// serves, or `None` for a run by hand; `progress`, if given, is told how far it got.
-pub fn back_up(
-    home: &Home,
-    schedule: &Schedule,
-    occurrence: Option<&DateTime<Local>>,
-    progress: Option<archive::ProgressFn<'_>>,
-) -> Run {
-    let file_name = schedule.archive_file_name();
-    let shown = format!("{BACKUPS_DIR}/{file_name}");
-    let started_at = Local::now();
-    if let Some(occurrence) = occurrence {
-        let late = started_at - *occurrence;
-        if late > chrono::Duration::seconds(60) {
-            info!(
-                "Backup of {} due at {} starts {} late",
-                schedule.path,
-                occurrence.format("%d/%m/%Y %H:%M"),
-                describe_delay(late)
-            );
-        }
-    }
-    // What an interrupted `run` (Ctrl-C) left; writers still alive are kept.
-    remove_leftovers(home);
-    let started = Instant::now();
-    let result = home.ensure_backups().and_then(|backups| {
-        let target = backups.join(&file_name);
-        let step = incremental::chain::start_for(&backups, schedule, &target, started_at)?;
-        let request = archive::Request {
-            written: &schedule.path,
-            source: &home.resolve(Path::new(&schedule.path)),
-            target: &target,
-            exclude: &[&backups, &home.pid_file()],
-            options: &schedule.options,
-            compression: schedule.compression(),
-            progress,
-            incremental: step.as_ref().map(|(step, _)| &step.tracker),
-        };
-        let summary = generations::create(&backups, schedule, &request, started_at)?;
-        Ok(incremental::chain::finish(step, summary))
-    });
-    let duration_secs = started.elapsed().as_secs_f64();
-    let started = started_at.fixed_offset();
-    match result {
-        Ok(summary) => {
-            for warning in &summary.warnings {
-                warn!("{warning}");
-            }
-            if summary.more_warnings > 0 {
-                warn!(
-                    "{} more warnings for {shown} were not logged",
-                    summary.more_warnings
-                );
-            }
-            // Like GNU tar's exit status 1: the archive is valid, but not all of the tree
-            // went in as it was.
-            let warning_count = summary.warnings.len() as u64 + summary.more_warnings;
-            let outcome = describe_warnings(warning_count);
-            info!(
-                "Backup done for {} in {shown} ({} entries, {}, {duration_secs:.2} s{outcome})",
-                schedule.path,
-                summary.entries,
-                format_size(summary.bytes),
-            );
-            Run {
-                started,
-                duration_secs,
-                outcome: if summary.is_clean() {
-                    Outcome::Ok
-                } else {
-                    Outcome::Warnings
-                },
-                bytes: summary.bytes,
-                entries: summary.entries,
-                messages: summary.warnings,
-                warning_count,
-                manual: occurrence.is_none(),
-            }
-        }
-        Err(err) => {
-            let message = format!("backup of {} into {shown} failed: {err:#}", schedule.path);
-            error!("{message}");
-            Run {
-                started,
-                duration_secs,
-                outcome: Outcome::Failed,
-                bytes: 0,
-                entries: 0,
-                messages: vec![message],
-                warning_count: 0,
-                manual: occurrence.is_none(),
-            }
-        }
-    }
-}
-
-/// Records a run in the state file. A failure to record is logged, not raised: the backup
-/// itself is done, and the worst outcome is a repeated run.
-pub fn record(home: &Home, schedule: &Schedule, served: Option<DateTime<Local>>, run: Run) {
-    let key = schedule.to_string();
-    let now = Local::now().fixed_offset();
-    let recorded = state::update(home, log_state_problem, |state| {
-        let record = state
-            .schedules
-            .entry(key)
-            .or_insert_with(|| Record::new(now));
-        if let Some(served) = served {
-            record.last_served = Some(served.fixed_offset());
-        }
-        record.last_run = Some(run);
-    });
-    if let Err(err) = recorded {
-        error!("recording the backup of {}: {err:#}", schedule.path);
-    }
-}
-
-fn log_state_problem(problem: &str) {
-    error!("{problem}");
-}
-
 /// One look at the schedules: brings the state up to date with the file (new schedules
 /// are seen now, removed ones forgotten) and returns what is owed, with every schedule's
 /// time for planning the next wake.
@@ -240,73 +113,75 @@ fn log_state_problem(problem: &str) {
 fn look(
     home: &Home,
     reported: &mut Vec<String>,
-) -> (
-    Vec<(Schedule, DateTime<Local>)>,
-    Vec<crate::schedule::TimeOfDay>,
-) {
+) -> (Vec<(Schedule, DateTime<Local>)>, Vec<TimeOfDay>) {
     let now = Local::now();
-    let looked = state::update(home, log_state_problem, |state| {
-        // Checked under the state lock, which every writer of the file holds.
-        let missing = !home.state().exists();
-        let (schedules, problems) = match read_schedules(home) {
-            Ok(read) => read,
-            // What cannot be read says nothing about which schedules are gone: keep
-            // every record, run nothing, and look again next cycle.
-            Err(problem) => return (Vec::new(), Vec::new(), vec![problem]),
-        };
-        // A set, not a scan per record: with 10,000 schedules a scan took seconds a look.
-        let keys: std::collections::HashSet<String> =
-            schedules.iter().map(Schedule::to_string).collect();
-        state.schedules.retain(|key, _| keys.contains(key));
-        drop(keys);
-        let mut due: Vec<(Schedule, DateTime<Local>)> = Vec::new();
-        let mut fresh = 0;
-        for schedule in &schedules {
-            let record = state
-                .schedules
-                .entry(schedule.to_string())
-                .or_insert_with(|| {
-                    fresh += 1;
-                    Record::new(now.fixed_offset())
-                });
-            let remembered = timing::clamp_future(
-                record.first_seen.with_timezone(&Local),
-                record.last_served.map(|t| t.with_timezone(&Local)),
-                &now,
-            );
-            if remembered.clamped {
-                // Saved clamped, so this is said once per schedule, not once a look.
-                warn!(
-                    "schedule {schedule}: remembered times lie in the future (first seen {}, \
-                     last served {}); the clock was wrong, taking them as now",
-                    record.first_seen.format("%d/%m/%Y %H:%M"),
-                    record.last_served.map_or("never".to_owned(), |t| t
-                        .format("%d/%m/%Y %H:%M")
-                        .to_string())
+    let looked = state::update(
+        home,
+        |problem| error!("{problem}"),
+        |state| {
+            // Checked under the state lock, which every writer of the file holds.
+            let missing = !home.state().exists();
+            let (schedules, problems) = match read_schedules(home) {
+                Ok(read) => read,
+                // What cannot be read says nothing about which schedules are gone: keep
+                // every record, run nothing, and look again next cycle.
+                Err(problem) => return (Vec::new(), Vec::new(), vec![problem]),
+            };
+            // A set, not a scan per record: with 10,000 schedules a scan took seconds a look.
+            let keys: std::collections::HashSet<String> =
+                schedules.iter().map(Schedule::to_string).collect();
+            state.schedules.retain(|key, _| keys.contains(key));
+            drop(keys);
+            let mut due: Vec<(Schedule, DateTime<Local>)> = Vec::new();
+            let mut fresh = 0;
+            for schedule in &schedules {
+                let record = state
+                    .schedules
+                    .entry(schedule.to_string())
+                    .or_insert_with(|| {
+                        fresh += 1;
+                        Record::new(now.fixed_offset())
+                    });
+                let remembered = timing::clamp_future(
+                    record.first_seen.with_timezone(&Local),
+                    record.last_served.map(|t| t.with_timezone(&Local)),
+                    &now,
                 );
-                record.first_seen = remembered.first_seen.fixed_offset();
-                record.last_served = remembered.last_served.as_ref().map(DateTime::fixed_offset);
-            }
-            let (first_seen, served) = (remembered.first_seen, remembered.last_served);
-            let owed = timing::owed(schedule.time, &first_seen, served.as_ref(), &now);
-            if let Some(occurrence) = owed {
-                // A line written twice by hand is one schedule, run once.
-                if !due.iter().any(|(s, _)| s == schedule) {
-                    due.push((schedule.clone(), occurrence));
+                if remembered.clamped {
+                    // Saved clamped, so this is said once per schedule, not once a look.
+                    warn!(
+                        "schedule {schedule}: remembered times lie in the future (first seen {}, \
+                     last served {}); the clock was wrong, taking them as now",
+                        record.first_seen.format("%d/%m/%Y %H:%M"),
+                        record.last_served.map_or("never".to_owned(), |t| t
+                            .format("%d/%m/%Y %H:%M")
+                            .to_string())
+                    );
+                    record.first_seen = remembered.first_seen.fixed_offset();
+                    record.last_served =
+                        remembered.last_served.as_ref().map(DateTime::fixed_offset);
+                }
+                let (first_seen, served) = (remembered.first_seen, remembered.last_served);
+                let owed = timing::owed(schedule.time, &first_seen, served.as_ref(), &now);
+                if let Some(occurrence) = owed {
+                    // A line written twice by hand is one schedule, run once.
+                    if !due.iter().any(|(s, _)| s == schedule) {
+                        due.push((schedule.clone(), occurrence));
+                    }
                 }
             }
-        }
-        // A home without schedules has no state file yet; one with schedules lost it.
-        if missing && fresh > 0 {
-            warn!(
-                "state file {} is missing; starting afresh: {fresh} schedule(s) count as \
+            // A home without schedules has no state file yet; one with schedules lost it.
+            if missing && fresh > 0 {
+                warn!(
+                    "state file {} is missing; starting afresh: {fresh} schedule(s) count as \
                  first seen now",
-                home.state().display()
-            );
-        }
-        let times = schedules.iter().map(|s| s.time).collect();
-        (due, times, problems)
-    });
+                    home.state().display()
+                );
+            }
+            let times = schedules.iter().map(|s| s.time).collect();
+            (due, times, problems)
+        },
+    );
     match looked {
         Ok((due, times, problems)) => {
             if problems != *reported {
@@ -386,17 +261,6 @@ fn lock_or_postpone(
     }
 }
 
-fn remove_leftovers(home: &Home) {
-    match atomic_file::remove_leftovers(&home.backups()) {
-        Ok(removed) => {
-            for path in removed {
-                info!("Removed {}, left by an interrupted backup", path.display());
-            }
-        }
-        Err(err) => error!("cleaning up interrupted backups: {err:#}"),
-    }
-}
-
 /// The termination and reload signals, blocked and read through a signalfd.
 struct Signals {
     fd: SignalFd,
@@ -438,59 +302,5 @@ impl Signals {
             woken = woken.or(signal);
         }
         Ok(woken)
-    }
-}
-
-/// `, done with N warnings` for a summary in parentheses, or nothing when there were none.
-pub fn describe_warnings(count: u64) -> String {
-    match count {
-        0 => String::new(),
-        1 => ", done with 1 warning".to_owned(),
-        n => format!(", done with {n} warnings"),
-    }
-}
-
-/// Formats a byte count for a log line: `812 B`, `10.0 KiB`, `3.2 GiB`.
-pub fn format_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
-fn describe_delay(delay: chrono::Duration) -> String {
-    let minutes = delay.num_minutes();
-    match minutes {
-        0..=119 => format!("{minutes} min"),
-        120..=2879 => format!("{} h {} min", minutes / 60, minutes % 60),
-        _ => format!("{} days", minutes / 1440),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_read_like_ls_h() {
-        assert_eq!(format_size(0), "0 B");
-        assert_eq!(format_size(1023), "1023 B");
-        assert_eq!(format_size(10240), "10.0 KiB");
-        assert_eq!(format_size(5 * 1024 * 1024 + 512 * 1024), "5.5 MiB");
-    }
-
-    #[test]
-    fn delays_read_naturally() {
-        assert_eq!(describe_delay(chrono::Duration::minutes(3)), "3 min");
-        assert_eq!(describe_delay(chrono::Duration::minutes(185)), "3 h 5 min");
-        assert_eq!(describe_delay(chrono::Duration::days(4)), "4 days");
     }
 }

@@ -9,12 +9,11 @@ use chrono::{DateTime, FixedOffset, Local};
 use log::{info, warn};
 use serde::Serialize;
 
-use crate::generations;
+use crate::generations::{self, chain};
 use crate::home::Home;
-use crate::incremental;
-use crate::manager::{self, Entry};
+use crate::job::format_size;
 use crate::process::Service;
-use crate::service;
+use crate::schedule_file::{self, Entry};
 use crate::state::{self, Outcome, Run};
 use crate::timing;
 
@@ -59,7 +58,7 @@ pub struct ScheduleStatus {
     pub generations: Option<Generations>,
     /// For an incremental schedule, its current chain.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub chain: Option<incremental::chain::Chain>,
+    pub chain: Option<chain::Chain>,
 }
 
 /// A schedule's archives in `backups/`, for one that keeps several.
@@ -117,7 +116,7 @@ pub fn status(home: &Home) -> Result<Status> {
             state::State::default()
         }
     };
-    let schedules = manager::entries(home)?
+    let schedules = schedule_file::entries(home)?
         .into_iter()
         .map(|entry| {
             let record = entry
@@ -156,11 +155,10 @@ pub fn status(home: &Home) -> Result<Status> {
                     generations,
                     oldest,
                 });
-            let chain = entry.schedule.as_ref().and_then(|s| {
-                incremental::chain::current(&home.backups(), s)
-                    .ok()
-                    .flatten()
-            });
+            let chain = entry
+                .schedule
+                .as_ref()
+                .and_then(|s| chain::current(&home.backups(), s).ok().flatten());
             ScheduleStatus {
                 generations,
                 chain,
@@ -207,7 +205,7 @@ impl fmt::Display for Status {
                         run.outcome.as_str()
                     )?;
                     if run.outcome != Outcome::Failed {
-                        write!(f, ", {}", service::format_size(run.bytes))?;
+                        write!(f, ", {}", format_size(run.bytes))?;
                     }
                     write!(f, ", {:.2} s", run.duration_secs)?;
                     if run.manual {

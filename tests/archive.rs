@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use backup::archive::format::{BLOCK, Header, Kind};
 use backup::schedule::Schedule;
+use backup::tar::{BLOCK, Header, Kind};
 
 /// A temporary home with the manager binary at hand.
 struct Env {

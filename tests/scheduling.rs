@@ -375,7 +375,7 @@ fn status_shows_the_service_and_each_schedule_and_exits_as_a_monitor_expects() {
     let prefix = format!(
         "   last run:  {}, ok, {}, ",
         started(ok),
-        backup::service::format_size(size)
+        backup::job::format_size(size)
     );
     assert!(
         block[2].starts_with(&prefix) && block[2].ends_with(" s (by hand)"),

@@ -5,12 +5,9 @@
 //! compressed with gzip or zstd; GNU tar reads them back, and so do [`verify`] and
 //! [`restore`].
 
-mod compression;
-pub mod format;
-pub mod reader;
+mod label;
 mod restore;
 mod sink;
-pub mod sparse;
 mod verify;
 mod walk;
 
@@ -23,9 +20,11 @@ use anyhow::{Context, Result};
 
 use crate::atomic_file::AtomicFile;
 use crate::excludes::Excludes;
+use crate::incremental::Tracker;
+use crate::naming::Compression;
 use crate::schedule::Options;
 
-pub use compression::{Compression, open_archive};
+pub use label::{is_full, label};
 pub use restore::{Restored, restore, restore_chain};
 pub use verify::{Report, Source, verify};
 
@@ -93,7 +92,7 @@ pub struct Request<'a> {
     pub progress: Option<ProgressFn<'a>>,
     /// For an incremental backup: the tracker that decides what changed and writes the
     /// new record; folders then become GNU dumpdir entries.
-    pub incremental: Option<&'a std::cell::RefCell<crate::incremental::Tracker>>,
+    pub incremental: Option<&'a std::cell::RefCell<Tracker>>,
 }
 
 impl std::fmt::Debug for Request<'_> {

@@ -23,12 +23,10 @@ use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, UnlinkatFlags};
 
-use super::compression::{self, Compression};
-use super::format::{Header, Kind};
-use super::reader::Reader;
-use super::sparse;
-use crate::incremental::{chain, extract};
+use crate::naming::Compression;
+use crate::tar::{Header, Kind, Reader, open_archive, sparse};
 
+mod dumpdir;
 mod folders;
 
 use folders::Folders;
@@ -59,7 +57,7 @@ pub fn restore(
 
 /// Restores a chain: a full archive then incrementals, in order, into `dest`, which must
 /// be missing or empty unless `force`. Every archive is checked before anything is
-/// written. Each folder stored as a dumpdir (see [`crate::incremental`]) loses what its
+/// written. Each folder stored as a dumpdir (see [`crate::tar::dumpdir`]) loses what its
 /// listing does not hold, as with GNU tar's `--listed-incremental`, so that the result
 /// is the tree as it was at the last archive's backup.
 pub fn restore_chain(
@@ -72,7 +70,7 @@ pub fn restore_chain(
     // into place meanwhile.
     let mut archives = Vec::with_capacity(paths.len());
     for &path in paths {
-        let archive = compression::open_archive(path)?;
+        let archive = open_archive(path)?;
         let reopen = move || {
             archive
                 .try_clone()
@@ -201,14 +199,14 @@ impl Extract {
             .with_context(|| format!("reading {}", path.display()))?
         {
             // A chain's label: nothing to restore.
-            if header.kind == Kind::Other(b'V') {
+            if header.kind == Kind::VOLUME_LABEL {
                 continue;
             }
             let Some(parts) = components(&header.name)? else {
-                if chain::is_dumpdir(header.kind) {
+                if header.kind == Kind::DUMPDIR {
                     // The destination itself, as `./`.
                     let data = dumpdir_data(&header, &mut reader)?;
-                    extract::purge(&self.root, &data).with_context(|| {
+                    dumpdir::purge(&self.root, &data).with_context(|| {
                         format!("removing what {} no longer holds", dest.display())
                     })?;
                 }
@@ -238,7 +236,7 @@ impl Extract {
         let omit = TimeSpec::UTIME_OMIT;
         let mtime = TimeSpec::new(header.mtime, 0);
         match header.kind {
-            Kind::Dir | Kind::Other(b'D') => {
+            Kind::Dir | Kind::DUMPDIR => {
                 let existed =
                     match nix::sys::stat::mkdirat(parent, leaf, Mode::from_bits_truncate(0o700)) {
                         Ok(()) => false,
@@ -252,16 +250,16 @@ impl Extract {
                         Err(e) => return Err(e.into()),
                     };
                 self.folders.restored(parts, header);
-                let dumpdir = chain::is_dumpdir(header.kind);
-                if existed || dumpdir {
+                let is_dumpdir = header.kind == Kind::DUMPDIR;
+                if existed || is_dumpdir {
                     let dir = walk(&self.root, parts)?;
                     if existed {
                         // Left read-only by an earlier restore into this DEST.
                         folders::make_writable(&dir)?;
                     }
-                    if dumpdir {
+                    if is_dumpdir {
                         let data = dumpdir_data(header, reader)?;
-                        extract::purge(&dir, &data)?;
+                        dumpdir::purge(&dir, &data)?;
                     }
                 }
             }

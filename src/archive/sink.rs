@@ -22,7 +22,7 @@ use std::thread::{Scope, ScopedJoinHandle};
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 
-use super::compression::Compression;
+use crate::naming::Compression;
 
 /// The size of a batch: the most the writer hands to the kernel in one `write`.
 const BATCH: usize = 1 << 20;

@@ -9,13 +9,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::compression::Compression;
-use super::format::Kind;
-use super::reader::Reader;
-use super::sparse::Expand;
 use crate::excludes::{Excludes, PathCheck};
-use crate::incremental;
+use crate::naming::Compression;
 use crate::schedule::Options;
+use crate::tar::sparse::Expand;
+use crate::tar::{Kind, Reader};
 
 /// What a check found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,12 +61,12 @@ pub fn verify(path: &Path, compression: Compression, source: Option<Source<'_>>)
             .with_context(|| format!("reading {}", path.display()))?;
         let Some(header) = header else { break };
         // An incremental chain's label is no entry of the tree.
-        if header.kind == Kind::Other(b'V') {
+        if header.kind == Kind::VOLUME_LABEL {
             continue;
         }
         report.entries += 1;
         let shown = String::from_utf8_lossy(&header.name).into_owned();
-        if matches!(header.kind, Kind::Other(flag) if flag != incremental::DUMPDIR) {
+        if matches!(header.kind, Kind::Other(_)) && header.kind != Kind::DUMPDIR {
             report.not_restorable.push(shown.clone());
         }
         let Some(source) = source else { continue };
@@ -101,7 +99,7 @@ pub fn verify(path: &Path, compression: Compression, source: Option<Source<'_>>)
         let kind = kind_of(&meta);
         // A dumpdir is a folder (with the list of its children).
         let header_kind = match header.kind {
-            Kind::Other(b'D') => Kind::Dir,
+            Kind::DUMPDIR => Kind::Dir,
             kind => kind,
         };
         let expected = if header.kind == Kind::HardLink {

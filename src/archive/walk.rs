@@ -25,11 +25,11 @@ use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, AtFlags, OFlag};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
 
-use super::format::{self, Header, Kind};
 use super::sink::{ROOM, Stream};
 use super::{PROGRESS_EVERY, Progress, ProgressFn, Summary};
 use crate::excludes::Excludes;
 use crate::incremental::{self, Child, Tracker};
+use crate::tar::{self, Header, Kind};
 
 mod data;
 mod dumpdir;
@@ -72,7 +72,7 @@ pub fn write_tree(
         last_report: Instant::now(),
         bytes: 0,
         stream,
-        header: Vec::with_capacity(4 * format::BLOCK),
+        header: Vec::with_capacity(4 * tar::BLOCK),
         helper: Helper::new(exclude.clone()),
         exclude,
         hard_links: HashMap::new(),
@@ -92,7 +92,7 @@ pub fn write_tree(
     }
     if let Some(tracker) = &walk.incremental {
         // A GNU volume header, which extraction skips: says full or incremental.
-        let mut label = Header::new(tracker.label().to_vec(), Kind::Other(b'V'));
+        let mut label = Header::new(tracker.label().to_vec(), Kind::VOLUME_LABEL);
         label.mtime = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
@@ -129,7 +129,7 @@ pub fn write_tree(
     } else {
         walk.entry(AT_FDCWD, &c_source, None, source, name, None)?;
     }
-    let end = [0u8; 2 * format::BLOCK];
+    let end = [0u8; 2 * tar::BLOCK];
     walk.stream
         .write_all(&end)
         .context("writing the end of the archive")?;

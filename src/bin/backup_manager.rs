@@ -7,10 +7,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use backup::archive::{Compression, Progress};
+use backup::archive::Progress;
 use backup::home::Home;
 use backup::logging::{self, Echo};
 use backup::manager;
+use backup::naming::Compression;
 use backup::schedule::{DEFAULT_FULL_EVERY, Incremental, MAX_FULL_EVERY, MAX_KEEP, Options};
 use backup::state::Outcome;
 use backup::unit;
@@ -377,13 +378,13 @@ fn run_now(home: &Home, index: usize) -> Result<ExitCode> {
     Ok(match run.outcome {
         Outcome::Failed => ExitCode::FAILURE,
         Outcome::Ok | Outcome::Warnings => {
-            let warned = backup::service::describe_warnings(run.warning_count);
+            let warned = backup::job::describe_warnings(run.warning_count);
             say(&format!(
                 "backed up {} into backups/{} ({} entries, {}, {:.2} s{warned})",
                 schedule.path,
                 schedule.archive_file_name(),
                 run.entries,
-                backup::service::format_size(run.bytes),
+                backup::job::format_size(run.bytes),
                 run.duration_secs
             ));
             ExitCode::SUCCESS

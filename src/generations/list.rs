@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, FixedOffset, Local};
 use serde::Serialize;
 
-use super::{FileId, Stamp, parse_file_name};
-use crate::archive::Compression;
+use super::FileId;
+use crate::naming::{Compression, Stamp, parse_file_name};
 use crate::schedule::Schedule;
 
 /// An archive file in `backups/`, as `backups` lists it.

@@ -53,9 +53,10 @@
 //! not, so that a long backup by hand cannot hold up its other schedules: it postpones
 //! that NAME to its next look, still owed, and looks again within a few seconds.
 
+pub mod chain;
 mod list;
 mod lock;
-mod names;
+mod prune;
 
 use std::cmp::Reverse;
 use std::fs;
@@ -67,18 +68,18 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Local};
 use log::{info, warn};
 
-use crate::archive::{self, Compression, Summary};
+use crate::archive::{self, Summary};
 use crate::atomic_file::{self, AtomicFile};
 use crate::home::BACKUPS_DIR;
+use crate::naming::{
+    Compression, Stamp, dated_file_name, hidden_file_name, next_stamp, parse_file_name,
+};
 use crate::pause;
 use crate::schedule::Schedule;
 
 pub use list::{Archive, count, list};
 pub use lock::{Locked, NameLock, lock, lock_path};
-use names::hidden_file_name;
-pub use names::{
-    Generation, Stamp, dated_file_name, next_stamp, parse_file_name, to_remove, to_remove_chains,
-};
+pub use prune::{Generation, to_remove, to_remove_chains};
 
 /// A file's identity, to tell two names of one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -325,7 +326,7 @@ fn tidy(
         // Whole chains only: an archive that a kept one depends on stays. One that
         // cannot be read counts as a full, so that nothing older is pruned for it.
         to_remove_chains(&generations, keep, |g| {
-            crate::incremental::chain::is_full(&dir.join(&g.file_name), compression).unwrap_or(true)
+            archive::is_full(&dir.join(&g.file_name), compression).unwrap_or(true)
         })
     } else {
         to_remove(&generations, keep)

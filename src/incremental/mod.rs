@@ -20,8 +20,6 @@
 //! (both to the nanosecond) are all as recorded. A `chmod`, a `touch -d` into the past
 //! and a file replaced within one second all move the ctime or the inode.
 
-pub mod chain;
-pub mod extract;
 pub mod record;
 
 use std::fs::File;
@@ -29,12 +27,16 @@ use std::fs::File;
 use anyhow::{Context, Result, bail};
 use nix::sys::stat::FileStat;
 
+use crate::tar::dumpdir::{self, FOLDER, NOT_STORED, STORED};
 use crate::write_back::Eager;
 
 pub use record::{Child, Head, Retries};
 
-/// The dumpdir entry's type flag.
-pub const DUMPDIR: u8 = b'D';
+/// The label (a GNU volume header, which extraction skips) that starts each archive of
+/// a chain, telling a full backup from an incremental one without reading further.
+pub const FULL_LABEL: &[u8] = b"backup_manager full";
+/// The label of an incremental archive.
+pub const INCREMENTAL_LABEL: &[u8] = b"backup_manager incremental";
 
 impl<'n> Child<'n> {
     /// What the record keeps of a child named `name` with status `stat`.
@@ -99,9 +101,9 @@ impl Tracker {
     /// The label that starts the archive: full when there is no previous record.
     pub fn label(&self) -> &'static [u8] {
         if self.previous.is_none() {
-            chain::FULL_LABEL
+            FULL_LABEL
         } else {
-            chain::INCREMENTAL_LABEL
+            INCREMENTAL_LABEL
         }
     }
 
@@ -178,21 +180,17 @@ impl Tracker {
     }
 }
 
-/// A dumpdir's data: each child flagged `D` (folder), `Y` (stored) or `N` (not stored),
-/// then an empty name.
+/// A dumpdir's data: each child flagged as a folder, stored or not stored, then an empty
+/// name.
 pub fn dumpdir(children: &[Child<'_>], stored: &[bool]) -> Vec<u8> {
-    let mut data = Vec::new();
-    for (child, &stored) in children.iter().zip(stored) {
-        data.push(if child.is_dir() {
-            b'D'
+    dumpdir::encode(children.iter().zip(stored).map(|(child, &stored)| {
+        let flag = if child.is_dir() {
+            FOLDER
         } else if stored {
-            b'Y'
+            STORED
         } else {
-            b'N'
-        });
-        data.extend_from_slice(child.name);
-        data.push(0);
-    }
-    data.push(0);
-    data
+            NOT_STORED
+        };
+        (flag, child.name)
+    }))
 }

@@ -14,7 +14,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::archive::Compression;
+use crate::naming::Compression;
 
 /// The most generations `keep=N` may ask for: a year of daily archives, three times over.
 pub const MAX_KEEP: u16 = 1000;
@@ -239,15 +239,27 @@ fn check_pattern(pattern: &str) -> Result<(), OptionError> {
         "it starts or ends with white space"
     } else {
         // Refused here, not at the next backup: the matcher must accept every pattern.
-        return crate::excludes::check_pattern(pattern).map_err(|why| OptionError::Glob {
-            pattern: pattern.to_owned(),
-            why,
-        });
+        return check_glob(pattern);
     };
     Err(OptionError::Pattern {
         pattern: pattern.to_owned(),
         why,
     })
+}
+
+/// Checks that `pattern` is valid `.gitignore` syntax for the matcher the walk uses; the
+/// error says why not.
+fn check_glob(pattern: &str) -> Result<(), OptionError> {
+    ignore::gitignore::GitignoreBuilder::new(".")
+        .add_line(None, pattern)
+        .map(|_| ())
+        .map_err(|e| OptionError::Glob {
+            pattern: pattern.to_owned(),
+            why: match e {
+                ignore::Error::Glob { err, .. } => err,
+                other => other.to_string(),
+            },
+        })
 }
 
 /// Why the options of a schedule were refused.
@@ -514,5 +526,16 @@ mod tests {
             })
             .unwrap();
         assert_eq!(chain.to_string(), ";incremental;full-every=30");
+    }
+
+    #[test]
+    fn invalid_patterns_are_told() {
+        assert!(check_glob("*.log").is_ok());
+        assert!(check_glob("!keep.log").is_ok());
+        assert!(check_glob("/build/").is_ok());
+        assert!(check_glob("a/**/b").is_ok());
+        let e = check_glob("{a,b").unwrap_err().to_string();
+        assert!(e.contains("unclosed"), "{e}");
+        assert!(check_glob("[z-a]").is_err());
     }
 }

@@ -24,7 +24,7 @@ use nix::sys::stat::Mode;
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid};
 
-use crate::archive::format::Header;
+use crate::tar::Header;
 
 /// What a folder gets at the end, from its latest entry in the archives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,7 +122,7 @@ mod tests {
     use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 
     use super::*;
-    use crate::archive::format::Kind;
+    use crate::tar::Kind;
 
     fn header(mode: u32, mtime: i64) -> Header {
         let mut h = Header::new(Vec::new(), Kind::Dir);

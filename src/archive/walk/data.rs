@@ -138,7 +138,7 @@ impl Walk<'_, '_, '_> {
     ) -> Result<(), Trouble> {
         self.tick();
         let missing = header.size - stored;
-        let mut left = missing + format::padding(header.size);
+        let mut left = missing + tar::padding(header.size);
         while left > 0 {
             let n = left.min(ZEROS.len() as u64) as usize;
             self.stream.write_all(&ZEROS[..n])?;

@@ -114,13 +114,13 @@ impl Walk<'_, '_, '_> {
                 (false, false) => Store::No,
             })
             .collect();
-        header.kind = Kind::Other(incremental::DUMPDIR);
+        header.kind = Kind::DUMPDIR;
         header.size = data.len() as u64;
         self.put(&header)?;
         self.stream
             .write_all(&data)
             .context("writing to the archive")?;
-        let pad = format::padding(header.size) as usize;
+        let pad = tar::padding(header.size) as usize;
         self.stream
             .write_all(&ZEROS[..pad])
             .context("writing to the archive")?;

@@ -13,26 +13,18 @@
 
 use std::cell::RefCell;
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Local, TimeZone};
 
-use super::record::{self, Head};
-use super::{DUMPDIR, Tracker};
-use crate::archive::format::Kind;
-use crate::archive::reader::Reader;
-use crate::archive::{Compression, Summary};
+use super::list;
+use crate::archive::{Summary, is_full};
 use crate::atomic_file::AtomicFile;
-use crate::schedule::Incremental;
-use crate::schedule::Schedule;
-
-/// The label (a GNU volume header, which extraction skips) that starts each archive of
-/// a chain, telling a full backup from an incremental one without reading further.
-pub const FULL_LABEL: &[u8] = b"backup_manager full";
-/// The label of an incremental archive.
-pub const INCREMENTAL_LABEL: &[u8] = b"backup_manager incremental";
+use crate::incremental::Tracker;
+use crate::incremental::record::{self, Head};
+use crate::naming::{Compression, parse_file_name};
+use crate::schedule::{Incremental, Schedule};
 
 /// The record's mode: private, like the archives.
 const RECORD_MODE: u32 = 0o600;
@@ -188,24 +180,6 @@ impl Step {
     }
 }
 
-/// Whether the archive at `path` is a full one (starts a chain): true for an archive
-/// labelled full and for one with no label (a plain archive holds the whole tree);
-/// false for one labelled incremental.
-pub fn is_full(path: &Path, compression: Compression) -> Result<bool> {
-    Ok(label(path, compression)?.as_deref() != Some(INCREMENTAL_LABEL))
-}
-
-/// The chain label at the start of an archive, if it has one.
-pub fn label(path: &Path, compression: Compression) -> Result<Option<Vec<u8>>> {
-    let file = crate::archive::open_archive(path)?;
-    let stream: Box<dyn Read> = compression.read(file, path)?;
-    let mut reader = Reader::new(stream);
-    let first = reader
-        .next_entry()
-        .with_context(|| format!("reading {}", path.display()))?;
-    Ok(first.and_then(|h| (h.kind == Kind::Other(b'V')).then_some(h.name)))
-}
-
 /// The archives to restore, in order, to get the tree as it was at the archive
 /// `file_name` in `backups`: itself when it is a full one; otherwise the full backup it
 /// depends on and every incremental after it, up to it.
@@ -214,10 +188,9 @@ pub fn chain_to(backups: &Path, file_name: &str, compression: Compression) -> Re
     if is_full(&target, compression)? {
         return Ok(vec![target]);
     }
-    let name =
-        crate::generations::parse_file_name(file_name).map_or(file_name, |(name, _, _)| name);
+    let name = parse_file_name(file_name).map_or(file_name, |(name, _, _)| name);
     // Newest first, as `backups` lists them.
-    let series: Vec<String> = crate::generations::list(backups)?
+    let series: Vec<String> = list(backups)?
         .into_iter()
         .filter(|a| a.schedule == name && a.compression == compression)
         .map(|a| a.name)
@@ -261,7 +234,7 @@ pub fn current(backups: &Path, schedule: &Schedule) -> Result<Option<Chain>> {
         return Ok(None);
     };
     let compression = schedule.compression();
-    let series = crate::generations::list(backups)?
+    let series = list(backups)?
         .into_iter()
         .filter(|a| a.schedule == schedule.name && a.compression == compression);
     for (incrementals, archive) in series.enumerate() {
@@ -290,11 +263,6 @@ pub fn describe(chain_len: usize) -> String {
             if n == 3 { "" } else { "s" }
         ),
     }
-}
-
-/// Whether an entry of this kind is a dumpdir.
-pub fn is_dumpdir(kind: Kind) -> bool {
-    kind == Kind::Other(DUMPDIR)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 
 use anyhow::{Result, bail};
 
-use super::format::BLOCK;
+use super::{BLOCK, padding};
 
 /// Maps with more parts than this are refused: a hostile archive must not make us
 /// allocate at will. A real file with this many holes is not backed up with `-S`.
@@ -242,7 +242,7 @@ pub fn read_map_1_0(data: &mut impl Read, sparse: &mut Sparse) -> Result<u64> {
     }
     sparse.parts = pairs(&numbers);
     sparse.map_in_data = false;
-    let pad = super::format::padding(taken);
+    let pad = padding(taken);
     io::copy(&mut data.take(pad), &mut io::sink())?;
     Ok(taken + pad)
 }

@@ -15,9 +15,7 @@ use std::path::Path;
 use tar::EntryType;
 
 use super::sparse::{PaxSparse, Sparse};
-
-/// Everything in a tar archive comes in blocks of this size.
-pub const BLOCK: usize = 512;
+use super::{BLOCK, DUMPDIR, VOLUME_LABEL, padding};
 
 /// The longest name a header holds itself; longer ones go in a `././@LongLink` entry.
 const NAME_LEN: usize = 100;
@@ -44,6 +42,11 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// A GNU dumpdir: a folder followed by the list of its children.
+    pub const DUMPDIR: Kind = Kind::Other(DUMPDIR);
+    /// A GNU volume label, which starts each archive of an incremental chain.
+    pub const VOLUME_LABEL: Kind = Kind::Other(VOLUME_LABEL);
+
     fn entry_type(self) -> EntryType {
         match self {
             Kind::File => EntryType::Regular,
@@ -156,7 +159,7 @@ impl Header {
     pub fn encode(&self, out: &mut Vec<u8>) {
         let mut name = self.name.clone();
         // GNU tar names folders, dumpdirs included, with a trailing slash.
-        if matches!(self.kind, Kind::Dir | Kind::Other(b'D')) && name.last() != Some(&b'/') {
+        if matches!(self.kind, Kind::Dir | Kind::DUMPDIR) && name.last() != Some(&b'/') {
             name.push(b'/');
         }
         let mut header = tar::Header::new_gnu();
@@ -228,11 +231,6 @@ fn long_link(entry_type: EntryType, value: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(header.as_bytes());
     out.extend_from_slice(value);
     out.resize(out.len() + padding(value.len() as u64 + 1) as usize + 1, 0);
-}
-
-/// Zero bytes that follow `size` bytes of data to complete the last block.
-pub fn padding(size: u64) -> u64 {
-    (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64
 }
 
 /// Why a header block could not be read.

@@ -1,11 +1,83 @@
-//! The names of generations: when one was made (its [`Stamp`]), its dated file name, and
-//! which to remove when more than N are kept.
+//! The vocabulary of the backups folder, with no I/O: how an archive is compressed (and
+//! so how its file name ends), when a generation was made (its [`Stamp`]), and the file
+//! names that say both.
 
 use std::fmt;
+use std::str::FromStr;
 
 use chrono::{DateTime, FixedOffset, Local, NaiveDate, NaiveDateTime, TimeZone, Timelike};
 
-use crate::archive::Compression;
+/// How an archive is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// A plain `.tar`.
+    #[default]
+    None,
+    /// `.tar.gz`.
+    Gzip,
+    /// `.tar.zst`.
+    Zstd,
+}
+
+impl Compression {
+    /// Every format, plain first.
+    pub const ALL: [Compression; 3] = [Compression::None, Compression::Gzip, Compression::Zstd];
+
+    /// The archive file name's ending.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Compression::None => ".tar",
+            Compression::Gzip => ".tar.gz",
+            Compression::Zstd => ".tar.zst",
+        }
+    }
+
+    /// The format of an archive file name, from its ending.
+    pub fn of_file_name(name: &str) -> Option<Self> {
+        // Longest endings first: "x.tar.gz" must not be taken for a plain tar.
+        [Compression::Gzip, Compression::Zstd, Compression::None]
+            .into_iter()
+            .find(|c| name.ends_with(c.suffix()) && name.len() > c.suffix().len())
+    }
+}
+
+impl fmt::Display for Compression {
+    /// The name used on the command line and in the schedule file.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        })
+    }
+}
+
+impl FromStr for Compression {
+    type Err = UnknownCompression;
+
+    /// Accepts `gzip` and `zstd`: a plain tar is written with no compression field at
+    /// all, so that a schedule has one spelling only.
+    fn from_str(s: &str) -> Result<Self, UnknownCompression> {
+        match s {
+            "gzip" => Ok(Compression::Gzip),
+            "zstd" => Ok(Compression::Zstd),
+            other => Err(UnknownCompression(other.to_owned())),
+        }
+    }
+}
+
+/// A compression name that is neither `gzip` nor `zstd`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownCompression(pub String);
+
+impl fmt::Display for UnknownCompression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "compression {:?} is not gzip or zstd", self.0)
+    }
+}
+
+impl std::error::Error for UnknownCompression {}
 
 /// When a generation was made, at minute precision, with a sequence number for a second
 /// (third...) one in the same minute: `2026-11-22_0200`, `2026-11-22_0200-2`.
@@ -106,7 +178,7 @@ pub fn dated_file_name(name: &str, stamp: Stamp, compression: Compression) -> St
 }
 
 /// The hidden name of the newest generation's dated link: `.` and its dated name.
-pub(super) fn hidden_file_name(name: &str, stamp: Stamp, compression: Compression) -> String {
+pub fn hidden_file_name(name: &str, stamp: Stamp, compression: Compression) -> String {
     format!(".{}", dated_file_name(name, stamp, compression))
 }
 
@@ -128,45 +200,32 @@ pub fn parse_file_name(file_name: &str) -> Option<(&str, Option<Stamp>, Compress
     Some((base, None, compression))
 }
 
-/// One generation in a list, newest first; the newest is `NAME.tar`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Generation {
-    /// Its file name in `backups/`.
-    pub file_name: String,
-    /// When it was made: the stamp of its dated name (for `NAME.tar`, of its hidden one),
-    /// `None` for a `NAME.tar` that has none (made with `keep=1`).
-    pub stamp: Option<Stamp>,
-}
-
-/// Which generations to remove so that `keep` remain, given them newest first: those
-/// beyond the first `keep`. The newest is never removed (`keep` is at least 1).
-///
-/// This is the one place that decides what is pruned; a kind of archive that depends on
-/// an older one (an incremental chain on its full backup) extends it here.
-pub fn to_remove(newest_first: &[Generation], keep: u16) -> Vec<Generation> {
-    let keep = usize::from(keep.max(1));
-    newest_first.iter().skip(keep).cloned().collect()
-}
-
-/// Like [`to_remove`] for incremental chains: the newest `keep` are kept, and with them
-/// every older one back to the full backup (`is_full`) that the oldest kept one depends
-/// on; what is older than that full is removed, whole chains at a time.
-pub fn to_remove_chains(
-    newest_first: &[Generation],
-    keep: u16,
-    mut is_full: impl FnMut(&Generation) -> bool,
-) -> Vec<Generation> {
-    let keep = usize::from(keep.max(1));
-    match (keep - 1..newest_first.len()).find(|&i| is_full(&newest_first[i])) {
-        Some(full) => newest_first[full + 1..].to_vec(),
-        // No full under them: everything is needed.
-        None => Vec::new(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_names_tell_the_format() {
+        assert_eq!(Compression::of_file_name("a.tar"), Some(Compression::None));
+        assert_eq!(
+            Compression::of_file_name("a.tar.gz"),
+            Some(Compression::Gzip)
+        );
+        assert_eq!(
+            Compression::of_file_name("a.tar.zst"),
+            Some(Compression::Zstd)
+        );
+        assert_eq!(Compression::of_file_name("a.zip"), None);
+        assert_eq!(Compression::of_file_name(".tar"), None);
+    }
+
+    #[test]
+    fn only_gzip_and_zstd_are_names() {
+        assert_eq!("gzip".parse(), Ok(Compression::Gzip));
+        assert_eq!("zstd".parse(), Ok(Compression::Zstd));
+        assert!("none".parse::<Compression>().is_err());
+        assert!("xz".parse::<Compression>().is_err());
+    }
 
     fn time(text: &str) -> NaiveDateTime {
         NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").unwrap()
@@ -268,58 +327,5 @@ mod tests {
         );
         assert_eq!(parse_file_name("notes.txt"), None);
         assert_eq!(parse_file_name(".tar"), None);
-    }
-
-    #[test]
-    fn pruning_keeps_the_newest_n() {
-        let gens: Vec<Generation> = ["x.tar", "x.c.tar", "x.b.tar", "x.a.tar"]
-            .iter()
-            .map(|n| Generation {
-                file_name: (*n).to_owned(),
-                stamp: None,
-            })
-            .collect();
-        let names = |v: Vec<Generation>| v.into_iter().map(|g| g.file_name).collect::<Vec<_>>();
-        assert_eq!(names(to_remove(&gens, 2)), ["x.b.tar", "x.a.tar"]);
-        assert_eq!(names(to_remove(&gens, 4)), Vec::<String>::new());
-        assert_eq!(names(to_remove(&gens, 1000)), Vec::<String>::new());
-        assert_eq!(
-            names(to_remove(&gens, 1)),
-            ["x.c.tar", "x.b.tar", "x.a.tar"]
-        );
-        // 0 is not a valid keep; the newest stays whatever is asked.
-        assert_eq!(names(to_remove(&gens, 0)).len(), 3);
-    }
-
-    #[test]
-    fn pruning_chains_keeps_the_full_a_kept_incremental_needs() {
-        let gens: Vec<Generation> = (0..7)
-            .map(|i| Generation {
-                file_name: format!("g{i}"),
-                stamp: None,
-            })
-            .collect();
-        // Newest first: g0 incr, g1 incr, g2 full, g3 incr, g4 full, g5 incr, g6 full.
-        let full = |g: &Generation| ["g2", "g4", "g6"].contains(&g.file_name.as_str());
-        let names = |v: Vec<Generation>| v.into_iter().map(|g| g.file_name).collect::<Vec<_>>();
-        assert_eq!(
-            names(to_remove_chains(&gens, 1, full)),
-            ["g3", "g4", "g5", "g6"]
-        );
-        assert_eq!(
-            names(to_remove_chains(&gens, 3, full)),
-            ["g3", "g4", "g5", "g6"]
-        );
-        assert_eq!(names(to_remove_chains(&gens, 4, full)), ["g5", "g6"]);
-        assert_eq!(
-            names(to_remove_chains(&gens, 6, full)),
-            Vec::<String>::new()
-        );
-        assert_eq!(
-            names(to_remove_chains(&gens, 9, full)),
-            Vec::<String>::new()
-        );
-        // No full at all: nothing can go.
-        assert!(to_remove_chains(&gens, 1, |_| false).is_empty());
     }
 }

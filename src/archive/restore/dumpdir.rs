@@ -15,26 +15,13 @@ use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::UnlinkatFlags;
 
-/// The children a dumpdir lists, each with its flag (`Y`, `N` or `D`), sorted by name.
-/// Flags GNU tar uses for renames (`R`, `T`, `X`) are never written here and are skipped.
-pub fn parse(data: &[u8]) -> Vec<(u8, &[u8])> {
-    let mut listed: Vec<(u8, &[u8])> = data
-        .split(|&b| b == 0)
-        .take_while(|entry| !entry.is_empty())
-        .filter_map(|entry| {
-            let (&flag, name) = entry.split_first()?;
-            matches!(flag, b'Y' | b'N' | b'D').then_some((flag, name))
-        })
-        .collect();
-    listed.sort_unstable_by(|a, b| a.1.cmp(b.1));
-    listed
-}
+use crate::tar::dumpdir::{self, FOLDER};
 
 /// Removes from the folder `dir` what its dumpdir `data` does not list as it is.
 /// Returns how many entries were removed. Never follows a link: what is removed is a
 /// child of `dir`, and folders are removed by descending into them with `O_NOFOLLOW`.
 pub fn purge(dir: &OwnedFd, data: &[u8]) -> Result<u64> {
-    let listed = parse(data);
+    let listed = dumpdir::parse(data);
     let mut removed = 0;
     let mut listing = Dir::openat(
         dir.as_fd(),
@@ -59,7 +46,7 @@ pub fn purge(dir: &OwnedFd, data: &[u8]) -> Result<u64> {
                 .is_ok_and(|st| st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFDIR.bits()),
         };
         let keep = match listed.binary_search_by(|(_, n)| (*n).cmp(name.as_slice())) {
-            Ok(i) => (listed[i].0 == b'D') == is_dir,
+            Ok(i) => (listed[i].0 == FOLDER) == is_dir,
             Err(_) => false,
         };
         if !keep {
@@ -102,16 +89,6 @@ fn remove_any(parent: &OwnedFd, leaf: &OsStr, is_dir: bool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_dumpdir_lists_flags_and_names_up_to_the_empty_one() {
-        let data = b"Yb\0Da\0Nc\0\0Yignored\0";
-        assert_eq!(
-            parse(data),
-            vec![(b'D', &b"a"[..]), (b'Y', &b"b"[..]), (b'N', &b"c"[..])]
-        );
-        assert!(parse(b"\0").is_empty());
-    }
 
     #[test]
     fn purge_removes_what_is_not_listed_or_listed_as_the_other_kind() {

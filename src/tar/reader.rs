@@ -6,8 +6,9 @@ use std::io::{self, Read};
 use anyhow::{Result, bail};
 use tar::EntryType;
 
-use super::format::{self, BLOCK, Header, Kind};
+use super::format::{self, Header, Kind};
 use super::sparse;
+use super::{BLOCK, DUMPDIR, padding};
 
 /// Meta entries (long names, pax records) larger than this are refused: no real name is
 /// that long, and a hostile archive must not make us allocate at will.
@@ -111,13 +112,13 @@ impl<R: Read> Reader<R> {
             // Links, folders and the like carry no data, whatever their size field says
             // (GNU tar writes hard links with size 0; some tools do not). A GNU dumpdir
             // (`D`, from `tar -g`) is a folder followed by the list of its names.
-            let size = if header.kind.has_data() || type_flag == b'D' {
+            let size = if header.kind.has_data() || type_flag == DUMPDIR {
                 header.size
             } else {
                 0
             };
             self.remaining = size;
-            self.padding = format::padding(size);
+            self.padding = padding(size);
             self.current = header.name.clone();
             if let Some(map) = &mut header.sparse {
                 let mut stored = size;
@@ -200,7 +201,7 @@ impl<R: Read> Reader<R> {
         if !self.fill(&mut data)? {
             bail!("the archive ends inside a long-name or pax entry at byte {at}");
         }
-        let mut pad = vec![0u8; format::padding(header.size) as usize];
+        let mut pad = vec![0u8; padding(header.size) as usize];
         if !self.fill(&mut pad)? {
             bail!("the archive ends inside a long-name or pax entry at byte {at}");
         }

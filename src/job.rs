@@ -1,0 +1,221 @@
+//! One backup as a unit, the same whether the service runs it at its time or `run` does by
+//! hand: the hooks around it, the archive written (rotated, chained), the outcome logged
+//! and recorded in the state file.
+
+use std::path::Path;
+use std::time::Instant;
+
+use chrono::{DateTime, Local};
+use log::{error, info, warn};
+
+use crate::archive;
+use crate::atomic_file;
+use crate::generations::{self, chain};
+use crate::home::{BACKUPS_DIR, Home};
+use crate::hooks;
+use crate::schedule::Schedule;
+use crate::state::{self, Outcome, Record, Run};
+
+/// Backs up `schedule` with its hooks around it and records the result. `occurrence` is
+/// the scheduled time it serves, or `None` for a run by hand; `progress`, if given, is told
+/// how far it got.
+pub fn run(
+    home: &Home,
+    schedule: &Schedule,
+    occurrence: Option<DateTime<Local>>,
+    progress: Option<archive::ProgressFn<'_>>,
+) -> Run {
+    let manual = occurrence.is_none();
+    let run = hooks::around(home, schedule, manual, || {
+        back_up(home, schedule, occurrence.as_ref(), progress)
+    });
+    record(home, schedule, occurrence, run.clone());
+    run
+}
+
+/// Backs up one schedule now and logs the outcome. `occurrence` is the scheduled time it
+/// serves, or `None` for a run by hand; `progress`, if given, is told how far it got.
+fn back_up(
+    home: &Home,
+    schedule: &Schedule,
+    occurrence: Option<&DateTime<Local>>,
+    progress: Option<archive::ProgressFn<'_>>,
+) -> Run {
+    let file_name = schedule.archive_file_name();
+    let shown = format!("{BACKUPS_DIR}/{file_name}");
+    let started_at = Local::now();
+    if let Some(occurrence) = occurrence {
+        let late = started_at - *occurrence;
+        if late > chrono::Duration::seconds(60) {
+            info!(
+                "Backup of {} due at {} starts {} late",
+                schedule.path,
+                occurrence.format("%d/%m/%Y %H:%M"),
+                describe_delay(late)
+            );
+        }
+    }
+    // What an interrupted `run` (Ctrl-C) left; writers still alive are kept.
+    remove_leftovers(home);
+    let started = Instant::now();
+    let result = home.ensure_backups().and_then(|backups| {
+        let target = backups.join(&file_name);
+        let step = chain::start_for(&backups, schedule, &target, started_at)?;
+        let request = archive::Request {
+            written: &schedule.path,
+            source: &home.resolve(Path::new(&schedule.path)),
+            target: &target,
+            exclude: &[&backups, &home.pid_file()],
+            options: &schedule.options,
+            compression: schedule.compression(),
+            progress,
+            incremental: step.as_ref().map(|(step, _)| &step.tracker),
+        };
+        let summary = generations::create(&backups, schedule, &request, started_at)?;
+        Ok(chain::finish(step, summary))
+    });
+    let duration_secs = started.elapsed().as_secs_f64();
+    let started = started_at.fixed_offset();
+    match result {
+        Ok(summary) => {
+            for warning in &summary.warnings {
+                warn!("{warning}");
+            }
+            if summary.more_warnings > 0 {
+                warn!(
+                    "{} more warnings for {shown} were not logged",
+                    summary.more_warnings
+                );
+            }
+            // Like GNU tar's exit status 1: the archive is valid, but not all of the tree
+            // went in as it was.
+            let warning_count = summary.warnings.len() as u64 + summary.more_warnings;
+            let outcome = describe_warnings(warning_count);
+            info!(
+                "Backup done for {} in {shown} ({} entries, {}, {duration_secs:.2} s{outcome})",
+                schedule.path,
+                summary.entries,
+                format_size(summary.bytes),
+            );
+            Run {
+                started,
+                duration_secs,
+                outcome: if summary.is_clean() {
+                    Outcome::Ok
+                } else {
+                    Outcome::Warnings
+                },
+                bytes: summary.bytes,
+                entries: summary.entries,
+                messages: summary.warnings,
+                warning_count,
+                manual: occurrence.is_none(),
+            }
+        }
+        Err(err) => {
+            let message = format!("backup of {} into {shown} failed: {err:#}", schedule.path);
+            error!("{message}");
+            Run {
+                started,
+                duration_secs,
+                outcome: Outcome::Failed,
+                bytes: 0,
+                entries: 0,
+                messages: vec![message],
+                warning_count: 0,
+                manual: occurrence.is_none(),
+            }
+        }
+    }
+}
+
+/// Records a run in the state file. A failure to record is logged, not raised: the backup
+/// itself is done, and the worst outcome is a repeated run.
+fn record(home: &Home, schedule: &Schedule, served: Option<DateTime<Local>>, run: Run) {
+    let key = schedule.to_string();
+    let now = Local::now().fixed_offset();
+    let recorded = state::update(home, log_state_problem, |state| {
+        let record = state
+            .schedules
+            .entry(key)
+            .or_insert_with(|| Record::new(now));
+        if let Some(served) = served {
+            record.last_served = Some(served.fixed_offset());
+        }
+        record.last_run = Some(run);
+    });
+    if let Err(err) = recorded {
+        error!("recording the backup of {}: {err:#}", schedule.path);
+    }
+}
+
+fn log_state_problem(problem: &str) {
+    error!("{problem}");
+}
+
+/// Removes what interrupted backups left in `backups/`, saying what it removed; writers
+/// still alive are kept.
+pub fn remove_leftovers(home: &Home) {
+    match atomic_file::remove_leftovers(&home.backups()) {
+        Ok(removed) => {
+            for path in removed {
+                info!("Removed {}, left by an interrupted backup", path.display());
+            }
+        }
+        Err(err) => error!("cleaning up interrupted backups: {err:#}"),
+    }
+}
+
+/// `, done with N warnings` for a summary in parentheses, or nothing when there were none.
+pub fn describe_warnings(count: u64) -> String {
+    match count {
+        0 => String::new(),
+        1 => ", done with 1 warning".to_owned(),
+        n => format!(", done with {n} warnings"),
+    }
+}
+
+/// Formats a byte count for a log line: `812 B`, `10.0 KiB`, `3.2 GiB`.
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn describe_delay(delay: chrono::Duration) -> String {
+    let minutes = delay.num_minutes();
+    match minutes {
+        0..=119 => format!("{minutes} min"),
+        120..=2879 => format!("{} h {} min", minutes / 60, minutes % 60),
+        _ => format!("{} days", minutes / 1440),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_ls_h() {
+        assert_eq!(format_size(0), "0 B");
+        assert_eq!(format_size(1023), "1023 B");
+        assert_eq!(format_size(10240), "10.0 KiB");
+        assert_eq!(format_size(5 * 1024 * 1024 + 512 * 1024), "5.5 MiB");
+    }
+
+    #[test]
+    fn delays_read_naturally() {
+        assert_eq!(describe_delay(chrono::Duration::minutes(3)), "3 min");
+        assert_eq!(describe_delay(chrono::Duration::minutes(185)), "3 h 5 min");
+        assert_eq!(describe_delay(chrono::Duration::days(4)), "4 days");
+    }
+}

@@ -1,0 +1,271 @@
+//! `backups`, `verify` and `restore`: the archives of `backups/`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use log::{info, warn};
+
+use crate::archive;
+use crate::generations::{self, Archive, chain};
+use crate::home::{BACKUPS_DIR, Home};
+use crate::naming::{Compression, parse_file_name};
+use crate::schedule::Schedule;
+use crate::schedule_file;
+
+/// `backups`: the finished archives in `backups/`: each NAME's newest (`NAME.tar`) then
+/// its older generations, newest first (see [`generations::list`]); without generations,
+/// simply sorted by name.
+///
+/// Hidden files (archives being written, locks) and anything that is not an archive are
+/// left out.
+pub fn backups(home: &Home) -> Result<Vec<Archive>> {
+    let archives = generations::list(&home.backups())?;
+    info!("Show backups list");
+    Ok(archives)
+}
+
+/// `verify NAME [--source]`: reads the archive end to end and checks its structure; with
+/// `source`, also compares it with the schedule's live tree, giving each difference to
+/// `difference` (to print) and failing if there was any. Returns what was verified, as
+/// a sentence for the user.
+pub fn verify(
+    home: &Home,
+    name: &str,
+    source: bool,
+    difference: &mut dyn FnMut(&str),
+) -> Result<String> {
+    let found = find_archive(home, name)?;
+    let shown = found.shown();
+    // Filled in only with `source`; differences only come then.
+    let mut root = PathBuf::new();
+    let prefix;
+    let compare = if source {
+        let schedule = found.schedule.as_ref().with_context(|| {
+            format!(
+                "cannot compare {shown} with its source: no schedule in {} writes it",
+                home.schedules().display()
+            )
+        })?;
+        root = home.resolve(Path::new(&schedule.path));
+        prefix = archive::entry_name(&schedule.path);
+        Some(archive::Source {
+            root: &root,
+            prefix: &prefix,
+            options: &schedule.options,
+        })
+    } else {
+        None
+    };
+    // An incremental archive is only as good as its chain: every archive before it back
+    // to the full is read through too (and compared with nothing: they are older).
+    let chain = chain::chain_to(&home.backups(), &found.file_name, found.compression)
+        .with_context(|| format!("verifying {shown}"))?;
+    for older in &chain[..chain.len() - 1] {
+        archive::verify(older, found.compression, None)
+            .with_context(|| format!("verifying {}, which {shown} depends on", older.display()))?;
+    }
+    let report = archive::verify(&found.path, found.compression, compare)
+        .with_context(|| format!("verifying {shown}"))?;
+    for line in &report.differences {
+        difference(line);
+    }
+    if !report.differences.is_empty() {
+        bail!(
+            "{shown} differs from its source {}: {} difference{}",
+            root.display(),
+            report.differences.len(),
+            if report.differences.len() == 1 {
+                ""
+            } else {
+                "s"
+            }
+        );
+    }
+    if !report.not_restorable.is_empty() {
+        bail!(
+            "{shown} is readable, but restore would skip {}",
+            archive::count_and_names(&report.not_restorable)
+        );
+    }
+    let against = if source { ", same as its source" } else { "" };
+    let what = format!(
+        "{shown} ({} entries{against}){}",
+        report.entries,
+        chain::describe(chain.len())
+    );
+    info!("Verified {what}");
+    Ok(format!("verified {what}"))
+}
+
+/// `restore NAME DEST [--force]`: extracts the archive into DEST, which must be new or
+/// empty unless `force`. Returns what was restored, with warnings about entries that could
+/// not be restored as they were.
+pub fn restore(home: &Home, name: &str, dest: &Path, force: bool) -> Result<Finished> {
+    let found = find_archive(home, name)?;
+    let shown = found.shown();
+    let dest = std::path::absolute(dest)
+        .with_context(|| format!("resolving destination {}", dest.display()))?;
+    // An incremental archive comes back with the chain it completes.
+    let chain = chain::chain_to(&home.backups(), &found.file_name, found.compression)
+        .with_context(|| format!("restoring {shown}"))?;
+    let chain: Vec<&Path> = chain.iter().map(PathBuf::as_path).collect();
+    let restored = archive::restore_chain(&chain, found.compression, &dest, force)
+        .with_context(|| format!("restoring {shown} into {}", dest.display()))?;
+    for warning in &restored.warnings {
+        warn!("{warning}");
+    }
+    let what = format!(
+        "{shown} into {} ({} entries){}",
+        dest.display(),
+        restored.entries,
+        chain::describe(chain.len())
+    );
+    // A partial restore must never look like a complete one.
+    let incomplete = (!restored.not_restored.is_empty()).then(|| {
+        format!(
+            "restored {what}, but {} could not be restored",
+            archive::count_and_names(&restored.not_restored)
+        )
+    });
+    // An incomplete one is logged as the error the binary exits with.
+    if incomplete.is_none() {
+        info!("Restored {what}");
+    }
+    Ok(Finished {
+        message: format!("restored {what}"),
+        warnings: restored.warnings,
+        incomplete,
+    })
+}
+
+/// `restore NAME DEST --at GENERATION`: the file name of NAME's archive made at
+/// GENERATION, given as `backups` shows its date (`YYYY-MM-DD_HHMM`, with its `-N` if it
+/// has one) or as its file name.
+pub fn generation(home: &Home, name: &str, at: &str) -> Result<String> {
+    let archives: Vec<generations::Archive> = generations::list(&home.backups())?
+        .into_iter()
+        .filter(|a| a.schedule == name)
+        .collect();
+    // A dated name first: the newest archive's date, taken from its time, may be the
+    // same minute as an older one's.
+    let by_name = |a: &&generations::Archive| {
+        a.name == at || a.name == format!("{name}.{at}{}", a.compression.suffix())
+    };
+    let by_time =
+        |a: &&generations::Archive| a.latest && a.made.format("%Y-%m-%d_%H%M").to_string() == at;
+    match archives
+        .iter()
+        .find(by_name)
+        .or_else(|| archives.iter().find(by_time))
+    {
+        Some(archive) => Ok(archive.name.clone()),
+        None => bail!(
+            "{name} has no generation {at:?}; it has: {}",
+            if archives.is_empty() {
+                "none".to_owned()
+            } else {
+                archives
+                    .iter()
+                    .map(|a| a.made.format("%Y-%m-%d_%H%M").to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ),
+    }
+}
+
+/// What a command did, as one sentence for its user, and the warnings on the way.
+#[derive(Debug)]
+pub struct Finished {
+    /// What was done, e.g. `restored backups/src.tar into /tmp/r (12 entries)`.
+    pub message: String,
+    /// Entries that could not be handled as they were, each a sentence.
+    pub warnings: Vec<String>,
+    /// Set when the command did not do all of its work (entries not restored): the
+    /// error to exit with, after the warnings.
+    pub incomplete: Option<String>,
+}
+
+/// An archive found for a NAME given on the command line.
+struct Found {
+    path: PathBuf,
+    file_name: String,
+    compression: Compression,
+    /// The schedule that writes it, if one does.
+    schedule: Option<Schedule>,
+}
+
+impl Found {
+    fn shown(&self) -> String {
+        format!("{BACKUPS_DIR}/{}", self.file_name)
+    }
+}
+
+/// Finds the archive for `name`: a schedule's NAME (its archive, whatever its
+/// compression), or a file name as `backups` lists it.
+fn find_archive(home: &Home, name: &str) -> Result<Found> {
+    let schedules: Vec<Schedule> = schedule_file::read_each_line(&home.schedules())?
+        .iter()
+        .flatten()
+        .filter_map(|line| line.parse().ok())
+        .collect();
+    let dir = home.backups();
+    // As `backups` lists them: files, not links.
+    let exists = |file_name: &str| {
+        fs::symlink_metadata(dir.join(file_name)).is_ok_and(|meta| meta.is_file())
+    };
+    let found = |file_name: String, compression: Compression, base: &str| {
+        let schedule = schedules
+            .iter()
+            .find(|s| s.name == base && s.compression() == compression)
+            .cloned();
+        Found {
+            path: dir.join(&file_name),
+            file_name,
+            compression,
+            schedule,
+        }
+    };
+    if name.contains('/') || name.starts_with('.') || name.is_empty() {
+        bail!("{name:?} is not an archive name (as `backups` lists them) or a schedule's NAME");
+    }
+    if let Some(compression) = Compression::of_file_name(name) {
+        if exists(name) {
+            // An older generation's schedule is its NAME's.
+            let base = parse_file_name(name).map_or(name, |(base, _, _)| base);
+            return Ok(found(name.to_owned(), compression, base));
+        }
+    }
+    // The archive the schedule writes now comes first: an older one of another
+    // compression may still lie there.
+    if let Some(schedule) = schedules.iter().find(|s| s.name == name) {
+        let file_name = schedule.archive_file_name();
+        if exists(&file_name) {
+            return Ok(found(file_name, schedule.compression(), name));
+        }
+    }
+    let present: Vec<Compression> = Compression::ALL
+        .into_iter()
+        .filter(|c| exists(&format!("{name}{}", c.suffix())))
+        .collect();
+    match present[..] {
+        [compression] => Ok(found(
+            format!("{name}{}", compression.suffix()),
+            compression,
+            name,
+        )),
+        [] => bail!(
+            "no archive named {name} in {}: `backup_manager backups` lists them",
+            dir.display()
+        ),
+        _ => bail!(
+            "several archives are named {name} ({}): give the file name",
+            present
+                .iter()
+                .map(|c| format!("{name}{}", c.suffix()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}

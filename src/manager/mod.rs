@@ -1,0 +1,36 @@
+//! The manager's commands, one concern a file. Each returns what to print; errors are
+//! printed and logged by the binary, once.
+
+mod archives;
+mod control;
+mod run;
+mod schedules;
+
+use log::warn;
+use nix::sys::signal::Signal;
+
+use crate::home::Home;
+use crate::process::Service;
+
+pub use crate::generations::Archive;
+pub use crate::schedule_file::Entry;
+pub use archives::{Finished, backups, generation, restore, verify};
+pub use control::{start, stop};
+pub use run::run_now;
+pub use schedules::{bad_lines, create, delete, list};
+
+pub(crate) fn warn_about(problem: &str) {
+    warn!("{problem}");
+}
+
+/// Tells a running service that the schedules changed, so it looks at them now rather
+/// than at its next cycle. Nothing to do when none runs.
+pub(crate) fn notify_service(home: &Home) {
+    let notified = Service::find(home).and_then(|service| match service {
+        Some(service) => service.signal(Signal::SIGHUP),
+        None => Ok(()),
+    });
+    if let Err(err) = notified {
+        warn!("telling backup_service about the change: {err:#}");
+    }
+}

@@ -1,0 +1,118 @@
+//! `create`, `delete` and `list`: the schedule file, edited under its lock.
+
+use std::fs;
+use std::path::Path;
+
+use anyhow::Result;
+use chrono::Local;
+use log::{info, warn};
+
+use super::{notify_service, warn_about};
+use crate::home::Home;
+use crate::schedule::{Options, Schedule};
+use crate::schedule_file::{self, Entry};
+use crate::state::{self, Record};
+
+/// `create "PATH;HH:MM;NAME"`: validates the schedule and appends it, with the options
+/// given as flags added to those of the line (given both ways, they must agree).
+///
+/// Returns a warning for the user when PATH does not exist yet: that is allowed (it may
+/// be mounted later), but more often a typo.
+pub fn create(home: &Home, line: &str, flags: Options) -> Result<Option<String>> {
+    let mut schedule: Schedule = line.parse()?;
+    schedule
+        .options
+        .combine(flags)
+        .map_err(|why| anyhow::anyhow!("refusing schedule {line}: {why}"))?;
+    // The line and its record are written under the state lock, which the service holds
+    // while it reads the schedule file: it sees both or neither, so it can neither prune
+    // the new record nor take the state file for lost.
+    let state = state::lock(home)?;
+    schedule_file::append(home, &schedule)?;
+    info!("New schedule added: {schedule}");
+    // Seen from now on: created at 16:07:30 for 16:07, it is owed today, even if the
+    // service only looks at 16:08; created at 16:10, it waits for tomorrow. A record
+    // left by a line removed by hand is replaced: this is a new schedule.
+    let record = Record::new(Local::now().fixed_offset());
+    let key = schedule.to_string();
+    let remembered = state.update(warn_about, |state| {
+        state.schedules.insert(key, record);
+    });
+    if let Err(err) = remembered {
+        warn!("{err:#}");
+    }
+    drop(state);
+    notify_service(home);
+    let source = home.resolve(Path::new(&schedule.path));
+    Ok((fs::symlink_metadata(&source).is_err()).then(|| {
+        format!(
+            "warning: {} does not exist yet; the backup will fail until it does",
+            source.display()
+        )
+    }))
+}
+
+/// `delete INDEX`: removes the schedule at INDEX and forgets its state.
+pub fn delete(home: &Home, index: usize) -> Result<()> {
+    // Under the state lock, like `create`, so that a `create` of the same line in between
+    // cannot lose its fresh record to this delete.
+    let state = state::lock(home)?;
+    let removed = schedule_file::delete(home, index)?;
+    info!("Schedule deleted: {}", removed.shown);
+    if let Some(deleted) = removed.text.ok().and_then(|l| l.parse::<Schedule>().ok()) {
+        // A copy of the line written by hand shares the record, and keeps it; so does a
+        // file that cannot be read back, as nothing then says the record is unused.
+        let copy_left = schedule_file::read_each_line(&home.schedules()).map(|remaining| {
+            remaining
+                .iter()
+                .flatten()
+                .any(|l| l.parse::<Schedule>().ok().as_ref() == Some(&deleted))
+        });
+        if let Ok(false) = copy_left {
+            let key = deleted.to_string();
+            if let Err(err) = state.update(warn_about, |state| {
+                state.schedules.remove(&key);
+            }) {
+                warn!("{err:#}");
+            }
+        }
+    }
+    drop(state);
+    notify_service(home);
+    Ok(())
+}
+
+/// `list`: every line of the schedule file, valid or not, with its index.
+pub fn list(home: &Home) -> Result<Vec<Entry>> {
+    let entries = schedule_file::entries(home)?;
+    info!("Show schedules list");
+    Ok(entries)
+}
+
+/// The error for a listing that showed bad lines, naming them (the first few, with why),
+/// or `None` when every line is a schedule.
+pub fn bad_lines(home: &Home, entries: &[Entry]) -> Option<String> {
+    const NAMED: usize = 5;
+    let bad: Vec<&Entry> = entries.iter().filter(|e| e.error.is_some()).collect();
+    let first = bad.first()?;
+    let mut message = format!(
+        "{} has {} bad line{}: index {} ({})",
+        home.schedules().display(),
+        bad.len(),
+        if bad.len() == 1 { "" } else { "s" },
+        first.index,
+        first.error.as_deref().unwrap_or_default()
+    );
+    for entry in bad.iter().skip(1).take(NAMED - 1) {
+        message.push_str(&format!(
+            ", index {} ({})",
+            entry.index,
+            entry.error.as_deref().unwrap_or_default()
+        ));
+    }
+    if bad.len() > NAMED {
+        message.push_str(&format!(" and {} more", bad.len() - NAMED));
+    }
+    message.push_str("; the service skips them, `delete INDEX` removes one");
+    Some(message)
+}

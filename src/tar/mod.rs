@@ -1,0 +1,28 @@
+//! The tar format, with no knowledge of schedules or the backups folder: headers (as GNU
+//! tar writes them by default), sparse maps, a strict reader, and the codecs that open a
+//! compressed archive's tar stream.
+
+mod codec;
+pub mod dumpdir;
+pub mod format;
+pub mod reader;
+pub mod sparse;
+
+pub use codec::open_archive;
+pub use format::{Header, Kind};
+pub use reader::Reader;
+
+/// Everything in a tar archive comes in blocks of this size.
+pub const BLOCK: usize = 512;
+
+/// Zero bytes that follow `size` bytes of data to complete the last block.
+pub fn padding(size: u64) -> u64 {
+    (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64
+}
+
+/// GNU tar's type flag of a dumpdir (`tar -g`): a folder, followed by the list of its
+/// children (see [`dumpdir`]).
+pub const DUMPDIR: u8 = b'D';
+
+/// GNU tar's type flag of a volume label (`tar --label`), which extraction skips.
+pub const VOLUME_LABEL: u8 = b'V';
