@@ -275,6 +275,44 @@ fn execute(
     limit: Duration,
     interrupts: Option<&Interrupts>,
 ) -> Result<(Ended, Vec<u8>)> {
+    let (mut child, output) = spawn(home, path, env)?;
+    let pid = Pid::from_raw(child.id() as i32);
+    let (status, stopped) = wait(pid, path, limit, interrupts)?;
+    if stopped.is_some() {
+        // What the group's other members did with SIGTERM does not matter: none outlives
+        // the hook.
+        let _ = killpg(pid, Signal::SIGKILL);
+    }
+    let exit = child
+        .wait()
+        .with_context(|| format!("reaping {}", path.display()))?;
+    let ended = match (stopped, status) {
+        (Some(Stop::TimeLimit), _) => Ended::Failed(format!(
+            "killed with its process group after its time limit of {} s ({TIMEOUT_VAR})",
+            limit.as_secs()
+        )),
+        (Some(Stop::Interrupted(signal)), _) => Ended::Failed(format!(
+            "stopped with its process group: backup_manager got {signal}"
+        )),
+        (None, WaitStatus::Exited(_, 0)) => Ended::Succeeded,
+        (None, WaitStatus::Exited(_, code)) => Ended::Failed(format!("exited with {code}")),
+        (None, _) => Ended::Failed(format!("ended with {exit}")),
+    };
+    // A child left running in the background may hold the pipe open: wait a little for
+    // the output, then go on with what came.
+    let bytes = output
+        .recv_timeout(Duration::from_millis(500))
+        .unwrap_or_default();
+    Ok((ended, bytes))
+}
+
+/// Starts the hook at `path` in a process group of its own, in the home, with `env`
+/// added and its output (stdout and stderr together) collected.
+fn spawn(
+    home: &Home,
+    path: &Path,
+    env: &[(&'static str, String)],
+) -> Result<(std::process::Child, mpsc::Receiver<Vec<u8>>)> {
     let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .context("creating a pipe for the hook's output")?;
     let mut command = Command::new(path);
@@ -304,18 +342,28 @@ fn execute(
             .map_err(io::Error::from)
         });
     }
-    let mut child = command
+    let child = command
         .spawn()
         .with_context(|| format!("starting {}", path.display()))?;
     // The command keeps the write ends until dropped; the reader sees EOF only without them.
     drop(command);
-    let output = collect(fs::File::from(reader));
-    let pid = Pid::from_raw(child.id() as i32);
+    Ok((child, collect(fs::File::from(reader))))
+}
+
+/// Waits for the hook `pid` to exit, stopping its group (SIGTERM, then SIGKILL after
+/// [`GRACE`]) past `limit` or once `interrupts` caught a signal. Returns how it exited and
+/// why it was stopped, if it was. The hook is left a zombie, for its caller to reap.
+fn wait(
+    pid: Pid,
+    path: &Path,
+    limit: Duration,
+    interrupts: Option<&Interrupts>,
+) -> Result<(WaitStatus, Option<Stop>)> {
     let started = Instant::now();
     // Why the group is being stopped, and when SIGTERM went.
     let mut stopping: Option<(Stop, Instant)> = None;
     let mut killed = false;
-    let status = loop {
+    loop {
         // WNOWAIT leaves the hook a zombie, so its process group id cannot be reused
         // while we may still signal it.
         match waitid(
@@ -323,7 +371,7 @@ fn execute(
             WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
         ) {
             Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::EINTR) => {}
-            Ok(status) => break status,
+            Ok(status) => return Ok((status, stopping.map(|(stop, _)| stop))),
             Err(err) => bail!("waiting for {}: {err}", path.display()),
         }
         match stopping {
@@ -344,33 +392,7 @@ fn execute(
             Some(_) => {}
         }
         std::thread::sleep(Duration::from_millis(50));
-    };
-    if stopping.is_some() {
-        // What the group's other members did with SIGTERM does not matter: none outlives
-        // the hook.
-        let _ = killpg(pid, Signal::SIGKILL);
     }
-    let exit = child
-        .wait()
-        .with_context(|| format!("reaping {}", path.display()))?;
-    let ended = match (stopping, status) {
-        (Some((Stop::TimeLimit, _)), _) => Ended::Failed(format!(
-            "killed with its process group after its time limit of {} s ({TIMEOUT_VAR})",
-            limit.as_secs()
-        )),
-        (Some((Stop::Interrupted(signal), _)), _) => Ended::Failed(format!(
-            "stopped with its process group: backup_manager got {signal}"
-        )),
-        (None, WaitStatus::Exited(_, 0)) => Ended::Succeeded,
-        (None, WaitStatus::Exited(_, code)) => Ended::Failed(format!("exited with {code}")),
-        (None, _) => Ended::Failed(format!("ended with {exit}")),
-    };
-    // A child left running in the background may hold the pipe open: wait a little for
-    // the output, then go on with what came.
-    let bytes = output
-        .recv_timeout(Duration::from_millis(500))
-        .unwrap_or_default();
-    Ok((ended, bytes))
 }
 
 /// Why a hook's process group is stopped before it ends on its own.

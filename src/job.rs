@@ -41,8 +41,7 @@ fn back_up(
     occurrence: Option<&DateTime<Local>>,
     progress: Option<archive::ProgressFn<'_>>,
 ) -> Run {
-    let file_name = schedule.archive_file_name();
-    let shown = format!("{BACKUPS_DIR}/{file_name}");
+    let shown = format!("{BACKUPS_DIR}/{}", schedule.archive_file_name());
     let started_at = Local::now();
     if let Some(occurrence) = occurrence {
         let late = started_at - *occurrence;
@@ -58,75 +57,84 @@ fn back_up(
     // What an interrupted `run` (Ctrl-C) left; writers still alive are kept.
     remove_leftovers(home);
     let started = Instant::now();
-    let result = home.ensure_backups().and_then(|backups| {
-        let target = backups.join(&file_name);
-        let step = chain::start_for(&backups, schedule, &target, started_at)?;
-        let request = archive::Request {
-            written: &schedule.path,
-            source: &home.resolve(Path::new(&schedule.path)),
-            target: &target,
-            exclude: &[&backups, &home.pid_file()],
-            options: &schedule.options,
-            compression: schedule.compression(),
-            progress,
-            incremental: step.as_ref().map(|(step, _)| &step.tracker),
-        };
-        let summary = generations::create(&backups, schedule, &request, started_at)?;
-        Ok(chain::finish(step, summary))
-    });
-    let duration_secs = started.elapsed().as_secs_f64();
-    let started = started_at.fixed_offset();
+    let result = write(home, schedule, started_at, progress);
+    let mut run = Run {
+        started: started_at.fixed_offset(),
+        duration_secs: started.elapsed().as_secs_f64(),
+        outcome: Outcome::Failed,
+        bytes: 0,
+        entries: 0,
+        messages: Vec::new(),
+        warning_count: 0,
+        manual: occurrence.is_none(),
+    };
     match result {
-        Ok(summary) => {
-            for warning in &summary.warnings {
-                warn!("{warning}");
-            }
-            if summary.more_warnings > 0 {
-                warn!(
-                    "{} more warnings for {shown} were not logged",
-                    summary.more_warnings
-                );
-            }
-            // Like GNU tar's exit status 1: the archive is valid, but not all of the tree
-            // went in as it was.
-            let warning_count = summary.warnings.len() as u64 + summary.more_warnings;
-            let outcome = describe_warnings(warning_count);
-            info!(
-                "Backup done for {} in {shown} ({} entries, {}, {duration_secs:.2} s{outcome})",
-                schedule.path,
-                summary.entries,
-                format_size(summary.bytes),
-            );
-            Run {
-                started,
-                duration_secs,
-                outcome: if summary.is_clean() {
-                    Outcome::Ok
-                } else {
-                    Outcome::Warnings
-                },
-                bytes: summary.bytes,
-                entries: summary.entries,
-                messages: summary.warnings,
-                warning_count,
-                manual: occurrence.is_none(),
-            }
-        }
+        Ok(summary) => done(schedule, &shown, summary, &mut run),
         Err(err) => {
             let message = format!("backup of {} into {shown} failed: {err:#}", schedule.path);
             error!("{message}");
-            Run {
-                started,
-                duration_secs,
-                outcome: Outcome::Failed,
-                bytes: 0,
-                entries: 0,
-                messages: vec![message],
-                warning_count: 0,
-                manual: occurrence.is_none(),
-            }
+            run.messages.push(message);
         }
     }
+    run
+}
+
+/// Writes the archive of `schedule`, started at `started_at`: a new generation, the next
+/// link of its chain, or the one plain archive.
+fn write(
+    home: &Home,
+    schedule: &Schedule,
+    started_at: DateTime<Local>,
+    progress: Option<archive::ProgressFn<'_>>,
+) -> anyhow::Result<archive::Summary> {
+    let backups = home.ensure_backups()?;
+    let target = backups.join(schedule.archive_file_name());
+    let step = chain::start_for(&backups, schedule, &target, started_at)?;
+    let request = archive::Request {
+        written: &schedule.path,
+        source: &home.resolve(Path::new(&schedule.path)),
+        target: &target,
+        exclude: &[&backups, &home.pid_file()],
+        options: &schedule.options,
+        compression: schedule.compression(),
+        progress,
+        incremental: step.as_ref().map(|(step, _)| &step.tracker),
+    };
+    let summary = generations::create(&backups, schedule, &request, started_at)?;
+    Ok(chain::finish(step, summary))
+}
+
+/// Logs a finished backup, shown as `shown`, and fills in its `run`.
+fn done(schedule: &Schedule, shown: &str, summary: archive::Summary, run: &mut Run) {
+    for warning in &summary.warnings {
+        warn!("{warning}");
+    }
+    if summary.more_warnings > 0 {
+        warn!(
+            "{} more warnings for {shown} were not logged",
+            summary.more_warnings
+        );
+    }
+    // Like GNU tar's exit status 1: the archive is valid, but not all of the tree went
+    // in as it was.
+    let warning_count = summary.warnings.len() as u64 + summary.more_warnings;
+    info!(
+        "Backup done for {} in {shown} ({} entries, {}, {:.2} s{})",
+        schedule.path,
+        summary.entries,
+        format_size(summary.bytes),
+        run.duration_secs,
+        describe_warnings(warning_count),
+    );
+    run.outcome = if summary.is_clean() {
+        Outcome::Ok
+    } else {
+        Outcome::Warnings
+    };
+    run.bytes = summary.bytes;
+    run.entries = summary.entries;
+    run.warning_count = warning_count;
+    run.messages = summary.warnings;
 }
 
 /// Records a run in the state file. A failure to record is logged, not raised: the backup

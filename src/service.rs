@@ -18,7 +18,7 @@ use crate::job;
 use crate::pidfile::{Acquire, PidLock};
 use crate::schedule::{Schedule, TimeOfDay};
 use crate::schedule_file;
-use crate::state::{self, Record};
+use crate::state::{self, Record, State};
 use crate::timing;
 
 /// The longest the service sleeps between two looks at the schedule file.
@@ -104,93 +104,36 @@ pub fn run(home: &Home, mode: Mode, ready: Option<File>) -> Result<()> {
     }
 }
 
+/// What is owed, with the time of each schedule for planning the next wake.
+type Owed = (Vec<(Schedule, DateTime<Local>)>, Vec<TimeOfDay>);
+
 /// One look at the schedules: brings the state up to date with the file (new schedules
 /// are seen now, removed ones forgotten) and returns what is owed, with every schedule's
 /// time for planning the next wake.
 ///
 /// The schedule file is read while the state lock is held, so a `create` that writes both
 /// files cannot have its fresh record pruned by a look that read the file before it.
-fn look(
-    home: &Home,
-    reported: &mut Vec<String>,
-) -> (Vec<(Schedule, DateTime<Local>)>, Vec<TimeOfDay>) {
+fn look(home: &Home, reported: &mut Vec<String>) -> Owed {
     let now = Local::now();
     let looked = state::update(
         home,
         |problem| error!("{problem}"),
-        |state| {
-            // Checked under the state lock, which every writer of the file holds.
-            let missing = !home.state().exists();
-            let (schedules, problems) = match read_schedules(home) {
-                Ok(read) => read,
-                // What cannot be read says nothing about which schedules are gone: keep
-                // every record, run nothing, and look again next cycle.
-                Err(problem) => return (Vec::new(), Vec::new(), vec![problem]),
-            };
-            // A set, not a scan per record: with 10,000 schedules a scan took seconds a look.
-            let keys: std::collections::HashSet<String> =
-                schedules.iter().map(Schedule::to_string).collect();
-            state.schedules.retain(|key, _| keys.contains(key));
-            drop(keys);
-            let mut due: Vec<(Schedule, DateTime<Local>)> = Vec::new();
-            let mut fresh = 0;
-            for schedule in &schedules {
-                let record = state
-                    .schedules
-                    .entry(schedule.to_string())
-                    .or_insert_with(|| {
-                        fresh += 1;
-                        Record::new(now.fixed_offset())
-                    });
-                let remembered = timing::clamp_future(
-                    record.first_seen.with_timezone(&Local),
-                    record.last_served.map(|t| t.with_timezone(&Local)),
-                    &now,
-                );
-                if remembered.clamped {
-                    // Saved clamped, so this is said once per schedule, not once a look.
-                    warn!(
-                        "schedule {schedule}: remembered times lie in the future (first seen {}, \
-                     last served {}); the clock was wrong, taking them as now",
-                        record.first_seen.format("%d/%m/%Y %H:%M"),
-                        record.last_served.map_or("never".to_owned(), |t| t
-                            .format("%d/%m/%Y %H:%M")
-                            .to_string())
-                    );
-                    record.first_seen = remembered.first_seen.fixed_offset();
-                    record.last_served =
-                        remembered.last_served.as_ref().map(DateTime::fixed_offset);
-                }
-                let (first_seen, served) = (remembered.first_seen, remembered.last_served);
-                let owed = timing::owed(schedule.time, &first_seen, served.as_ref(), &now);
-                if let Some(occurrence) = owed {
-                    // A line written twice by hand is one schedule, run once.
-                    if !due.iter().any(|(s, _)| s == schedule) {
-                        due.push((schedule.clone(), occurrence));
-                    }
-                }
-            }
-            // A home without schedules has no state file yet; one with schedules lost it.
-            if missing && fresh > 0 {
-                warn!(
-                    "state file {} is missing; starting afresh: {fresh} schedule(s) count as \
-                 first seen now",
-                    home.state().display()
-                );
-            }
-            let times = schedules.iter().map(|s| s.time).collect();
-            (due, times, problems)
+        |state| match read_schedules(home) {
+            Ok((schedules, problems)) => (owed(home, state, &schedules, &now), problems),
+            // What cannot be read says nothing about which schedules are gone: keep every
+            // record, run nothing, and look again next cycle.
+            Err(problem) => ((Vec::new(), Vec::new()), vec![problem]),
         },
     );
     match looked {
-        Ok((due, times, problems)) => {
+        Ok((owed, problems)) => {
             if problems != *reported {
                 for problem in &problems {
                     error!("{problem}");
                 }
                 *reported = problems;
             }
-            (due, times)
+            owed
         }
         Err(err) => {
             // Without the state nothing can be decided safely; the next cycle tries again.
@@ -198,6 +141,73 @@ fn look(
             (Vec::new(), Vec::new())
         }
     }
+}
+
+/// Brings `state` up to date with `schedules` at `now` and returns what is owed.
+fn owed(home: &Home, state: &mut State, schedules: &[Schedule], now: &DateTime<Local>) -> Owed {
+    // Checked under the state lock, which every writer of the file holds.
+    let missing = !home.state().exists();
+    // A set, not a scan per record: with 10,000 schedules a scan took seconds a look.
+    let keys: std::collections::HashSet<String> =
+        schedules.iter().map(Schedule::to_string).collect();
+    state.schedules.retain(|key, _| keys.contains(key));
+    drop(keys);
+    let mut due: Vec<(Schedule, DateTime<Local>)> = Vec::new();
+    let mut fresh = 0;
+    for schedule in schedules {
+        let record = state
+            .schedules
+            .entry(schedule.to_string())
+            .or_insert_with(|| {
+                fresh += 1;
+                Record::new(now.fixed_offset())
+            });
+        // A line written twice by hand is one schedule, run once.
+        if let Some(occurrence) = owed_by(schedule, record, now) {
+            if !due.iter().any(|(s, _)| s == schedule) {
+                due.push((schedule.clone(), occurrence));
+            }
+        }
+    }
+    // A home without schedules has no state file yet; one with schedules lost it.
+    if missing && fresh > 0 {
+        warn!(
+            "state file {} is missing; starting afresh: {fresh} schedule(s) count as first \
+             seen now",
+            home.state().display()
+        );
+    }
+    let times = schedules.iter().map(|s| s.time).collect();
+    (due, times)
+}
+
+/// The occurrence `schedule` is owed at `now`, by its `record`; remembered times that lie
+/// in the future (a clock that was wrong) are taken as now, in the record too.
+fn owed_by(
+    schedule: &Schedule,
+    record: &mut Record,
+    now: &DateTime<Local>,
+) -> Option<DateTime<Local>> {
+    let remembered = timing::clamp_future(
+        record.first_seen.with_timezone(&Local),
+        record.last_served.map(|t| t.with_timezone(&Local)),
+        now,
+    );
+    if remembered.clamped {
+        // Saved clamped, so this is said once per schedule, not once a look.
+        warn!(
+            "schedule {schedule}: remembered times lie in the future (first seen {}, last \
+             served {}); the clock was wrong, taking them as now",
+            record.first_seen.format("%d/%m/%Y %H:%M"),
+            record.last_served.map_or("never".to_owned(), |t| t
+                .format("%d/%m/%Y %H:%M")
+                .to_string())
+        );
+        record.first_seen = remembered.first_seen.fixed_offset();
+        record.last_served = remembered.last_served.as_ref().map(DateTime::fixed_offset);
+    }
+    let (first_seen, served) = (remembered.first_seen, remembered.last_served);
+    timing::owed(schedule.time, &first_seen, served.as_ref(), now)
 }
 
 /// Gives the memory freed by a look back to the system before sleeping. A look parses the

@@ -89,21 +89,7 @@ impl Status {
 /// `status`: the service, and each schedule's next run and last result.
 pub fn status(home: &Home) -> Result<Status> {
     let now = Local::now();
-    let service = match Service::find(home)? {
-        Some(service) => ServiceStatus {
-            running: true,
-            pid: Some(service.pid().as_raw()),
-            since: fs::metadata(home.pid_file())
-                .and_then(|m| m.modified())
-                .ok()
-                .map(|t| DateTime::<Local>::from(t).fixed_offset()),
-        },
-        None => ServiceStatus {
-            running: false,
-            pid: None,
-            since: None,
-        },
-    };
+    let service = service_status(home)?;
     let state = match state::load(home) {
         Ok((state, problem)) => {
             if let Some(problem) = problem {
@@ -118,59 +104,85 @@ pub fn status(home: &Home) -> Result<Status> {
     };
     let schedules = schedule_file::entries(home)?
         .into_iter()
-        .map(|entry| {
-            let record = entry
-                .schedule
-                .as_ref()
-                .and_then(|s| state.schedules.get(&s.to_string()));
-            let (due_now, next_run) = match &entry.schedule {
-                Some(schedule) => {
-                    let first_seen = record.map_or(now, |r| r.first_seen.with_timezone(&Local));
-                    let served =
-                        record.and_then(|r| r.last_served.map(|t| t.with_timezone(&Local)));
-                    // As the service sees them: times a wrong clock wrote are taken as now.
-                    let remembered = timing::clamp_future(first_seen, served, &now);
-                    let owed = timing::owed(
-                        schedule.time,
-                        &remembered.first_seen,
-                        remembered.last_served.as_ref(),
-                        &now,
-                    );
-                    // A run served ahead of a clock stepped back is not run again.
-                    let base = (remembered.last_served.as_ref())
-                        .filter(|served| **served > now)
-                        .unwrap_or(&now);
-                    let next = timing::next_occurrence(schedule.time, base);
-                    (owed.is_some(), Some(next.fixed_offset()))
-                }
-                None => (false, None),
-            };
-            // Shown only where asked for: a plain schedule's status is as it was.
-            let generations = entry
-                .schedule
-                .as_ref()
-                .filter(|s| s.options.keep > 1 || s.options.incremental.is_some())
-                .and_then(|s| generations::count(&home.backups(), s).ok())
-                .map(|(generations, oldest)| Generations {
-                    generations,
-                    oldest,
-                });
-            let chain = entry
-                .schedule
-                .as_ref()
-                .and_then(|s| chain::current(&home.backups(), s).ok().flatten());
-            ScheduleStatus {
-                generations,
-                chain,
-                last_run: record.and_then(|r| r.last_run.clone()),
-                entry,
-                due_now,
-                next_run,
-            }
-        })
+        .map(|entry| schedule_status(home, entry, &state, &now))
         .collect();
     info!("Show status");
     Ok(Status { service, schedules })
+}
+
+/// Whether this home's service runs, and since when.
+fn service_status(home: &Home) -> Result<ServiceStatus> {
+    Ok(match Service::find(home)? {
+        Some(service) => ServiceStatus {
+            running: true,
+            pid: Some(service.pid().as_raw()),
+            since: fs::metadata(home.pid_file())
+                .and_then(|m| m.modified())
+                .ok()
+                .map(|t| DateTime::<Local>::from(t).fixed_offset()),
+        },
+        None => ServiceStatus {
+            running: false,
+            pid: None,
+            since: None,
+        },
+    })
+}
+
+/// One line of the schedule file with its next run and last result, as of `now`.
+fn schedule_status(
+    home: &Home,
+    entry: Entry,
+    state: &state::State,
+    now: &DateTime<Local>,
+) -> ScheduleStatus {
+    let record = entry
+        .schedule
+        .as_ref()
+        .and_then(|s| state.schedules.get(&s.to_string()));
+    let (due_now, next_run) = match &entry.schedule {
+        Some(schedule) => {
+            let first_seen = record.map_or(*now, |r| r.first_seen.with_timezone(&Local));
+            let served = record.and_then(|r| r.last_served.map(|t| t.with_timezone(&Local)));
+            // As the service sees them: times a wrong clock wrote are taken as now.
+            let remembered = timing::clamp_future(first_seen, served, now);
+            let owed = timing::owed(
+                schedule.time,
+                &remembered.first_seen,
+                remembered.last_served.as_ref(),
+                now,
+            );
+            // A run served ahead of a clock stepped back is not run again.
+            let base = (remembered.last_served.as_ref())
+                .filter(|served| *served > now)
+                .unwrap_or(now);
+            let next = timing::next_occurrence(schedule.time, base);
+            (owed.is_some(), Some(next.fixed_offset()))
+        }
+        None => (false, None),
+    };
+    // Shown only where asked for: a plain schedule's status is as it was.
+    let generations = entry
+        .schedule
+        .as_ref()
+        .filter(|s| s.options.keep > 1 || s.options.incremental.is_some())
+        .and_then(|s| generations::count(&home.backups(), s).ok())
+        .map(|(generations, oldest)| Generations {
+            generations,
+            oldest,
+        });
+    let chain = entry
+        .schedule
+        .as_ref()
+        .and_then(|s| chain::current(&home.backups(), s).ok().flatten());
+    ScheduleStatus {
+        generations,
+        chain,
+        last_run: record.and_then(|r| r.last_run.clone()),
+        entry,
+        due_now,
+        next_run,
+    }
 }
 
 impl fmt::Display for Status {

@@ -10,23 +10,23 @@
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
-use std::fs::{self, File};
+use std::fs;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag};
-use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
-use nix::sys::time::TimeSpec;
-use nix::unistd::{Gid, Uid, UnlinkatFlags};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use nix::unistd::Uid;
 
 use crate::naming::Compression;
-use crate::tar::{Header, Kind, Reader, open_archive, sparse};
+use crate::tar::{Header, Kind, Reader, open_archive};
 
 mod dumpdir;
+mod entry;
 mod folders;
 
 use folders::Folders;
@@ -223,147 +223,6 @@ impl Extract {
         Ok(())
     }
 
-    fn entry<R: io::Read>(
-        &mut self,
-        header: &Header,
-        parts: &[&[u8]],
-        reader: &mut Reader<R>,
-    ) -> Result<()> {
-        let (leaf, parents) = parts.split_last().expect("components are never empty");
-        let leaf = OsStr::from_bytes(leaf);
-        let as_root = self.as_root;
-        let parent = self.parent(parents)?;
-        let omit = TimeSpec::UTIME_OMIT;
-        let mtime = TimeSpec::new(header.mtime, 0);
-        match header.kind {
-            Kind::Dir | Kind::DUMPDIR => {
-                let existed =
-                    match nix::sys::stat::mkdirat(parent, leaf, Mode::from_bits_truncate(0o700)) {
-                        Ok(()) => false,
-                        Err(Errno::EEXIST) if is_dir(parent, leaf) => true,
-                        Err(Errno::EEXIST) => {
-                            remove(parent, leaf)?;
-                            let rwx = Mode::from_bits_truncate(0o700);
-                            nix::sys::stat::mkdirat(parent, leaf, rwx)?;
-                            false
-                        }
-                        Err(e) => return Err(e.into()),
-                    };
-                self.folders.restored(parts, header);
-                let is_dumpdir = header.kind == Kind::DUMPDIR;
-                if existed || is_dumpdir {
-                    let dir = walk(&self.root, parts)?;
-                    if existed {
-                        // Left read-only by an earlier restore into this DEST.
-                        folders::make_writable(&dir)?;
-                    }
-                    if is_dumpdir {
-                        let data = dumpdir_data(header, reader)?;
-                        dumpdir::purge(&dir, &data)?;
-                    }
-                }
-            }
-            Kind::File => {
-                remove(parent, leaf)?;
-                let fd = nix::fcntl::openat(
-                    parent,
-                    leaf,
-                    OFlag::O_WRONLY
-                        | OFlag::O_CREAT
-                        | OFlag::O_EXCL
-                        | OFlag::O_NOFOLLOW
-                        | OFlag::O_CLOEXEC,
-                    Mode::from_bits_truncate(0o600),
-                )?;
-                let mut file = File::from(fd);
-                match &header.sparse {
-                    None => {
-                        io::copy(&mut reader.data(), &mut file)?;
-                    }
-                    Some(map) => sparse::write(map, &mut reader.data(), &mut file)?,
-                }
-                if as_root {
-                    nix::unistd::fchown(&file, Some(uid(header)), Some(gid(header)))?;
-                }
-                // After chown, which clears setuid and setgid.
-                nix::sys::stat::fchmod(&file, Mode::from_bits_truncate(header.mode))?;
-                nix::sys::stat::futimens(&file, &omit, &mtime)?;
-            }
-            Kind::Symlink => {
-                remove(parent, leaf)?;
-                nix::unistd::symlinkat(OsStr::from_bytes(&header.link), parent, leaf)?;
-                if as_root {
-                    chown_entry(parent, leaf, header)?;
-                }
-                set_mtime(parent, leaf, &mtime)?;
-            }
-            Kind::HardLink => {
-                remove(parent, leaf)?;
-                let target = components(&header.link)?.context("hard link to nothing")?;
-                let (target_leaf, target_parents) =
-                    target.split_last().expect("components are never empty");
-                let target_dir = walk(&self.root, target_parents)?;
-                let parent = self.parent(parents)?;
-                nix::unistd::linkat(
-                    &target_dir,
-                    OsStr::from_bytes(target_leaf),
-                    parent,
-                    leaf,
-                    AtFlags::empty(),
-                )
-                .with_context(|| format!("linking to {}", String::from_utf8_lossy(&header.link)))?;
-            }
-            Kind::Fifo | Kind::CharDevice | Kind::BlockDevice => {
-                remove(parent, leaf)?;
-                let (kind, dev) = match header.kind {
-                    Kind::Fifo => (SFlag::S_IFIFO, 0),
-                    Kind::CharDevice => (
-                        SFlag::S_IFCHR,
-                        nix::sys::stat::makedev(header.device.0.into(), header.device.1.into()),
-                    ),
-                    _ => (
-                        SFlag::S_IFBLK,
-                        nix::sys::stat::makedev(header.device.0.into(), header.device.1.into()),
-                    ),
-                };
-                let mode = Mode::from_bits_truncate(header.mode);
-                if let Err(e) = nix::sys::stat::mknodat(parent, leaf, kind, mode, dev) {
-                    (self.done.not_restored).push(String::from_utf8_lossy(&header.name).into());
-                    self.done.warnings.push(format!(
-                        "{}: cannot create the {} ({})",
-                        String::from_utf8_lossy(&header.name),
-                        header.kind,
-                        e.desc()
-                    ));
-                    return Ok(());
-                }
-                if as_root {
-                    chown_entry(parent, leaf, header)?;
-                }
-                // Not following: had the node been swapped for a link since mknodat, a
-                // restore run as root would change a file outside DEST.
-                nix::sys::stat::fchmodat(
-                    parent,
-                    leaf,
-                    mode,
-                    nix::sys::stat::FchmodatFlags::NoFollowSymlink,
-                )?;
-                set_mtime(parent, leaf, &mtime)?;
-            }
-            Kind::Other(_) => {
-                (self.done.not_restored).push(String::from_utf8_lossy(&header.name).into());
-                self.done.warnings.push(format!(
-                    "{}: skipped, {} is not restored",
-                    String::from_utf8_lossy(&header.name),
-                    header.kind
-                ));
-                return Ok(());
-            }
-        }
-        self.done.entries += 1;
-        Ok(())
-    }
-
     /// The folder holding an entry, created if missing, reached without following links.
     fn parent(&mut self, parts: &[&[u8]]) -> Result<&OwnedFd> {
         let hit = matches!(&self.cached, Some((cached, _)) if cached.iter().map(Vec::as_slice).eq(parts.iter().copied()));
@@ -408,50 +267,4 @@ fn dumpdir_data<R: io::Read>(header: &Header, reader: &mut Reader<R>) -> Result<
     let mut data = Vec::with_capacity(header.size.min(1 << 20) as usize);
     io::Read::read_to_end(&mut reader.data(), &mut data).context("reading a folder listing")?;
     Ok(data)
-}
-
-fn is_dir(parent: impl AsFd, leaf: &OsStr) -> bool {
-    nix::sys::stat::fstatat(parent, leaf, AtFlags::AT_SYMLINK_NOFOLLOW)
-        .is_ok_and(|st| st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFDIR.bits())
-}
-
-/// Removes what is at `leaf` so that an entry can take its place; a folder is refused.
-fn remove(parent: impl AsFd, leaf: &OsStr) -> Result<()> {
-    match nix::unistd::unlinkat(parent, leaf, UnlinkatFlags::NoRemoveDir) {
-        Ok(()) | Err(Errno::ENOENT) => Ok(()),
-        Err(Errno::EISDIR | Errno::EPERM) => {
-            bail!("a folder is in the way")
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn uid(header: &Header) -> Uid {
-    Uid::from_raw(header.uid as u32)
-}
-
-fn gid(header: &Header) -> Gid {
-    Gid::from_raw(header.gid as u32)
-}
-
-/// Gives the entry `leaf` of `parent` its mtime (leaving its atime), never following a link.
-fn set_mtime(parent: &OwnedFd, leaf: &OsStr, mtime: &TimeSpec) -> nix::Result<()> {
-    nix::sys::stat::utimensat(
-        parent,
-        leaf,
-        &TimeSpec::UTIME_OMIT,
-        mtime,
-        UtimensatFlags::NoFollowSymlink,
-    )
-}
-
-/// Gives the entry `leaf` of `parent` the archive's owner, never following a link.
-fn chown_entry(parent: &OwnedFd, leaf: &OsStr, header: &Header) -> nix::Result<()> {
-    nix::unistd::fchownat(
-        parent,
-        leaf,
-        Some(uid(header)),
-        Some(gid(header)),
-        AtFlags::AT_SYMLINK_NOFOLLOW,
-    )
 }

@@ -13,7 +13,7 @@ use crate::excludes::{Excludes, PathCheck};
 use crate::naming::Compression;
 use crate::schedule::Options;
 use crate::tar::sparse::Expand;
-use crate::tar::{Kind, Reader};
+use crate::tar::{Header, Kind, Reader};
 
 /// What a check found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,18 +48,11 @@ pub fn verify(path: &Path, compression: Compression, source: Option<Source<'_>>)
     let input = compression.open(path)?;
     let mut reader = Reader::new(input);
     let mut report = Report::default();
-    let mut a = vec![0u8; 1 << 16];
-    let mut b = vec![0u8; 1 << 16];
-    let mut excluded = match source {
-        Some(source) => Excludes::new(source.options, source.root)?
-            .map(|excludes| PathCheck::new(excludes, source.root)),
-        None => None,
-    };
-    loop {
-        let header = reader
-            .next_entry()
-            .with_context(|| format!("reading {}", path.display()))?;
-        let Some(header) = header else { break };
+    let mut compare = source.map(Compare::new).transpose()?;
+    while let Some(header) = reader
+        .next_entry()
+        .with_context(|| format!("reading {}", path.display()))?
+    {
         // An incremental chain's label is no entry of the tree.
         if header.kind == Kind::VOLUME_LABEL {
             continue;
@@ -69,64 +62,66 @@ pub fn verify(path: &Path, compression: Compression, source: Option<Source<'_>>)
         if matches!(header.kind, Kind::Other(_)) && header.kind != Kind::DUMPDIR {
             report.not_restorable.push(shown.clone());
         }
-        let Some(source) = source else { continue };
-        let Some(disk) = on_disk(source, &header.name) else {
-            report
-                .differences
-                .push(format!("{shown}: not under the schedule's source"));
-            continue;
+        if let Some(compare) = &mut compare {
+            let mut differ = |what: &str| report.differences.push(format!("{shown}: {what}"));
+            compare.entry(&header, &mut reader, &mut differ);
+        }
+    }
+    Ok(report)
+}
+
+/// Compares entries with the live tree, as `tar --diff` does.
+struct Compare<'a> {
+    source: Source<'a>,
+    /// What the schedule leaves out, by the rules on disk now.
+    excluded: Option<PathCheck>,
+    /// Buffers for the archived and the live contents.
+    a: Vec<u8>,
+    b: Vec<u8>,
+}
+
+impl<'a> Compare<'a> {
+    fn new(source: Source<'a>) -> Result<Self> {
+        let excluded = Excludes::new(source.options, source.root)?
+            .map(|excludes| PathCheck::new(excludes, source.root));
+        Ok(Compare {
+            source,
+            excluded,
+            a: vec![0u8; 1 << 16],
+            b: vec![0u8; 1 << 16],
+        })
+    }
+
+    /// Compares the entry `header`, whose data `reader` is at, telling `differ` each
+    /// difference.
+    fn entry<R: Read>(
+        &mut self,
+        header: &Header,
+        reader: &mut Reader<R>,
+        differ: &mut dyn FnMut(&str),
+    ) {
+        let Some(disk) = on_disk(self.source, &header.name) else {
+            return differ("not under the schedule's source");
         };
-        if let Some(check) = &mut excluded {
+        if let Some(check) = &mut self.excluded {
             let rel = Path::new(std::ffi::OsStr::from_bytes(&header.name))
-                .strip_prefix(source.prefix)
+                .strip_prefix(self.source.prefix)
                 .unwrap_or(Path::new(""));
             if check.leaves_out(rel, header.kind == Kind::Dir) {
-                continue;
+                return;
             }
         }
-        let mut differ = |what: &str| report.differences.push(format!("{shown}: {what}"));
         let meta = match fs::symlink_metadata(&disk) {
             Ok(meta) => meta,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                differ("missing from the source");
-                continue;
+                return differ("missing from the source");
             }
-            Err(e) => {
-                differ(&format!("cannot read {}: {e}", disk.display()));
-                continue;
-            }
+            Err(e) => return differ(&format!("cannot read {}: {e}", disk.display())),
         };
-        let kind = kind_of(&meta);
-        // A dumpdir is a folder (with the list of its children).
-        let header_kind = match header.kind {
-            Kind::DUMPDIR => Kind::Dir,
-            kind => kind,
-        };
-        let expected = if header.kind == Kind::HardLink {
-            Kind::File
-        } else {
-            header_kind
-        };
-        if kind != Some(expected) && !(header.kind == Kind::HardLink && kind.is_some()) {
-            differ("file type differs");
-            continue;
+        if !self.same_kind(header, &meta, differ) {
+            return;
         }
-        if header.kind == Kind::HardLink {
-            match on_disk(source, &header.link).map(fs::symlink_metadata) {
-                Some(Ok(target)) if (target.dev(), target.ino()) == (meta.dev(), meta.ino()) => {}
-                _ => differ("not linked to the same file as in the archive"),
-            }
-            continue;
-        }
-        if meta.mode() & 0o7777 != header.mode && header.kind != Kind::Symlink {
-            differ("mode differs");
-        }
-        if (u64::from(meta.uid()), u64::from(meta.gid())) != (header.uid, header.gid) {
-            differ("owner differs");
-        }
-        if meta.mtime() != header.mtime && header_kind != Kind::Dir {
-            differ("modification time differs");
-        }
+        same_metadata(header, &meta, differ);
         match header.kind {
             Kind::Symlink
                 if fs::read_link(&disk)
@@ -137,24 +132,76 @@ pub fn verify(path: &Path, compression: Compression, source: Option<Source<'_>>)
                 differ("symbolic link target differs")
             }
             Kind::File if meta.len() != header.file_size() => differ("size differs"),
-            Kind::File => {
-                let same = File::open(&disk).and_then(|file| match &header.sparse {
-                    None => same_contents(&mut reader.data(), file, &mut a, &mut b),
-                    Some(map) => {
-                        let mut whole = Expand::new(reader.data(), map);
-                        same_contents(&mut whole, file, &mut a, &mut b)
-                    }
-                });
-                match same {
-                    Ok(true) => {}
-                    Ok(false) => differ("contents differ"),
-                    Err(e) => differ(&format!("cannot compare contents: {e}")),
-                }
-            }
+            Kind::File => self.same_file(header, &disk, reader, differ),
             _ => {}
         }
     }
-    Ok(report)
+
+    /// Whether the entry on disk is of the archived kind; a hard link is compared here
+    /// whole (it must be the same file as its target), so there is nothing more to see.
+    fn same_kind(
+        &self,
+        header: &Header,
+        meta: &fs::Metadata,
+        differ: &mut dyn FnMut(&str),
+    ) -> bool {
+        let kind = kind_of(meta);
+        let expected = match header.kind {
+            Kind::HardLink => Kind::File,
+            // A dumpdir is a folder (with the list of its children).
+            Kind::DUMPDIR => Kind::Dir,
+            kind => kind,
+        };
+        if kind != Some(expected) && !(header.kind == Kind::HardLink && kind.is_some()) {
+            differ("file type differs");
+            return false;
+        }
+        if header.kind == Kind::HardLink {
+            match on_disk(self.source, &header.link).map(fs::symlink_metadata) {
+                Some(Ok(target)) if (target.dev(), target.ino()) == (meta.dev(), meta.ino()) => {}
+                _ => differ("not linked to the same file as in the archive"),
+            }
+            return false;
+        }
+        true
+    }
+
+    /// Compares a regular file's contents with its archived data.
+    fn same_file<R: Read>(
+        &mut self,
+        header: &Header,
+        disk: &Path,
+        reader: &mut Reader<R>,
+        differ: &mut dyn FnMut(&str),
+    ) {
+        let (a, b) = (&mut self.a, &mut self.b);
+        let same = File::open(disk).and_then(|file| match &header.sparse {
+            None => same_contents(&mut reader.data(), file, a, b),
+            Some(map) => {
+                let mut whole = Expand::new(reader.data(), map);
+                same_contents(&mut whole, file, a, b)
+            }
+        });
+        match same {
+            Ok(true) => {}
+            Ok(false) => differ("contents differ"),
+            Err(e) => differ(&format!("cannot compare contents: {e}")),
+        }
+    }
+}
+
+/// Compares mode, owner and (but for folders) mtime.
+fn same_metadata(header: &Header, meta: &fs::Metadata, differ: &mut dyn FnMut(&str)) {
+    if meta.mode() & 0o7777 != header.mode && header.kind != Kind::Symlink {
+        differ("mode differs");
+    }
+    if (u64::from(meta.uid()), u64::from(meta.gid())) != (header.uid, header.gid) {
+        differ("owner differs");
+    }
+    let is_dir = matches!(header.kind, Kind::Dir | Kind::DUMPDIR);
+    if meta.mtime() != header.mtime && !is_dir {
+        differ("modification time differs");
+    }
 }
 
 /// Where an entry is on disk, or `None` if its name is not under the source's.

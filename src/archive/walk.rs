@@ -64,22 +64,7 @@ pub fn write_tree(
     progress: Option<ProgressFn<'_>>,
     incremental: Option<&mut Tracker>,
 ) -> Result<Summary> {
-    let mut walk = Walk {
-        incremental,
-        excludes,
-        rel_from: if name.is_empty() { 0 } else { name.len() + 1 },
-        progress,
-        last_report: Instant::now(),
-        bytes: 0,
-        stream,
-        header: Vec::with_capacity(4 * tar::BLOCK),
-        helper: Helper::new(exclude.clone()),
-        exclude,
-        hard_links: HashMap::new(),
-        users: HashMap::new(),
-        groups: HashMap::new(),
-        summary: Summary::default(),
-    };
+    let mut walk = Walk::new(stream, exclude, excludes, progress, incremental, name);
     let c_source = CString::new(source.as_os_str().as_bytes())
         .with_context(|| format!("source {} holds a NUL byte", source.display()))?;
     let stat = fstatat(AT_FDCWD, c_source.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
@@ -90,45 +75,8 @@ pub fn write_tree(
             source.display()
         );
     }
-    if let Some(tracker) = &walk.incremental {
-        // A GNU volume header, which extraction skips: says full or incremental.
-        let mut label = Header::new(tracker.label().to_vec(), Kind::VOLUME_LABEL);
-        label.mtime = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        walk.put(&label)?;
-    }
-    if kind_of(&stat) == Some(Kind::Dir) {
-        // The source itself must be listable: an archive of nothing is no backup.
-        let dir = open_dir(AT_FDCWD, &c_source)
-            .with_context(|| format!("opening source folder {}", source.display()))?;
-        let mut disk = source.to_path_buf();
-        let mut name = name.to_vec();
-        // An incremental archive lists even the top folder, as `./` when it is `.`, so
-        // that what was deleted at the top is deleted on extraction.
-        let header = if !name.is_empty() {
-            Some(walk_header(
-                &mut walk.users,
-                &mut walk.groups,
-                &name,
-                Kind::Dir,
-                &stat,
-            ))
-        } else if walk.incremental.is_some() {
-            Some(walk_header(
-                &mut walk.users,
-                &mut walk.groups,
-                b".",
-                Kind::Dir,
-                &stat,
-            ))
-        } else {
-            None
-        };
-        walk.children(dir, None, &mut disk, &mut name, header)?;
-    } else {
-        walk.entry(AT_FDCWD, &c_source, None, source, name, None)?;
-    }
+    walk.label()?;
+    walk.top(source, &c_source, &stat, name)?;
     let end = [0u8; 2 * tar::BLOCK];
     walk.stream
         .write_all(&end)
@@ -167,6 +115,74 @@ struct Walk<'s, 'p, 't> {
     /// In an incremental backup: `stat`s folders' children for their dumpdirs, and lists
     /// the next folder ahead, on a second thread as well as this one.
     helper: Helper,
+}
+
+impl<'s, 'p, 't> Walk<'s, 'p, 't> {
+    fn new(
+        stream: &'s mut Stream,
+        exclude: Vec<(u64, u64)>,
+        excludes: Option<Excludes>,
+        progress: Option<ProgressFn<'p>>,
+        incremental: Option<&'t mut Tracker>,
+        name: &[u8],
+    ) -> Self {
+        Walk {
+            incremental,
+            excludes,
+            rel_from: if name.is_empty() { 0 } else { name.len() + 1 },
+            progress,
+            last_report: Instant::now(),
+            bytes: 0,
+            stream,
+            header: Vec::with_capacity(4 * tar::BLOCK),
+            helper: Helper::new(exclude.clone()),
+            exclude,
+            hard_links: HashMap::new(),
+            users: HashMap::new(),
+            groups: HashMap::new(),
+            summary: Summary::default(),
+        }
+    }
+
+    /// In an incremental backup, the GNU volume header that starts the archive, which
+    /// extraction skips: it says full or incremental.
+    fn label(&mut self) -> Result<()> {
+        let Some(tracker) = &self.incremental else {
+            return Ok(());
+        };
+        let mut label = Header::new(tracker.label().to_vec(), Kind::VOLUME_LABEL);
+        label.mtime = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        self.put(&label)
+    }
+
+    /// Archives the source itself, `stat` as found, named `name`: a folder and all it
+    /// holds, or a single entry.
+    fn top(&mut self, source: &Path, c_source: &CStr, stat: &FileStat, name: &[u8]) -> Result<()> {
+        if kind_of(stat) != Some(Kind::Dir) {
+            return self.entry(AT_FDCWD, c_source, None, source, name, None);
+        }
+        // The source itself must be listable: an archive of nothing is no backup.
+        let dir = open_dir(AT_FDCWD, c_source)
+            .with_context(|| format!("opening source folder {}", source.display()))?;
+        // An incremental archive lists even the top folder, as `./` when it is `.`, so
+        // that what was deleted at the top is deleted on extraction.
+        let shown: &[u8] = match (name.is_empty(), self.incremental.is_some()) {
+            (false, _) => name,
+            (true, true) => b".",
+            (true, false) => b"",
+        };
+        let header = (!shown.is_empty())
+            .then(|| walk_header(&mut self.users, &mut self.groups, shown, Kind::Dir, stat));
+        self.children(
+            dir,
+            None,
+            &mut source.to_path_buf(),
+            &mut name.to_vec(),
+            header,
+        )
+    }
 }
 
 /// Why an entry could not be archived: a write error ends the backup, a read error
@@ -345,64 +361,8 @@ impl Walk<'_, '_, '_> {
         };
         match kind_of(&stat) {
             Some(Kind::File) => self.file(parent, file_name, disk, &name),
-            Some(Kind::Dir) => {
-                #[cfg(debug_assertions)]
-                crate::pause::at(&format!("enter-{}", file_name.to_string_lossy()));
-                // A mount point lists the inode beneath it: check the folder itself too.
-                if self.exclude.contains(&(stat.st_dev, stat.st_ino)) {
-                    return Ok(());
-                }
-                let header =
-                    walk_header(&mut self.users, &mut self.groups, &name, Kind::Dir, &stat);
-                // Listed ahead, maybe long before: used only if it is the same folder,
-                // with no entry made, removed or renamed since.
-                let listed = ahead
-                    .and_then(|ahead| self.helper.listed(ahead))
-                    .filter(|(_, listed)| listed.seen == Some(Seen::of(&stat)));
-                let (dir, listed) = match listed {
-                    Some((dir, listed)) => (dir, Some(listed)),
-                    None => match open_dir(parent, file_name) {
-                        Ok(dir) => (dir, None),
-                        Err(Errno::ENOENT) => {
-                            self.warn(gone_or_unreadable(disk, Errno::ENOENT));
-                            return Ok(());
-                        }
-                        Err(e) => {
-                            // The folder is stored (it exists, with its mode and owner),
-                            // empty.
-                            self.put(&header)?;
-                            self.warn(format!(
-                                "{}: cannot open the folder ({}); its contents are left out",
-                                disk.display(),
-                                e.desc()
-                            ));
-                            return Ok(());
-                        }
-                    },
-                };
-                self.children(
-                    dir,
-                    listed,
-                    &mut disk.to_path_buf(),
-                    &mut name,
-                    Some(header),
-                )
-            }
-            Some(kind @ Kind::Symlink) => {
-                let target = match nix::fcntl::readlinkat(parent, file_name) {
-                    Ok(target) => target,
-                    Err(e) => {
-                        self.warn(gone_or_unreadable(disk, e));
-                        return Ok(());
-                    }
-                };
-                if self.hard_link(&name, &stat)? {
-                    return Ok(());
-                }
-                let mut header = walk_header(&mut self.users, &mut self.groups, &name, kind, &stat);
-                header.link = target.as_bytes().to_vec();
-                self.put(&header)
-            }
+            Some(Kind::Dir) => self.folder(parent, file_name, disk, &mut name, &stat, ahead),
+            Some(kind @ Kind::Symlink) => self.symlink(parent, file_name, disk, &name, kind, &stat),
             Some(kind @ (Kind::Fifo | Kind::CharDevice | Kind::BlockDevice)) => {
                 if self.hard_link(&name, &stat)? {
                     return Ok(());
@@ -429,6 +389,76 @@ impl Walk<'_, '_, '_> {
                 Ok(())
             }
         }
+    }
+
+    /// Archives the folder `file_name` of `parent`, with `stat`, and all it holds.
+    fn folder(
+        &mut self,
+        parent: BorrowedFd<'_>,
+        file_name: &CStr,
+        disk: &Path,
+        name: &mut Vec<u8>,
+        stat: &FileStat,
+        ahead: Option<Ahead>,
+    ) -> Result<()> {
+        #[cfg(debug_assertions)]
+        crate::pause::at(&format!("enter-{}", file_name.to_string_lossy()));
+        // A mount point lists the inode beneath it: check the folder itself too.
+        if self.exclude.contains(&(stat.st_dev, stat.st_ino)) {
+            return Ok(());
+        }
+        let header = walk_header(&mut self.users, &mut self.groups, name, Kind::Dir, stat);
+        // Listed ahead, maybe long before: used only if it is the same folder, with no
+        // entry made, removed or renamed since.
+        let listed = ahead
+            .and_then(|ahead| self.helper.listed(ahead))
+            .filter(|(_, listed)| listed.seen == Some(Seen::of(stat)));
+        let (dir, listed) = match listed {
+            Some((dir, listed)) => (dir, Some(listed)),
+            None => match open_dir(parent, file_name) {
+                Ok(dir) => (dir, None),
+                Err(Errno::ENOENT) => {
+                    self.warn(gone_or_unreadable(disk, Errno::ENOENT));
+                    return Ok(());
+                }
+                Err(e) => {
+                    // The folder is stored (it exists, with its mode and owner), empty.
+                    self.put(&header)?;
+                    self.warn(format!(
+                        "{}: cannot open the folder ({}); its contents are left out",
+                        disk.display(),
+                        e.desc()
+                    ));
+                    return Ok(());
+                }
+            },
+        };
+        self.children(dir, listed, &mut disk.to_path_buf(), name, Some(header))
+    }
+
+    /// Archives the symbolic link `file_name` of `parent` as a link, never following it.
+    fn symlink(
+        &mut self,
+        parent: BorrowedFd<'_>,
+        file_name: &CStr,
+        disk: &Path,
+        name: &[u8],
+        kind: Kind,
+        stat: &FileStat,
+    ) -> Result<()> {
+        let target = match nix::fcntl::readlinkat(parent, file_name) {
+            Ok(target) => target,
+            Err(e) => {
+                self.warn(gone_or_unreadable(disk, e));
+                return Ok(());
+            }
+        };
+        if self.hard_link(name, stat)? {
+            return Ok(());
+        }
+        let mut header = walk_header(&mut self.users, &mut self.groups, name, kind, stat);
+        header.link = target.as_bytes().to_vec();
+        self.put(&header)
     }
 
     /// Stores the entry as a hard link if an earlier entry is the same file; remembers

@@ -52,11 +52,6 @@ pub fn list(dir: &Path) -> Result<Vec<Archive>> {
         Err(e) => Err(e),
     }
     .with_context(|| format!("listing {}", dir.display()))?;
-    struct Found {
-        archive: Archive,
-        stamp: Option<Stamp>,
-        id: FileId,
-    }
     let mut visible = Vec::new();
     let mut hidden = Vec::new();
     for entry in entries {
@@ -96,6 +91,24 @@ pub fn list(dir: &Path) -> Result<Vec<Archive>> {
             id: FileId::of(&meta),
         });
     }
+    drop_crash_duplicates(&mut visible);
+    date_the_newest(&mut visible, &hidden);
+    sort(&mut visible);
+    Ok(visible.into_iter().map(|f| f.archive).collect())
+}
+
+/// An archive found in the folder, with what tells it apart.
+struct Found {
+    archive: Archive,
+    stamp: Option<Stamp>,
+    id: FileId,
+}
+
+/// A hidden dated name: its NAME, compression, stamp and file.
+type Hidden = (String, Compression, Option<Stamp>, FileId);
+
+/// Drops a dated name of `NAME.tar`'s own file: the crash window of a rotation.
+fn drop_crash_duplicates(visible: &mut Vec<Found>) {
     let latest: Vec<(String, Compression, FileId)> = visible
         .iter()
         .filter(|f| f.archive.latest)
@@ -107,10 +120,13 @@ pub fn list(dir: &Path) -> Result<Vec<Archive>> {
             .find(|(n, c, _)| n == name && *c == compression)
             .map(|(_, _, id)| *id)
     };
-    // A dated name of NAME.tar's own file: the crash window of a rotation.
     visible.retain(|f| {
         f.archive.latest || latest_id(&f.archive.schedule, f.archive.compression) != Some(f.id)
     });
+}
+
+/// Gives each `NAME.tar` the time of its hidden dated name, when it has one.
+fn date_the_newest(visible: &mut [Found], hidden: &[Hidden]) {
     for found in visible.iter_mut().filter(|f| f.archive.latest) {
         let a = &found.archive;
         let dated = hidden
@@ -123,6 +139,11 @@ pub fn list(dir: &Path) -> Result<Vec<Archive>> {
             found.stamp = Some(stamp);
         }
     }
+}
+
+/// Each NAME's newest first, then its older ones, newest first; NAMEs in the order of
+/// their archives' names.
+fn sort(visible: &mut [Found]) {
     visible.sort_by(|a, b| {
         let key = |f: &Found| {
             (
@@ -136,7 +157,6 @@ pub fn list(dir: &Path) -> Result<Vec<Archive>> {
             .cmp(&key(b))
             .then_with(|| a.archive.name.cmp(&b.archive.name))
     });
-    Ok(visible.into_iter().map(|f| f.archive).collect())
 }
 
 /// What `status` shows of a schedule's generations: how many archives it has, and when

@@ -44,9 +44,7 @@ impl<R: Read> Reader<R> {
     /// a truncated archive, or anything but zeros after the end marker.
     pub fn next_entry(&mut self) -> Result<Option<Header>> {
         self.skip_rest()?;
-        let mut long_name = None;
-        let mut long_link = None;
-        let mut pax = None;
+        let mut meta = Meta::default();
         loop {
             let at = self.offset;
             let Some(block) = self.block()? else {
@@ -56,85 +54,94 @@ impl<R: Read> Reader<R> {
                 return self.end(at).map(|()| None);
             }
             let raw = format::decode(&block).map_err(|e| anyhow::anyhow!("at byte {at}: {e}"))?;
+            if self.meta_entry(&raw, at, &mut meta)? {
+                continue;
+            }
             let mut header = raw.header;
-            let type_flag = raw.entry_type.as_byte();
-            match raw.entry_type {
-                EntryType::GNUSparse => {
-                    let (mut map, mut extended) = sparse::old_gnu_header(&block)
-                        .map_err(|e| anyhow::anyhow!("at byte {at}: {e:#}"))?;
-                    while extended {
-                        let Some(more) = self.block()? else {
-                            bail!("the archive ends inside a sparse map at byte {at}");
-                        };
-                        extended = sparse::old_gnu_extension(&more, &mut map)
-                            .map_err(|e| anyhow::anyhow!("at byte {at}: {e:#}"))?;
-                    }
-                    header.kind = Kind::File;
-                    header.sparse = Some(map);
-                }
-                EntryType::GNULongName | EntryType::GNULongLink => {
-                    let mut data = self.meta(&header, at)?;
-                    while data.last() == Some(&0) {
-                        data.pop();
-                    }
-                    if raw.entry_type == EntryType::GNULongName {
-                        long_name = Some(data);
-                    } else {
-                        long_link = Some(data);
-                    }
-                    continue;
-                }
-                EntryType::XHeader => {
-                    pax = Some(self.meta(&header, at)?);
-                    continue;
-                }
-                // Global records (git archive writes one, holding a comment) are read
-                // past: none of their keys is one we keep.
-                EntryType::XGlobalHeader => {
-                    self.meta(&header, at)?;
-                    continue;
-                }
-                _ => {}
+            if raw.entry_type == EntryType::GNUSparse {
+                self.old_gnu_sparse(&block, at, &mut header)?;
             }
-            if let Some(name) = long_name {
-                header.name = name;
-            }
-            if let Some(link) = long_link {
-                header.link = link;
-            }
-            if let Some(records) = pax {
-                format::apply_pax(&records, &mut header)
-                    .map_err(|e| anyhow::anyhow!("at byte {at}: {e:#}"))?;
-            }
-            if header.kind == Kind::Dir {
-                format::trim_slashes(&mut header.name);
-            }
-            // Links, folders and the like carry no data, whatever their size field says
-            // (GNU tar writes hard links with size 0; some tools do not). A GNU dumpdir
-            // (`D`, from `tar -g`) is a folder followed by the list of its names.
-            let size = if header.kind.has_data() || type_flag == DUMPDIR {
-                header.size
-            } else {
-                0
-            };
-            self.remaining = size;
-            self.padding = padding(size);
-            self.current = header.name.clone();
-            if let Some(map) = &mut header.sparse {
-                let mut stored = size;
-                if map.map_in_data {
-                    stored -= sparse::read_map_1_0(&mut self.data(), map)
-                        .map_err(|e| anyhow::anyhow!("at byte {at}: {e:#}"))?;
-                }
-                map.check(stored).map_err(|e| {
-                    anyhow::anyhow!(
-                        "at byte {at}: {}: {e:#}",
-                        String::from_utf8_lossy(&header.name)
-                    )
-                })?;
-            }
+            meta.apply(&mut header)
+                .map_err(|e| anyhow::anyhow!("at byte {at}: {e:#}"))?;
+            self.start_data(&mut header, raw.entry_type.as_byte(), at)?;
             return Ok(Some(header));
         }
+    }
+
+    /// Reads a meta entry (a long name or link, pax records) into `meta`; false for an
+    /// entry of the archive's own.
+    fn meta_entry(&mut self, raw: &format::RawHeader, at: u64, meta: &mut Meta) -> Result<bool> {
+        match raw.entry_type {
+            EntryType::GNULongName | EntryType::GNULongLink => {
+                let mut data = self.meta(&raw.header, at)?;
+                while data.last() == Some(&0) {
+                    data.pop();
+                }
+                if raw.entry_type == EntryType::GNULongName {
+                    meta.long_name = Some(data);
+                } else {
+                    meta.long_link = Some(data);
+                }
+            }
+            EntryType::XHeader => meta.pax = Some(self.meta(&raw.header, at)?),
+            // Global records (git archive writes one, holding a comment) are read past:
+            // none of their keys is one we keep.
+            EntryType::XGlobalHeader => {
+                self.meta(&raw.header, at)?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The map of an old GNU sparse entry (type `S`), in its header and the extension
+    /// blocks after it.
+    fn old_gnu_sparse(&mut self, block: &[u8; BLOCK], at: u64, header: &mut Header) -> Result<()> {
+        let (mut map, mut extended) =
+            sparse::old_gnu_header(block).map_err(|e| anyhow::anyhow!("at byte {at}: {e:#}"))?;
+        while extended {
+            let Some(more) = self.block()? else {
+                bail!("the archive ends inside a sparse map at byte {at}");
+            };
+            extended = sparse::old_gnu_extension(&more, &mut map)
+                .map_err(|e| anyhow::anyhow!("at byte {at}: {e:#}"))?;
+        }
+        header.kind = Kind::File;
+        header.sparse = Some(map);
+        Ok(())
+    }
+
+    /// Sets up the reading of the data that follows `header` (type flag `type_flag`,
+    /// at byte `at`), reading a pax 1.0 sparse map first and checking any sparse map.
+    fn start_data(&mut self, header: &mut Header, type_flag: u8, at: u64) -> Result<()> {
+        if header.kind == Kind::Dir {
+            format::trim_slashes(&mut header.name);
+        }
+        // Links, folders and the like carry no data, whatever their size field says (GNU
+        // tar writes hard links with size 0; some tools do not). A GNU dumpdir (`D`, from
+        // `tar -g`) is a folder followed by the list of its names.
+        let size = if header.kind.has_data() || type_flag == DUMPDIR {
+            header.size
+        } else {
+            0
+        };
+        self.remaining = size;
+        self.padding = padding(size);
+        self.current = header.name.clone();
+        if let Some(map) = &mut header.sparse {
+            let mut stored = size;
+            if map.map_in_data {
+                stored -= sparse::read_map_1_0(&mut self.data(), map)
+                    .map_err(|e| anyhow::anyhow!("at byte {at}: {e:#}"))?;
+            }
+            map.check(stored).map_err(|e| {
+                anyhow::anyhow!(
+                    "at byte {at}: {}: {e:#}",
+                    String::from_utf8_lossy(&header.name)
+                )
+            })?;
+        }
+        Ok(())
     }
 
     /// Reads some of the current entry's data; 0 at its end. Fails if the archive ends
@@ -263,6 +270,30 @@ impl<R: Read> Reader<R> {
         }
         self.offset += filled as u64;
         Ok(true)
+    }
+}
+
+/// What the meta entries before an entry say of it.
+#[derive(Default)]
+struct Meta {
+    long_name: Option<Vec<u8>>,
+    long_link: Option<Vec<u8>>,
+    pax: Option<Vec<u8>>,
+}
+
+impl Meta {
+    /// Gives `header` the long name, link and pax records read before it.
+    fn apply(self, header: &mut Header) -> Result<()> {
+        if let Some(name) = self.long_name {
+            header.name = name;
+        }
+        if let Some(link) = self.long_link {
+            header.link = link;
+        }
+        if let Some(records) = self.pax {
+            format::apply_pax(&records, header)?;
+        }
+        Ok(())
     }
 }
 
