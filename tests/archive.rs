@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use backup::schedule::Schedule;
 use backup::tar::{BLOCK, Header, Kind};
 
+mod common;
+
 /// A temporary home with the manager binary at hand.
 struct Env {
     _dir: tempfile::TempDir,
@@ -106,32 +108,14 @@ impl Env {
     /// What `backup_manager run INDEX`, which must have succeeded, printed.
     fn ran_ok(&self, schedule: &Schedule, index: usize, out: Output) -> Ran {
         assert!(out.status.success(), "run {index}: {}", stderr(&out));
-        let mut said: Vec<String> = stderr(&out)
-            .lines()
-            .map(|l| l.strip_prefix("backup_manager: ").unwrap_or(l).to_owned())
-            .collect();
-        let last = said.pop().unwrap_or_default();
-        let said: Vec<String> = said
-            .iter()
-            .map(|l| {
-                let warning = l.strip_prefix("warning: ");
-                warning
-                    .unwrap_or_else(|| panic!("not a warning: {l}"))
-                    .to_owned()
-            })
-            .collect();
-        let done = format!(
-            "backed up {} into backups/{} (",
-            schedule.path,
-            schedule.archive_file_name()
-        );
-        assert!(last.starts_with(&done), "{}", stderr(&out));
-        // What run printed is what the log keeps.
         let log = fs::read_to_string(self.path("logs/backup_manager.log")).unwrap();
-        for warning in &said {
-            assert!(log.contains(&format!("] Warning: {warning}\n")), "{log}");
-        }
-        Ran { warnings: said }
+        let warnings = common::backed_up(
+            &stderr(&out),
+            &log,
+            &schedule.path,
+            &schedule.archive_file_name(),
+        );
+        Ran { warnings }
     }
 
     /// Starts `backup_manager run INDEX`, and returns as soon as the archive's temporary
@@ -329,9 +313,10 @@ fn gnu_tar_extracts_every_kind_of_entry_as_it_was() {
         .status()
         .unwrap();
     assert!(status.success());
-    assert_eq!(
-        snapshot(&out.join("tree")),
-        without_socket(snapshot(&env.path("tree")))
+    common::assert_same_map(
+        &snapshot(&out.join("tree")),
+        &without_socket(snapshot(&env.path("tree"))),
+        "GNU tar's extraction",
     );
 
     // Entries are named after the schedule's PATH; hard links are stored once.
@@ -402,10 +387,10 @@ fn restore_and_verify_round_trip_in_every_format() {
             ),
             "{compress:?}"
         );
-        assert_eq!(
-            snapshot(&dest.join("tree")),
-            without_socket(snapshot(&env.path("tree"))),
-            "{compress:?}"
+        common::assert_same_map(
+            &snapshot(&dest.join("tree")),
+            &without_socket(snapshot(&env.path("tree"))),
+            &format!("{compress:?}"),
         );
         let log = fs::read_to_string(env.path("logs/backup_manager.log")).unwrap();
         assert!(

@@ -26,21 +26,11 @@ fn tree(home: &TestHome, files: &[(&str, &str)]) {
     }
 }
 
-/// `create ARGS... LINE`, which must succeed, then `run` of that schedule, which must
-/// succeed with no warning; returns the archive's member names as `tar -tf` lists them.
+/// `create ARGS... LINE`, then `run` of that schedule, which must succeed with no
+/// warning; returns the archive's member names as `tar -tf` lists them.
 fn back_up(home: &TestHome, args: &[&str], line: &str) -> Vec<String> {
-    let mut create = vec!["create"];
-    create.extend_from_slice(args);
-    create.push(line);
-    home.manager(&create).success();
-    let index = fs::read_to_string(home.path().join("backup_schedules.txt"))
-        .unwrap()
-        .lines()
-        .count()
-        - 1;
-    let run = home.manager(&["run", &index.to_string()]);
-    run.success();
-    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    let (_, warnings) = home.back_up(args, line);
+    assert!(warnings.is_empty(), "{warnings:?}");
     let name = line.split(';').nth(2).unwrap();
     tar_list(&home.archive_path(&format!("{name}.tar")))
 }
@@ -143,9 +133,9 @@ fn exclude_patterns_match_paths_relative_to_the_source() {
         ],
         "wrk/proj;03:00;proj",
     );
-    assert_eq!(
-        names,
-        [
+    common::assert_same_lines(
+        &names,
+        &[
             "wrk/proj/",
             "wrk/proj/docs/",
             "wrk/proj/docs/deep/",
@@ -159,7 +149,8 @@ fn exclude_patterns_match_paths_relative_to_the_source() {
             "wrk/proj/wrk/",
             "wrk/proj/wrk/proj/",
             "wrk/proj/wrk/proj/z.txt",
-        ]
+        ],
+        "the archive's listing",
     );
     let opened = watch.opened();
     for never in [
@@ -212,9 +203,9 @@ fn exclude_caches_keeps_only_the_tag_of_a_tagged_folder() {
     .unwrap();
     let watch = Watch::new(&home, &["src/target", "src/target/debug", "src/a/b/cache"]);
     let names = back_up(&home, &["--exclude-caches"], "src;03:00;code");
-    assert_eq!(
-        names,
-        [
+    common::assert_same_lines(
+        &names,
+        &[
             "src/",
             "src/a/",
             "src/a/b/",
@@ -233,7 +224,8 @@ fn exclude_caches_keeps_only_the_tag_of_a_tagged_folder() {
             "src/wrong/",
             "src/wrong/CACHEDIR.TAG",
             "src/wrong/data",
-        ]
+        ],
+        "the archive's listing",
     );
     // A cache folder is listed and its tag read; nothing else in it is touched.
     assert_eq!(
@@ -297,9 +289,9 @@ fn gitignore_files_are_honoured_as_ripgrep_does() {
         &["--gitignore", "--exclude", "!.env"],
         "src;03:00;code",
     );
-    assert_eq!(
-        names,
-        [
+    common::assert_same_lines(
+        &names,
+        &[
             "src/",
             "src/.env",
             "src/.git/",
@@ -328,7 +320,8 @@ fn gitignore_files_are_honoured_as_ripgrep_does() {
             "src/vendor/lib/.gitignore",
             "src/vendor/lib/x.log",
             "src/vendor/z.o",
-        ]
+        ],
+        "the archive's listing",
     );
     let opened = watch.opened();
     for never in [
@@ -366,9 +359,10 @@ fn outside_a_repository_only_ignore_files_count() {
         ],
     );
     let names = back_up(&home, &["--gitignore"], "src;03:00;code");
-    assert_eq!(
-        names,
-        ["src/", "src/.gitignore", "src/.ignore", "src/a.log"]
+    common::assert_same_lines(
+        &names,
+        &["src/", "src/.gitignore", "src/.ignore", "src/a.log"],
+        "the archive's listing",
     );
 }
 

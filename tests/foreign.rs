@@ -114,11 +114,10 @@ fn assert_same_as_bsdtar(archive: &Path, restored: &Path, home: &TestHome) {
         "bsdtar could not extract {}",
         archive.display()
     );
-    assert_eq!(
-        describe(restored),
-        describe(&theirs),
-        "{} restored unlike bsdtar's extraction",
-        archive.display()
+    common::assert_same_map(
+        &describe(restored),
+        &describe(&theirs),
+        &format!("{} restored unlike bsdtar's extraction", archive.display()),
     );
 }
 

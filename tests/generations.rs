@@ -30,7 +30,7 @@ fn home_keeping(keep: &str, extra: &[&str]) -> TestHome {
 /// Writes `content` into the source, then backs it up by hand.
 fn back_up(home: &TestHome, content: &str) {
     home.write("src/f", content);
-    home.manager(&["run", "0"]).success();
+    home.run_ok(0);
 }
 
 /// What `backups` prints.

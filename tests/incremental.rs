@@ -13,7 +13,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::Path;
 use std::process::Command;
 
-use common::{ChildGuard, TestHome, archive_entries};
+use common::{ChildGuard, TestHome, archive_entries, assert_same_map};
 
 /// What a tree holds, as a restore must give it back: for each path, its kind, mode,
 /// mtime (seconds, as tar keeps them), and contents or link target.
@@ -128,18 +128,12 @@ fn gnu_restore(home: &TestHome, archives: &[String]) -> Snapshot {
 /// Backs up now; then both restores of the newest archive must equal the source.
 fn back_up_and_compare(home: &TestHome, step: &str) -> Snapshot {
     let expected = snapshot(&src(home));
-    home.manager(&["run", "0"]).success();
+    home.run_ok(0);
     home.manager(&["verify", "code"]).success();
-    assert_eq!(
-        our_restore(home, &["code"]),
-        expected,
-        "our restore after {step}"
-    );
-    assert_eq!(
-        gnu_restore(home, &chain(home)),
-        expected,
-        "GNU tar after {step}"
-    );
+    let ours = our_restore(home, &["code"]);
+    assert_same_map(&ours, &expected, &format!("our restore after {step}"));
+    let gnu = gnu_restore(home, &chain(home));
+    assert_same_map(&gnu, &expected, &format!("GNU tar after {step}"));
     expected
 }
 
@@ -330,8 +324,12 @@ fn a_damaged_or_lost_record_makes_a_full_backup_with_a_warning() {
     // A full archive: the unchanged file is in it, and it restores alone.
     let entries = archive_entries(&home.archive_path("code.tar"));
     assert!(entries.contains_key("src/g"));
-    assert_eq!(gnu_restore(&home, &["code.tar".to_owned()]), expected);
-    assert_eq!(our_restore(&home, &["code"]), expected);
+    assert_same_map(
+        &gnu_restore(&home, &["code.tar".to_owned()]),
+        &expected,
+        "GNU tar",
+    );
+    assert_same_map(&our_restore(&home, &["code"]), &expected, "our restore");
 
     // A lost record: the same.
     fs::remove_file(&record).unwrap();
@@ -453,7 +451,11 @@ fn an_incremental_killed_midway_leaves_the_chain_and_the_next_run_redoes_it() {
         }
         // Whatever is there restores as a chain, with GNU tar too.
         let archives = chain(&home);
-        assert_eq!(our_restore(&home, &["code"]), gnu_restore(&home, &archives));
+        assert_same_map(
+            &our_restore(&home, &["code"]),
+            &gnu_restore(&home, &archives),
+            &format!("our restore against GNU tar, killed at {step}"),
+        );
 
         home.write("src/f", "three");
         back_up_and_compare(&home, &format!("the run after a kill at {step}"));
@@ -490,8 +492,8 @@ fn resume_and_check(home: &TestHome, mut child: ChildGuard, expected: &Snapshot,
         .filter_map(|name| name.strip_prefix("src/s3/"))
         .collect();
     assert_eq!(found, in_s3);
-    assert_eq!(&our_restore(home, &["code"]), expected);
-    assert_eq!(&gnu_restore(home, &chain(home)), expected);
+    assert_same_map(&our_restore(home, &["code"]), expected, "our restore");
+    assert_same_map(&gnu_restore(home, &chain(home)), expected, "GNU tar");
 }
 
 #[test]
@@ -550,9 +552,13 @@ fn a_deep_tree_is_backed_up_within_a_small_descriptor_limit() {
         let said = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{run}: {said}");
         assert!(!said.contains("cannot"), "{run}: {said}");
-        assert_eq!(our_restore(&home, &["code"]), expected, "{run}");
+        assert_same_map(
+            &our_restore(&home, &["code"]),
+            &expected,
+            &format!("our restore, {run}"),
+        );
     }
-    assert_eq!(gnu_restore(&home, &chain(&home)), expected);
+    assert_same_map(&gnu_restore(&home, &chain(&home)), &expected, "GNU tar");
 }
 
 /// The user restores run as when the tests run as root, who ignores modes: `nobody`.
@@ -681,7 +687,7 @@ fn a_chain_restores_as_a_user_into_folders_an_earlier_archive_made_read_only() {
         give_away(dest.path());
         let target = dest.path().join("r");
         let restored = restore(&target, &["--at", &archives[i]]);
-        assert_eq!(&restored, state, "restore --at {}", archives[i]);
+        assert_same_map(&restored, state, &format!("restore --at {}", archives[i]));
         if i == 0 {
             // Again with --force over that first one, its ro/ still mode 555.
             let newest = restore(&target, &["--force"]);
@@ -701,12 +707,12 @@ fn a_chain_restores_as_a_user_into_folders_an_earlier_archive_made_read_only() {
 /// source back, and returns what the source held.
 fn back_up(home: &TestHome) -> Snapshot {
     let expected = snapshot(&src(home));
-    home.manager(&["run", "0"]).success();
+    home.run_ok(0);
     home.manager(&["verify", "code"]).success();
     // Only as root: as another user, GNU tar cannot write into a folder that an earlier
     // archive of the chain made read-only.
     if nix::unistd::Uid::effective().is_root() {
-        assert_eq!(gnu_restore(home, &chain(home)), expected, "GNU tar");
+        assert_same_map(&gnu_restore(home, &chain(home)), &expected, "GNU tar");
     }
     expected
 }

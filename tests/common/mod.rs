@@ -527,3 +527,127 @@ pub fn run_paused(home: &TestHome, step: &str, marker: &Path, stderr: File) -> C
     });
     child
 }
+
+/// Asserts that two maps (trees, listings) are equal; on failure, shows only what differs:
+/// each key missing on one side, and each key whose values differ, with both values.
+pub fn assert_same_map<K: Ord + std::fmt::Debug, V: PartialEq + std::fmt::Debug>(
+    actual: &BTreeMap<K, V>,
+    expected: &BTreeMap<K, V>,
+    what: &str,
+) {
+    if actual == expected {
+        return;
+    }
+    let mut diff = Vec::new();
+    for (key, want) in expected {
+        match actual.get(key) {
+            None => diff.push(format!("- {key:?}: {want:?}")),
+            Some(got) if got != want => diff.push(format!(
+                "~ {key:?}:\n    expected {want:?}\n    found    {got:?}"
+            )),
+            Some(_) => {}
+        }
+    }
+    for (key, got) in actual {
+        if !expected.contains_key(key) {
+            diff.push(format!("+ {key:?}: {got:?}"));
+        }
+    }
+    panic!(
+        "{what}: {} difference(s) (- expected only, + found only, ~ both):\n{}",
+        diff.len(),
+        diff.join("\n")
+    );
+}
+
+/// Asserts that two listings are equal, line for line; on failure, shows a diff.
+pub fn assert_same_lines<S: AsRef<str>, T: AsRef<str>>(actual: &[S], expected: &[T], what: &str) {
+    let actual: Vec<&str> = actual.iter().map(AsRef::as_ref).collect();
+    let expected: Vec<&str> = expected.iter().map(AsRef::as_ref).collect();
+    if actual == expected {
+        return;
+    }
+    // A longest-common-subsequence diff: listings here are short.
+    let (n, m) = (expected.len(), actual.len());
+    let mut common = vec![vec![0usize; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            common[i][j] = if expected[i] == actual[j] {
+                common[i + 1][j + 1] + 1
+            } else {
+                common[i + 1][j].max(common[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut diff) = (0, 0, Vec::new());
+    while i < n || j < m {
+        if i < n && j < m && expected[i] == actual[j] {
+            diff.push(format!("  {}", expected[i]));
+            (i, j) = (i + 1, j + 1);
+        } else if j < m && (i == n || common[i][j + 1] >= common[i + 1][j]) {
+            diff.push(format!("+ {}", actual[j]));
+            j += 1;
+        } else {
+            diff.push(format!("- {}", expected[i]));
+            i += 1;
+        }
+    }
+    panic!("{what} differs (- expected, + found):\n{}", diff.join("\n"));
+}
+
+/// The warnings that `backup_manager run` printed on `stderr` about a backup that must have
+/// succeeded, checking that its last line says it backed up `path` into
+/// `backups/{archive}` and that the manager's log `log` keeps each warning.
+pub fn backed_up(stderr: &str, log: &str, path: &str, archive: &str) -> Vec<String> {
+    let mut said: Vec<String> = stderr
+        .lines()
+        .map(|l| l.strip_prefix("backup_manager: ").unwrap_or(l).to_owned())
+        // Said while it waits for another backup of the same NAME.
+        .filter(|l| !l.starts_with("waiting for another backup of "))
+        .collect();
+    let last = said.pop().unwrap_or_default();
+    let warnings: Vec<String> = said
+        .iter()
+        .map(|l| {
+            l.strip_prefix("warning: ")
+                .unwrap_or_else(|| panic!("not a warning: {l}"))
+                .to_owned()
+        })
+        .collect();
+    let done = format!("backed up {path} into backups/{archive} (");
+    assert!(last.starts_with(&done), "{stderr}");
+    for warning in &warnings {
+        assert!(log.contains(&format!("] Warning: {warning}\n")), "{log}");
+    }
+    warnings
+}
+
+impl TestHome {
+    /// Adds `line` with `create ARGS... LINE`, then backs it up at once with `run`; both
+    /// must succeed. Returns the schedule's index and the backup's warnings.
+    pub fn back_up(&self, args: &[&str], line: &str) -> (usize, Vec<String>) {
+        let mut create = vec!["create"];
+        create.extend_from_slice(args);
+        create.push(line);
+        self.manager(&create).success();
+        let lines = String::from_utf8(self.schedule_bytes().unwrap()).unwrap();
+        let index = lines.lines().count() - 1;
+        (index, self.run_ok(index))
+    }
+
+    /// Backs up schedule `index` now with `run`, which must succeed; returns its warnings.
+    pub fn run_ok(&self, index: usize) -> Vec<String> {
+        let out = self.manager(&["run", &index.to_string()]);
+        out.success();
+        let lines = String::from_utf8(self.schedule_bytes().unwrap()).unwrap();
+        let schedule: backup::schedule::Schedule =
+            lines.lines().nth(index).unwrap().parse().unwrap();
+        let log = fs::read_to_string(self.path().join("logs/backup_manager.log")).unwrap();
+        backed_up(
+            &out.stderr,
+            &log,
+            &schedule.path,
+            &schedule.archive_file_name(),
+        )
+    }
+}
