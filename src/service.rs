@@ -147,7 +147,7 @@ fn look(home: &Home, reported: &mut Vec<String>) -> Owed {
 fn owed(home: &Home, state: &mut State, schedules: &[Schedule], now: &DateTime<Local>) -> Owed {
     // Checked under the state lock, which every writer of the file holds.
     let missing = !home.state().exists();
-    // A set, not a scan per record: with 10,000 schedules a scan took seconds a look.
+    // A set, not a scan per record: a scan grows with the square of the schedules.
     let keys: std::collections::HashSet<String> =
         schedules.iter().map(Schedule::to_string).collect();
     state.schedules.retain(|key, _| keys.contains(key));
@@ -211,7 +211,7 @@ fn owed_by(
 }
 
 /// Gives the memory freed by a look back to the system before sleeping. A look parses the
-/// whole state file (about 100 bytes a schedule), and glibc keeps what was freed in its
+/// whole state file, and glibc keeps what was freed in its
 /// heap, so an idle service would hold the peak of its last look for good.
 fn release_free_memory() {
     // SAFETY: malloc_trim only walks glibc's own free lists; it takes no pointer of ours.

@@ -232,9 +232,9 @@ impl<'a> Sink<'a> {
                 let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
                 encoder.multithread(workers as u32)?;
                 // Fed by its own thread, the encoder keeps several jobs in flight, each
-                // holding its input, output and window: with the defaults (8 MiB jobs at
-                // level 3) memory went past 100 MiB on incompressible data. 512 KiB jobs
-                // and a 1 MiB window keep the whole process near 12 MiB.
+                // holding its input, output and window: with the default job size memory
+                // grows with the number of cores on incompressible data, so jobs and the
+                // window are kept small (see docs/benchmarks.md for what it measured).
                 encoder.set_parameter(zstd::zstd_safe::CParameter::JobSize(ZSTD_JOB))?;
                 encoder.set_parameter(zstd::zstd_safe::CParameter::WindowLog(ZSTD_WINDOW_LOG))?;
                 Sink::Zstd(encoder)
@@ -270,8 +270,8 @@ struct Plain<'a> {
     /// Bytes already handed to the flusher for write-back.
     handed_to_disk: u64,
     /// When the file system refuses direct I/O: where ranges written through the page
-    /// cache go to be written back, on another thread. Starting write-back costs about a
-    /// sixth of the time of writing them, time the other core can take.
+    /// cache go to be written back, on another thread: starting write-back takes time,
+    /// which the other core can take.
     flusher: Option<SyncSender<(u64, u64)>>,
 }
 
