@@ -100,8 +100,8 @@ fn write(
         progress,
         incremental: step.as_ref().map(|(step, _)| &step.tracker),
     };
-    let summary = generations::create(&backups, schedule, &request, started_at)?;
-    Ok(chain::finish(step, summary))
+    let created = generations::create(&backups, schedule, &request, started_at)?;
+    Ok(chain::finish(step, created.summary))
 }
 
 /// Logs a finished backup, shown as `shown`, and fills in its `run`.

@@ -87,8 +87,19 @@ fn n_plus_three_backups_leave_n_archives_each_with_its_own_content() {
                 .unwrap_or_else(|| panic!("not a dated name: {dated}"));
             assert!(stamp.len() >= 15 && &stamp[10..11] == "_", "{dated}");
         }
-        // Exactly these files, no more: the older ones were removed.
-        assert_eq!(visible_files(&home), names.iter().cloned().collect());
+        // Exactly these files, no more: the older ones were removed. Besides them, only
+        // the newest's lasting name, the same file as code.tar.
+        let mut files = visible_files(&home);
+        for name in &names {
+            assert!(files.remove(name), "{name} is listed but not there");
+        }
+        assert_eq!(files.len(), 1, "{files:?}");
+        let twin = files.into_iter().next().unwrap();
+        assert_eq!(
+            fs::metadata(home.archive_path(&twin)).unwrap().ino(),
+            fs::metadata(home.archive_path(&names[0])).unwrap().ino(),
+            "{twin} is not code{suffix}"
+        );
         let expected: Vec<String> = (4..=n + 3).rev().map(|i| format!("v{i}")).collect();
         assert_eq!(contents(&home), expected);
 
@@ -162,8 +173,9 @@ fn a_rotation_killed_at_any_step_leaves_every_finished_generation() {
     // What `backups` shows right after the kill, then after the next backup.
     let steps = [
         ("written", &["v2", "v1"][..], &["v4", "v2"][..]),
-        ("linked", &["v2", "v1"], &["v4", "v3"]),
-        ("kept", &["v2", "v1"], &["v4", "v3"]),
+        // The new generation is there under its lasting name, among the older ones.
+        ("linked", &["v2", "v3", "v1"], &["v4", "v3"]),
+        ("kept", &["v2", "v3", "v1"], &["v4", "v3"]),
         ("renamed", &["v3", "v2", "v1"], &["v4", "v3"]),
         ("pruned", &["v3", "v2"], &["v4", "v3"]),
     ];
@@ -184,16 +196,16 @@ fn a_rotation_killed_at_any_step_leaves_every_finished_generation() {
         // The next backup repairs what the kill left, and keeps 2.
         back_up(&home, "v4");
         assert_eq!(contents(&home), after_next, "after a kill at {step}");
-        assert_eq!(visible_files(&home).len(), 2, "after a kill at {step}");
+        // code.tar, its lasting name, and the one older generation.
+        assert_eq!(visible_files(&home).len(), 3, "after a kill at {step}");
         assert_eq!(home.partial_files(), Vec::<String>::new());
-        // The only hidden archive name left is the newest's own dated link.
-        let latest = fs::metadata(home.archive_path("code.tar")).unwrap().ino();
+        // No hidden archive name is left.
         for entry in fs::read_dir(home.path().join("backups")).unwrap() {
-            let entry = entry.unwrap();
-            let name = entry.file_name().into_string().unwrap();
-            if name.starts_with('.') && name.ends_with(".tar") {
-                assert_eq!(entry.metadata().unwrap().ino(), latest, "{name} left");
-            }
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(
+                !(name.starts_with('.') && name.ends_with(".tar")),
+                "{name} left"
+            );
         }
     }
 }
@@ -338,4 +350,61 @@ fn raising_keep_keeps_the_plain_archive_as_the_first_older_one() {
     assert_eq!(contents(&home), ["v2", "v1"]);
     back_up(&home, "v3");
     assert_eq!(contents(&home), ["v3", "v2"]);
+}
+
+/// The dated file that is the same file as `code.tar`: the newest's lasting name.
+fn lasting_name_of_newest(home: &TestHome) -> String {
+    let newest = fs::metadata(home.archive_path("code.tar")).unwrap().ino();
+    let twins: Vec<String> = visible_files(home)
+        .into_iter()
+        .filter(|name| name != "code.tar")
+        .filter(|name| fs::metadata(home.archive_path(name)).unwrap().ino() == newest)
+        .collect();
+    assert_eq!(twins.len(), 1, "{twins:?}");
+    twins.into_iter().next().unwrap()
+}
+
+/// A mirror never has to rename: every generation is written under a dated name that it
+/// keeps, the same file, until it is pruned; the newest is code.tar as well. The newest is
+/// found by that name too, and a home that holds only the dated names restores it.
+#[test]
+fn every_generation_keeps_the_name_it_was_written_under_until_pruned() {
+    let home = home_keeping("3", &[]);
+    let mut seen: Vec<(String, u64)> = Vec::new();
+    for i in 1..=5 {
+        back_up(&home, &format!("v{i}"));
+        let lasting = lasting_name_of_newest(&home);
+        let ino = fs::metadata(home.archive_path(&lasting)).unwrap().ino();
+        assert!(!seen.iter().any(|(n, _)| *n == lasting), "{lasting} reused");
+        seen.push((lasting, ino));
+        // Each name written so far is the same file still, or gone for good (pruned).
+        let kept = seen.len().min(3);
+        for (at, (name, ino)) in seen.iter().enumerate() {
+            match fs::metadata(home.archive_path(name)) {
+                Ok(meta) => {
+                    assert!(at >= seen.len() - kept, "{name} is kept beyond keep=3");
+                    assert_eq!(meta.ino(), *ino, "{name} changed files");
+                }
+                Err(_) => assert!(at < seen.len() - kept, "{name} vanished"),
+            }
+        }
+    }
+    assert_eq!(contents(&home), ["v5", "v4", "v3"]);
+    let newest = &seen[4].0;
+    assert_eq!(restored(&home, newest), "v5");
+
+    // A fresh home holding only the lasting names, as a mirror has them.
+    let mirror = TestHome::new();
+    mirror.write(
+        "backup_schedules.txt",
+        fs::read(home.path().join("backup_schedules.txt")).unwrap(),
+    );
+    for (name, _) in &seen[2..] {
+        mirror.write(
+            &format!("backups/{name}"),
+            fs::read(home.archive_path(name)).unwrap(),
+        );
+    }
+    assert_eq!(listed(&mirror).len(), 3);
+    assert_eq!(restored(&mirror, "code"), "v5");
 }

@@ -12,7 +12,8 @@
 //! opposite order could record a backup that no archive holds, so it is never used.
 
 use std::cell::RefCell;
-use std::fs::File;
+use std::fs::{self, File};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -195,9 +196,15 @@ pub fn chain_to(backups: &Path, file_name: &str, compression: Compression) -> Re
         .filter(|a| a.schedule == name && a.compression == compression)
         .map(|a| a.name)
         .collect();
+    // The newest is listed as NAME.tar; its lasting dated name is the same file.
+    let same_file = |n: &String| {
+        let id = |p: &Path| fs::symlink_metadata(p).ok().map(|m| (m.dev(), m.ino()));
+        id(&backups.join(n)).is_some_and(|found| id(&target) == Some(found))
+    };
     let at = series
         .iter()
         .position(|n| n == file_name)
+        .or_else(|| series.iter().position(same_file))
         .with_context(|| format!("{file_name} is not among the archives of {name}"))?;
     let mut chain = vec![target];
     for older in &series[at + 1..] {

@@ -23,8 +23,8 @@ pub struct Archive {
     pub schedule: String,
     /// Whether it is its NAME's newest (`NAME.tar`) rather than an older, dated one.
     pub latest: bool,
-    /// When it was made: from its dated name; for `NAME.tar`, from its hidden dated
-    /// link, or its modification time when it has none.
+    /// When it was made: from its dated name; for `NAME.tar`, from its own dated name,
+    /// or its modification time when it has none.
     pub made: DateTime<FixedOffset>,
     /// Its size in bytes.
     pub bytes: u64,
@@ -43,8 +43,7 @@ impl fmt::Display for Archive {
 /// Every archive file in `dir`: each NAME's newest (`NAME.tar`) then its older ones,
 /// newest first, NAMEs in the order of their archives' file names (so a home without
 /// generations lists exactly its files, sorted by name). Hidden files are never listed,
-/// and a dated name that is the same file as `NAME.tar` (left by a crash) is not listed
-/// twice.
+/// and the newest's dated name, the same file as `NAME.tar`, is not listed twice.
 pub fn list(dir: &Path) -> Result<Vec<Archive>> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries.collect::<Result<Vec<_>, _>>(),
@@ -91,8 +90,23 @@ pub fn list(dir: &Path) -> Result<Vec<Archive>> {
             id: FileId::of(&meta),
         });
     }
-    drop_crash_duplicates(&mut visible);
-    date_the_newest(&mut visible, &hidden);
+    // The newest's own dated name, visible (its lasting name) or hidden (as an earlier
+    // version kept it), dates it; a visible one is then listed once, as `NAME.tar`.
+    let twins: Vec<Hidden> = visible
+        .iter()
+        .filter(|f| !f.archive.latest)
+        .map(|f| {
+            (
+                f.archive.schedule.clone(),
+                f.archive.compression,
+                f.stamp,
+                f.id,
+            )
+        })
+        .chain(hidden)
+        .collect();
+    date_the_newest(&mut visible, &twins);
+    drop_twins(&mut visible);
     sort(&mut visible);
     Ok(visible.into_iter().map(|f| f.archive).collect())
 }
@@ -104,11 +118,11 @@ struct Found {
     id: FileId,
 }
 
-/// A hidden dated name: its NAME, compression, stamp and file.
+/// A dated name: its NAME, compression, stamp and file.
 type Hidden = (String, Compression, Option<Stamp>, FileId);
 
-/// Drops a dated name of `NAME.tar`'s own file: the crash window of a rotation.
-fn drop_crash_duplicates(visible: &mut Vec<Found>) {
+/// Drops the dated name of `NAME.tar`'s own file: the newest is listed as `NAME.tar`.
+fn drop_twins(visible: &mut Vec<Found>) {
     let latest: Vec<(String, Compression, FileId)> = visible
         .iter()
         .filter(|f| f.archive.latest)
@@ -125,7 +139,7 @@ fn drop_crash_duplicates(visible: &mut Vec<Found>) {
     });
 }
 
-/// Gives each `NAME.tar` the time of its hidden dated name, when it has one.
+/// Gives each `NAME.tar` the time of its own dated name, when it has one.
 fn date_the_newest(visible: &mut [Found], hidden: &[Hidden]) {
     for found in visible.iter_mut().filter(|f| f.archive.latest) {
         let a = &found.archive;

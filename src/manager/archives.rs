@@ -255,10 +255,18 @@ fn find_archive(home: &Home, name: &str) -> Result<Found> {
             compression,
             name,
         )),
-        [] => bail!(
-            "no archive named {name} in {}: `backup_manager backups` lists them",
-            dir.display()
-        ),
+        // Only dated generations (a home rebuilt from a mirror of their lasting names):
+        // the newest stands for the NAME.
+        [] => match generations::list(&dir)?
+            .into_iter()
+            .find(|a| a.schedule == name)
+        {
+            Some(newest) => Ok(found(newest.name, newest.compression, name)),
+            None => bail!(
+                "no archive named {name} in {}: `backup_manager backups` lists them",
+                dir.display()
+            ),
+        },
         _ => bail!(
             "several archives are named {name} ({}): give the file name",
             present
