@@ -1,6 +1,7 @@
 //! One schedule: `PATH;HH:MM;NAME`, optionally followed by options (`;zstd;keep=7`),
 //! parsed and validated without touching the file system.
 
+mod days;
 mod options;
 
 use std::fmt;
@@ -11,6 +12,7 @@ use serde::{Serialize, Serializer};
 
 use crate::naming::{Compression, Stamp};
 
+pub use days::{BadDays, Weekdays};
 pub use options::{
     DEFAULT_FULL_EVERY, Incremental, MAX_FULL_EVERY, MAX_KEEP, OptionError, Options,
 };
@@ -81,6 +83,25 @@ impl FromStr for TimeOfDay {
     }
 }
 
+/// When a schedule runs: at its time of day, on the days of the week it allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Calendar {
+    /// The local time of day.
+    pub time: TimeOfDay,
+    /// The days it runs on.
+    pub days: Weekdays,
+}
+
+impl From<TimeOfDay> for Calendar {
+    /// Every day at `time`.
+    fn from(time: TimeOfDay) -> Self {
+        Calendar {
+            time,
+            days: Weekdays::EVERY_DAY,
+        }
+    }
+}
+
 /// A validated schedule: back up `path` every day at `time` into `backups/NAME.tar`
 /// (or `NAME.tar.gz`, `NAME.tar.zst` when compressed), as its options say.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -105,6 +126,14 @@ impl Schedule {
     /// How the archive is compressed.
     pub fn compression(&self) -> Compression {
         self.options.compression
+    }
+
+    /// When it runs.
+    pub fn calendar(&self) -> Calendar {
+        Calendar {
+            time: self.time,
+            days: self.options.days,
+        }
     }
 }
 
@@ -260,7 +289,7 @@ pub struct ParseError {
 const SHOWN: usize = 300;
 
 /// `text` as an error shows it: cut after [`SHOWN`] bytes, saying how long it was.
-fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn shown(text: &str) -> std::borrow::Cow<'_, str> {
     if text.len() <= SHOWN {
         return text.into();
     }
@@ -418,8 +447,8 @@ mod tests {
         );
         assert!(
             message.ends_with(&format!(
-                "(option \"{}... ({} bytes in all)\" is not understood (options: gzip, zstd, \
-                 keep=N, exclude=PATTERN, exclude-caches, gitignore, incremental, \
+                "(option \"{}... ({} bytes in all)\" is not understood (options: days=DAYS, \
+                 gzip, zstd, keep=N, exclude=PATTERN, exclude-caches, gitignore, incremental, \
                  full-every=DAYS))",
                 "z".repeat(300),
                 1 << 20

@@ -16,7 +16,7 @@ use crate::generations;
 use crate::home::{BACKUPS_DIR, Home};
 use crate::job;
 use crate::pidfile::{Acquire, PidLock};
-use crate::schedule::{Schedule, TimeOfDay};
+use crate::schedule::{Calendar, Schedule};
 use crate::schedule_file;
 use crate::state::{self, Record, State};
 use crate::timing;
@@ -105,7 +105,7 @@ pub fn run(home: &Home, mode: Mode, ready: Option<File>) -> Result<()> {
 }
 
 /// What is owed, with the time of each schedule for planning the next wake.
-type Owed = (Vec<(Schedule, DateTime<Local>)>, Vec<TimeOfDay>);
+type Owed = (Vec<(Schedule, DateTime<Local>)>, Vec<Calendar>);
 
 /// One look at the schedules: brings the state up to date with the file (new schedules
 /// are seen now, removed ones forgotten) and returns what is owed, with every schedule's
@@ -177,7 +177,7 @@ fn owed(home: &Home, state: &mut State, schedules: &[Schedule], now: &DateTime<L
             home.state().display()
         );
     }
-    let times = schedules.iter().map(|s| s.time).collect();
+    let times = schedules.iter().map(Schedule::calendar).collect();
     (due, times)
 }
 
@@ -207,7 +207,7 @@ fn owed_by(
         record.last_served = remembered.last_served.as_ref().map(DateTime::fixed_offset);
     }
     let (first_seen, served) = (remembered.first_seen, remembered.last_served);
-    timing::owed(schedule.time, &first_seen, served.as_ref(), now)
+    timing::owed(schedule.calendar(), &first_seen, served.as_ref(), now)
 }
 
 /// Gives the memory freed by a look back to the system before sleeping. A look parses the

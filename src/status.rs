@@ -147,7 +147,7 @@ fn schedule_status(
             // As the service sees them: times a wrong clock wrote are taken as now.
             let remembered = timing::clamp_future(first_seen, served, now);
             let owed = timing::owed(
-                schedule.time,
+                schedule.calendar(),
                 &remembered.first_seen,
                 remembered.last_served.as_ref(),
                 now,
@@ -156,7 +156,7 @@ fn schedule_status(
             let base = (remembered.last_served.as_ref())
                 .filter(|served| *served > now)
                 .unwrap_or(now);
-            let next = timing::next_occurrence(schedule.time, base);
+            let next = timing::next_occurrence(schedule.calendar(), base);
             (owed.is_some(), Some(next.fixed_offset()))
         }
         None => (false, None),

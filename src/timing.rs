@@ -7,13 +7,16 @@
 //! neither two cycles in one minute, nor a late cycle, nor a gap of days is counted twice
 //! or dropped.
 //!
+//! A schedule limited to some days of the week (`days=mon-fri`) occurs only on those
+//! local calendar days; missed ones merge the same way.
+//!
 //! Local time has gaps and repeats. An `HH:MM` that does not exist on a spring-forward day
 //! occurs at the first instant after the gap; one that exists twice on a fall-back day
 //! occurs once, at its first instance. So every calendar day has exactly one occurrence.
 
-use chrono::{DateTime, Days, Duration, LocalResult, NaiveDate, TimeZone, Timelike};
+use chrono::{DateTime, Datelike, Days, Duration, LocalResult, NaiveDate, TimeZone, Timelike};
 
-use crate::schedule::TimeOfDay;
+use crate::schedule::{Calendar, TimeOfDay};
 
 /// The instant at which `time` occurs on local calendar day `date`.
 pub fn occurrence_on<Tz: TimeZone>(tz: &Tz, date: NaiveDate, time: TimeOfDay) -> DateTime<Tz> {
@@ -32,28 +35,38 @@ pub fn occurrence_on<Tz: TimeZone>(tz: &Tz, date: NaiveDate, time: TimeOfDay) ->
     tz.from_utc_datetime(&date.and_time(time.to_naive()))
 }
 
-/// The latest occurrence of `time` at or before `now`.
-pub fn latest_occurrence<Tz: TimeZone>(time: TimeOfDay, now: &DateTime<Tz>) -> DateTime<Tz> {
+/// The latest occurrence of `when` at or before `now`.
+pub fn latest_occurrence<Tz: TimeZone>(
+    when: impl Into<Calendar>,
+    now: &DateTime<Tz>,
+) -> DateTime<Tz> {
+    let when = when.into();
     let tz = now.timezone();
     let today = now.date_naive();
-    // Yesterday's occurrence is always at or before now; looking one more day back covers
-    // a zone whose "yesterday" occurrence was pushed past now by a gap.
-    (0..=2)
+    // A week back always holds an allowed day; the day after covers a zone whose
+    // occurrence that day was pushed past now by a gap.
+    (0..=8)
         .filter_map(|back| today.checked_sub_days(Days::new(back)))
-        .map(|date| occurrence_on(&tz, date, time))
+        .filter(|date| when.days.contains(date.weekday()))
+        .map(|date| occurrence_on(&tz, date, when.time))
         .find(|t| t <= now)
-        .expect("an occurrence two days back is before now")
+        .expect("an occurrence eight days back is before now")
 }
 
-/// The first occurrence of `time` strictly after `now`.
-pub fn next_occurrence<Tz: TimeZone>(time: TimeOfDay, now: &DateTime<Tz>) -> DateTime<Tz> {
+/// The first occurrence of `when` strictly after `now`.
+pub fn next_occurrence<Tz: TimeZone>(
+    when: impl Into<Calendar>,
+    now: &DateTime<Tz>,
+) -> DateTime<Tz> {
+    let when = when.into();
     let tz = now.timezone();
     let today = now.date_naive();
-    (0..=2)
+    (0..=8)
         .filter_map(|ahead| today.checked_add_days(Days::new(ahead)))
-        .map(|date| occurrence_on(&tz, date, time))
+        .filter(|date| when.days.contains(date.weekday()))
+        .map(|date| occurrence_on(&tz, date, when.time))
         .find(|t| t > now)
-        .expect("an occurrence two days ahead is after now")
+        .expect("an occurrence eight days ahead is after now")
 }
 
 /// The start of the minute holding `t`.
@@ -70,12 +83,12 @@ pub fn minute_start<Tz: TimeZone>(t: &DateTime<Tz>) -> DateTime<Tz> {
 /// occurrence its last run was for. The result is the occurrence to record as served
 /// once the run is done.
 pub fn owed<Tz: TimeZone>(
-    time: TimeOfDay,
+    when: impl Into<Calendar>,
     first_seen: &DateTime<Tz>,
     last_served: Option<&DateTime<Tz>>,
     now: &DateTime<Tz>,
 ) -> Option<DateTime<Tz>> {
-    let latest = latest_occurrence(time, now);
+    let latest = latest_occurrence(when, now);
     let seen_in_time = latest >= minute_start(first_seen);
     let not_served = last_served.is_none_or(|served| latest > *served);
     (seen_in_time && not_served).then_some(latest)
@@ -137,8 +150,8 @@ pub fn clamp_future<Tz: TimeZone>(
 /// When to look at the schedules next: after `cycle`, or at the next occurrence of any of
 /// `times` if that comes first, so that a backup starts on its minute, not up to a cycle
 /// late.
-pub fn next_wake<Tz: TimeZone>(
-    times: impl IntoIterator<Item = TimeOfDay>,
+pub fn next_wake<Tz: TimeZone, C: Into<Calendar>>(
+    times: impl IntoIterator<Item = C>,
     now: &DateTime<Tz>,
     cycle: Duration,
 ) -> DateTime<Tz> {
@@ -334,7 +347,10 @@ mod tests {
         );
         // Nothing due within 45 s: a plain cycle.
         assert_eq!(next_wake([t(16, 8)], &now, cycle), paris(6, 1, 16, 7, 15));
-        assert_eq!(next_wake([], &now, cycle), paris(6, 1, 16, 7, 15));
+        assert_eq!(
+            next_wake::<_, TimeOfDay>([], &now, cycle),
+            paris(6, 1, 16, 7, 15)
+        );
         // Just after midnight's occurrence, the next one is tomorrow's.
         let after = paris(6, 1, 0, 0, 0);
         assert_eq!(next_wake([t(0, 0)], &after, cycle), paris(6, 1, 0, 0, 45));
@@ -423,5 +439,99 @@ mod tests {
         assert_eq!(next_occurrence(t(16, 7), &now), paris(6, 2, 16, 7, 0));
         assert_eq!(latest_occurrence(t(16, 7), &now), now);
         assert_eq!(next_occurrence(t(16, 8), &now), paris(6, 1, 16, 8, 0));
+    }
+
+    fn on(days: &str, h: u8, m: u8) -> Calendar {
+        Calendar {
+            time: t(h, m),
+            days: days.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_weekdays_schedule_skips_the_week_end_and_crosses_it_at_midnight() {
+        // 2026-11-27 is a Friday.
+        let weekdays = on("mon-fri", 2, 0);
+        assert_eq!(
+            latest_occurrence(weekdays, &paris(11, 28, 10, 0, 0)),
+            paris(11, 27, 2, 0, 0)
+        );
+        assert_eq!(
+            next_occurrence(weekdays, &paris(11, 27, 2, 0, 0)),
+            paris(11, 30, 2, 0, 0)
+        );
+        // Sunday at midnight: still the Friday's; Monday's at its time.
+        let seen = paris(11, 20, 12, 0, 0);
+        let friday = paris(11, 27, 2, 0, 0);
+        assert_eq!(
+            owed(weekdays, &seen, Some(&friday), &paris(11, 30, 0, 0, 0)),
+            None
+        );
+        assert_eq!(
+            owed(weekdays, &seen, Some(&friday), &paris(11, 30, 1, 59, 59)),
+            None
+        );
+        assert_eq!(
+            owed(weekdays, &seen, Some(&friday), &paris(11, 30, 2, 0, 0)),
+            Some(paris(11, 30, 2, 0, 0))
+        );
+        // The week end owes nothing, at any hour.
+        for (d, h) in [(28, 2), (28, 23), (29, 2), (29, 23)] {
+            assert_eq!(
+                owed(weekdays, &seen, Some(&friday), &paris(11, d, h, 0, 0)),
+                None
+            );
+        }
+    }
+
+    #[test]
+    fn days_missed_in_a_row_on_allowed_days_merge_into_one_run() {
+        // Served on Monday 23 November; the machine was off until the next Wednesday.
+        let mwf = on("mon,wed,fri", 9, 30);
+        let seen = paris(11, 1, 0, 0, 0);
+        let served = paris(11, 23, 9, 30, 0);
+        let back = paris(12, 2, 12, 0, 0);
+        assert_eq!(
+            owed(mwf, &seen, Some(&served), &back),
+            Some(paris(12, 2, 9, 30, 0))
+        );
+        // Back on a Tuesday instead: the Monday's occurrence is owed, once.
+        let tuesday = paris(12, 1, 8, 0, 0);
+        let missed = owed(mwf, &seen, Some(&served), &tuesday).unwrap();
+        assert_eq!(missed, paris(11, 30, 9, 30, 0));
+        assert_eq!(owed(mwf, &seen, Some(&missed), &tuesday), None);
+        assert_eq!(next_occurrence(mwf, &tuesday), paris(12, 2, 9, 30, 0));
+    }
+
+    #[test]
+    fn a_days_schedule_in_a_skipped_hour_runs_after_the_gap_on_its_day() {
+        // Paris, Sunday 29 March 2026: 02:00 jumps to 03:00.
+        let sundays = on("sun", 2, 30);
+        assert_eq!(
+            next_occurrence(sundays, &paris(3, 23, 12, 0, 0)),
+            paris(3, 29, 3, 0, 0)
+        );
+        assert_eq!(
+            next_occurrence(sundays, &paris(3, 29, 3, 0, 0)),
+            paris(4, 5, 2, 30, 0)
+        );
+        // A schedule every day stays the same through the conversion.
+        assert_eq!(
+            next_occurrence(t(2, 30), &paris(3, 28, 12, 0, 0)),
+            next_occurrence(on("mon-sun", 2, 30), &paris(3, 28, 12, 0, 0))
+        );
+    }
+
+    #[test]
+    fn the_next_wake_comes_on_the_next_allowed_day() {
+        let now = paris(11, 28, 10, 0, 0);
+        let wake = next_wake([on("mon-fri", 2, 0)], &now, Duration::seconds(45));
+        assert_eq!(wake, now + Duration::seconds(45));
+        let wake = next_wake(
+            [on("sat", 10, 0)],
+            &paris(11, 28, 9, 59, 50),
+            Duration::seconds(45),
+        );
+        assert_eq!(wake, paris(11, 28, 10, 0, 0));
     }
 }

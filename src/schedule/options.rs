@@ -14,6 +14,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use super::days::Weekdays;
 use crate::naming::Compression;
 
 /// The most generations `keep=N` may ask for: a year of daily archives, three times over.
@@ -29,6 +30,9 @@ pub const DEFAULT_FULL_EVERY: u16 = 7;
 /// Everything a schedule line says after its NAME. The default is a three-field line.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Options {
+    /// The days of the week the schedule runs on (every day when not given).
+    #[serde(skip_serializing_if = "Weekdays::is_every_day")]
+    pub days: Weekdays,
     /// How the archive is compressed.
     pub compression: Compression,
     /// How many archives of the schedule to keep, the newest as `NAME.tar`; 1 replaces
@@ -56,6 +60,7 @@ pub struct Incremental {
 impl Default for Options {
     fn default() -> Self {
         Self {
+            days: Weekdays::EVERY_DAY,
             compression: Compression::None,
             keep: 1,
             exclude: Vec::new(),
@@ -96,6 +101,10 @@ impl Options {
                 None => (field, None),
             };
             match (key, value) {
+                ("days", Some(value)) => {
+                    once("days")?;
+                    options.days = value.parse().map_err(OptionError::Days)?;
+                }
                 ("gzip" | "zstd", None) => {
                     once("compression")?;
                     options.compression = field.parse().expect("gzip and zstd are compressions");
@@ -145,6 +154,12 @@ impl Options {
     /// contradicts the line's own field is an error; excludes add up.
     pub fn combine(&mut self, flags: Options) -> Result<(), OptionError> {
         let defaults = Options::default();
+        if flags.days != defaults.days {
+            if self.days != defaults.days && self.days != flags.days {
+                return Err(OptionError::Contradicts("days"));
+            }
+            self.days = flags.days;
+        }
         if flags.compression != defaults.compression {
             if self.compression != defaults.compression && self.compression != flags.compression {
                 return Err(OptionError::Contradicts("compress"));
@@ -183,6 +198,9 @@ impl fmt::Display for Options {
     /// The options as fields of a schedule line, each with its leading `;`, in a fixed
     /// order; options at their default are left out, so a three-field line stays one.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.days.is_every_day() {
+            write!(f, ";days={}", self.days)?;
+        }
         if self.compression != Compression::None {
             write!(f, ";{}", self.compression)?;
         }
@@ -294,6 +312,8 @@ pub enum OptionError {
         /// Why not, as the matcher says.
         why: String,
     },
+    /// A `days=` value that is not a list of days of the week.
+    Days(super::days::BadDays),
     /// `full-every=N` without `incremental`.
     FullEveryAlone,
     /// A command-line flag that says otherwise than the line's own field.
@@ -305,8 +325,8 @@ impl fmt::Display for OptionError {
         match self {
             OptionError::Unknown(field) => write!(
                 f,
-                "option {:?} is not understood (options: gzip, zstd, keep=N, exclude=PATTERN, \
-                 exclude-caches, gitignore, incremental, full-every=DAYS)",
+                "option {:?} is not understood (options: days=DAYS, gzip, zstd, keep=N, \
+                 exclude=PATTERN, exclude-caches, gitignore, incremental, full-every=DAYS)",
                 super::shown(field)
             ),
             OptionError::Repeated(key) => write!(f, "option {key} is given twice"),
@@ -332,6 +352,7 @@ impl fmt::Display for OptionError {
                 "exclude pattern {:?} is not a valid pattern: {why}",
                 super::shown(pattern)
             ),
+            OptionError::Days(bad) => bad.fmt(f),
             OptionError::FullEveryAlone => f.write_str("full-every=DAYS needs incremental"),
             OptionError::Contradicts(flag) => {
                 write!(f, "--{flag} contradicts the schedule's own field")

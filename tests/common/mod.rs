@@ -7,6 +7,8 @@
 // Each test binary uses its own part of these helpers.
 #![allow(dead_code)]
 
+pub mod clock;
+
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Read;

@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use backup::naming::Compression;
-use backup::schedule::{DEFAULT_FULL_EVERY, Incremental, MAX_FULL_EVERY, MAX_KEEP, Options};
+use backup::schedule::{
+    DEFAULT_FULL_EVERY, Incremental, MAX_FULL_EVERY, MAX_KEEP, Options, Weekdays,
+};
 use clap::{Args, Parser, Subcommand};
 
 /// Daily tar backups at scheduled times, without cron.
@@ -126,6 +128,10 @@ pub enum Command {
 /// The options of `create`, each stored on the schedule's line.
 #[derive(Debug, Args)]
 pub struct OptionFlags {
+    /// Run only on these days of the week (local time), e.g. mon-fri, sat,sun or
+    /// mon,wed,fri; every day by default.
+    #[arg(long, value_name = "DAYS")]
+    days: Option<Weekdays>,
     /// Compress the archive: backups/NAME.tar.gz or backups/NAME.tar.zst.
     #[arg(long, value_name = "gzip|zstd")]
     compress: Option<Compression>,
@@ -154,6 +160,7 @@ pub struct OptionFlags {
 impl From<OptionFlags> for Options {
     fn from(flags: OptionFlags) -> Self {
         Options {
+            days: flags.days.unwrap_or_default(),
             compression: flags.compress.unwrap_or_default(),
             keep: flags.keep.unwrap_or(1),
             exclude: flags.exclude,
