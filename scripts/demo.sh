@@ -5,7 +5,10 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+# The first build takes a few minutes: cargo shows how far it got (on stderr); later
+# builds are instant and say only that they finished.
+echo "--> Building the release binaries (the first build takes a few minutes)"
+cargo build --release --manifest-path "$root/Cargo.toml"
 bin="$root/target/release"
 export PATH="$bin:$PATH"
 

@@ -258,7 +258,13 @@ impl fmt::Display for Reason {
             Reason::Option(why) => why.fmt(f),
             Reason::EmptyPath => f.write_str("PATH is empty"),
             Reason::ControlCharInPath => f.write_str("PATH holds a control character"),
-            Reason::TimeFormat(t) => write!(f, "time {:?} is not HH:MM", shown(t)),
+            Reason::TimeFormat(t) => {
+                write!(f, "time {:?} is not HH:MM", shown(t))?;
+                match suggested_time(t) {
+                    Some(time) => write!(f, "; did you mean {time}?"),
+                    None => Ok(()),
+                }
+            }
             Reason::TimeRange(t) => write!(f, "time {t:?} is not between 00:00 and 23:59"),
             Reason::EmptyName => f.write_str("NAME is empty"),
             Reason::SlashInName => f.write_str("NAME holds a '/'"),
@@ -273,6 +279,17 @@ impl fmt::Display for Reason {
             ),
         }
     }
+}
+
+/// The time a user most likely meant by `text` when it is not written `HH:MM`: one or two
+/// digits each side of the colon (`7:5` is `07:05`), within the day.
+fn suggested_time(text: &str) -> Option<TimeOfDay> {
+    let (h, m) = text.split_once(':')?;
+    let number = |part: &str| -> Option<u8> {
+        (matches!(part.len(), 1 | 2) && part.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| part.parse().ok())?
+    };
+    TimeOfDay::new(number(h)?, number(m)?)
 }
 
 /// A line that is not a valid schedule, with the reason.
@@ -463,6 +480,23 @@ mod tests {
                 .to_string()
                 .contains("é... (")
         );
+    }
+
+    #[test]
+    fn a_time_not_written_hh_mm_gets_a_suggestion_when_one_is_clear() {
+        let message = |line: &str| line.parse::<Schedule>().unwrap_err().to_string();
+        assert!(
+            message("a;7:5;x").ends_with("(time \"7:5\" is not HH:MM; did you mean 07:05?)"),
+            "{}",
+            message("a;7:5;x")
+        );
+        assert!(message("a;7:30;x").contains("did you mean 07:30?"));
+        assert!(message("a;12:0;x").contains("did you mean 12:00?"));
+        for unclear in [
+            "a;1200;x", "a;7;x", "a;25:1;x", "a;7:60;x", "a;+7:5;x", "a;7:5 ;x",
+        ] {
+            assert!(!message(unclear).contains("did you mean"), "{unclear}");
+        }
     }
 
     #[test]

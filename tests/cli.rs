@@ -214,6 +214,38 @@ fn malformed_schedules_are_refused_logged_and_leave_the_file_alone() {
     }
 }
 
+/// What the shell made of an unquoted schedule, and a time not written HH:MM, are answered
+/// with what to type instead.
+#[test]
+fn an_unquoted_schedule_and_a_short_time_get_a_hint() {
+    let (home, bytes) = home_with_schedules();
+    // `backup_manager create proj;02:00;p` runs `create proj`, then `02:00` and `p`.
+    let out = home.manager(&["create", "proj"]);
+    let err = out.failure(1);
+    assert_eq!(
+        err,
+        "backup_manager: malformed schedule: proj (expected PATH;HH:MM;NAME[;OPTION]..., \
+         found 1 field); quote it, as the shell splits a command at ';': create \
+         \"PATH;HH:MM;NAME\""
+    );
+    assert_error_logged(&home, err);
+    let out = home.manager(&["create", "a;7:5;x"]);
+    let err = out.failure(1);
+    assert!(
+        err.ends_with("(time \"7:5\" is not HH:MM; did you mean 07:05?)"),
+        "{err}"
+    );
+    assert_error_logged(&home, err);
+    // The walkthrough's malformed line gets no hint.
+    let err = home.manager(&["create", "test;"]).failure(1).to_owned();
+    assert_eq!(
+        err,
+        "backup_manager: malformed schedule: test; (expected PATH;HH:MM;NAME[;OPTION]..., \
+         found 2 fields)"
+    );
+    assert_eq!(home.schedule_bytes().unwrap(), bytes);
+}
+
 #[test]
 fn delete_of_a_missing_index_is_refused() {
     let (home, bytes) = home_with_schedules();

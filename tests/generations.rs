@@ -408,3 +408,39 @@ fn every_generation_keeps_the_name_it_was_written_under_until_pruned() {
     assert_eq!(listed(&mirror).len(), 3);
     assert_eq!(restored(&mirror, "code"), "v5");
 }
+
+/// `backups --long` gives each archive's size, date and kind; plain `backups` is as it was.
+#[test]
+fn backups_long_shows_size_date_and_kind() {
+    let home = TestHome::new();
+    home.write("src/f", "data");
+    home.manager(&["create", "--incremental", "src;03:00;code"])
+        .success();
+    home.manager(&["create", "--compress", "zstd", "src;03:00;plain"])
+        .success();
+    home.run_ok(0);
+    home.run_ok(0);
+    home.run_ok(1);
+    let names = listed(&home);
+    let out = home.manager(&["backups", "--long"]);
+    out.success();
+    let lines = out.stdout_lines();
+    assert_eq!(lines.len(), 3, "{}", out.stdout);
+    let kinds = ["incremental", "full", "plain"];
+    for ((line, name), kind) in lines.iter().zip(&names).zip(kinds) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields[0], name.as_str(), "{line}");
+        let size = fs::metadata(home.archive_path(name)).unwrap().len();
+        assert_eq!(
+            format!("{} {}", fields[1], fields[2]),
+            backup::job::format_size(size),
+            "{line}"
+        );
+        // DD/MM/YYYY HH:MM, the minute it was made.
+        assert_eq!(fields[3].len(), 10, "{line}");
+        assert_eq!(fields[4].len(), 5, "{line}");
+        assert_eq!(fields[5], kind, "{line}");
+    }
+    let out = home.manager(&["backups", "--long", "--json"]);
+    assert_eq!(out.code(), Some(2));
+}

@@ -9,6 +9,7 @@ use log::{info, warn};
 use crate::archive;
 use crate::generations::{self, Archive, chain};
 use crate::home::{BACKUPS_DIR, Home};
+use crate::incremental::{FULL_LABEL, INCREMENTAL_LABEL};
 use crate::naming::{Compression, parse_file_name};
 use crate::schedule::Schedule;
 use crate::schedule_file;
@@ -23,6 +24,50 @@ pub fn backups(home: &Home) -> Result<Vec<Archive>> {
     let archives = generations::list(&home.backups())?;
     info!("Show backups list");
     Ok(archives)
+}
+
+/// What an archive is, as `backups --long` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveKind {
+    /// A whole tree, not part of a chain.
+    Plain,
+    /// The full backup that starts an incremental chain.
+    Full,
+    /// An incremental backup of a chain.
+    Incremental,
+    /// One whose start cannot be read (damaged, or not a tar archive).
+    Unreadable,
+}
+
+impl ArchiveKind {
+    /// The word `backups --long` shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArchiveKind::Plain => "plain",
+            ArchiveKind::Full => "full",
+            ArchiveKind::Incremental => "incremental",
+            ArchiveKind::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// `backups --long`: each archive with what it is, read from its first entry.
+pub fn backups_long(home: &Home) -> Result<Vec<(Archive, ArchiveKind)>> {
+    let dir = home.backups();
+    let archives = backups(home)?;
+    Ok(archives
+        .into_iter()
+        .map(|a| {
+            let kind = match archive::label(&dir.join(&a.name), a.compression) {
+                Ok(None) => ArchiveKind::Plain,
+                Ok(Some(label)) if label == INCREMENTAL_LABEL => ArchiveKind::Incremental,
+                Ok(Some(label)) if label == FULL_LABEL => ArchiveKind::Full,
+                Ok(Some(_)) => ArchiveKind::Plain,
+                Err(_) => ArchiveKind::Unreadable,
+            };
+            (a, kind)
+        })
+        .collect())
 }
 
 /// `verify NAME [--source]`: reads the archive end to end and checks its structure; with

@@ -14,7 +14,7 @@ use crate::process::Service;
 
 pub use crate::generations::Archive;
 pub use crate::schedule_file::Entry;
-pub use archives::{Finished, backups, generation, restore, verify};
+pub use archives::{ArchiveKind, Finished, backups, backups_long, generation, restore, verify};
 pub use control::{start, stop};
 pub use run::run_now;
 pub use schedules::{bad_lines, create, delete, list};

@@ -9,7 +9,7 @@ use log::{info, warn};
 
 use super::{notify_service, warn_about};
 use crate::home::Home;
-use crate::schedule::{Options, Schedule};
+use crate::schedule::{Options, ParseError, Reason, Schedule};
 use crate::schedule_file::{self, Entry};
 use crate::state::{self, Record};
 
@@ -19,7 +19,17 @@ use crate::state::{self, Record};
 /// Returns a warning for the user when PATH does not exist yet: that is allowed (it may
 /// be mounted later), but more often a typo.
 pub fn create(home: &Home, line: &str, flags: Options) -> Result<Option<String>> {
-    let mut schedule: Schedule = line.parse()?;
+    let mut schedule: Schedule = line.parse().map_err(|err: ParseError| {
+        // `create proj;02:00;p` unquoted: the shell ran `create proj` and took the rest
+        // for other commands.
+        let split = !line.contains(';') && err.reason == Reason::FieldCount(1);
+        let hint = if split {
+            "; quote it, as the shell splits a command at ';': create \"PATH;HH:MM;NAME\""
+        } else {
+            ""
+        };
+        anyhow::anyhow!("{err}{hint}")
+    })?;
     schedule
         .options
         .combine(flags)

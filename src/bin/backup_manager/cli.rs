@@ -60,8 +60,12 @@ pub enum Command {
     /// List the finished archives in backups/.
     Backups {
         /// Print JSON with each archive's size and modification time.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "long")]
         json: bool,
+        /// Show each archive's size, when it was made, and whether it is a plain archive,
+        /// the full backup of a chain, or an incremental one.
+        #[arg(long, short = 'l')]
+        long: bool,
     },
     /// Show whether the service runs, and each schedule's next run and last result.
     ///

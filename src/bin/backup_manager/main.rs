@@ -11,10 +11,12 @@ use std::time::Duration;
 use anyhow::Result;
 use backup::archive::Progress;
 use backup::home::Home;
+use backup::job::format_size;
 use backup::logging::{self, Echo};
 use backup::manager;
 use backup::state::Outcome;
 use backup::unit;
+use chrono::Local;
 use clap::{CommandFactory, Parser};
 
 use cli::{Cli, Command};
@@ -104,7 +106,8 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
                 say(msg)
             })?
         }
-        Command::Backups { json } => print_all(&manager::backups(home)?, json)?,
+        Command::Backups { json, long: false } => print_all(&manager::backups(home)?, json)?,
+        Command::Backups { long: true, .. } => backups_long(home)?,
         Command::Status { json } => return status(home, json),
         Command::Run { index } => return run_now(home, index),
         Command::Verify { name, source } => verify(home, &name, source)?,
@@ -139,6 +142,29 @@ fn start(home: &Home) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// `backups --long`: a column each for the name, size, date made and kind.
+fn backups_long(home: &Home) -> Result<()> {
+    let archives = manager::backups_long(home)?;
+    let width = archives
+        .iter()
+        .map(|(a, _)| a.name.len())
+        .max()
+        .unwrap_or(0);
+    let lines: Vec<String> = archives
+        .iter()
+        .map(|(archive, kind)| {
+            format!(
+                "{:width$}  {:>10}  {}  {}",
+                archive.name,
+                format_size(archive.bytes),
+                archive.made.with_timezone(&Local).format("%d/%m/%Y %H:%M"),
+                kind.as_str()
+            )
+        })
+        .collect();
+    print_all(&lines, false)
 }
 
 /// `status`, with its exit code for monitors.
