@@ -21,6 +21,7 @@ pub mod naming;
 pub mod pause;
 pub mod pidfile;
 pub mod process;
+pub mod retention;
 pub mod schedule;
 pub mod schedule_file;
 pub mod service;

@@ -465,8 +465,9 @@ mod tests {
         assert!(
             message.ends_with(&format!(
                 "(option \"{}... ({} bytes in all)\" is not understood (options: days=DAYS, \
-                 gzip, zstd, keep=N, exclude=PATTERN, exclude-caches, gitignore, incremental, \
-                 full-every=DAYS))",
+                 gzip, zstd, keep=N, keep-hourly=N, keep-daily=N, keep-weekly=N, \
+                 keep-monthly=N, keep-yearly=N, keep-within=DURATION, exclude=PATTERN, \
+                 exclude-caches, gitignore, incremental, full-every=DAYS))",
                 "z".repeat(300),
                 1 << 20
             )),

@@ -165,7 +165,7 @@ fn schedule_status(
     let generations = entry
         .schedule
         .as_ref()
-        .filter(|s| s.options.keep > 1 || s.options.incremental.is_some())
+        .filter(|s| generations::keeps_several(s))
         .and_then(|s| generations::count(&home.backups(), s).ok())
         .map(|(generations, oldest)| Generations {
             generations,

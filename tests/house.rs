@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// inside itself); the front ends, on the top floor, import none of each other.
 const FLOORS: &[&[&str]] = &[
     // Vocabulary, no I/O.
-    &["naming"],
+    &["naming", "retention"],
     &["schedule"],
     &["timing"],
     // Operating-system primitives.

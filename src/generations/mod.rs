@@ -66,16 +66,47 @@ use crate::schedule::Schedule;
 
 pub use list::{Archive, count, list};
 pub use lock::{Locked, NameLock, lock, lock_path};
-pub use prune::{Generation, to_remove, to_remove_chains};
+pub use prune::{Decision, Generation, decide, removed, to_remove, to_remove_chains};
+pub use rotate::Keeping;
 pub use rotate::Rotated;
-use rotate::{Keeping, rotate};
+use rotate::{decide_for, newest_first, prune, rotate};
 use series::{FileId, Series};
+
+/// How `schedule`'s generations are kept.
+pub fn keeping(schedule: &Schedule) -> Keeping {
+    Keeping {
+        policy: schedule.options.policy(),
+        chained: schedule.options.incremental.is_some(),
+    }
+}
+
+/// Whether `schedule` keeps several generations: `keep` above 1, a calendar rule, or
+/// incremental chains.
+pub fn keeps_several(schedule: &Schedule) -> bool {
+    let options = &schedule.options;
+    options.keep > 1 || options.periods.any() || options.incremental.is_some()
+}
+
+/// What `schedule`'s policy keeps of its generations in `dir`, and why, newest first;
+/// unless `dry_run`, removes the others now (the caller holds the NAME's [`lock`]).
+pub fn forget(dir: &Path, schedule: &Schedule, dry_run: bool) -> Result<Vec<Decision>> {
+    let compression = schedule.compression();
+    let series = Series::scan(dir, &schedule.name, compression)?;
+    let generations = newest_first(&schedule.name, compression, &series, None);
+    let keeping = keeping(schedule);
+    let decisions = decide_for(dir, compression, &generations, keeping);
+    if !dry_run {
+        prune(dir, &decisions, keeping)?;
+        crate::atomic_file::sync_dir(dir)?;
+    }
+    Ok(decisions)
+}
 
 /// Whether a backup of `schedule` into `dir` rotates generations: it keeps more than
 /// one, or dated ones are there (`keep` was lowered to 1, and they are pruned).
 pub fn rotates(dir: &Path, schedule: &Schedule) -> Result<bool> {
     // An incremental chain is a series of generations, whatever `keep` says.
-    if schedule.options.keep > 1 || schedule.options.incremental.is_some() {
+    if keeps_several(schedule) {
         return Ok(true);
     }
     let series = Series::scan(dir, &schedule.name, schedule.compression())?;
@@ -101,7 +132,7 @@ pub fn create(
     }
     let (summary, out) = archive::create_aside(request)?;
     let keeping = Keeping {
-        keep: schedule.options.keep,
+        policy: schedule.options.policy(),
         chained: schedule.options.incremental.is_some(),
     };
     let rotated = rotate(

@@ -1,7 +1,10 @@
-//! Which generations a rotation removes: the oldest beyond `keep`, and for incremental
-//! chains whole chains only.
+//! Which generations a rotation (or `forget`) removes: those the retention policy keeps
+//! not, and for incremental chains whole chains only.
+
+use chrono::{DateTime, FixedOffset};
 
 use crate::naming::Stamp;
+use crate::retention::{self, Policy, Rule};
 
 /// One generation in a list, newest first; the newest is `NAME.tar`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,14 +16,69 @@ pub struct Generation {
     pub stamp: Option<Stamp>,
 }
 
+/// What a policy decides for one generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The generation.
+    pub generation: Generation,
+    /// The rules of the policy that keep it.
+    pub rules: Vec<Rule>,
+    /// Whether it is kept because a kept incremental of its chain depends on it.
+    pub needed: bool,
+}
+
+impl Decision {
+    /// Whether it stays.
+    pub fn kept(&self) -> bool {
+        !self.rules.is_empty() || self.needed
+    }
+}
+
+/// What `policy` decides for each of the generations, given newest first. The newest is
+/// always kept (`keep` is at least 1). With `is_full` (incremental chains), every
+/// generation a kept incremental depends on, back to its full backup, is kept too, so
+/// whole chains go at a time; with no full under a kept one, everything older stays.
+///
+/// This is the one place that decides what is pruned.
+pub fn decide(
+    newest_first: &[Generation],
+    policy: &Policy,
+    mut is_full: Option<&mut dyn FnMut(&Generation) -> bool>,
+) -> Vec<Decision> {
+    let policy = Policy {
+        last: policy.last.max(1),
+        ..*policy
+    };
+    let epoch = DateTime::<FixedOffset>::default();
+    let times: Vec<DateTime<FixedOffset>> = newest_first
+        .iter()
+        .map(|g| g.stamp.map_or(epoch, |s| s.to_local()))
+        .collect();
+    let mut needing = false;
+    retention::apply(&times, &policy)
+        .into_iter()
+        .zip(newest_first)
+        .map(|(rules, generation)| {
+            let mut decision = Decision {
+                generation: generation.clone(),
+                rules,
+                needed: needing,
+            };
+            if let Some(is_full) = is_full.as_mut() {
+                if decision.kept() {
+                    needing = !is_full(generation);
+                }
+                decision.needed &= decision.rules.is_empty();
+            }
+            decision
+        })
+        .collect()
+}
+
 /// Which generations to remove so that `keep` remain, given them newest first: those
 /// beyond the first `keep`. The newest is never removed (`keep` is at least 1).
-///
-/// This is the one place that decides what is pruned; a kind of archive that depends on
-/// an older one (an incremental chain on its full backup) extends it here.
 pub fn to_remove(newest_first: &[Generation], keep: u16) -> Vec<Generation> {
-    let keep = usize::from(keep.max(1));
-    newest_first.iter().skip(keep).cloned().collect()
+    removed(decide(newest_first, &keep_last(keep), None))
 }
 
 /// Like [`to_remove`] for incremental chains: the newest `keep` are kept, and with them
@@ -31,12 +89,23 @@ pub fn to_remove_chains(
     keep: u16,
     mut is_full: impl FnMut(&Generation) -> bool,
 ) -> Vec<Generation> {
-    let keep = usize::from(keep.max(1));
-    match (keep - 1..newest_first.len()).find(|&i| is_full(&newest_first[i])) {
-        Some(full) => newest_first[full + 1..].to_vec(),
-        // No full under them: everything is needed.
-        None => Vec::new(),
+    removed(decide(newest_first, &keep_last(keep), Some(&mut is_full)))
+}
+
+fn keep_last(keep: u16) -> Policy {
+    Policy {
+        last: keep,
+        ..Policy::default()
     }
+}
+
+/// The generations not kept.
+pub fn removed(decisions: Vec<Decision>) -> Vec<Generation> {
+    decisions
+        .into_iter()
+        .filter(|d| !d.kept())
+        .map(|d| d.generation)
+        .collect()
 }
 
 #[cfg(test)]

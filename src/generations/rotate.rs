@@ -12,12 +12,13 @@ use chrono::{DateTime, Local};
 use log::{info, warn};
 
 use super::series::Series;
-use super::{Generation, to_remove, to_remove_chains};
+use super::{Decision, Generation, decide};
 use crate::archive;
 use crate::atomic_file::{self, AtomicFile};
 use crate::home::BACKUPS_DIR;
 use crate::naming::{Compression, Stamp, dated_file_name, hidden_file_name, next_stamp};
 use crate::pause;
+use crate::retention::Policy;
 
 /// What a rotation did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,11 +29,34 @@ pub struct Rotated {
     pub pruned: Vec<String>,
 }
 
-/// How the series is kept: how many generations, and whether they form chains.
+/// How the series is kept: its retention policy, and whether it forms chains.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Keeping {
-    pub(super) keep: u16,
-    pub(super) chained: bool,
+pub struct Keeping {
+    /// The retention policy.
+    pub policy: Policy,
+    /// Whether the generations form incremental chains.
+    pub chained: bool,
+}
+
+impl Keeping {
+    /// The policy as the log says it: `keep=3`, `keep=1, keep-daily=7`.
+    pub fn shown(&self) -> String {
+        let mut shown = format!("keep={}", self.policy.last);
+        for (rule, n) in self.policy.periods.counts() {
+            if n > 0 {
+                shown.push_str(&format!(", {}={n}", rule.option()));
+            }
+        }
+        if let Some(within) = self.policy.periods.within {
+            shown.push_str(&format!(", keep-within={within}"));
+        }
+        shown
+    }
+
+    /// Whether the series is back to one plain archive: keep=1 and nothing else.
+    fn is_plain(&self) -> bool {
+        self.policy.last <= 1 && !self.policy.periods.any() && !self.chained
+    }
 }
 
 /// Removes, on drop, the links made so far, unless the rotation got past its rename.
@@ -110,8 +134,8 @@ pub(super) fn rotate(
 }
 
 /// The last step of a rotation: removes hidden dated names an earlier version left, and
-/// the oldest generations beyond `keep`. `stamp` is the new archive's. Returns what it
-/// removed.
+/// the generations the policy does not keep. `stamp` is the new archive's. Returns what
+/// it removed.
 fn tidy(
     dir: &Path,
     name: &str,
@@ -123,47 +147,82 @@ fn tidy(
     for (hidden, _) in &series.hidden {
         remove(&dir.join(hidden_file_name(name, *hidden, compression)))?;
     }
-    let mut generations: Vec<Generation> = series
-        .dated
-        .into_iter()
-        .filter(|(s, _)| *s != stamp)
-        .map(|(stamp, _)| Generation {
-            file_name: dated_file_name(name, stamp, compression),
-            stamp: Some(stamp),
-        })
-        .collect();
-    generations.sort_by_key(|g| Reverse(g.stamp));
-    generations.insert(
-        0,
-        Generation {
-            file_name: format!("{name}{}", compression.suffix()),
-            stamp: Some(stamp),
-        },
-    );
-    let Keeping { keep, chained } = keeping;
-    let removed = if chained {
-        // Whole chains only: an archive that a kept one depends on stays. One that
-        // cannot be read counts as a full, so that nothing older is pruned for it.
-        to_remove_chains(&generations, keep, |g| {
-            archive::is_full(&dir.join(&g.file_name), compression).unwrap_or(true)
-        })
-    } else {
-        to_remove(&generations, keep)
-    };
-    let mut pruned = Vec::new();
-    for old in removed.into_iter().rev() {
-        remove(&dir.join(&old.file_name))?;
-        info!("Removed {BACKUPS_DIR}/{} (keep={keep})", old.file_name);
-        pruned.push(old.file_name);
-        pause::at("pruned");
-    }
-    if keep == 1 && !chained {
+    let generations = newest_first(name, compression, &series, Some(stamp));
+    let pruned = prune(
+        dir,
+        &decide_for(dir, compression, &generations, keeping),
+        keeping,
+    )?;
+    if keeping.is_plain() {
         // Back to one plain archive (keep was lowered to 1): no dated name is left, and
         // the next backup is a plain one again.
         remove(&dir.join(dated_file_name(name, stamp, compression)))?;
     }
     atomic_file::sync_dir(dir)?;
     Ok(pruned)
+}
+
+/// The generations of `series`, newest first: `NAME.tar` (made at `newest`, or at its
+/// own dated name's stamp), then the other dated ones.
+pub(super) fn newest_first(
+    name: &str,
+    compression: Compression,
+    series: &Series,
+    newest: Option<Stamp>,
+) -> Vec<Generation> {
+    let newest = newest.or_else(|| series.latest_stamp().map(|(s, _)| s));
+    let mut generations: Vec<Generation> = series
+        .dated
+        .iter()
+        .filter(|(s, _)| Some(*s) != newest)
+        .map(|(stamp, _)| Generation {
+            file_name: dated_file_name(name, *stamp, compression),
+            stamp: Some(*stamp),
+        })
+        .collect();
+    generations.sort_by_key(|g| Reverse(g.stamp));
+    if series.latest.is_some() {
+        generations.insert(
+            0,
+            Generation {
+                file_name: format!("{name}{}", compression.suffix()),
+                stamp: newest,
+            },
+        );
+    }
+    generations
+}
+
+/// Removes the generations `decisions` does not keep, oldest first; returns their names.
+pub(super) fn prune(dir: &Path, decisions: &[Decision], keeping: Keeping) -> Result<Vec<String>> {
+    let mut pruned = Vec::new();
+    for old in decisions.iter().rev().filter(|d| !d.kept()) {
+        let file_name = &old.generation.file_name;
+        remove(&dir.join(file_name))?;
+        info!("Removed {BACKUPS_DIR}/{file_name} ({})", keeping.shown());
+        pruned.push(file_name.clone());
+        pause::at("pruned");
+    }
+    Ok(pruned)
+}
+
+/// What the policy of `keeping` decides for the generations of a series, newest first.
+/// In a chain, an archive that a kept one depends on stays; one that cannot be read counts
+/// as a full, so that nothing older is pruned for it.
+pub(super) fn decide_for(
+    dir: &Path,
+    compression: Compression,
+    newest_first: &[Generation],
+    keeping: Keeping,
+) -> Vec<Decision> {
+    let mut is_full =
+        |g: &Generation| archive::is_full(&dir.join(&g.file_name), compression).unwrap_or(true);
+    let chain: Option<&mut dyn FnMut(&Generation) -> bool> = if keeping.chained {
+        Some(&mut is_full)
+    } else {
+        None
+    };
+    decide(newest_first, &keeping.policy, chain)
 }
 
 /// Removes the file at `path`; one already gone is no error.

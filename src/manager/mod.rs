@@ -3,6 +3,7 @@
 
 mod archives;
 mod control;
+mod forget;
 mod run;
 mod schedules;
 
@@ -16,6 +17,7 @@ pub use crate::generations::Archive;
 pub use crate::schedule_file::Entry;
 pub use archives::{ArchiveKind, Finished, backups, backups_long, generation, restore, verify};
 pub use control::{start, stop};
+pub use forget::{Forget, Forgotten, forget};
 pub use run::run_now;
 pub use schedules::{bad_lines, create, delete, list};
 

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::days::Weekdays;
 use crate::naming::Compression;
+use crate::retention::{Periods, Policy, Rule};
 
 /// The most generations `keep=N` may ask for: a year of daily archives, three times over.
 pub const MAX_KEEP: u16 = 1000;
@@ -38,6 +39,9 @@ pub struct Options {
     /// How many archives of the schedule to keep, the newest as `NAME.tar`; 1 replaces
     /// the archive at each run.
     pub keep: u16,
+    /// Calendar retention (`keep-daily=7`...), kept besides the newest `keep`.
+    #[serde(flatten)]
+    pub periods: Periods,
     /// Patterns of paths to leave out, in `.gitignore` syntax, relative to PATH.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub exclude: Vec<String>,
@@ -63,6 +67,7 @@ impl Default for Options {
             days: Weekdays::EVERY_DAY,
             compression: Compression::None,
             keep: 1,
+            periods: Periods::default(),
             exclude: Vec::new(),
             exclude_caches: false,
             gitignore: false,
@@ -75,6 +80,14 @@ impl Options {
     /// Whether the line has no option: the brief's three-field schedule.
     pub fn is_default(&self) -> bool {
         *self == Self::default()
+    }
+
+    /// The retention policy: `keep=N` and the calendar rules.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            last: self.keep,
+            periods: self.periods,
+        }
     }
 
     /// Whether anything leaves part of the tree out of the archive.
@@ -109,9 +122,20 @@ impl Options {
                     once("compression")?;
                     options.compression = field.parse().expect("gzip and zstd are compressions");
                 }
-                ("keep", Some(value)) => {
+                ("keep" | "keep-last", Some(value)) => {
                     once("keep")?;
                     options.keep = parse_number("keep", value, 1, MAX_KEEP)?;
+                }
+                ("keep-within", Some(value)) => {
+                    once("keep-within")?;
+                    let within = value.parse().map_err(OptionError::Within)?;
+                    options.periods.within = Some(within);
+                }
+                (key, Some(value)) if period(key).is_some() => {
+                    let (name, rule) = period(key).expect("just matched");
+                    once(name)?;
+                    let n = parse_number(name, value, 1, MAX_KEEP)?;
+                    *options.periods.count_mut(rule).expect("a counted rule") = n;
                 }
                 ("exclude", Some(pattern)) => {
                     check_pattern(pattern)?;
@@ -172,6 +196,7 @@ impl Options {
             }
             self.keep = flags.keep;
         }
+        self.periods = combine_periods(self.periods, flags.periods)?;
         for pattern in flags.exclude {
             check_pattern(&pattern)?;
             if !self.exclude.contains(&pattern) {
@@ -207,6 +232,14 @@ impl fmt::Display for Options {
         if self.keep != 1 {
             write!(f, ";keep={}", self.keep)?;
         }
+        for (rule, n) in self.periods.counts() {
+            if n > 0 {
+                write!(f, ";{}={n}", rule.option())?;
+            }
+        }
+        if let Some(within) = self.periods.within {
+            write!(f, ";keep-within={within}")?;
+        }
         for pattern in &self.exclude {
             write!(f, ";exclude={pattern}")?;
         }
@@ -224,6 +257,41 @@ impl fmt::Display for Options {
         }
         Ok(())
     }
+}
+
+/// The counted calendar rule an option names (`keep-daily`...), with its name.
+fn period(key: &str) -> Option<(&'static str, Rule)> {
+    [
+        Rule::Hourly,
+        Rule::Daily,
+        Rule::Weekly,
+        Rule::Monthly,
+        Rule::Yearly,
+    ]
+    .into_iter()
+    .find(|rule| rule.option() == key)
+    .map(|rule| (rule.option(), rule))
+}
+
+/// The calendar rules of the line with those of the flags added; a flag may not say
+/// otherwise than the line.
+fn combine_periods(mut line: Periods, flags: Periods) -> Result<Periods, OptionError> {
+    for (rule, n) in flags.counts() {
+        let own = line.count_mut(rule).expect("a counted rule");
+        if n > 0 {
+            if *own > 0 && *own != n {
+                return Err(OptionError::Contradicts(rule.option()));
+            }
+            *own = n;
+        }
+    }
+    if let Some(within) = flags.within {
+        if line.within.is_some_and(|own| own != within) {
+            return Err(OptionError::Contradicts("keep-within"));
+        }
+        line.within = Some(within);
+    }
+    Ok(line)
 }
 
 fn parse_number(key: &'static str, value: &str, min: u16, max: u16) -> Result<u16, OptionError> {
@@ -312,6 +380,8 @@ pub enum OptionError {
         /// Why not, as the matcher says.
         why: String,
     },
+    /// A `keep-within=` value that is not a duration.
+    Within(crate::retention::BadWithin),
     /// A `days=` value that is not a list of days of the week.
     Days(super::days::BadDays),
     /// `full-every=N` without `incremental`.
@@ -326,7 +396,9 @@ impl fmt::Display for OptionError {
             OptionError::Unknown(field) => write!(
                 f,
                 "option {:?} is not understood (options: days=DAYS, gzip, zstd, keep=N, \
-                 exclude=PATTERN, exclude-caches, gitignore, incremental, full-every=DAYS)",
+                 keep-hourly=N, keep-daily=N, keep-weekly=N, keep-monthly=N, keep-yearly=N, \
+                 keep-within=DURATION, exclude=PATTERN, exclude-caches, gitignore, \
+                 incremental, full-every=DAYS)",
                 super::shown(field)
             ),
             OptionError::Repeated(key) => write!(f, "option {key} is given twice"),
@@ -353,6 +425,7 @@ impl fmt::Display for OptionError {
                 super::shown(pattern)
             ),
             OptionError::Days(bad) => bad.fmt(f),
+            OptionError::Within(bad) => write!(f, "keep-within={bad}"),
             OptionError::FullEveryAlone => f.write_str("full-every=DAYS needs incremental"),
             OptionError::Contradicts(flag) => {
                 write!(f, "--{flag} contradicts the schedule's own field")

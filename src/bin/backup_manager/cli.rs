@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use backup::naming::Compression;
+use backup::retention::{Periods, Within};
 use backup::schedule::{
     DEFAULT_FULL_EVERY, Incremental, MAX_FULL_EVERY, MAX_KEEP, Options, Weekdays,
 };
@@ -87,6 +88,18 @@ pub enum Command {
         #[arg(value_parser = parse_index)]
         index: usize,
     },
+    /// Apply a schedule's retention policy now: list what it keeps and why, and remove
+    /// the rest (with --dry-run, remove nothing).
+    Forget {
+        /// The schedule's NAME.
+        name: String,
+        /// Show what would be kept and removed, and remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check an archive end to end; with --source, compare it with the live tree.
     Verify {
         /// The schedule's NAME, or an archive file name as `backups` lists it.
@@ -139,9 +152,28 @@ pub struct OptionFlags {
     /// Compress the archive: backups/NAME.tar.gz or backups/NAME.tar.zst.
     #[arg(long, value_name = "gzip|zstd")]
     compress: Option<Compression>,
-    /// Keep N archives: the newest as backups/NAME.tar, older ones under dated names.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_KEEP)))]
+    /// Keep the N newest archives (like restic's --keep-last): the newest as
+    /// backups/NAME.tar, each under the dated name it was written with.
+    #[arg(long, visible_alias = "keep-last", value_name = "N", value_parser = keep_count())]
     keep: Option<u16>,
+    /// Also keep the newest archive of each of the last N hours that have one.
+    #[arg(long, value_name = "N", value_parser = keep_count())]
+    keep_hourly: Option<u16>,
+    /// Also keep the newest archive of each of the last N days that have one.
+    #[arg(long, value_name = "N", value_parser = keep_count())]
+    keep_daily: Option<u16>,
+    /// Also keep the newest archive of each of the last N weeks (ISO weeks) that have one.
+    #[arg(long, value_name = "N", value_parser = keep_count())]
+    keep_weekly: Option<u16>,
+    /// Also keep the newest archive of each of the last N months that have one.
+    #[arg(long, value_name = "N", value_parser = keep_count())]
+    keep_monthly: Option<u16>,
+    /// Also keep the newest archive of each of the last N years that have one.
+    #[arg(long, value_name = "N", value_parser = keep_count())]
+    keep_yearly: Option<u16>,
+    /// Also keep every archive made within DURATION of the newest, e.g. 10d, 2w, 6m, 1y.
+    #[arg(long, value_name = "DURATION")]
+    keep_within: Option<Within>,
     /// Leave out paths matching PATTERN (.gitignore syntax, relative to PATH); repeatable.
     #[arg(long, value_name = "PATTERN")]
     exclude: Vec<String>,
@@ -167,6 +199,14 @@ impl From<OptionFlags> for Options {
             days: flags.days.unwrap_or_default(),
             compression: flags.compress.unwrap_or_default(),
             keep: flags.keep.unwrap_or(1),
+            periods: Periods {
+                hourly: flags.keep_hourly.unwrap_or(0),
+                daily: flags.keep_daily.unwrap_or(0),
+                weekly: flags.keep_weekly.unwrap_or(0),
+                monthly: flags.keep_monthly.unwrap_or(0),
+                yearly: flags.keep_yearly.unwrap_or(0),
+                within: flags.keep_within,
+            },
             exclude: flags.exclude,
             exclude_caches: flags.exclude_caches,
             gitignore: flags.gitignore,
@@ -184,4 +224,9 @@ fn parse_index(text: &str) -> Result<usize, String> {
     }
     text.parse()
         .map_err(|_| "the number is too large for an index".to_owned())
+}
+
+/// A count of archives to keep, from 1 to the most a schedule may keep.
+fn keep_count() -> clap::builder::RangedI64ValueParser<u16> {
+    clap::value_parser!(u16).range(1..=i64::from(MAX_KEEP))
 }

@@ -111,6 +111,15 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
         Command::Status { json } => return status(home, json),
         Command::Run { index } => return run_now(home, index),
         Command::Verify { name, source } => verify(home, &name, source)?,
+        Command::Forget {
+            name,
+            dry_run,
+            json,
+        } => {
+            let forget = manager::forget(home, &name, dry_run, &mut |msg| say(msg))?;
+            print_all(&forget.generations, json)?;
+            say(&forget.summary);
+        }
         Command::Unit { timer, once } => {
             let kind = match (timer, once) {
                 (true, _) => unit::Kind::Timer,
