@@ -150,6 +150,9 @@ fn record(home: &Home, schedule: &Schedule, served: Option<DateTime<Local>>, run
         if let Some(served) = served {
             record.last_served = Some(served.fixed_offset());
         }
+        if run.outcome != Outcome::Failed {
+            record.last_success = Some(run.started);
+        }
         record.last_run = Some(run);
     });
     if let Err(err) = recorded {

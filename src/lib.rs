@@ -17,6 +17,7 @@ pub mod job;
 pub mod logging;
 pub mod manager;
 pub mod manual;
+pub mod metrics;
 pub mod naming;
 pub mod pause;
 pub mod pidfile;

@@ -37,6 +37,9 @@ pub struct Record {
     /// How its last run went, scheduled or not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<Run>,
+    /// When its last run that wrote an archive (done, or done with warnings) started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<DateTime<FixedOffset>>,
 }
 
 impl Record {
@@ -46,6 +49,7 @@ impl Record {
             first_seen: now,
             last_served: None,
             last_run: None,
+            last_success: None,
         }
     }
 }

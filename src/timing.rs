@@ -161,6 +161,25 @@ pub fn next_wake<Tz: TimeZone, C: Into<Calendar>>(
         .fold(now.clone() + cycle, |a, b| if b < a { b } else { a })
 }
 
+/// How long after an occurrence its backup may still be under way (or the machine waking
+/// up) before the schedule counts as overdue: a daily schedule is overdue 26 hours after
+/// its last success.
+pub const OVERDUE_GRACE: Duration = Duration::hours(2);
+
+/// Whether a schedule is overdue at `now`: an occurrence of `when` at least
+/// [`OVERDUE_GRACE`] old, not before the minute the schedule was first seen, came after its
+/// last successful backup (or it never had one), whatever the reason (the service
+/// stopped, the machine off, every run failing).
+pub fn overdue<Tz: TimeZone>(
+    when: impl Into<Calendar>,
+    first_seen: &DateTime<Tz>,
+    last_success: Option<&DateTime<Tz>>,
+    now: &DateTime<Tz>,
+) -> bool {
+    let due = latest_occurrence(when, &(now.clone() - OVERDUE_GRACE));
+    due >= minute_start(first_seen) && last_success.is_none_or(|ok| *ok < due)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -533,5 +552,62 @@ mod tests {
             Duration::seconds(45),
         );
         assert_eq!(wake, paris(11, 28, 10, 0, 0));
+    }
+
+    #[test]
+    fn a_daily_schedule_is_overdue_26_hours_after_its_last_success() {
+        let seen = paris(11, 1, 0, 0, 0);
+        let ok = paris(11, 10, 2, 0, 5);
+        // Today's 02:00 run failed: still within the grace at 03:59, overdue from 04:00.
+        assert!(!overdue(
+            t(2, 0),
+            &seen,
+            Some(&ok),
+            &paris(11, 11, 3, 59, 0)
+        ));
+        assert!(overdue(t(2, 0), &seen, Some(&ok), &paris(11, 11, 4, 0, 0)));
+        // Today's ran: not overdue, until tomorrow 04:00.
+        let today = paris(11, 11, 2, 0, 7);
+        assert!(!overdue(
+            t(2, 0),
+            &seen,
+            Some(&today),
+            &paris(11, 12, 3, 0, 0)
+        ));
+        assert!(overdue(
+            t(2, 0),
+            &seen,
+            Some(&today),
+            &paris(11, 12, 4, 0, 0)
+        ));
+        // Never run: overdue once an occurrence since it was first seen is past its grace.
+        let new = paris(11, 11, 3, 0, 0);
+        assert!(!overdue(t(2, 0), &new, None, &paris(11, 12, 3, 59, 0)));
+        assert!(overdue(t(2, 0), &new, None, &paris(11, 12, 4, 0, 0)));
+    }
+
+    #[test]
+    fn a_weekdays_schedule_is_not_overdue_over_the_week_end() {
+        let seen = paris(11, 1, 0, 0, 0);
+        let friday = paris(11, 27, 2, 0, 5);
+        let weekdays = on("mon-fri", 2, 0);
+        assert!(!overdue(
+            weekdays,
+            &seen,
+            Some(&friday),
+            &paris(11, 29, 23, 0, 0)
+        ));
+        assert!(!overdue(
+            weekdays,
+            &seen,
+            Some(&friday),
+            &paris(11, 30, 3, 0, 0)
+        ));
+        assert!(overdue(
+            weekdays,
+            &seen,
+            Some(&friday),
+            &paris(11, 30, 4, 0, 0)
+        ));
     }
 }

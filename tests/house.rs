@@ -25,6 +25,7 @@ const FLOORS: &[&[&str]] = &[
         "write_back",
     ],
     &["state", "schedule_file"],
+    &["metrics"],
     // Formats and matchers.
     &["tar"],
     &["excludes", "incremental"],
