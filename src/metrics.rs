@@ -162,9 +162,11 @@ mod tests {
         assert!(lines.contains(
             &"backup_last_result{name=\"a \\\"b\\\\c\",time=\"03:00\",result=\"failed\"} 1"
         ));
-        assert!(lines.contains(
-            &"backup_last_result{name=\"a \\\"b\\\\c\",time=\"03:00\",result=\"ok\"} 0"
-        ));
+        assert!(
+            lines.contains(
+                &"backup_last_result{name=\"a \\\"b\\\\c\",time=\"03:00\",result=\"ok\"} 0"
+            )
+        );
         assert!(!text.contains("never"), "{text}");
         assert_eq!(text.matches("# TYPE").count(), 6);
     }

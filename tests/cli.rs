@@ -68,80 +68,89 @@ fn the_walkthrough_prints_logs_and_archives_what_the_spec_shows() {
             "backup_test.tar\noffice_docs.tar\npersonal_data.tar\n"
         );
 
-        let expected: [(&str, &[(&str, &str)]); 3] = [
-            (
-                "backup_test.tar",
-                &[
-                    ("test", ""),
-                    ("test/hello.txt", "hello\n"),
-                    ("test/sub", ""),
-                    ("test/sub/nested.txt", "nested\n"),
-                ],
-            ),
-            (
-                "personal_data.tar",
-                &[("test1", ""), ("test1/personal.txt", "private\n")],
-            ),
-            (
-                "office_docs.tar",
-                &[("test2", ""), ("test2/report.txt", "report\n")],
-            ),
-        ];
-        for (archive, members) in expected {
-            let path = home.archive_path(archive);
-            assert_eq!(mode(&path), 0o600, "{archive} is readable by others");
-            let entries = archive_entries(&path);
-            let found: Vec<(&str, &str)> = entries
-                .iter()
-                .map(|(name, e)| {
-                    (
-                        name.trim_end_matches('/'),
-                        std::str::from_utf8(&e.contents).unwrap(),
-                    )
-                })
-                .collect();
-            assert_eq!(found, members, "{archive}");
-        }
-
-        let manager_log = home.manager_log();
-        let expected_manager_log = [
-            format!("New schedule added: {}", schedules[0]),
-            format!("New schedule added: {}", schedules[1]),
-            format!("New schedule added: {}", schedules[2]),
-            "Error: malformed schedule: test;".to_owned(),
-            "Show schedules list".to_owned(),
-            "backup_service started".to_owned(),
-            "backup_service stopped".to_owned(),
-            "Show backups list".to_owned(),
-        ];
-        assert_eq!(
-            manager_log.len(),
-            expected_manager_log.len(),
-            "{manager_log:#?}"
-        );
-        for (line, expected) in manager_log.iter().zip(&expected_manager_log) {
-            assert_message(std::slice::from_ref(line), expected);
-        }
-
-        let service_log = home.service_log();
-        let done: Vec<&String> = service_log
-            .iter()
-            .filter(|m| m.starts_with("Backup done for "))
-            .collect();
-        assert_eq!(done.len(), 3, "{service_log:#?}");
-        for (line, expected) in done.into_iter().zip([
-            "Backup done for test in backups/backup_test.tar",
-            "Backup done for test1 in backups/personal_data.tar",
-            "Backup done for test2 in backups/office_docs.tar",
-        ]) {
-            assert_message(std::slice::from_ref(line), expected);
-        }
-        assert!(
-            !service_log.iter().any(|m| m.starts_with("Error")),
-            "{service_log:#?}"
-        );
+        assert_walkthrough_archives(&home);
+        assert_walkthrough_logs(&home, &schedules);
         Some(())
     });
+}
+
+/// The walkthrough's archives: private, each holding its folder.
+fn assert_walkthrough_archives(home: &TestHome) {
+    let expected: [(&str, &[(&str, &str)]); 3] = [
+        (
+            "backup_test.tar",
+            &[
+                ("test", ""),
+                ("test/hello.txt", "hello\n"),
+                ("test/sub", ""),
+                ("test/sub/nested.txt", "nested\n"),
+            ],
+        ),
+        (
+            "personal_data.tar",
+            &[("test1", ""), ("test1/personal.txt", "private\n")],
+        ),
+        (
+            "office_docs.tar",
+            &[("test2", ""), ("test2/report.txt", "report\n")],
+        ),
+    ];
+    for (archive, members) in expected {
+        let path = home.archive_path(archive);
+        assert_eq!(mode(&path), 0o600, "{archive} is readable by others");
+        let entries = archive_entries(&path);
+        let found: Vec<(&str, &str)> = entries
+            .iter()
+            .map(|(name, e)| {
+                (
+                    name.trim_end_matches('/'),
+                    std::str::from_utf8(&e.contents).unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(found, members, "{archive}");
+    }
+}
+
+/// The walkthrough's log lines, as the spec shows them.
+fn assert_walkthrough_logs(home: &TestHome, schedules: &[String]) {
+    let manager_log = home.manager_log();
+    let expected_manager_log = [
+        format!("New schedule added: {}", schedules[0]),
+        format!("New schedule added: {}", schedules[1]),
+        format!("New schedule added: {}", schedules[2]),
+        "Error: malformed schedule: test;".to_owned(),
+        "Show schedules list".to_owned(),
+        "backup_service started".to_owned(),
+        "backup_service stopped".to_owned(),
+        "Show backups list".to_owned(),
+    ];
+    assert_eq!(
+        manager_log.len(),
+        expected_manager_log.len(),
+        "{manager_log:#?}"
+    );
+    for (line, expected) in manager_log.iter().zip(&expected_manager_log) {
+        assert_message(std::slice::from_ref(line), expected);
+    }
+
+    let service_log = home.service_log();
+    let done: Vec<&String> = service_log
+        .iter()
+        .filter(|m| m.starts_with("Backup done for "))
+        .collect();
+    assert_eq!(done.len(), 3, "{service_log:#?}");
+    for (line, expected) in done.into_iter().zip([
+        "Backup done for test in backups/backup_test.tar",
+        "Backup done for test1 in backups/personal_data.tar",
+        "Backup done for test2 in backups/office_docs.tar",
+    ]) {
+        assert_message(std::slice::from_ref(line), expected);
+    }
+    assert!(
+        !service_log.iter().any(|m| m.starts_with("Error")),
+        "{service_log:#?}"
+    );
 }
 
 /// A home with two schedules, for the error paths to leave alone.

@@ -243,6 +243,70 @@ fn exclude_caches_keeps_only_the_tag_of_a_tagged_folder() {
     home.manager(&["verify", "code", "--source"]).success();
 }
 
+/// A repository with ignore files at several depths, a nested repository and a `.git`.
+const GIT_TREE: &[(&str, &str)] = &[
+    ("src/.git/HEAD", "ref: refs/heads/main\n"),
+    ("src/.git/info/exclude", "# local\nsecret.txt\n"),
+    ("src/.git/logs/HEAD.log", "log"),
+    ("src/.git/objects/", ""),
+    (
+        "src/.gitignore",
+        "*.log\nnode_modules/\n/dist\n.env\n# a comment\n\n",
+    ),
+    ("src/.env", "TOKEN=1"),
+    ("src/a.log", "a"),
+    ("src/main.rs", "fn main() {}"),
+    ("src/secret.txt", "s"),
+    ("src/dist/bundle.js", "js"),
+    ("src/lib/dist/x.js", "js"),
+    ("src/node_modules/pkg/index.js", "js"),
+    ("src/lib/node_modules/pkg/index.js", "js"),
+    ("src/sub/.gitignore", "!keep.log\n"),
+    ("src/sub/keep.log", "k"),
+    ("src/sub/other.log", "o"),
+    ("src/sub/deep/keep.log", "k"),
+    ("src/sub/deep/.ignore", "*.tmp\n!main.log\n"),
+    ("src/sub/deep/main.log", "m"),
+    ("src/sub/deep/x.tmp", "t"),
+    ("src/vendor/lib/.git/HEAD", "ref: refs/heads/main\n"),
+    ("src/vendor/lib/.gitignore", "*.o\n"),
+    ("src/vendor/lib/x.log", "x"),
+    ("src/vendor/lib/y.o", "y"),
+    ("src/vendor/z.o", "z"),
+];
+
+/// What a backup of [`GIT_TREE`] with `gitignore` and `!.env` holds.
+const GIT_KEPT: &[&str] = &[
+    "src/",
+    "src/.env",
+    "src/.git/",
+    "src/.git/HEAD",
+    "src/.git/info/",
+    "src/.git/info/exclude",
+    "src/.git/logs/",
+    "src/.git/logs/HEAD.log",
+    "src/.git/objects/",
+    "src/.gitignore",
+    "src/lib/",
+    "src/lib/dist/",
+    "src/lib/dist/x.js",
+    "src/main.rs",
+    "src/sub/",
+    "src/sub/.gitignore",
+    "src/sub/deep/",
+    "src/sub/deep/.ignore",
+    "src/sub/deep/keep.log",
+    "src/sub/deep/main.log",
+    "src/sub/keep.log",
+    "src/vendor/",
+    "src/vendor/lib/",
+    "src/vendor/lib/.git/",
+    "src/vendor/lib/.git/HEAD",
+    "src/vendor/lib/.gitignore",
+    "src/vendor/lib/x.log",
+    "src/vendor/z.o",
+];
+
 /// `--gitignore` follows ripgrep: nested `.gitignore` files with negations, `.ignore`
 /// over `.gitignore`, `.git/info/exclude` at a repository's top, a nested repository
 /// with rules of its own; `.git/` itself is always kept. An `--exclude` `!PATTERN`
@@ -250,79 +314,14 @@ fn exclude_caches_keeps_only_the_tag_of_a_tagged_folder() {
 #[test]
 fn gitignore_files_are_honoured_as_ripgrep_does() {
     let home = TestHome::new();
-    tree(
-        &home,
-        &[
-            ("src/.git/HEAD", "ref: refs/heads/main\n"),
-            ("src/.git/info/exclude", "# local\nsecret.txt\n"),
-            ("src/.git/logs/HEAD.log", "log"),
-            ("src/.git/objects/", ""),
-            (
-                "src/.gitignore",
-                "*.log\nnode_modules/\n/dist\n.env\n# a comment\n\n",
-            ),
-            ("src/.env", "TOKEN=1"),
-            ("src/a.log", "a"),
-            ("src/main.rs", "fn main() {}"),
-            ("src/secret.txt", "s"),
-            ("src/dist/bundle.js", "js"),
-            ("src/lib/dist/x.js", "js"),
-            ("src/node_modules/pkg/index.js", "js"),
-            ("src/lib/node_modules/pkg/index.js", "js"),
-            ("src/sub/.gitignore", "!keep.log\n"),
-            ("src/sub/keep.log", "k"),
-            ("src/sub/other.log", "o"),
-            ("src/sub/deep/keep.log", "k"),
-            ("src/sub/deep/.ignore", "*.tmp\n!main.log\n"),
-            ("src/sub/deep/main.log", "m"),
-            ("src/sub/deep/x.tmp", "t"),
-            ("src/vendor/lib/.git/HEAD", "ref: refs/heads/main\n"),
-            ("src/vendor/lib/.gitignore", "*.o\n"),
-            ("src/vendor/lib/x.log", "x"),
-            ("src/vendor/lib/y.o", "y"),
-            ("src/vendor/z.o", "z"),
-        ],
-    );
+    tree(&home, GIT_TREE);
     let watch = Watch::new(&home, &["src", "src/node_modules", "src/sub/deep"]);
     let names = back_up(
         &home,
         &["--gitignore", "--exclude", "!.env"],
         "src;03:00;code",
     );
-    common::assert_same_lines(
-        &names,
-        &[
-            "src/",
-            "src/.env",
-            "src/.git/",
-            "src/.git/HEAD",
-            "src/.git/info/",
-            "src/.git/info/exclude",
-            "src/.git/logs/",
-            "src/.git/logs/HEAD.log",
-            "src/.git/objects/",
-            "src/.gitignore",
-            "src/lib/",
-            "src/lib/dist/",
-            "src/lib/dist/x.js",
-            "src/main.rs",
-            "src/sub/",
-            "src/sub/.gitignore",
-            "src/sub/deep/",
-            "src/sub/deep/.ignore",
-            "src/sub/deep/keep.log",
-            "src/sub/deep/main.log",
-            "src/sub/keep.log",
-            "src/vendor/",
-            "src/vendor/lib/",
-            "src/vendor/lib/.git/",
-            "src/vendor/lib/.git/HEAD",
-            "src/vendor/lib/.gitignore",
-            "src/vendor/lib/x.log",
-            "src/vendor/z.o",
-        ],
-        "the archive's listing",
-    );
+    common::assert_same_lines(&names, GIT_KEPT, "the archive's listing");
     let opened = watch.opened();
     for never in [
         "src/a.log",

@@ -147,6 +147,47 @@ fn set_mtime(path: &Path, when: &str) {
     assert!(ok);
 }
 
+/// The first changes of the chain below: a new file, an edit, a deletion, and a file
+/// replaced within the same second by one of the same size and mtime.
+fn change_step_one(home: &TestHome) {
+    let s = src(home);
+    home.write("src/new", "november");
+    home.write("src/a", "alpha, edited");
+    fs::remove_file(s.join("sub/b")).unwrap();
+    let before = fs::metadata(s.join("same_second")).unwrap();
+    fs::write(s.join("same_second.tmp"), "54321").unwrap();
+    fs::rename(s.join("same_second.tmp"), s.join("same_second")).unwrap();
+    assert_eq!(
+        fs::metadata(s.join("same_second")).unwrap().len(),
+        before.len()
+    );
+    set_mtime(
+        &s.join("same_second"),
+        &format!("@{}.{:09}", before.mtime(), before.mtime_nsec()),
+    );
+    let after = fs::metadata(s.join("same_second")).unwrap();
+    assert_eq!(
+        (after.mtime(), after.mtime_nsec()),
+        (before.mtime(), before.mtime_nsec())
+    );
+}
+
+/// Every restore point of the chain, by our restore --at and by GNU tar, equals the tree
+/// as it was then.
+fn assert_every_restore_point(home: &TestHome, states: &[Snapshot]) {
+    let archives = chain(&home);
+    assert_eq!(archives.len(), 5, "{archives:?}");
+    for (i, state) in states.iter().enumerate() {
+        assert_eq!(&gnu_restore(home, &archives[..=i]), state, "GNU tar at {i}");
+        assert_eq!(
+            &our_restore(home, &["code", "--at", &archives[i]]),
+            state,
+            "our restore --at {}",
+            archives[i]
+        );
+    }
+}
+
 #[test]
 fn a_chain_of_a_full_and_four_incrementals_restores_every_step() {
     let home = incremental_home(&[]);
@@ -167,25 +208,7 @@ fn a_chain_of_a_full_and_four_incrementals_restores_every_step() {
 
     // 1: a new file, an edit, a deletion, and a file replaced within the same second
     // by one of the same size and mtime (only the inode and ctime tell).
-    home.write("src/new", "november");
-    home.write("src/a", "alpha, edited");
-    fs::remove_file(s.join("sub/b")).unwrap();
-    let before = fs::metadata(s.join("same_second")).unwrap();
-    fs::write(s.join("same_second.tmp"), "54321").unwrap();
-    fs::rename(s.join("same_second.tmp"), s.join("same_second")).unwrap();
-    assert_eq!(
-        fs::metadata(s.join("same_second")).unwrap().len(),
-        before.len()
-    );
-    set_mtime(
-        &s.join("same_second"),
-        &format!("@{}.{:09}", before.mtime(), before.mtime_nsec()),
-    );
-    let after = fs::metadata(s.join("same_second")).unwrap();
-    assert_eq!(
-        (after.mtime(), after.mtime_nsec()),
-        (before.mtime(), before.mtime_nsec())
-    );
+    change_step_one(&home);
     states.push(back_up_and_compare(&home, "adds, an edit, a deletion"));
     // What did not change is not stored again.
     let entries = archive_entries(&home.archive_path("code.tar"));
@@ -228,22 +251,7 @@ fn a_chain_of_a_full_and_four_incrementals_restores_every_step() {
     );
     assert!(status.contains("archives:  5"), "{status}");
 
-    // Every restore point of the chain, by our restore --at and by GNU tar.
-    let archives = chain(&home);
-    assert_eq!(archives.len(), 5, "{archives:?}");
-    for (i, state) in states.iter().enumerate() {
-        assert_eq!(
-            &gnu_restore(&home, &archives[..=i]),
-            state,
-            "GNU tar at {i}"
-        );
-        assert_eq!(
-            &our_restore(&home, &["code", "--at", &archives[i]]),
-            state,
-            "our restore --at {}",
-            archives[i]
-        );
-    }
+    assert_every_restore_point(&home, &states);
 }
 
 #[test]
@@ -619,6 +627,44 @@ fn give_away(path: &Path) {
     }
 }
 
+/// Every restore point of the chain, restored by the user `prefix` runs as (not root)
+/// into a folder of theirs, equals the tree as it was then; so does `restore --force` of
+/// the newest over the first.
+fn assert_every_point_restored_as(prefix: &[String], home: &TestHome, states: &[Snapshot]) {
+    let archives = chain(home);
+    assert_eq!(archives.len(), 3, "{archives:?}");
+    give_away(home.path());
+    let restore = |target: &Path, args: &[&str]| {
+        let mut command = vec!["restore", "code", target.to_str().unwrap()];
+        command.extend(args);
+        let out = manager_as(prefix, home, &command);
+        assert!(
+            out.status.success(),
+            "restore {args:?} as uid {UNPRIVILEGED}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        snapshot(&target.join("src"))
+    };
+    for (i, state) in states.iter().enumerate() {
+        let dest = tempfile::tempdir().unwrap();
+        give_away(dest.path());
+        let target = dest.path().join("r");
+        let restored = restore(&target, &["--at", &archives[i]]);
+        assert_same_map(&restored, state, &format!("restore --at {}", archives[i]));
+        if i == 0 {
+            // Again with --force over that first one, its ro/ still mode 555.
+            let newest = restore(&target, &["--force"]);
+            assert_eq!(
+                Some(&newest),
+                states.last(),
+                "restore --force over --at {}",
+                archives[0]
+            );
+        }
+        writable(&target);
+    }
+}
+
 #[test]
 fn a_chain_restores_as_a_user_into_folders_an_earlier_archive_made_read_only() {
     let Some(prefix) = unprivileged_prefix() else {
@@ -667,39 +713,7 @@ fn a_chain_restores_as_a_user_into_folders_an_earlier_archive_made_read_only() {
     read_only(&s.join("ro"), 0o511);
     states.push(back_up(&home));
 
-    // Every restore point, restored by a user other than root into a folder of theirs.
-    let archives = chain(&home);
-    assert_eq!(archives.len(), 3, "{archives:?}");
-    give_away(home.path());
-    let restore = |target: &Path, args: &[&str]| {
-        let mut command = vec!["restore", "code", target.to_str().unwrap()];
-        command.extend(args);
-        let out = manager_as(&prefix, &home, &command);
-        assert!(
-            out.status.success(),
-            "restore {args:?} as uid {UNPRIVILEGED}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        snapshot(&target.join("src"))
-    };
-    for (i, state) in states.iter().enumerate() {
-        let dest = tempfile::tempdir().unwrap();
-        give_away(dest.path());
-        let target = dest.path().join("r");
-        let restored = restore(&target, &["--at", &archives[i]]);
-        assert_same_map(&restored, state, &format!("restore --at {}", archives[i]));
-        if i == 0 {
-            // Again with --force over that first one, its ro/ still mode 555.
-            let newest = restore(&target, &["--force"]);
-            assert_eq!(
-                Some(&newest),
-                states.last(),
-                "restore --force over --at {}",
-                archives[0]
-            );
-        }
-        writable(&target);
-    }
+    assert_every_point_restored_as(&prefix, &home, &states);
     writable(&s);
 }
 

@@ -309,6 +309,36 @@ fn a_run_missed_while_stopped_runs_once_at_start_and_says_how_late() {
 
 /// `status` in text and JSON, and its exit code for a monitor: 3 while the service does
 /// not run, 1 while a last run failed, 0 when all is well.
+/// What `status` prints of the three schedules of the test below: their next run and
+/// last run, as the JSON said.
+fn assert_status_text(
+    text: &str,
+    lines: &[String],
+    ok: &Value,
+    failed: &Value,
+    next: DateTime<Local>,
+    size: u64,
+) {
+    // The text says the same.
+    let started = |run: &Value| parse_time(&run["started"]).format(SHOWN).to_string();
+    let block = status_block(text, &lines[0]);
+    assert_eq!(block[1], format!("   next run:  {}", next.format(SHOWN)));
+    let prefix = format!(
+        "   last run:  {}, ok, {}, ",
+        started(ok),
+        backup::job::format_size(size)
+    );
+    assert!(
+        block[2].starts_with(&prefix) && block[2].ends_with(" s (by hand)"),
+        "{block:#?}"
+    );
+    let block = status_block(text, &lines[1]);
+    let prefix = format!("   last run:  {}, failed, ", started(failed));
+    assert!(block[2].starts_with(&prefix), "{block:#?}");
+    assert!(block[3].contains("missing"), "{block:#?}");
+    assert_eq!(status_block(text, &lines[2])[2], "   last run:  never");
+}
+
 #[test]
 fn status_shows_the_service_and_each_schedule_and_exits_as_a_monitor_expects() {
     let home = TestHome::new();
@@ -368,27 +398,7 @@ fn status_shows_the_service_and_each_schedule_and_exits_as_a_monitor_expects() {
     );
     assert_eq!(schedules[2]["last_run"], Value::Null);
 
-    // The text says the same.
-    let started = |run: &Value| parse_time(&run["started"]).format(SHOWN).to_string();
-    let block = status_block(&out.stdout, &lines[0]);
-    assert_eq!(block[1], format!("   next run:  {}", next.format(SHOWN)));
-    let prefix = format!(
-        "   last run:  {}, ok, {}, ",
-        started(ok),
-        backup::job::format_size(size)
-    );
-    assert!(
-        block[2].starts_with(&prefix) && block[2].ends_with(" s (by hand)"),
-        "{block:#?}"
-    );
-    let block = status_block(&out.stdout, &lines[1]);
-    let prefix = format!("   last run:  {}, failed, ", started(failed));
-    assert!(block[2].starts_with(&prefix), "{block:#?}");
-    assert!(block[3].contains("missing"), "{block:#?}");
-    assert_eq!(
-        status_block(&out.stdout, &lines[2])[2],
-        "   last run:  never"
-    );
+    assert_status_text(&out.stdout, &lines, ok, failed, next, size);
 
     // Fixed, and run again: all is well.
     home.write("missing/now.txt", "here\n");

@@ -417,6 +417,67 @@ enum End {
 const BIG_FILES: usize = 100;
 const BIG_FILE_SIZE: usize = 2 << 20;
 
+/// The temporary file of the backup the service `pid` is writing, once it appears;
+/// `None` when the backup ended too quickly to be seen in progress.
+fn backup_in_progress(home: &TestHome, pid: i32, done_line: &str) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no backup in progress after 30 s: {:#?}",
+            home.service_log()
+        );
+        if let Some(name) = home.partial_files().pop() {
+            return Some(name);
+        }
+        assert!(
+            is_running(pid),
+            "the service exited: {:#?}",
+            home.service_log()
+        );
+        if count_messages(&home.service_log(), done_line) == 2 {
+            // Too quick to be seen in progress: this run proves nothing; run again.
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// After a backup ended by `end` (not `Stop`): the last good archive is there, byte for
+/// byte, and the temporary file `partial` goes, at once or at the next start.
+fn assert_interrupted_left_the_good_archive(
+    home: &TestHome,
+    end: End,
+    good: &[u8],
+    partial: &str,
+    done: usize,
+) {
+    let archive = home.archive_path("big.tar");
+    // Interrupted: the last good archive is there, whole, byte for byte.
+    assert_eq!(done, 1, "{:#?}", home.service_log());
+    assert!(fs::read(&archive).unwrap() == good, "big.tar changed");
+    if end == End::Force {
+        // stop --force clears what the killed backup left.
+        assert_eq!(home.partial_files(), Vec::<String>::new());
+        return;
+    }
+    // After kill -9 the hidden temporary file stays (unlisted) until the next start.
+    assert_eq!(home.partial_files(), &[partial.to_owned()]);
+    // Without its schedule, so that the next service does not start another backup.
+    home.manager(&["delete", "0"]).success();
+    home.start();
+    assert_eq!(home.partial_files(), Vec::<String>::new());
+    assert_message(
+        &home.service_log(),
+        &format!(
+            "Removed {}, left by an interrupted backup",
+            home.path().join("backups").join(partial).display()
+        ),
+    );
+    home.stop();
+    assert!(fs::read(&archive).unwrap() == good, "big.tar changed");
+}
+
 /// Backs up a small tree, then makes it large, starts a new service and ends it as `end`
 /// says while the second backup is written; checks what is left.
 fn end_during_a_large_backup(end: End) {
@@ -444,27 +505,7 @@ fn end_during_a_large_backup(end: End) {
             return None;
         }
         let done_line = "Backup done for big in backups/big.tar";
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let partial = loop {
-            assert!(
-                Instant::now() < deadline,
-                "no backup in progress after 30 s: {:#?}",
-                home.service_log()
-            );
-            if let Some(name) = home.partial_files().pop() {
-                break name;
-            }
-            assert!(
-                is_running(pid),
-                "the service exited: {:#?}",
-                home.service_log()
-            );
-            if count_messages(&home.service_log(), done_line) == 2 {
-                // Too quick to be seen in progress: this run proves nothing; run again.
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        };
+        let partial = backup_in_progress(&home, pid, done_line)?;
         if end != End::Stop {
             // Frozen, so that the kill below lands in the middle of the backup however
             // the threads of this machine are scheduled. Still there once frozen, the
@@ -505,29 +546,7 @@ fn end_during_a_large_backup(end: End) {
             return Some(());
         }
 
-        // Interrupted: the last good archive is there, whole, byte for byte.
-        assert_eq!(done, 1, "{:#?}", home.service_log());
-        assert!(fs::read(&archive).unwrap() == good, "big.tar changed");
-        if end == End::Force {
-            // stop --force clears what the killed backup left.
-            assert_eq!(home.partial_files(), Vec::<String>::new());
-            return Some(());
-        }
-        // After kill -9 the hidden temporary file stays (unlisted) until the next start.
-        assert_eq!(home.partial_files(), std::slice::from_ref(&partial));
-        // Without its schedule, so that the next service does not start another backup.
-        home.manager(&["delete", "0"]).success();
-        home.start();
-        assert_eq!(home.partial_files(), Vec::<String>::new());
-        assert_message(
-            &home.service_log(),
-            &format!(
-                "Removed {}, left by an interrupted backup",
-                home.path().join("backups").join(&partial).display()
-            ),
-        );
-        home.stop();
-        assert!(fs::read(&archive).unwrap() == good, "big.tar changed");
+        assert_interrupted_left_the_good_archive(&home, end, &good, &partial, done);
         Some(())
     });
 }
