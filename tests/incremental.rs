@@ -175,7 +175,7 @@ fn change_step_one(home: &TestHome) {
 /// Every restore point of the chain, by our restore --at and by GNU tar, equals the tree
 /// as it was then.
 fn assert_every_restore_point(home: &TestHome, states: &[Snapshot]) {
-    let archives = chain(&home);
+    let archives = chain(home);
     assert_eq!(archives.len(), 5, "{archives:?}");
     for (i, state) in states.iter().enumerate() {
         assert_eq!(&gnu_restore(home, &archives[..=i]), state, "GNU tar at {i}");
