@@ -29,6 +29,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use nix::unistd::Pid;
 
+use crate::generations::chain;
 use crate::home::{BACKUPS_DIR, Home};
 use crate::interrupt::Interrupts;
 use crate::schedule::Schedule;
@@ -91,24 +92,64 @@ pub fn around(
     home: &Home,
     schedule: &Schedule,
     manual: bool,
-    back_up: impl FnOnce() -> Run,
+    back_up: impl FnOnce() -> (Run, Option<Written>),
 ) -> Run {
     let before = run(
         home,
         Hook::BeforeBackup,
-        &facts(home, schedule, None),
+        &facts(home, schedule, None, None),
         manual,
     );
-    let run_ = match before {
-        Ended::Failed(why) => cancelled(schedule, &why, manual),
+    let (run_, written) = match before {
+        Ended::Failed(why) => (cancelled(schedule, &why, manual), None),
         Ended::Absent | Ended::Skipped(_) | Ended::Succeeded => back_up(),
     };
     let hook = match run_.outcome {
         Outcome::Ok | Outcome::Warnings => Hook::AfterBackup,
         Outcome::Failed => Hook::OnFailure,
     };
-    run(home, hook, &facts(home, schedule, Some(&run_)), manual);
+    let env = facts(home, schedule, Some(&run_), written.as_ref());
+    run(home, hook, &env, manual);
     run_
+}
+
+/// What a backup wrote, for the hooks after it: what a mirror of `backups/` copies and
+/// removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The file just written, under the name it keeps (`NAME.YYYY-MM-DD_HHMM.tar` for a
+    /// schedule that keeps several, `NAME.tar` for one that does not).
+    pub archive: String,
+    /// `plain`, `full` or `incremental`.
+    pub kind: &'static str,
+    /// The files the backup removed (pruned generations), oldest first.
+    pub pruned: Vec<String>,
+}
+
+/// Tells the `after-backup` hook that `forget` removed `pruned` (file names in
+/// `backups/`), with `BACKUP_RESULT=pruned` and no `BACKUP_ARCHIVE`, so that a mirror
+/// removes them too.
+pub fn after_prune(home: &Home, schedule: &Schedule, pruned: &[String]) -> Ended {
+    let mut env = facts(home, schedule, None, None);
+    for (key, value) in &mut env {
+        match *key {
+            "BACKUP_ARCHIVE" | "BACKUP_CHAIN" => value.clear(),
+            "BACKUP_RESULT" => *value = "pruned".to_owned(),
+            "BACKUP_PRUNED" => *value = in_backups(home, pruned),
+            _ => {}
+        }
+    }
+    run(home, Hook::AfterBackup, &env, true)
+}
+
+/// The absolute paths of `files` in the home's `backups/`, one a line.
+fn in_backups(home: &Home, files: &[String]) -> String {
+    let dir = home.backups();
+    let paths: Vec<String> = files
+        .iter()
+        .map(|f| dir.join(f).to_string_lossy().into_owned())
+        .collect();
+    paths.join("\n")
 }
 
 /// The run recorded for a backup that `before-backup` cancelled.
@@ -131,11 +172,31 @@ fn cancelled(schedule: &Schedule, why: &str, manual: bool) -> Run {
 }
 
 /// The environment a hook is given: before the backup, `run` is `None`.
-fn facts(home: &Home, schedule: &Schedule, run: Option<&Run>) -> Vec<(&'static str, String)> {
-    let archive = home
-        .root()
-        .join(BACKUPS_DIR)
-        .join(schedule.archive_file_name());
+fn facts(
+    home: &Home,
+    schedule: &Schedule,
+    run: Option<&Run>,
+    written: Option<&Written>,
+) -> Vec<(&'static str, String)> {
+    let file_name = written.map_or_else(|| schedule.archive_file_name(), |w| w.archive.clone());
+    let archive = home.root().join(BACKUPS_DIR).join(&file_name);
+    // The chain, oldest first, that restores this archive: itself alone unless it is an
+    // incremental one.
+    let chain = match written {
+        Some(w) if w.kind == "incremental" => {
+            chain::chain_to(&home.backups(), &file_name, schedule.compression())
+                .map(|paths| {
+                    let paths: Vec<String> = paths
+                        .iter()
+                        .map(|p| p.to_string_lossy().into_owned())
+                        .collect();
+                    paths.join("\n")
+                })
+                .unwrap_or_default()
+        }
+        Some(_) => archive.to_string_lossy().into_owned(),
+        None => String::new(),
+    };
     let source = home.resolve(Path::new(&schedule.path));
     let (result, error) = match run.map(|r| r.outcome) {
         None => ("", String::new()),
@@ -153,6 +214,12 @@ fn facts(home: &Home, schedule: &Schedule, run: Option<&Run>) -> Vec<(&'static s
         ("BACKUP_HOME", home.root().to_string_lossy().into_owned()),
         ("BACKUP_RESULT", result.to_owned()),
         ("BACKUP_ERROR", error),
+        ("BACKUP_KIND", written.map_or("", |w| w.kind).to_owned()),
+        ("BACKUP_CHAIN", chain),
+        (
+            "BACKUP_PRUNED",
+            written.map_or_else(String::new, |w| in_backups(home, &w.pruned)),
+        ),
     ]
 }
 

@@ -12,7 +12,7 @@ use crate::archive;
 use crate::atomic_file;
 use crate::generations::{self, chain};
 use crate::home::{BACKUPS_DIR, Home};
-use crate::hooks;
+use crate::hooks::{self, Written};
 use crate::schedule::Schedule;
 use crate::state::{self, Outcome, Record, Run};
 
@@ -40,7 +40,7 @@ fn back_up(
     schedule: &Schedule,
     occurrence: Option<&DateTime<Local>>,
     progress: Option<archive::ProgressFn<'_>>,
-) -> Run {
+) -> (Run, Option<Written>) {
     let shown = format!("{BACKUPS_DIR}/{}", schedule.archive_file_name());
     let started_at = Local::now();
     if let Some(occurrence) = occurrence {
@@ -69,24 +69,27 @@ fn back_up(
         manual: occurrence.is_none(),
     };
     match result {
-        Ok(summary) => done(schedule, &shown, summary, &mut run),
+        Ok((summary, written)) => {
+            done(schedule, &shown, summary, &mut run);
+            (run, Some(written))
+        }
         Err(err) => {
             let message = format!("backup of {} into {shown} failed: {err:#}", schedule.path);
             error!("{message}");
             run.messages.push(message);
+            (run, None)
         }
     }
-    run
 }
 
 /// Writes the archive of `schedule`, started at `started_at`: a new generation, the next
-/// link of its chain, or the one plain archive.
+/// link of its chain, or the one plain archive. Says what it wrote, for the hooks.
 fn write(
     home: &Home,
     schedule: &Schedule,
     started_at: DateTime<Local>,
     progress: Option<archive::ProgressFn<'_>>,
-) -> anyhow::Result<archive::Summary> {
+) -> anyhow::Result<(archive::Summary, Written)> {
     let backups = home.ensure_backups()?;
     let target = backups.join(schedule.archive_file_name());
     let step = chain::start_for(&backups, schedule, &target, started_at)?;
@@ -100,8 +103,25 @@ fn write(
         progress,
         incremental: step.as_ref().map(|(step, _)| &step.tracker),
     };
+    let kind = match &step {
+        None => "plain",
+        Some((step, _)) if step.full => "full",
+        Some(_) => "incremental",
+    };
     let created = generations::create(&backups, schedule, &request, started_at)?;
-    Ok(chain::finish(step, created.summary))
+    let written = match created.rotated {
+        Some(rotated) => Written {
+            archive: rotated.lasting,
+            kind,
+            pruned: rotated.pruned,
+        },
+        None => Written {
+            archive: schedule.archive_file_name(),
+            kind,
+            pruned: Vec::new(),
+        },
+    };
+    Ok((chain::finish(step, created.summary), written))
 }
 
 /// Logs a finished backup, shown as `shown`, and fills in its `run`.

@@ -300,7 +300,9 @@ fn long_functions(code: &str, max: usize) -> Vec<(usize, usize)> {
 fn no_function_is_longer_than_a_reader_can_hold() {
     let mut long = Vec::new();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let files = sources(&src()).into_iter().chain(sources(&root.join("tests")));
+    let files = sources(&src())
+        .into_iter()
+        .chain(sources(&root.join("tests")));
     for path in files {
         let code = code_only(&fs::read_to_string(&path).unwrap());
         for (line, count) in long_functions(&code, MAX_FUNCTION_LINES) {

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::generations::{self, Decision};
 use crate::home::Home;
+use crate::hooks;
 use crate::retention::Rule;
 use crate::schedule::Schedule;
 use crate::schedule_file;
@@ -86,6 +87,17 @@ pub fn forget(home: &Home, name: &str, dry_run: bool, say: &mut dyn FnMut(&str))
             "Forget {name}: {} kept, {removed} removed ({policy})",
             generations.len() - removed
         );
+        drop(_lock);
+        // A mirror of backups/ follows: the after-backup hook hears what went.
+        let pruned: Vec<String> = generations
+            .iter()
+            .rev()
+            .filter(|g| !g.kept)
+            .map(|g| g.name.clone())
+            .collect();
+        if !pruned.is_empty() {
+            hooks::after_prune(home, &schedule, &pruned);
+        }
     }
     Ok(Forget {
         generations,

@@ -1,0 +1,177 @@
+//! Off-box copies that restore: the example after-backup hook mirrors `backups/` through a
+//! real rclone (a `local` remote), following what is written and what is pruned; a fresh
+//! home holding only what the mirror received restores every kept generation, every point
+//! of every chain, equal to the tree as it was.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+
+use common::TestHome;
+
+/// The tree under `root`: each file's path and contents.
+fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut found = BTreeMap::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                let rel = path.strip_prefix(root).unwrap().display().to_string();
+                found.insert(rel, fs::read(&path).unwrap());
+            }
+        }
+    }
+    found
+}
+
+/// Runs `backup_manager ARGS` in `home` with the rclone remote `offsite` at `remote`.
+fn manager(home: &TestHome, remote: &Path, args: &[&str]) -> common::Output {
+    let out = Command::new(common::MANAGER)
+        .arg("--home")
+        .arg(home.path())
+        .args(args)
+        .env("RCLONE_CONFIG_OFFSITE_TYPE", "local")
+        .env(
+            "BACKUP_RCLONE_DEST",
+            format!("offsite:{}", remote.display()),
+        )
+        .output()
+        .unwrap();
+    common::Output {
+        status: out.status,
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// The dated name that is the same file as `NAME.tar`: what the last backup wrote.
+fn newest(home: &TestHome, name: &str) -> String {
+    let ino = fs::metadata(home.archive_path(&format!("{name}.tar")))
+        .unwrap()
+        .ino();
+    fs::read_dir(home.path().join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .find(|n| {
+            n.starts_with(&format!("{name}.2"))
+                && fs::metadata(home.archive_path(n)).unwrap().ino() == ino
+        })
+        .unwrap()
+}
+
+#[test]
+fn a_home_rebuilt_from_its_rclone_mirror_restores_every_kept_generation() {
+    if Command::new("rclone").arg("version").output().is_err() {
+        eprintln!("note: rclone is not installed (apt-get install rclone); test skipped");
+        return;
+    }
+    let home = TestHome::new();
+    let remote = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hooks/after-backup");
+    home.write("hooks/after-backup", fs::read(example).unwrap());
+    for (path, mode) in [("hooks", 0o755), ("hooks/after-backup", 0o755)] {
+        fs::set_permissions(home.path().join(path), fs::Permissions::from_mode(mode)).unwrap();
+    }
+    home.write("src/a", "one");
+    home.write("src/sub/b", "two");
+    for (flags, line) in [
+        ("--incremental --keep 4 --full-every 1", "src;03:00;chain"),
+        ("--keep 2", "src;03:00;kept"),
+    ] {
+        let mut args = vec!["create"];
+        args.extend(flags.split(' '));
+        args.push(line);
+        home.manager(&args).success();
+    }
+    // Trees as they were at each backup, by the lasting name of each archive.
+    let mut states: BTreeMap<String, BTreeMap<String, Vec<u8>>> = BTreeMap::new();
+    for step in 0..5 {
+        home.write("src/a", format!("one, step {step}"));
+        home.write(&format!("src/new{step}"), "new");
+        if step == 2 {
+            fs::remove_dir_all(home.path().join("src/sub")).unwrap();
+        }
+        for (index, name) in [(0, "chain"), (1, "kept")] {
+            let out = manager(&home, remote.path(), &["run", &index.to_string()]);
+            out.success();
+            states.insert(newest(&home, name), tree(&home.path().join("src")));
+        }
+    }
+    // The mirror holds exactly the lasting names of what backups/ keeps.
+    let kept: Vec<String> = home
+        .manager(&["backups"])
+        .stdout_lines()
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+    let mut expected: Vec<String> = fs::read_dir(home.path().join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.starts_with('.') && n.contains(".2"))
+        .collect();
+    expected.sort();
+    let mut mirrored: Vec<String> = fs::read_dir(remote.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    mirrored.sort();
+    common::assert_same_lines(&mirrored, &expected, "the mirror");
+    // The chain's full and four incrementals (keep=4 and the full they need), and two.
+    assert_eq!(kept.len(), 5 + 2, "{kept:?}");
+
+    // A fresh home, its backups/ only what the mirror received.
+    let fresh = TestHome::new();
+    fresh.write("backup_schedules.txt", home.schedule_bytes().unwrap());
+    for name in &mirrored {
+        fresh.write(
+            &format!("backups/{name}"),
+            fs::read(remote.path().join(name)).unwrap(),
+        );
+    }
+    for name in &mirrored {
+        let schedule = name.split('.').next().unwrap();
+        let at = name
+            .strip_prefix(&format!("{schedule}."))
+            .and_then(|rest| rest.strip_suffix(".tar"))
+            .unwrap();
+        let dest = fresh.path().join(format!("restored-{name}"));
+        fresh
+            .manager(&["restore", schedule, dest.to_str().unwrap(), "--at", at])
+            .success();
+        common::assert_same_map(&tree(&dest.join("src")), &states[name], name);
+    }
+    // By NAME, the newest of each.
+    let dest = fresh.path().join("newest");
+    fresh
+        .manager(&["restore", "chain", dest.to_str().unwrap()])
+        .success();
+    common::assert_same_map(
+        &tree(&dest.join("src")),
+        &tree(&home.path().join("src")),
+        "the newest",
+    );
+
+    // forget prunes, and the mirror follows.
+    home.write(
+        "backup_schedules.txt",
+        "src;03:00;chain;keep=4;incremental;full-every=1\nsrc;03:00;kept\n",
+    );
+    manager(&home, remote.path(), &["forget", "kept"]).success();
+    let left: Vec<String> = fs::read_dir(remote.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("kept."))
+        .collect();
+    assert_eq!(
+        left,
+        [newest(&home, "kept")],
+        "the mirror kept what forget pruned"
+    );
+}
