@@ -100,7 +100,13 @@ pub fn around(
         &facts(home, schedule, None, None),
         manual,
     );
-    let (run_, written) = match before {
+    // A failing before-backup cancels the backup: the run's own failure. One skipped
+    // cancels nothing, but must be seen all the same.
+    let skipped_before = match &before {
+        Ended::Skipped(_) => before.problem(Hook::BeforeBackup),
+        _ => None,
+    };
+    let (mut run_, written) = match before {
         Ended::Failed(why) => (cancelled(schedule, &why, manual), None),
         Ended::Absent | Ended::Skipped(_) | Ended::Succeeded => back_up(),
     };
@@ -109,8 +115,22 @@ pub fn around(
         Outcome::Failed => Hook::OnFailure,
     };
     let env = facts(home, schedule, Some(&run_), written.as_ref());
-    run(home, hook, &env, manual);
+    let after = run(home, hook, &env, manual);
+    run_.hooks.extend(skipped_before);
+    run_.hooks.extend(after.problem(hook));
     run_
+}
+
+impl Ended {
+    /// What went wrong with `hook`, as one sentence, when it failed or was skipped.
+    pub fn problem(&self, hook: Hook) -> Option<String> {
+        let name = hook.file_name();
+        match self {
+            Ended::Absent | Ended::Succeeded => None,
+            Ended::Skipped(why) => Some(format!("hook {name} skipped: {why}")),
+            Ended::Failed(why) => Some(format!("hook {name} {why}")),
+        }
+    }
 }
 
 /// What a backup wrote, for the hooks after it: what a mirror of `backups/` copies and
@@ -168,6 +188,7 @@ fn cancelled(schedule: &Schedule, why: &str, manual: bool) -> Run {
         messages: vec![message],
         warning_count: 0,
         manual,
+        hooks: Vec::new(),
     }
 }
 
@@ -279,12 +300,19 @@ pub fn run(home: &Home, hook: Hook, env: &[(&'static str, String)], manual: bool
             } else {
                 format!("; last output: {tail}")
             };
-            match &ended {
-                Ended::Succeeded => info!("hook {name} exited with 0{shown}"),
-                Ended::Failed(why) => error!("hook {name} {why}{shown}"),
-                Ended::Absent | Ended::Skipped(_) => {}
+            match ended {
+                Ended::Succeeded => {
+                    info!("hook {name} exited with 0{shown}");
+                    Ended::Succeeded
+                }
+                // Its last words go with the failure, wherever it is told.
+                Ended::Failed(why) => {
+                    let why = format!("{why}{shown}");
+                    error!("hook {name} {why}");
+                    Ended::Failed(why)
+                }
+                other => other,
             }
-            ended
         }
     };
     if let Some(interrupts) = interrupts {

@@ -13,6 +13,7 @@ use crate::atomic_file;
 use crate::generations::{self, chain};
 use crate::home::{BACKUPS_DIR, Home};
 use crate::hooks::{self, Written};
+use crate::metrics;
 use crate::schedule::Schedule;
 use crate::state::{self, Outcome, Record, Run};
 
@@ -30,6 +31,7 @@ pub fn run(
         back_up(home, schedule, occurrence.as_ref(), progress)
     });
     record(home, schedule, occurrence, run.clone());
+    metrics::update(home);
     run
 }
 
@@ -67,6 +69,7 @@ fn back_up(
         messages: Vec::new(),
         warning_count: 0,
         manual: occurrence.is_none(),
+        hooks: Vec::new(),
     };
     match result {
         Ok((summary, written)) => {

@@ -4,13 +4,57 @@
 //! The file is replaced whole (written aside, then renamed), as the collector requires.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use anyhow::Result;
+use log::error;
 
 use crate::atomic_file;
+use crate::home::Home;
 use crate::schedule::Schedule;
-use crate::state::{Outcome, Record, State};
+use crate::schedule_file;
+use crate::state::{self, Outcome, Record, State};
+
+/// Environment variable naming the metrics file when no `--metrics` is given.
+pub const METRICS_VAR: &str = "BACKUP_METRICS";
+
+/// The file named by `--metrics`, for the whole process.
+static FILE: OnceLock<PathBuf> = OnceLock::new();
+
+/// Names the metrics file for this process (the `--metrics FILE` of a binary); the first
+/// call wins.
+pub fn set_file(path: PathBuf) {
+    let _ = FILE.set(path);
+}
+
+/// The metrics file to keep: the one set by [`set_file`], else [`METRICS_VAR`] if set
+/// and not empty; `None` keeps none.
+pub fn file() -> Option<PathBuf> {
+    FILE.get().cloned().or_else(|| {
+        std::env::var_os(METRICS_VAR)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
+}
+
+/// After a backup: rewrites the metrics file of `home`'s schedules, if one is kept. A
+/// failure is logged; the backup is done all the same.
+pub fn update(home: &Home) {
+    let Some(path) = file() else { return };
+    let written = (|| -> Result<()> {
+        let schedules: Vec<Schedule> = schedule_file::read_each_line(&home.schedules())?
+            .iter()
+            .flatten()
+            .filter_map(|line| line.parse().ok())
+            .collect();
+        let (state, _) = state::load(home)?;
+        write(&path, &schedules, &state)
+    })();
+    if let Err(err) = written {
+        error!("writing the metrics file {}: {err:#}", path.display());
+    }
+}
 
 /// The file's mode: readable by the exporter, which often runs as another user.
 const MODE: u32 = 0o644;
@@ -138,6 +182,7 @@ mod tests {
             messages: Vec::new(),
             warning_count: 0,
             manual: false,
+            hooks: Vec::new(),
         }
     }
 

@@ -76,6 +76,9 @@ pub struct Run {
     /// Whether it was started by hand (`backup_manager run`) rather than by the schedule.
     #[serde(default)]
     pub manual: bool,
+    /// The hooks that failed, timed out or were skipped around it, one sentence each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<String>,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -50,6 +50,11 @@ pub struct ScheduleStatus {
     pub due_now: bool,
     /// The next scheduled run after any owed one.
     pub next_run: Option<DateTime<FixedOffset>>,
+    /// Whether no backup succeeded for longer than its period and a grace: the service
+    /// stopped, the machine off, or every run failing.
+    pub overdue: bool,
+    /// When its last successful backup started.
+    pub last_success: Option<DateTime<FixedOffset>>,
     /// How the last run went.
     pub last_run: Option<Run>,
     /// For a schedule that keeps several archives (`keep=N`), how many it has and when
@@ -76,12 +81,14 @@ impl Status {
         self.service.running && !self.any_failed()
     }
 
-    /// Whether any schedule's last run failed.
+    /// Whether any schedule's last run failed, had a hook fail or skipped, or a schedule is
+    /// overdue: what a monitor must hear of.
     pub fn any_failed(&self) -> bool {
         self.schedules.iter().any(|s| {
-            s.last_run
-                .as_ref()
-                .is_some_and(|run| run.outcome == Outcome::Failed)
+            s.overdue
+                || s.last_run
+                    .as_ref()
+                    .is_some_and(|run| run.outcome == Outcome::Failed || !run.hooks.is_empty())
         })
     }
 }
@@ -140,6 +147,25 @@ fn schedule_status(
         .schedule
         .as_ref()
         .and_then(|s| state.schedules.get(&s.to_string()));
+    // A state written before the last success was kept: the last run tells.
+    let last_success = record.and_then(|record| {
+        record.last_success.or_else(|| {
+            let run = record.last_run.as_ref()?;
+            (run.outcome != Outcome::Failed).then_some(run.started)
+        })
+    });
+    let overdue = match (&entry.schedule, record) {
+        (Some(schedule), Some(record)) => {
+            let success = last_success;
+            timing::overdue(
+                schedule.calendar(),
+                &record.first_seen.with_timezone(&Local),
+                success.map(|t| t.with_timezone(&Local)).as_ref(),
+                now,
+            )
+        }
+        _ => false,
+    };
     let (due_now, next_run) = match &entry.schedule {
         Some(schedule) => {
             let first_seen = record.map_or(*now, |r| r.first_seen.with_timezone(&Local));
@@ -182,6 +208,8 @@ fn schedule_status(
         entry,
         due_now,
         next_run,
+        overdue,
+        last_success,
     }
 }
 
@@ -224,9 +252,19 @@ impl fmt::Display for Status {
                         write!(f, " (by hand)")?;
                     }
                     writeln!(f)?;
-                    for message in &run.messages {
+                    for message in run.messages.iter().chain(&run.hooks) {
                         writeln!(f, "              {message}")?;
                     }
+                }
+            }
+            if s.overdue {
+                match &s.last_success {
+                    Some(ok) => writeln!(
+                        f,
+                        "   overdue:   no successful backup since {}",
+                        ok.with_timezone(&Local).format(TIME_FORMAT)
+                    )?,
+                    None => writeln!(f, "   overdue:   no successful backup yet")?,
                 }
             }
             if let Some(chain) = &s.chain {

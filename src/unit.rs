@@ -31,16 +31,22 @@ impl Kind {
 }
 
 /// The unit of `kind` for `home`, running the `backup_service` that `start` would run.
-pub fn for_home(home: &Home, kind: Kind) -> Result<String> {
+///
+/// With `metrics`, the service keeps that Prometheus text-format file.
+pub fn for_home(home: &Home, kind: Kind, metrics: Option<&Path>) -> Result<String> {
     let binary = process::service_binary()?;
     let binary = std::fs::canonicalize(&binary)
         .with_context(|| format!("resolving {}", binary.display()))?;
-    render(kind, &binary, home.root())
+    let metrics = metrics.map(std::path::absolute).transpose()?;
+    render(kind, &binary, home.root(), metrics.as_deref())
 }
 
-/// The unit of `kind` running `binary` on `home` (both absolute).
-pub fn render(kind: Kind, binary: &Path, home: &Path) -> Result<String> {
-    let exec = format!("{} --home {}", quote(binary)?, quote(home)?);
+/// The unit of `kind` running `binary` on `home` (both absolute), keeping `metrics`.
+pub fn render(kind: Kind, binary: &Path, home: &Path, metrics: Option<&Path>) -> Result<String> {
+    let mut exec = format!("{} --home {}", quote(binary)?, quote(home)?);
+    if let Some(metrics) = metrics {
+        exec.push_str(&format!(" --metrics {}", quote(metrics)?));
+    }
     let name = kind.file_name();
     Ok(match kind {
         Kind::Service => format!(
@@ -150,14 +156,20 @@ mod tests {
             Kind::Service,
             Path::new("/opt/bin/backup_service"),
             Path::new("/h"),
+            None,
         )
         .unwrap();
         assert!(unit.contains("\nExecStart=\"/opt/bin/backup_service\" --home \"/h\"\n"));
         assert!(unit.contains("\nWantedBy=default.target\n"));
-        let once = render(Kind::Once, Path::new("/b"), Path::new("/h")).unwrap();
+        let once = render(Kind::Once, Path::new("/b"), Path::new("/h"), None).unwrap();
         assert!(once.contains("\nType=oneshot\n"));
         assert!(once.contains("\nExecStart=\"/b\" --home \"/h\" --once\n"));
-        let timer = render(Kind::Timer, Path::new("/b"), Path::new("/h")).unwrap();
+        let timer = render(Kind::Timer, Path::new("/b"), Path::new("/h"), None).unwrap();
         assert!(timer.contains("\nUnit=backup_service-once.service\n"));
+        let metrics = Some(Path::new("/var/lib/node_exporter/backup.prom"));
+        let kept = render(Kind::Service, Path::new("/b"), Path::new("/h"), metrics).unwrap();
+        assert!(kept.contains(
+            "\nExecStart=\"/b\" --home \"/h\" --metrics \"/var/lib/node_exporter/backup.prom\"\n"
+        ));
     }
 }

@@ -254,10 +254,15 @@ fn a_hook_that_hangs_is_killed_with_its_children_and_the_service_goes_on() {
         });
         assert!(home.archive_path("docs.tar").is_file());
         assert_eq!(home.service_pid(), Some(pid), "the service stopped");
-        // The run is recorded just after its hooks are done.
+        // The run is recorded just after its hooks are done: the backup is done, and the
+        // hook killed at its limit is what `status` reports, exiting 1.
         wait_for("the backup recorded as done", || {
             let status = home.manager(&["status"]);
-            status.code() == Some(0) && status.stdout.contains(", ok")
+            status.code() == Some(1)
+                && status.stdout.contains(", ok")
+                && status
+                    .stdout
+                    .contains("hook after-backup killed with its process group")
         });
         home.stop();
         Some(())
@@ -367,4 +372,124 @@ fn the_example_after_backup_says_what_it_lacks_and_copies_with_rclone_where_pres
             fs::read(home.archive_path("docs.tar")).unwrap()
         );
     }
+}
+
+/// A hook that fails or is skipped is said on `run`'s stderr, shown in `status` under its
+/// schedule's last run, and makes `status` exit 1, while the backup stays done.
+#[test]
+fn a_failing_or_skipped_hook_is_seen_in_run_and_status() {
+    let home = TestHome::new();
+    home.write("data/file.txt", "x\n");
+    fs::create_dir_all(home.path().join("hooks")).unwrap();
+    fs::set_permissions(home.path().join("hooks"), fs::Permissions::from_mode(0o755)).unwrap();
+    hook(
+        &home,
+        "after-backup",
+        "#!/bin/sh\necho remote refused >&2\nexit 3\n",
+    );
+    home.manager(&["create", "data;03:00;docs"]).success();
+    let pid = home.start();
+    let warnings = home.run_ok(0);
+    assert_eq!(
+        warnings,
+        ["hook after-backup exited with 3; last output: remote refused"]
+    );
+    let status = home.manager(&["status"]);
+    assert_eq!(status.code(), Some(1), "{status:#?}");
+    assert!(
+        status.stdout.contains("   last run:  ")
+            && status.stdout.contains(
+                "              hook after-backup exited with 3; last output: remote refused"
+            ),
+        "{}",
+        status.stdout
+    );
+    // Skipped: mode 775, what `chmod +x` gives under umask 002.
+    hook(&home, "after-backup", "#!/bin/sh\nexit 0\n");
+    let path = home.path().join("hooks/after-backup");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o775)).unwrap();
+    let warnings = home.run_ok(0);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("hook after-backup skipped: ")
+            && warnings[0].ends_with("is writable by group or others (mode 775)"),
+        "{warnings:?}"
+    );
+    assert_eq!(home.manager(&["status"]).code(), Some(1));
+    // Mended: all is well again.
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(home.run_ok(0).is_empty());
+    assert_eq!(home.manager(&["status"]).code(), Some(0));
+    assert!(common::is_running(pid));
+    home.stop();
+}
+
+/// A local HTTP server on 127.0.0.1 that answers 200 to everything and keeps each
+/// request's first line, and its body.
+fn http_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/check", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut first = String::new();
+            reader.read_line(&mut first).unwrap();
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                if let Some(n) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = n.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let body = String::from_utf8_lossy(&body);
+            kept.lock()
+                .unwrap()
+                .push(format!("{} {body}", first.trim_end()).trim().to_owned());
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK");
+        }
+    });
+    (url, seen)
+}
+
+/// The example ping hook tells a monitoring URL of a backup's start, success and failure.
+#[test]
+fn the_example_ping_hook_tells_a_monitor_of_start_success_and_failure() {
+    if Command::new("curl").arg("--version").output().is_err() {
+        eprintln!("note: curl is not installed; test skipped");
+        return;
+    }
+    let home = TestHome::new();
+    home.write("data/file.txt", "x\n");
+    let ping =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hooks/ping"))
+            .unwrap();
+    for name in ["before-backup", "after-backup", "on-failure"] {
+        hook(&home, name, &ping);
+    }
+    home.manager(&["create", "data;03:00;docs"]).success();
+    let (url, seen) = http_server();
+    let run = |home: &TestHome| manager_env(home, &[("BACKUP_PING_URL", &url)], &["run", "0"]);
+    run(&home).success();
+    fs::remove_dir_all(home.path().join("data")).unwrap();
+    assert_eq!(run(&home).code(), Some(1));
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 4, "{seen:#?}");
+    assert_eq!(seen[0], "POST /check/start HTTP/1.1");
+    assert_eq!(seen[1], "POST /check HTTP/1.1");
+    assert_eq!(seen[2], "POST /check/start HTTP/1.1");
+    assert!(
+        seen[3]
+            .starts_with("POST /check/fail HTTP/1.1 backup of data into backups/docs.tar failed"),
+        "{seen:#?}"
+    );
 }

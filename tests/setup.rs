@@ -283,7 +283,9 @@ fn status_help_lists_every_exit_code() {
     let help = home.manager(&["status", "--help"]).success().stdout.clone();
     for line in [
         "  0  the service runs and no last run failed;",
-        "  1  a last run failed (or was cancelled by the before-backup hook);",
+        "  1  a last run failed (or was cancelled by the before-backup hook), a hook",
+        "     failed, timed out or was skipped, or a schedule is overdue (no successful",
+        "     backup for longer than its period and 2 hours);",
         "  2  usage error (a mistyped command or option);",
         "  3  the service is not running;",
         "  4  the status cannot be told (an unreadable file, or no home found).",

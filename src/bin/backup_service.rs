@@ -28,6 +28,11 @@ struct Cli {
     #[arg(long)]
     once: bool,
 
+    /// Keep a Prometheus text-format file of every schedule's last backup, rewritten after
+    /// each one (for node_exporter's textfile collector); default $BACKUP_METRICS.
+    #[arg(long, value_name = "FILE")]
+    metrics: Option<PathBuf>,
+
     /// Print the manual page (roff) and exit, e.g. backup_service --man | man -l -
     #[arg(long, exclusive = true)]
     man: bool,
@@ -63,6 +68,9 @@ fn main() -> ExitCode {
     if let Err(err) = logging::init(&home.service_log(), Echo::Stderr) {
         eprintln!("backup_service: {err:#}");
         return ExitCode::FAILURE;
+    }
+    if let Some(metrics) = cli.metrics {
+        backup::metrics::set_file(metrics);
     }
     let mode = if cli.once {
         service::Mode::Once

@@ -72,7 +72,9 @@ pub enum Command {
     ///
     /// Exit codes:
     ///   0  the service runs and no last run failed;
-    ///   1  a last run failed (or was cancelled by the before-backup hook);
+    ///   1  a last run failed (or was cancelled by the before-backup hook), a hook
+    ///      failed, timed out or was skipped, or a schedule is overdue (no successful
+    ///      backup for longer than its period and 2 hours);
     ///   2  usage error (a mistyped command or option);
     ///   3  the service is not running;
     ///   4  the status cannot be told (an unreadable file, or no home found).
@@ -87,6 +89,10 @@ pub enum Command {
         /// The schedule's index.
         #[arg(value_parser = parse_index)]
         index: usize,
+        /// Rewrite this Prometheus text-format file of every schedule's last backup after
+        /// it; default $BACKUP_METRICS.
+        #[arg(long, value_name = "FILE")]
+        metrics: Option<PathBuf>,
     },
     /// Apply a schedule's retention policy now: list what it keeps and why, and remove
     /// the rest (with --dry-run, remove nothing).
@@ -132,6 +138,9 @@ pub enum Command {
         /// Print the oneshot service (backup_service --once) that the timer starts.
         #[arg(long)]
         once: bool,
+        /// Have the service keep this Prometheus text-format file (an absolute path).
+        #[arg(long, value_name = "FILE", conflicts_with = "timer")]
+        metrics: Option<PathBuf>,
     },
     /// Print the completion script for SHELL, e.g. source <(backup_manager completions bash).
     Completions {

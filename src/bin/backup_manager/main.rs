@@ -109,7 +109,12 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
         Command::Backups { json, long: false } => print_all(&manager::backups(home)?, json)?,
         Command::Backups { long: true, .. } => backups_long(home)?,
         Command::Status { json } => return status(home, json),
-        Command::Run { index } => return run_now(home, index),
+        Command::Run { index, metrics } => {
+            if let Some(metrics) = metrics {
+                backup::metrics::set_file(metrics);
+            }
+            return run_now(home, index);
+        }
         Command::Verify { name, source } => verify(home, &name, source)?,
         Command::Forget {
             name,
@@ -120,13 +125,17 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
             print_all(&forget.generations, json)?;
             say(&forget.summary);
         }
-        Command::Unit { timer, once } => {
+        Command::Unit {
+            timer,
+            once,
+            metrics,
+        } => {
             let kind = match (timer, once) {
                 (true, _) => unit::Kind::Timer,
                 (false, true) => unit::Kind::Once,
                 (false, false) => unit::Kind::Service,
             };
-            print_text(&unit::for_home(home, kind)?)?;
+            print_text(&unit::for_home(home, kind, metrics.as_deref())?)?;
         }
         Command::Completions { .. } | Command::Man => unreachable!("handled before the home"),
         Command::Restore {
@@ -257,6 +266,10 @@ fn run_now(home: &Home, index: usize) -> Result<ExitCode> {
     };
     for message in &run.messages {
         say(&format!("{label}{message}"));
+    }
+    // A hook that failed, timed out or was skipped is never only in the log.
+    for problem in &run.hooks {
+        say(&format!("warning: {problem}"));
     }
     Ok(match run.outcome {
         Outcome::Failed => ExitCode::FAILURE,
