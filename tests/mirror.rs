@@ -66,6 +66,46 @@ fn newest(home: &TestHome, name: &str) -> String {
         .unwrap()
 }
 
+/// A fresh home, its backups/ only what the mirror at `remote` holds (`mirrored`),
+/// restores each of those generations as the tree was (`states`), and the newest by NAME.
+fn assert_a_fresh_home_restores(
+    home: &TestHome,
+    remote: &Path,
+    mirrored: &[String],
+    states: &BTreeMap<String, BTreeMap<String, Vec<u8>>>,
+) {
+    let fresh = TestHome::new();
+    fresh.write("backup_schedules.txt", home.schedule_bytes().unwrap());
+    for name in mirrored {
+        fresh.write(
+            &format!("backups/{name}"),
+            fs::read(remote.join(name)).unwrap(),
+        );
+    }
+    for name in mirrored {
+        let schedule = name.split('.').next().unwrap();
+        let at = name
+            .strip_prefix(&format!("{schedule}."))
+            .and_then(|rest| rest.strip_suffix(".tar"))
+            .unwrap();
+        let dest = fresh.path().join(format!("restored-{name}"));
+        fresh
+            .manager(&["restore", schedule, dest.to_str().unwrap(), "--at", at])
+            .success();
+        common::assert_same_map(&tree(&dest.join("src")), &states[name], name);
+    }
+    // By NAME, the newest of each.
+    let dest = fresh.path().join("newest");
+    fresh
+        .manager(&["restore", "chain", dest.to_str().unwrap()])
+        .success();
+    common::assert_same_map(
+        &tree(&dest.join("src")),
+        &tree(&home.path().join("src")),
+        "the newest",
+    );
+}
+
 #[test]
 fn a_home_rebuilt_from_its_rclone_mirror_restores_every_kept_generation() {
     if Command::new("rclone").arg("version").output().is_err() {
@@ -126,37 +166,7 @@ fn a_home_rebuilt_from_its_rclone_mirror_restores_every_kept_generation() {
     // The chain's full and four incrementals (keep=4 and the full they need), and two.
     assert_eq!(kept.len(), 5 + 2, "{kept:?}");
 
-    // A fresh home, its backups/ only what the mirror received.
-    let fresh = TestHome::new();
-    fresh.write("backup_schedules.txt", home.schedule_bytes().unwrap());
-    for name in &mirrored {
-        fresh.write(
-            &format!("backups/{name}"),
-            fs::read(remote.path().join(name)).unwrap(),
-        );
-    }
-    for name in &mirrored {
-        let schedule = name.split('.').next().unwrap();
-        let at = name
-            .strip_prefix(&format!("{schedule}."))
-            .and_then(|rest| rest.strip_suffix(".tar"))
-            .unwrap();
-        let dest = fresh.path().join(format!("restored-{name}"));
-        fresh
-            .manager(&["restore", schedule, dest.to_str().unwrap(), "--at", at])
-            .success();
-        common::assert_same_map(&tree(&dest.join("src")), &states[name], name);
-    }
-    // By NAME, the newest of each.
-    let dest = fresh.path().join("newest");
-    fresh
-        .manager(&["restore", "chain", dest.to_str().unwrap()])
-        .success();
-    common::assert_same_map(
-        &tree(&dest.join("src")),
-        &tree(&home.path().join("src")),
-        "the newest",
-    );
+    assert_a_fresh_home_restores(&home, remote.path(), &mirrored, &states);
 
     // forget prunes, and the mirror follows.
     home.write(
