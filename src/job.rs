@@ -13,6 +13,7 @@ use crate::atomic_file;
 use crate::generations::{self, chain};
 use crate::home::{BACKUPS_DIR, Home};
 use crate::hooks::{self, Written};
+use crate::logging::counted;
 use crate::metrics;
 use crate::schedule::Schedule;
 use crate::state::{self, Outcome, Record, Run};
@@ -58,6 +59,7 @@ fn back_up(
     }
     // What an interrupted `run` (Ctrl-C) left; writers still alive are kept.
     remove_leftovers(home);
+    info!("Backup started for {} into {shown}", schedule.path);
     let started = Instant::now();
     let result = write(home, schedule, started_at, progress);
     let mut run = Run {
@@ -142,9 +144,9 @@ fn done(schedule: &Schedule, shown: &str, summary: archive::Summary, run: &mut R
     // in as it was.
     let warning_count = summary.warnings.len() as u64 + summary.more_warnings;
     info!(
-        "Backup done for {} in {shown} ({} entries, {}, {:.2} s{})",
+        "Backup done for {} in {shown} ({}, {}, {:.2} s{})",
         schedule.path,
-        summary.entries,
+        counted(summary.entries, "entry", "entries"),
         format_size(summary.bytes),
         run.duration_secs,
         describe_warnings(warning_count),

@@ -76,6 +76,11 @@ where
     line
 }
 
+/// `n` and the noun that goes with it: `1 entry`, `2 entries`, `0 entries`.
+pub fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// `message` with its control characters escaped (`\n`, `\t`...), so that it prints as
 /// exactly one line, on stderr as in the log.
 pub fn one_line(message: &str) -> String {
@@ -198,6 +203,13 @@ mod tests {
             format_line(&t, Level::Warn, "x"),
             "[31/12/2024 00:00] Warning: x\n"
         );
+    }
+
+    #[test]
+    fn counts_take_the_singular_for_one() {
+        assert_eq!(counted(1, "entry", "entries"), "1 entry");
+        assert_eq!(counted(0, "entry", "entries"), "0 entries");
+        assert_eq!(counted(12, "entry", "entries"), "12 entries");
     }
 
     #[test]

@@ -151,6 +151,20 @@ fn assert_walkthrough_logs(home: &TestHome, schedules: &[String]) {
         !service_log.iter().any(|m| m.starts_with("Error")),
         "{service_log:#?}"
     );
+    // Each backup's start is logged too, before it is done.
+    for (path, archive) in [
+        ("test", "backup_test"),
+        ("test1", "personal_data"),
+        ("test2", "office_docs"),
+    ] {
+        let started = format!("Backup started for {path} into backups/{archive}.tar");
+        let done = format!("Backup done for {path} in backups/{archive}.tar");
+        let at = |what: &str| service_log.iter().position(|m| m.starts_with(what));
+        assert!(
+            at(&started) < at(&done) && at(&started).is_some(),
+            "{service_log:#?}"
+        );
+    }
 }
 
 /// A home with two schedules, for the error paths to leave alone.

@@ -248,8 +248,8 @@ fn run_now(home: &Home, index: usize) -> Result<ExitCode> {
     let show = |progress: Progress| {
         if let Some(bar) = &spinner {
             bar.set_message(format!(
-                "backing up schedule {index}: {} entries, {:.1} MiB",
-                progress.entries,
+                "backing up schedule {index}: {}, {:.1} MiB",
+                logging::counted(progress.entries, "entry", "entries"),
                 progress.bytes as f64 / f64::from(1 << 20)
             ));
         }
@@ -276,10 +276,10 @@ fn run_now(home: &Home, index: usize) -> Result<ExitCode> {
         Outcome::Ok | Outcome::Warnings => {
             let warned = backup::job::describe_warnings(run.warning_count);
             say(&format!(
-                "backed up {} into backups/{} ({} entries, {}, {:.2} s{warned})",
+                "backed up {} into backups/{} ({}, {}, {:.2} s{warned})",
                 schedule.path,
                 schedule.archive_file_name(),
-                run.entries,
+                logging::counted(run.entries, "entry", "entries"),
                 backup::job::format_size(run.bytes),
                 run.duration_secs
             ));
