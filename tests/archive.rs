@@ -70,7 +70,11 @@ impl Env {
     /// `backup_manager` in this home, with `args`, not yet run.
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_backup_manager"));
-        command.arg("--home").arg(&self.home).args(args);
+        command
+            .arg("--home")
+            .arg(&self.home)
+            .args(args)
+            .current_dir(&self.home);
         if let Some((uid, gid)) = self.user {
             use std::os::unix::process::CommandExt;
             command.uid(uid).gid(gid);

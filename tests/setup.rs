@@ -42,28 +42,40 @@ fn backup_home_names_the_home_and_home_wins_over_it() {
     let elsewhere = tempfile::tempdir().unwrap();
     let cwd = elsewhere.path();
     a.write("docs/f", "a\n");
+    // Absolute PATHs: a relative one typed here would be taken from this folder.
 
-    run_in(MANAGER, cwd, Some(a.path()), &["create", "docs;03:00;docs"]).success();
-    assert_eq!(a.schedule_bytes().unwrap(), b"docs;03:00;docs\n");
     run_in(
         MANAGER,
         cwd,
         Some(a.path()),
-        &["--home", b.path().to_str().unwrap(), "create", "b;04:00;b"],
+        &["create", "/srv/docs;03:00;docs"],
     )
     .success();
-    assert_eq!(b.schedule_bytes().unwrap(), b"b;04:00;b\n");
-    assert_eq!(a.schedule_bytes().unwrap(), b"docs;03:00;docs\n");
+    assert_eq!(a.schedule_bytes().unwrap(), b"/srv/docs;03:00;docs\n");
+    run_in(
+        MANAGER,
+        cwd,
+        Some(a.path()),
+        &[
+            "--home",
+            b.path().to_str().unwrap(),
+            "create",
+            "/srv/b;04:00;b",
+        ],
+    )
+    .success();
+    assert_eq!(b.schedule_bytes().unwrap(), b"/srv/b;04:00;b\n");
+    assert_eq!(a.schedule_bytes().unwrap(), b"/srv/docs;03:00;docs\n");
 
     let list = run_in(MANAGER, cwd, Some(a.path()), &["list"]);
-    assert_eq!(list.success().stdout, "0: docs;03:00;docs\n");
+    assert_eq!(list.success().stdout, "0: /srv/docs;03:00;docs\n");
     let list = run_in(
         MANAGER,
         cwd,
         Some(a.path()),
         &["list", "--home", b.path().to_str().unwrap()],
     );
-    assert_eq!(list.success().stdout, "0: b;04:00;b\n");
+    assert_eq!(list.success().stdout, "0: /srv/b;04:00;b\n");
 
     // status and start say which home they use.
     let status = run_in(MANAGER, cwd, Some(a.path()), &["status"]);
@@ -292,4 +304,51 @@ fn status_help_lists_every_exit_code() {
     ] {
         assert!(help.lines().any(|l| l == line), "{line:?} not in:\n{help}");
     }
+}
+
+/// A relative PATH typed in a folder other than the home is taken from that folder, and
+/// `~` from the user's home, as the shell would; in the home, lines stay as typed.
+#[test]
+fn a_path_is_taken_as_the_user_typed_it() {
+    let home = TestHome::new();
+    let parent = tempfile::tempdir().unwrap();
+    let parent = fs::canonicalize(parent.path()).unwrap();
+    fs::create_dir(parent.join("proj")).unwrap();
+    let out = run_in(
+        MANAGER,
+        &parent,
+        Some(home.path()),
+        &["create", "proj;02:00;p"],
+    );
+    out.success();
+    let line = format!("{}/proj;02:00;p\n", parent.display());
+    assert_eq!(home.schedule_bytes().unwrap(), line.as_bytes());
+    assert_eq!(
+        out.stderr,
+        format!(
+            "backup_manager: proj taken as {}/proj (as the shell would: from the current \
+             folder, ~ as your home)\n",
+            parent.display()
+        )
+    );
+    // `~` from HOME.
+    let mut command = Command::new(MANAGER);
+    command
+        .args(["create", "~/notes;03:00;notes"])
+        .current_dir(&parent)
+        .env("BACKUP_HOME", home.path())
+        .env("HOME", &parent);
+    common::finish(command.spawn().unwrap()).success();
+    let text = String::from_utf8(home.schedule_bytes().unwrap()).unwrap();
+    assert!(
+        text.ends_with(&format!("{}/notes;03:00;notes\n", parent.display())),
+        "{text}"
+    );
+    // In the home itself, as typed.
+    run_in(MANAGER, home.path(), None, &["create", "test;04:00;t"]).success();
+    assert!(
+        String::from_utf8(home.schedule_bytes().unwrap())
+            .unwrap()
+            .ends_with("\ntest;04:00;t\n")
+    );
 }

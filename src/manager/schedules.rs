@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use chrono::Local;
 use log::{info, warn};
 
@@ -34,6 +34,22 @@ pub fn create(home: &Home, line: &str, flags: Options) -> Result<Option<String>>
         .options
         .combine(flags)
         .map_err(|why| anyhow::anyhow!("refusing schedule {line}: {why}"))?;
+    let typed = as_typed(home, &schedule.path)?;
+    let note = typed.as_ref().map(|path| {
+        format!(
+            "{} taken as {path} (as the shell would: from the current folder, ~ as your \
+             home)",
+            schedule.path
+        )
+    });
+    if let Some(path) = typed {
+        schedule.path = path;
+        // The folder's own name may hold what a line cannot.
+        let line = schedule.to_string();
+        if line.parse::<Schedule>().ok().as_ref() != Some(&schedule) {
+            anyhow::bail!("refusing schedule {line}: its PATH cannot be written on a line");
+        }
+    }
     // The line and its record are written under the state lock, which the service holds
     // while it reads the schedule file: it sees both or neither, so it can neither prune
     // the new record nor take the state file for lost.
@@ -54,12 +70,45 @@ pub fn create(home: &Home, line: &str, flags: Options) -> Result<Option<String>>
     drop(state);
     notify_service(home);
     let source = home.resolve(Path::new(&schedule.path));
-    Ok((fs::symlink_metadata(&source).is_err()).then(|| {
+    let missing = fs::symlink_metadata(&source).is_err().then(|| {
         format!(
             "warning: {} does not exist yet; the backup will fail until it does",
             source.display()
         )
-    }))
+    });
+    Ok(match (note, missing) {
+        (Some(note), Some(missing)) => Some(format!("{note}; {missing}")),
+        (note, missing) => note.or(missing),
+    })
+}
+
+/// The PATH as the user typed it, when it needs making absolute: `~` and `~/...` from
+/// their home folder, and a relative path from the current folder when that is not the
+/// home (where the brief's relative lines stay as they are). `None` when it stays.
+fn as_typed(home: &Home, path: &str) -> Result<Option<String>> {
+    let text = |p: std::path::PathBuf| {
+        p.into_os_string()
+            .into_string()
+            .map_err(|_| anyhow::anyhow!("the path {path} is not valid UTF-8"))
+    };
+    if path == "~" || path.starts_with("~/") {
+        let Some(user_home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else {
+            anyhow::bail!("cannot expand {path}: HOME is not set");
+        };
+        let rest = path
+            .strip_prefix("~")
+            .unwrap_or(path)
+            .trim_start_matches('/');
+        return text(Path::new(&user_home).join(rest)).map(Some);
+    }
+    if Path::new(path).is_absolute() {
+        return Ok(None);
+    }
+    let here = std::env::current_dir().context("reading the current folder")?;
+    if fs::canonicalize(&here).is_ok_and(|here| here == home.root()) {
+        return Ok(None);
+    }
+    text(std::path::absolute(here.join(path))?).map(Some)
 }
 
 /// `delete INDEX`: removes the schedule at INDEX and forgets its state.

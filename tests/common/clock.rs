@@ -56,6 +56,7 @@ impl Clock {
         command
             .arg("--home")
             .arg(home)
+            .current_dir(home)
             .env("LD_PRELOAD", &self.lib)
             .env("FAKETIME_TIMESTAMP_FILE", &self.file)
             .env("FAKETIME_NO_CACHE", "1")

@@ -56,7 +56,9 @@ impl TestHome {
     pub fn manager(&self, args: &[&str]) -> Output {
         let mut all = vec!["--home", self.root.to_str().unwrap()];
         all.extend_from_slice(args);
-        run(MANAGER, &all, None)
+        // In the home, as the brief's walkthrough runs it: a relative PATH given to
+        // `create` elsewhere is taken from the current folder.
+        run(MANAGER, &all, Some(&self.root))
     }
 
     /// Like [`TestHome::manager`], but started without waiting for it.
@@ -65,6 +67,7 @@ impl TestHome {
             .arg("--home")
             .arg(&self.root)
             .args(args)
+            .current_dir(&self.root)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
