@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use super::check::Checker;
 use crate::excludes::{Excludes, PathCheck};
 use crate::naming::Compression;
 use crate::schedule::Options;
@@ -42,9 +43,17 @@ pub struct Source<'a> {
 }
 
 /// Reads the archive at `path` to its end. A broken structure (a bad header checksum, a
-/// truncated entry, a missing end marker, a corrupt compressed stream) is an error; with
-/// `source`, each entry is also compared with the live tree and the differences listed.
-pub fn verify(path: &Path, compression: Compression, source: Option<Source<'_>>) -> Result<Report> {
+/// truncated entry, a missing end marker, a corrupt compressed stream) is an error, and
+/// so is any entry that `restore` would refuse: `checker` makes the very check restore
+/// does (give it the archives of a chain in order). With `source`, each entry is also
+/// compared with the live tree and the differences listed; an entry is checked before it
+/// is compared, so no name that climbs out of the source is ever opened.
+pub fn verify(
+    path: &Path,
+    compression: Compression,
+    source: Option<Source<'_>>,
+    checker: &mut Checker,
+) -> Result<Report> {
     let input = compression.open(path)?;
     let mut reader = Reader::new(input);
     let mut report = Report::default();
@@ -53,6 +62,9 @@ pub fn verify(path: &Path, compression: Compression, source: Option<Source<'_>>)
         .next_entry()
         .with_context(|| format!("reading {}", path.display()))?
     {
+        checker
+            .entry(&header, &mut reader)
+            .map_err(|e| anyhow::anyhow!("restore would refuse it: {e:#}"))?;
         // An incremental chain's label is no entry of the tree.
         if header.kind == Kind::VOLUME_LABEL {
             continue;
