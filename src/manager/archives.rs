@@ -162,11 +162,15 @@ pub fn restore(
     })
 }
 
-/// What a restore never writes or removes: the home's own files.
+/// What a restore never writes or removes: the home's own files and folders (its logs
+/// too: the manager is writing to one).
 fn protected(home: &Home) -> archive::Protected {
     let file = |path: PathBuf, what: &str| (path, format!("this home's {what}"));
     archive::Protected {
-        folders: vec![file(home.backups(), "backups folder")],
+        folders: vec![
+            file(home.backups(), "backups folder"),
+            file(home.root().join("logs"), "logs folder"),
+        ],
         files: vec![
             file(home.schedules(), "schedule file"),
             file(home.schedules_lock(), "schedule lock file"),

@@ -5,8 +5,10 @@
 //! the other kind (a folder where a file is listed, or the reverse), goes, so that the
 //! entries that follow can take its place and the restored entries are those of the last
 //! archive. Only what this restore wrote goes, though: what DEST held before stays, unless
-//! `--delete` asks for a mirror. At the end of a restore with `--delete`, each folder the
-//! archives hold that DEST held before also loses whatever the restore did not write.
+//! `--delete` asks for a mirror. Then what DEST held goes at once only when it stands in
+//! the way (listed as the other kind); at the end of the restore, each folder the
+//! archives hold that DEST held before loses whatever the restore did not write, so that
+//! what a later archive of a chain holds again is not removed and counted on the way.
 //!
 //! Nothing a [`Guard`] protects is ever removed, and no link is followed: what is removed
 //! is a child of the folder, and folders are removed by descending into them with
@@ -30,8 +32,9 @@ use crate::tar::dumpdir::{FOLDER, Listing};
 
 /// What a purge removes from a folder.
 pub enum Purge<'a> {
-    /// What the listing does not hold as it is, if this restore wrote it, or, when the
-    /// flag (`--delete`) is set, whoever did.
+    /// What the listing does not hold as it is, if this restore wrote it; when the flag
+    /// (`--delete`) is set, also what DEST held that is listed as the other kind, in the
+    /// way of what comes.
     Unlisted(&'a Listing<'a>, bool),
     /// Whatever this restore did not write (`--delete`, at the end).
     Unwritten,
@@ -46,12 +49,13 @@ pub fn purge(tree: &mut Tree, guard: &Guard, how: Purge<'_>) -> Result<u64> {
     for (name, is_dir) in children(&dir)? {
         let written = tree.is_written(node, &name);
         let goes = match &how {
-            Purge::Unlisted(listing, delete) => {
-                let listed = listing
-                    .flag(&name)
-                    .is_some_and(|flag| (flag == FOLDER) == is_dir);
-                !listed && (written || *delete)
-            }
+            Purge::Unlisted(listing, delete) => match listing.flag(&name) {
+                Some(flag) if (flag == FOLDER) == is_dir => false,
+                // In the way of what the listing says comes.
+                Some(_) => written || *delete,
+                // What DEST held waits for the end: a later archive may hold it.
+                None => written,
+            },
             Purge::Unwritten => !written,
         };
         if !goes || guard.write(id, &name).is_some() {

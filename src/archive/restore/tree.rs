@@ -9,8 +9,10 @@
 //! The way down is kept open: the folders of the last path, so that the next path, which
 //! in an archive shares most of them, opens only what differs. Every folder is opened from
 //! its parent with `O_NOFOLLOW`, so no link is ever followed; at most [`MAX_OPEN`] are
-//! held open, and one closed to stay within that is opened again from the nearest open
-//! one above it when the way goes back up. Time is linear in the archive's size and depth.
+//! held open, and one closed to stay within that is opened again when the way goes back
+//! up: through the `..` of the open one below it, checked to be the same folder by its
+//! device and inode, or else from the nearest open one above it. Time is linear in the
+//! archive's size and depth.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -140,8 +142,20 @@ impl Tree {
         Ok(Some(self.levels.last().map_or(ROOT, |l| l.node)))
     }
 
-    /// Goes up until `depth` folders are left below DEST.
+    /// Goes up until `depth` folders are left below DEST. A closed folder just above an
+    /// open one is opened again through the open one's `..`, checked to be the very
+    /// folder it was, so that climbing a deep tree costs one open a level.
     fn up_to(&mut self, depth: usize) {
+        if depth > 0 && depth < self.levels.len() && self.levels[depth - 1].fd.is_none() {
+            let above = self.levels[depth].fd.as_ref().and_then(|fd| {
+                let up = nix::fcntl::openat(fd, c"..", FLAGS, Mode::empty()).ok()?;
+                (id_of(&up).ok()? == self.levels[depth - 1].id).then_some(up)
+            });
+            if let Some(up) = above {
+                self.levels[depth - 1].fd = Some(up);
+                self.shallowest_open = depth - 1;
+            }
+        }
         self.levels.truncate(depth);
         self.path.truncate(self.levels.last().map_or(0, |l| l.end));
         self.shallowest_open = self.shallowest_open.min(depth);
