@@ -13,7 +13,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::Path;
 use std::process::Command;
 
-use common::{ChildGuard, TestHome, archive_entries, assert_same_map};
+use common::{
+    ChildGuard, TestHome, UNPRIVILEGED, archive_entries, assert_same_map, unprivileged_prefix,
+};
 
 /// What a tree holds, as a restore must give it back: for each path, its kind, mode,
 /// mtime (seconds, as tar keeps them), and contents or link target.
@@ -560,8 +562,6 @@ fn a_deep_tree_is_backed_up_within_a_small_descriptor_limit() {
     }
     assert_same_map(&gnu_restore(&home, &chain(&home)), &expected, "GNU tar");
 }
-
-use common::{UNPRIVILEGED, unprivileged_prefix};
 
 /// `backup_manager --home HOME ARGS`, run through `prefix` (as the other user).
 fn manager_as(prefix: &[String], home: &TestHome, args: &[&str]) -> std::process::Output {

@@ -177,6 +177,8 @@ struct Target {
 }
 
 impl Target {
+    // statvfs's field types are u64 here but not on every target.
+    #[allow(clippy::unnecessary_cast)]
     fn of(dest: &Path) -> Result<Self> {
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
         let fd = match nix::fcntl::open(dest, flags, Mode::empty()) {

@@ -51,6 +51,10 @@ struct Node {
     end: Option<Final>,
 }
 
+/// What [`Tree::each_deepest_first`] calls for each folder: with the tree at it, its node,
+/// whether the restore made it, and what it gets at the end.
+pub type Visit<'a> = dyn FnMut(&mut Tree, u32, bool, Option<Final>) -> Result<()> + 'a;
+
 /// Where going down one folder led.
 enum Down {
     In,
@@ -300,10 +304,7 @@ impl Tree {
     /// Visits the folders reached, deepest first (every folder after all it holds), with
     /// `visit(tree, node, ours, end)` called while the tree is at that folder. A folder
     /// gone or no longer one is skipped, with all it held.
-    pub fn each_deepest_first(
-        &mut self,
-        visit: &mut dyn FnMut(&mut Tree, u32, bool, Option<Final>) -> Result<()>,
-    ) -> Result<()> {
+    pub fn each_deepest_first(&mut self, visit: &mut Visit<'_>) -> Result<()> {
         self.up_to(0);
         // Each frame: a folder's child folders, and how many of them are done.
         let mut frames: Vec<(u32, Vec<u32>, usize)> = vec![(ROOT, self.kids(ROOT), 0)];
