@@ -194,6 +194,23 @@ fn delete_mirrors_a_plain_archive_too_and_force_alone_keeps_extra_files() {
     out.success();
     assert!(stderr(&out).contains(", 1 removed)"), "{}", stderr(&out));
     assert_eq!(tree(&dest.join("src")), tree(&home.path().join("src")));
+
+    // An archive of `./` (as `tar -C DIR .` writes) holds DEST itself: --delete mirrors it.
+    put(
+        &home,
+        "dot.tar",
+        &archive_of(&[dir("./"), file("./x", b"x")]),
+    );
+    let out = home.manager(&["restore", "dot.tar", dest.to_str().unwrap(), "--force"]);
+    out.success();
+    assert!(dest.join("src").exists());
+    let out = home.manager(&["restore", "dot.tar", dest.to_str().unwrap(), "--delete"]);
+    out.success();
+    assert!(stderr(&out).contains(", 4 removed)"), "{}", stderr(&out));
+    assert_eq!(
+        tree(&dest),
+        BTreeMap::from([("x".to_owned(), "x".to_owned())])
+    );
 }
 
 // ---- hostile archives ------------------------------------------------------------

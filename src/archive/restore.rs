@@ -121,9 +121,10 @@ pub fn restore_chain(
     }
     target.has_room(checker.needs(), dest)?;
     let ours = prepare(dest, options.force || options.delete)?;
+    // DEST itself as the user named it, a link to a folder included.
     let root = nix::fcntl::open(
         dest,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
     .with_context(|| format!("opening {}", dest.display()))?;
@@ -133,6 +134,7 @@ pub fn restore_chain(
         guard,
         as_root: Uid::effective().is_root(),
         delete: options.delete,
+        root_held: false,
         done: Restored::default(),
     };
     let written = archives
@@ -290,6 +292,9 @@ struct Extract {
     guard: Guard,
     as_root: bool,
     delete: bool,
+    /// Whether an archive holds DEST itself (as `./`, as `tar -C DIR .` writes): then
+    /// `--delete` mirrors DEST too.
+    root_held: bool,
     done: Restored,
 }
 
@@ -309,6 +314,7 @@ impl Extract {
             let name = canonical(&header.name)
                 .map_err(|why| anyhow::anyhow!("entry {:?} {why}", shown()))?;
             if name.is_empty() {
+                self.root_held |= matches!(header.kind, Kind::Dir | Kind::DUMPDIR);
                 if header.kind == Kind::DUMPDIR {
                     // The destination itself, as `./`.
                     self.root_listing(&mut reader).with_context(|| {
@@ -343,20 +349,23 @@ impl Extract {
             guard,
             as_root,
             delete,
+            root_held,
             done,
         } = self;
         let delete = *delete && written;
         let mut first_error = None;
         tree.each_deepest_first(&mut |tree, node, ours, end| {
-            let Some(end) = end else {
-                return Ok(());
-            };
+            let held = end.is_some() || (node == ROOT && *root_held);
             let result = (|| {
-                if delete && !ours && node != ROOT {
+                if delete && held && !ours {
                     done.removed += dumpdir::purge(tree, guard, dumpdir::Purge::Unwritten)?;
                 }
-                end.apply(tree.here()?.1, *as_root)
-                    .context("setting its mode and time")
+                match end {
+                    Some(end) => end
+                        .apply(tree.here()?.1, *as_root)
+                        .context("setting its mode and time"),
+                    None => Ok(()),
+                }
             })();
             if let Err(e) = result {
                 let shown = String::from_utf8_lossy(&tree.current_name()).into_owned();
