@@ -13,7 +13,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::Path;
 use std::process::Command;
 
-use common::{ChildGuard, TestHome, archive_entries, assert_same_map};
+use common::{
+    ChildGuard, TestHome, UNPRIVILEGED, archive_entries, assert_same_map, unprivileged_prefix,
+};
 
 /// What a tree holds, as a restore must give it back: for each path, its kind, mode,
 /// mtime (seconds, as tar keeps them), and contents or link target.
@@ -567,39 +569,6 @@ fn a_deep_tree_is_backed_up_within_a_small_descriptor_limit() {
         );
     }
     assert_same_map(&gnu_restore(&home, &chain(&home)), &expected, "GNU tar");
-}
-
-/// The user restores run as when the tests run as root, who ignores modes: `nobody`.
-const UNPRIVILEGED: u32 = 65534;
-
-/// How to run a program as a user other than root: nothing to add when the tests already
-/// run as one, else `setpriv` or `runuser` in front of it; `None` when neither works here.
-fn unprivileged_prefix() -> Option<Vec<String>> {
-    if !nix::unistd::Uid::effective().is_root() {
-        return Some(Vec::new());
-    }
-    let id = UNPRIVILEGED.to_string();
-    let candidates = [
-        vec![
-            "setpriv".to_owned(),
-            format!("--reuid={id}"),
-            format!("--regid={id}"),
-            "--clear-groups".to_owned(),
-        ],
-        vec![
-            "runuser".to_owned(),
-            "-u".to_owned(),
-            "nobody".to_owned(),
-            "--".to_owned(),
-        ],
-    ];
-    candidates.into_iter().find(|prefix| {
-        Command::new(&prefix[0])
-            .args(&prefix[1..])
-            .args(["sh", "-c", &format!("test \"$(id -u)\" = {id}")])
-            .status()
-            .is_ok_and(|s| s.success())
-    })
 }
 
 /// `backup_manager --home HOME ARGS`, run through `prefix` (as the other user).

@@ -5,6 +5,7 @@
 //! compressed with gzip or zstd; GNU tar reads them back, and so do [`verify`] and
 //! [`restore`].
 
+pub mod check;
 mod label;
 mod restore;
 mod sink;
@@ -25,7 +26,7 @@ use crate::naming::Compression;
 use crate::schedule::Options;
 
 pub use label::{is_full, label};
-pub use restore::{Restored, restore, restore_chain};
+pub use restore::{Options as RestoreOptions, Protected, Restored, restore, restore_chain};
 pub use verify::{Report, Source, verify};
 
 /// Archives are private to their owner, whatever the umask says.

@@ -8,34 +8,37 @@
 //! times only at the very end (see [`folders`]), so that a read-only folder restored by
 //! one archive of a chain takes the next archive's changes.
 
-use std::collections::HashSet;
-use std::ffi::OsStr;
 use std::fs;
 use std::io;
-use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use nix::unistd::Uid;
 
+use super::check::{Checker, Needs, canonical};
 use crate::naming::Compression;
-use crate::tar::{Header, Kind, Reader, open_archive};
+use crate::tar::{Kind, Reader, open_archive};
 
 mod dumpdir;
 mod entry;
 mod folders;
+mod guard;
+mod tree;
 
-use folders::Folders;
+pub use guard::Protected;
+use guard::{Guard, id_of};
+use tree::{ROOT, Tree};
 
 /// What a restore did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Restored {
     /// Entries restored.
     pub entries: u64,
+    /// Entries that DEST held before the restore and `--delete` removed (a folder and
+    /// each entry in it).
+    pub removed: u64,
     /// Entries that could not be restored as they were (a device without the right to
     /// create one, an owner that could not be set), one sentence each.
     pub warnings: Vec<String>,
@@ -43,29 +46,53 @@ pub struct Restored {
     pub not_restored: Vec<String>,
 }
 
+/// How a restore treats what DEST holds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options<'a> {
+    /// DEST may hold files: what stands in an archived entry's way is replaced, and
+    /// nothing else is touched.
+    pub force: bool,
+    /// Also remove, inside the folders the archives hold, what DEST held and they do
+    /// not, so that those folders hold exactly what the archives do (implies `force`).
+    pub delete: bool,
+    /// What is never written or removed, whatever DEST is.
+    pub protected: Option<&'a Protected>,
+}
+
 /// Restores the archive at `path` into `dest`, which must be missing or empty unless
-/// `force` (then existing files are replaced). Modes and modification times are
-/// restored; owners too when running as root.
+/// `options.force`. Modes and modification times are restored; owners too when running
+/// as root.
 pub fn restore(
     path: &Path,
     compression: Compression,
     dest: &Path,
-    force: bool,
+    options: Options<'_>,
 ) -> Result<Restored> {
-    restore_chain(&[path], compression, dest, force)
+    restore_chain(&[path], compression, dest, options)
 }
 
 /// Restores a chain: a full archive then incrementals, in order, into `dest`, which must
-/// be missing or empty unless `force`. Every archive is checked before anything is
-/// written. Each folder stored as a dumpdir (see [`crate::tar::dumpdir`]) loses what its
-/// listing does not hold, as with GNU tar's `--listed-incremental`, so that the result
-/// is the tree as it was at the last archive's backup.
+/// be missing or empty unless `options.force`. Every archive is checked before anything
+/// is written (see [`crate::archive::check`]), and DEST's file system must have room for
+/// what they declare.
+///
+/// Each folder stored as a dumpdir (see [`crate::tar::dumpdir`]) loses what an earlier
+/// archive of this restore wrote in it and its listing does not hold, as with GNU tar's
+/// `--listed-incremental`, so that the entries restored are those of the last archive's
+/// backup. What DEST held before is left alone, but for what stands in an entry's way,
+/// unless `options.delete`.
+///
+/// A failure while writing still gives every folder restored its mode, and says that
+/// DEST is partial.
 pub fn restore_chain(
     paths: &[&Path],
     compression: Compression,
     dest: &Path,
-    force: bool,
+    options: Options<'_>,
 ) -> Result<Restored> {
+    let none = Protected::default();
+    let protected = options.protected.unwrap_or(&none);
+    let guard = Guard::new(protected);
     // Each opened once: both passes read the same file, even if a new archive is renamed
     // into place meanwhile.
     let mut archives = Vec::with_capacity(paths.len());
@@ -77,116 +104,197 @@ pub fn restore_chain(
                 .with_context(|| format!("reading {}", path.display()))
                 .and_then(|file| compression.read(file, path))
         };
-        check(reopen()?, path)?;
         archives.push((path, reopen));
     }
-    prepare(dest, force)?;
+    let target = Target::of(dest)?;
+    if let Some(fd) = &target.fd {
+        guard.check_dest(id_of(fd)?, dest)?;
+    }
+    let names = target
+        .canonical
+        .as_ref()
+        .map_or_else(Vec::new, |dest| protected.names_under(dest));
+    let dest_fd = target.fd.as_ref().map(|fd| fd.try_clone()).transpose()?;
+    let mut checker = Checker::new(dest_fd.map(|fd| (fd, dest)), target.block, names);
+    for (path, reopen) in &archives {
+        check(reopen()?, path, &mut checker)?;
+    }
+    target.has_room(checker.needs(), dest)?;
+    let ours = prepare(dest, options.force || options.delete)?;
+    // DEST itself as the user named it, a link to a folder included.
     let root = nix::fcntl::open(
         dest,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
     .with_context(|| format!("opening {}", dest.display()))?;
+    guard.check_dest(id_of(&root)?, dest)?;
     let mut out = Extract {
-        root,
-        cached: None,
-        folders: Folders::default(),
+        tree: Tree::new(root, ours)?,
+        guard,
         as_root: Uid::effective().is_root(),
+        delete: options.delete,
+        root_held: false,
         done: Restored::default(),
     };
-    for (path, reopen) in &archives {
-        out.archive(path, reopen()?, dest)?;
+    let written = archives
+        .iter()
+        .try_for_each(|(path, reopen)| out.archive(path, reopen()?, dest));
+    let finished = out.finish(written.is_ok());
+    match (written, finished) {
+        (Ok(()), Ok(())) => Ok(out.done),
+        (Err(e), _) | (Ok(()), Err(e)) => bail!(
+            "{e:#}; {} is partial: what was restored so far stays, its folders with their \
+             archived modes",
+            dest.display()
+        ),
     }
-    // After the last archive: any of them may write into any folder an earlier one made.
-    out.cached = None;
-    std::mem::take(&mut out.folders)
-        .finish(&out.root, out.as_root)
-        .with_context(|| format!("setting folder modes and times in {}", dest.display()))?;
-    Ok(out.done)
 }
 
-/// The first pass: the whole archive is sound and every name safe, or nothing is written.
-fn check(stream: Box<dyn io::Read>, path: &Path) -> Result<()> {
+/// The first pass over one archive: the whole of it is sound and every entry passes the
+/// check, or nothing is written.
+fn check(stream: Box<dyn io::Read>, path: &Path, checker: &mut Checker) -> Result<()> {
     let mut reader = Reader::new(stream);
-    let mut links: HashSet<Vec<u8>> = HashSet::new();
     while let Some(header) = reader
         .next_entry()
         .with_context(|| format!("reading {}", path.display()))?
     {
-        let refuse = |why: &str| {
+        checker.entry(&header, &mut reader).map_err(|e| {
             anyhow::anyhow!(
-                "refusing to restore {}: entry {:?} {why}; nothing was written",
-                path.display(),
-                String::from_utf8_lossy(&header.name)
+                "refusing to restore {}: {e:#}; nothing was written",
+                path.display()
             )
-        };
-        let Some(parts) = components(&header.name).map_err(|e| refuse(&e.to_string()))? else {
-            continue;
-        };
-        let through_link =
-            |parts: &[&[u8]]| (1..parts.len()).any(|n| links.contains(&parts[..n].join(&b'/')));
-        if through_link(&parts) {
-            return Err(refuse("lies under a symbolic link stored earlier"));
-        }
-        if header.kind == Kind::HardLink {
-            match components(&header.link) {
-                Ok(Some(target)) if !through_link(&target) => {}
-                _ => return Err(refuse("is a hard link to a name outside the destination")),
-            }
-        }
-        let joined = parts.join(&b'/');
-        if header.kind == Kind::Symlink {
-            links.insert(joined);
-        } else {
-            links.remove(&joined);
-        }
+        })?;
     }
     Ok(())
 }
 
-/// The name's parts, `.` dropped; `None` for the destination itself. Absolute names and
-/// `..` are refused.
-fn components(name: &[u8]) -> Result<Option<Vec<&[u8]>>> {
-    if name.first() == Some(&b'/') {
-        bail!("has an absolute name");
-    }
-    let parts: Vec<&[u8]> = name
-        .split(|&b| b == b'/')
-        .filter(|p| !p.is_empty() && *p != b".")
-        .collect();
-    if parts.iter().any(|p| *p == b"..") {
-        bail!("has '..' in its name");
-    }
-    Ok((!parts.is_empty()).then_some(parts))
+/// DEST as the check pass sees it: open if it exists, and its file system's room.
+struct Target {
+    fd: Option<std::os::fd::OwnedFd>,
+    canonical: Option<PathBuf>,
+    block: u64,
+    /// Bytes and entries free, for this user; `None` when the file system does not say.
+    free: Option<(u64, Option<u64>)>,
 }
 
-fn prepare(dest: &Path, force: bool) -> Result<()> {
+impl Target {
+    // statvfs's field types are u64 here but not on every target.
+    #[allow(clippy::unnecessary_cast)]
+    fn of(dest: &Path) -> Result<Self> {
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let fd = match nix::fcntl::open(dest, flags, Mode::empty()) {
+            Ok(fd) => Some(fd),
+            Err(nix::errno::Errno::ENOENT) => None,
+            Err(e) => return Err(e).with_context(|| format!("opening {}", dest.display())),
+        };
+        // The nearest folder that exists holds the file system DEST will be on.
+        let existing = dest
+            .ancestors()
+            .find(|p| p.exists())
+            .unwrap_or(Path::new("/"));
+        let free = nix::sys::statvfs::statvfs(existing).ok().map(|st| {
+            let root = Uid::effective().is_root();
+            let blocks = if root {
+                st.blocks_free()
+            } else {
+                st.blocks_available()
+            };
+            let files = if root {
+                st.files_free()
+            } else {
+                st.files_available()
+            };
+            let bytes = (blocks as u64).saturating_mul(st.fragment_size() as u64);
+            (bytes, (st.files() > 0).then_some(files as u64))
+        });
+        let block = nix::sys::statvfs::statvfs(existing)
+            .map_or(4096, |st| (st.fragment_size() as u64).max(512));
+        Ok(Target {
+            canonical: fd.as_ref().and_then(|_| fs::canonicalize(dest).ok()),
+            fd,
+            block,
+            free,
+        })
+    }
+
+    /// Refuses a restore that cannot fit: what the archives need at most at any time,
+    /// against what DEST's file system has free (replaced files are not counted as
+    /// freed, so this errs on the side of refusing).
+    fn has_room(&self, needs: Needs, dest: &Path) -> Result<()> {
+        let Some((bytes, entries)) = self.free else {
+            return Ok(());
+        };
+        if needs.bytes > bytes {
+            bail!(
+                "refusing to restore into {}: the archive needs up to {} and its file system \
+                 has {} free; nothing was written",
+                dest.display(),
+                size(needs.bytes),
+                size(bytes)
+            );
+        }
+        if let Some(free) = entries.filter(|&free| needs.entries > free) {
+            bail!(
+                "refusing to restore into {}: the archive holds up to {} entries and its file \
+                 system has room for {free} more; nothing was written",
+                dest.display(),
+                needs.entries
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A size as people read it: bytes, KiB, MiB, GiB or TiB.
+fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// Makes DEST ready; true when the restore made it or it held nothing, so that all it
+/// will hold is the restore's.
+fn prepare(dest: &Path, force: bool) -> Result<bool> {
     match fs::read_dir(dest) {
         Ok(mut entries) => {
-            if !force && entries.next().is_some() {
+            let empty = entries.next().is_none();
+            if !force && !empty {
                 bail!(
                     "{} is not empty: restore into a new or empty folder, or add --force \
                      to replace what is there",
                     dest.display()
                 );
             }
-            Ok(())
+            Ok(empty)
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))
+            fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
+            Ok(true)
         }
         Err(e) => Err(e).with_context(|| format!("opening {}", dest.display())),
     }
 }
 
 struct Extract {
-    root: OwnedFd,
-    /// The last parent folder opened, by its parts: entries come folder by folder.
-    cached: Option<(Vec<Vec<u8>>, OwnedFd)>,
-    /// Folders restored, whose mode and time are set after the last archive: writing in
-    /// them would change their time, and a read-only mode would stop us writing in them.
-    folders: Folders,
+    /// The folders reached, with what the restore wrote in them and what each gets at
+    /// the end: writing in a folder would change its time, and a read-only mode would
+    /// stop us writing in it.
+    tree: Tree,
+    guard: Guard,
     as_root: bool,
+    delete: bool,
+    /// Whether an archive holds DEST itself (as `./`, as `tar -C DIR .` writes): then
+    /// `--delete` mirrors DEST too.
+    root_held: bool,
     done: Restored,
 }
 
@@ -202,69 +310,69 @@ impl Extract {
             if header.kind == Kind::VOLUME_LABEL {
                 continue;
             }
-            let Some(parts) = components(&header.name)? else {
+            let shown = || String::from_utf8_lossy(&header.name).into_owned();
+            let name = canonical(&header.name)
+                .map_err(|why| anyhow::anyhow!("entry {:?} {why}", shown()))?;
+            if name.is_empty() {
+                self.root_held |= matches!(header.kind, Kind::Dir | Kind::DUMPDIR);
                 if header.kind == Kind::DUMPDIR {
                     // The destination itself, as `./`.
-                    let data = dumpdir_data(&header, &mut reader)?;
-                    dumpdir::purge(&self.root, &data).with_context(|| {
+                    self.root_listing(&mut reader).with_context(|| {
                         format!("removing what {} no longer holds", dest.display())
                     })?;
                 }
                 continue;
-            };
-            self.entry(&header, &parts, &mut reader).with_context(|| {
-                format!(
-                    "restoring {} into {}",
-                    String::from_utf8_lossy(&header.name),
-                    dest.display()
-                )
-            })?;
+            }
+            self.entry(&header, &name, &mut reader)
+                .with_context(|| format!("restoring {} into {}", shown(), dest.display()))?;
         }
         Ok(())
     }
 
-    /// The folder holding an entry, created if missing, reached without following links.
-    fn parent(&mut self, parts: &[&[u8]]) -> Result<&OwnedFd> {
-        let hit = matches!(&self.cached, Some((cached, _)) if cached.iter().map(Vec::as_slice).eq(parts.iter().copied()));
-        if !hit {
-            let fd = walk(&self.root, parts)?;
-            self.cached = Some((parts.iter().map(|p| p.to_vec()).collect(), fd));
-        }
-        Ok(&self.cached.as_ref().expect("just filled").1)
+    /// A dumpdir of DEST itself.
+    fn root_listing<R: io::Read>(&mut self, reader: &mut Reader<R>) -> Result<()> {
+        let data = reader.listing()?;
+        let listing = crate::tar::dumpdir::Listing::new(&data);
+        self.tree.open(b"", None)?;
+        let how = dumpdir::Purge::Unlisted(&listing, self.delete);
+        self.done.removed += dumpdir::purge(&mut self.tree, &self.guard, how)?;
+        Ok(())
     }
-}
 
-/// Opens the folder `parts` under `root` one level at a time, creating missing ones,
-/// refusing anything that is not a real folder (a link above all).
-fn walk(root: &OwnedFd, parts: &[&[u8]]) -> Result<OwnedFd> {
-    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let mut dir = root.try_clone().context("duplicating a descriptor")?;
-    for (i, part) in parts.iter().enumerate() {
-        let name = OsStr::from_bytes(part);
-        let next = match nix::fcntl::openat(&dir, name, flags, Mode::empty()) {
-            Err(Errno::ENOENT) => {
-                // A folder the archive does not hold gets the mode tar gives it: all
-                // but the umask. One it holds gets its own at the end.
-                nix::sys::stat::mkdirat(&dir, name, Mode::from_bits_truncate(0o777))?;
-                nix::fcntl::openat(&dir, name, flags, Mode::empty())
+    /// After the last archive (any of them may write into any folder an earlier one
+    /// made): with `--delete`, and when all was `written`, removes from the folders the
+    /// archives hold what the restore did not write; then gives every folder restored
+    /// its mode, owner and time. A folder that fails does not stop the others.
+    fn finish(&mut self, written: bool) -> Result<()> {
+        let Extract {
+            tree,
+            guard,
+            as_root,
+            delete,
+            root_held,
+            done,
+        } = self;
+        let delete = *delete && written;
+        let mut first_error = None;
+        tree.each_deepest_first(&mut |tree, node, ours, end| {
+            let held = end.is_some() || (node == ROOT && *root_held);
+            let result = (|| {
+                if delete && held && !ours {
+                    done.removed += dumpdir::purge(tree, guard, dumpdir::Purge::Unwritten)?;
+                }
+                match end {
+                    Some(end) => end
+                        .apply(tree.here()?.1, *as_root)
+                        .context("setting its mode and time"),
+                    None => Ok(()),
+                }
+            })();
+            if let Err(e) = result {
+                let shown = String::from_utf8_lossy(&tree.current_name()).into_owned();
+                first_error.get_or_insert(e.context(format!("restoring folder {shown}")));
             }
-            other => other,
-        };
-        dir = match next {
-            Ok(fd) => fd,
-            Err(Errno::ELOOP | Errno::ENOTDIR) => bail!(
-                "refusing to write through {}: it is not a folder (a link?)",
-                String::from_utf8_lossy(&parts[..=i].join(&b'/'))
-            ),
-            Err(e) => return Err(e.into()),
-        };
+            Ok(())
+        })?;
+        first_error.map_or(Ok(()), Err)
     }
-    Ok(dir)
-}
-
-/// A dumpdir's listing, read whole: one name per child of one folder.
-fn dumpdir_data<R: io::Read>(header: &Header, reader: &mut Reader<R>) -> Result<Vec<u8>> {
-    let mut data = Vec::with_capacity(header.size.min(1 << 20) as usize);
-    io::Read::read_to_end(&mut reader.data(), &mut data).context("reading a folder listing")?;
-    Ok(data)
 }

@@ -1,14 +1,21 @@
 //! Checking an archive: its structure end to end, and optionally its entries against the
 //! live tree, as `tar --diff` does.
 
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
 use anyhow::{Context, Result};
 
+use super::check::Checker;
 use crate::excludes::{Excludes, PathCheck};
 use crate::naming::Compression;
 use crate::schedule::Options;
@@ -42,9 +49,17 @@ pub struct Source<'a> {
 }
 
 /// Reads the archive at `path` to its end. A broken structure (a bad header checksum, a
-/// truncated entry, a missing end marker, a corrupt compressed stream) is an error; with
-/// `source`, each entry is also compared with the live tree and the differences listed.
-pub fn verify(path: &Path, compression: Compression, source: Option<Source<'_>>) -> Result<Report> {
+/// truncated entry, a missing end marker, a corrupt compressed stream) is an error, and
+/// so is any entry that `restore` would refuse: `checker` makes the very check restore
+/// does (give it the archives of a chain in order). With `source`, each entry is also
+/// compared with the live tree and the differences listed; an entry is checked before it
+/// is compared, so no name that climbs out of the source is ever opened.
+pub fn verify(
+    path: &Path,
+    compression: Compression,
+    source: Option<Source<'_>>,
+    checker: &mut Checker,
+) -> Result<Report> {
     let input = compression.open(path)?;
     let mut reader = Reader::new(input);
     let mut report = Report::default();
@@ -53,6 +68,9 @@ pub fn verify(path: &Path, compression: Compression, source: Option<Source<'_>>)
         .next_entry()
         .with_context(|| format!("reading {}", path.display()))?
     {
+        checker
+            .entry(&header, &mut reader)
+            .map_err(|e| anyhow::anyhow!("restore would refuse it: {e:#}"))?;
         // An incremental chain's label is no entry of the tree.
         if header.kind == Kind::VOLUME_LABEL {
             continue;
@@ -100,35 +118,28 @@ impl<'a> Compare<'a> {
         reader: &mut Reader<R>,
         differ: &mut dyn FnMut(&str),
     ) {
-        let Some(disk) = on_disk(self.source, &header.name) else {
+        let Some(rel) = under_source(self.source, &header.name) else {
             return differ("not under the schedule's source");
         };
         if let Some(check) = &mut self.excluded {
-            let rel = Path::new(std::ffi::OsStr::from_bytes(&header.name))
-                .strip_prefix(self.source.prefix)
-                .unwrap_or(Path::new(""));
             if check.leaves_out(rel, header.kind == Kind::Dir) {
                 return;
             }
         }
-        let meta = match fs::symlink_metadata(&disk) {
+        let disk = Live::new(self.source.root, rel);
+        let meta = match disk.metadata() {
             Ok(meta) => meta,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return differ("missing from the source");
             }
-            Err(e) => return differ(&format!("cannot read {}: {e}", disk.display())),
+            Err(e) => return differ(&format!("cannot read {}: {e}", disk.shown.display())),
         };
         if !self.same_kind(header, &meta, differ) {
             return;
         }
         same_metadata(header, &meta, differ);
         match header.kind {
-            Kind::Symlink
-                if fs::read_link(&disk)
-                    .ok()
-                    .map(|t| t.as_os_str().as_bytes().to_vec())
-                    != Some(header.link.clone()) =>
-            {
+            Kind::Symlink if disk.read_link().ok() != Some(header.link.clone()) => {
                 differ("symbolic link target differs")
             }
             Kind::File if meta.len() != header.file_size() => differ("size differs"),
@@ -157,7 +168,9 @@ impl<'a> Compare<'a> {
             return false;
         }
         if header.kind == Kind::HardLink {
-            match on_disk(self.source, &header.link).map(fs::symlink_metadata) {
+            let target = under_source(self.source, &header.link)
+                .map(|rel| Live::new(self.source.root, rel).metadata());
+            match target {
                 Some(Ok(target)) if (target.dev(), target.ino()) == (meta.dev(), meta.ino()) => {}
                 _ => differ("not linked to the same file as in the archive"),
             }
@@ -170,12 +183,12 @@ impl<'a> Compare<'a> {
     fn same_file<R: Read>(
         &mut self,
         header: &Header,
-        disk: &Path,
+        disk: &Live,
         reader: &mut Reader<R>,
         differ: &mut dyn FnMut(&str),
     ) {
         let (a, b) = (&mut self.a, &mut self.b);
-        let same = File::open(disk).and_then(|file| match &header.sparse {
+        let same = disk.open().and_then(|file| match &header.sparse {
             None => same_contents(&mut reader.data(), file, a, b),
             Some(map) => {
                 let mut whole = Expand::new(reader.data(), map);
@@ -204,15 +217,87 @@ fn same_metadata(header: &Header, meta: &fs::Metadata, differ: &mut dyn FnMut(&s
     }
 }
 
-/// Where an entry is on disk, or `None` if its name is not under the source's.
-fn on_disk(source: Source<'_>, name: &[u8]) -> Option<PathBuf> {
-    let name = Path::new(std::ffi::OsStr::from_bytes(name));
-    let rest = name.strip_prefix(source.prefix).ok()?;
-    Some(if rest.as_os_str().is_empty() {
-        source.root.to_path_buf()
-    } else {
-        source.root.join(rest)
-    })
+/// An entry's name relative to the source, or `None` if it is not under the source's.
+/// The name has passed the check, so it has no `..`.
+fn under_source<'n>(source: Source<'_>, name: &'n [u8]) -> Option<&'n Path> {
+    Path::new(OsStr::from_bytes(name))
+        .strip_prefix(source.prefix)
+        .ok()
+}
+
+/// An entry in the live tree, reached from the source's root one folder at a time
+/// without following a link, so that nothing outside the source is ever opened: a link
+/// in the live tree where the archive holds a folder makes what is under it missing.
+struct Live {
+    /// The folder holding it, if every folder on the way is one.
+    parent: io::Result<OwnedFd>,
+    leaf: OsString,
+    /// Where it is, for messages.
+    shown: PathBuf,
+}
+
+impl Live {
+    fn new(root: &Path, rel: &Path) -> Self {
+        let shown = if rel.as_os_str().is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(rel)
+        };
+        let parts: Vec<&OsStr> = rel.iter().collect();
+        let (leaf, parent) = match parts.split_last() {
+            // The source itself, as the schedule names it.
+            None => (
+                root.file_name().unwrap_or(OsStr::new(".")).to_owned(),
+                open_dir(root.parent().unwrap_or(Path::new("/")), &[]),
+            ),
+            Some((leaf, parents)) => ((*leaf).to_owned(), open_dir(root, parents)),
+        };
+        Live {
+            parent,
+            leaf,
+            shown,
+        }
+    }
+
+    fn parent(&self) -> io::Result<&OwnedFd> {
+        self.parent
+            .as_ref()
+            .map_err(|e| io::Error::new(e.kind(), e.to_string()))
+    }
+
+    /// Its own metadata (a link's, not its target's).
+    fn metadata(&self) -> io::Result<fs::Metadata> {
+        let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::openat(self.parent()?, self.leaf.as_os_str(), flags, Mode::empty())?;
+        File::from(fd).metadata()
+    }
+
+    fn read_link(&self) -> io::Result<Vec<u8>> {
+        let target = nix::fcntl::readlinkat(self.parent()?, self.leaf.as_os_str())?;
+        Ok(target.as_bytes().to_vec())
+    }
+
+    /// Opened to read, unless it is a link.
+    fn open(&self) -> io::Result<File> {
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::openat(self.parent()?, self.leaf.as_os_str(), flags, Mode::empty())?;
+        Ok(File::from(fd))
+    }
+}
+
+/// The folder `parts` under `root`, each part opened without following a link; a part
+/// that is missing or no folder reads as missing.
+fn open_dir(root: &Path, parts: &[&OsStr]) -> io::Result<OwnedFd> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let mut dir = nix::fcntl::open(root, flags, Mode::empty())?;
+    for part in parts {
+        dir = match nix::fcntl::openat(&dir, *part, flags | OFlag::O_NOFOLLOW, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::ELOOP | Errno::ENOTDIR) => return Err(io::ErrorKind::NotFound.into()),
+            Err(e) => return Err(e.into()),
+        };
+    }
+    Ok(dir)
 }
 
 fn kind_of(meta: &fs::Metadata) -> Option<Kind> {

@@ -106,11 +106,13 @@ pub fn verify(
     // to the full is read through too (and compared with nothing: they are older).
     let chain = chain::chain_to(&home.backups(), &found.file_name, found.compression)
         .with_context(|| format!("verifying {shown}"))?;
+    // Checked as restore checks them: the chain's archives in order, by one checker.
+    let mut checker = archive::check::Checker::new(None, 4096, Vec::new());
     for older in &chain[..chain.len() - 1] {
-        archive::verify(older, found.compression, None)
+        archive::verify(older, found.compression, None, &mut checker)
             .with_context(|| format!("verifying {}, which {shown} depends on", older.display()))?;
     }
-    let report = archive::verify(&found.path, found.compression, compare)
+    let report = archive::verify(&found.path, found.compression, compare, &mut checker)
         .with_context(|| format!("verifying {shown}"))?;
     for line in &report.differences {
         difference(line);
@@ -143,25 +145,46 @@ pub fn verify(
     Ok(format!("verified {what}"))
 }
 
-/// `restore NAME DEST [--force]`: extracts the archive into DEST, which must be new or
-/// empty unless `force`. Returns what was restored, with warnings about entries that could
-/// not be restored as they were.
-pub fn restore(home: &Home, name: &str, dest: &Path, force: bool) -> Result<Finished> {
+/// `restore NAME DEST [--force] [--delete]`: extracts the archive into DEST, which must
+/// be new or empty unless `force` or `delete`; with `delete`, what DEST held inside the
+/// folders the archive holds and the archive does not is removed. Returns what was
+/// restored, with warnings about entries that could not be restored as they were.
+///
+/// DEST may not be the home, its `backups/` or a folder in it; and whatever DEST is, the
+/// home's `backups/`, schedule, state, lock and pid files are never written or removed.
+pub fn restore(
+    home: &Home,
+    name: &str,
+    dest: &Path,
+    force: bool,
+    delete: bool,
+) -> Result<Finished> {
     let found = find_archive(home, name)?;
     let shown = found.shown();
     let dest = std::path::absolute(dest)
         .with_context(|| format!("resolving destination {}", dest.display()))?;
+    refuse_home_dest(home, &dest)?;
     // An incremental archive comes back with the chain it completes.
     let chain = chain::chain_to(&home.backups(), &found.file_name, found.compression)
         .with_context(|| format!("restoring {shown}"))?;
     let chain: Vec<&Path> = chain.iter().map(PathBuf::as_path).collect();
-    let restored = archive::restore_chain(&chain, found.compression, &dest, force)
+    let protected = protected(home);
+    let options = archive::RestoreOptions {
+        force,
+        delete,
+        protected: Some(&protected),
+    };
+    let restored = archive::restore_chain(&chain, found.compression, &dest, options)
         .with_context(|| format!("restoring {shown} into {}", dest.display()))?;
     for warning in &restored.warnings {
         warn!("{warning}");
     }
+    let removed = match restored.removed {
+        0 => String::new(),
+        n => format!(", {n} removed"),
+    };
     let what = format!(
-        "{shown} into {} ({} entries){}",
+        "{shown} into {} ({} entries{removed}){}",
         dest.display(),
         restored.entries,
         chain::describe(chain.len())
@@ -182,6 +205,53 @@ pub fn restore(home: &Home, name: &str, dest: &Path, force: bool) -> Result<Fini
         warnings: restored.warnings,
         incomplete,
     })
+}
+
+/// What a restore never writes or removes: the home's own files and folders (its logs
+/// too: the manager is writing to one).
+fn protected(home: &Home) -> archive::Protected {
+    let file = |path: PathBuf, what: &str| (path, format!("this home's {what}"));
+    archive::Protected {
+        folders: vec![
+            file(home.backups(), "backups folder"),
+            file(home.root().join("logs"), "logs folder"),
+        ],
+        files: vec![
+            file(home.schedules(), "schedule file"),
+            file(home.schedules_lock(), "schedule lock file"),
+            file(home.pid_file(), "pid file"),
+            file(home.state(), "state file"),
+            file(home.state_lock(), "state lock file"),
+        ],
+        kept: vec![(home.root().to_path_buf(), "this home".to_owned())],
+    }
+}
+
+/// Refuses a DEST that is the home itself, its `backups/`, or a folder inside that.
+fn refuse_home_dest(home: &Home, dest: &Path) -> Result<()> {
+    // What exists of DEST made canonical, so that `..` and links are seen through.
+    let mut existing = dest;
+    let mut rest = PathBuf::new();
+    while !existing.exists() {
+        let (Some(parent), Some(leaf)) = (existing.parent(), existing.file_name()) else {
+            break;
+        };
+        rest = Path::new(leaf).join(rest);
+        existing = parent;
+    }
+    let real = fs::canonicalize(existing).map_or_else(|_| dest.to_path_buf(), |p| p.join(rest));
+    let backups = fs::canonicalize(home.backups()).unwrap_or_else(|_| home.backups());
+    let why = if real == home.root() {
+        "is this home"
+    } else if real.starts_with(&backups) {
+        "is inside this home's backups folder"
+    } else {
+        return Ok(());
+    };
+    bail!(
+        "refusing to restore into {}: it {why}; restore into another folder",
+        dest.display()
+    )
 }
 
 /// `restore NAME DEST --at GENERATION`: the file name of NAME's archive made at

@@ -6,6 +6,7 @@ use std::io::{self, Read};
 use anyhow::{Result, bail};
 use tar::EntryType;
 
+use super::dumpdir::MAX_LISTING;
 use super::format::{self, Header, Kind};
 use super::sparse;
 use super::{BLOCK, DUMPDIR, padding};
@@ -125,6 +126,13 @@ impl<R: Read> Reader<R> {
         } else {
             0
         };
+        if type_flag == DUMPDIR && size > MAX_LISTING {
+            bail!(
+                "at byte {at}: {}: a folder listing of {size} bytes, over the {MAX_LISTING} \
+                 a restore reads; refusing it",
+                String::from_utf8_lossy(&header.name)
+            );
+        }
         self.remaining = size;
         self.padding = padding(size);
         self.current = header.name.clone();
@@ -160,6 +168,17 @@ impl<R: Read> Reader<R> {
         self.remaining -= n as u64;
         self.offset += n as u64;
         Ok(n)
+    }
+
+    /// A dumpdir's listing (the current entry's data), read whole: the reader refused
+    /// any longer than [`MAX_LISTING`] when it read the header.
+    pub fn listing(&mut self) -> Result<Vec<u8>> {
+        let mut data = Vec::with_capacity(self.remaining.min(MAX_LISTING) as usize);
+        self.data()
+            .take(MAX_LISTING)
+            .read_to_end(&mut data)
+            .map_err(|e| anyhow::anyhow!("reading a folder listing: {e}"))?;
+        Ok(data)
     }
 
     /// The current entry's data as a reader.

@@ -1,7 +1,18 @@
-//! Applying a dumpdir on extraction, as GNU tar does with `--listed-incremental`: what a
-//! folder holds and its dumpdir does not list is removed (deleted or renamed since), and
-//! so is what is listed as the other kind (a folder where a file is listed, or the
-//! reverse), so that the entries that follow can take its place.
+//! Removing what a folder holds and its archives do not.
+//!
+//! A dumpdir's listing, as GNU tar applies it with `--listed-incremental`, says what the
+//! folder held at the backup: what is not listed (deleted or renamed since), or listed as
+//! the other kind (a folder where a file is listed, or the reverse), goes, so that the
+//! entries that follow can take its place and the restored entries are those of the last
+//! archive. Only what this restore wrote goes, though: what DEST held before stays, unless
+//! `--delete` asks for a mirror. Then what DEST held goes at once only when it stands in
+//! the way (listed as the other kind); at the end of the restore, each folder the
+//! archives hold that DEST held before loses whatever the restore did not write, so that
+//! what a later archive of a chain holds again is not removed and counted on the way.
+//!
+//! Nothing a [`Guard`] protects is ever removed, and no link is followed: what is removed
+//! is a child of the folder, and folders are removed by descending into them with
+//! `O_NOFOLLOW`.
 
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, OwnedFd};
@@ -15,14 +26,58 @@ use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::UnlinkatFlags;
 
-use crate::tar::dumpdir::{self, FOLDER};
+use super::guard::{Guard, id_of};
+use super::tree::Tree;
+use crate::tar::dumpdir::{FOLDER, Listing};
 
-/// Removes from the folder `dir` what its dumpdir `data` does not list as it is.
-/// Returns how many entries were removed. Never follows a link: what is removed is a
-/// child of `dir`, and folders are removed by descending into them with `O_NOFOLLOW`.
-pub fn purge(dir: &OwnedFd, data: &[u8]) -> Result<u64> {
-    let listed = dumpdir::parse(data);
+/// What a purge removes from a folder.
+pub enum Purge<'a> {
+    /// What the listing does not hold as it is, if this restore wrote it; when the flag
+    /// (`--delete`) is set, also what DEST held that is listed as the other kind, in the
+    /// way of what comes.
+    Unlisted(&'a Listing<'a>, bool),
+    /// Whatever this restore did not write (`--delete`, at the end).
+    Unwritten,
+}
+
+/// Removes from the tree's current folder what `how` says. Returns how many entries
+/// that DEST held before the restore were removed (a folder and each entry in it).
+pub fn purge(tree: &mut Tree, guard: &Guard, how: Purge<'_>) -> Result<u64> {
+    let (node, dir, id) = tree.here()?;
+    let dir = dir.try_clone()?;
     let mut removed = 0;
+    for (name, is_dir) in children(&dir)? {
+        let written = tree.is_written(node, &name);
+        let goes = match &how {
+            Purge::Unlisted(listing, delete) => match listing.flag(&name) {
+                Some(flag) if (flag == FOLDER) == is_dir => false,
+                // In the way of what the listing says comes.
+                Some(_) => written || *delete,
+                // What DEST held waits for the end: a later archive may hold it.
+                None => written,
+            },
+            Purge::Unwritten => !written,
+        };
+        if !goes || guard.write(id, &name).is_some() {
+            continue;
+        }
+        let leaf = OsStr::from_bytes(&name);
+        let count = remove_any(&dir, leaf, is_dir, guard).with_context(|| {
+            format!(
+                "removing {}, which the archives do not hold",
+                Path::new(leaf).display()
+            )
+        })?;
+        if !written {
+            removed += count;
+        }
+        tree.removed(node, &name);
+    }
+    Ok(removed)
+}
+
+/// The children of the folder `dir`, each with whether it is a folder.
+fn children(dir: &OwnedFd) -> Result<Vec<(Vec<u8>, bool)>> {
     let mut listing = Dir::openat(
         dir.as_fd(),
         c".",
@@ -34,39 +89,28 @@ pub fn purge(dir: &OwnedFd, data: &[u8]) -> Result<u64> {
     for child in listing.iter() {
         let child = child.context("listing a folder")?;
         let name = child.file_name().to_bytes();
-        if name != b"." && name != b".." {
-            names.push((name.to_vec(), child.file_type()));
+        if name == b"." || name == b".." {
+            continue;
         }
-    }
-    for (name, file_type) in names {
-        let leaf = OsStr::from_bytes(&name);
-        let is_dir = match file_type {
+        let is_dir = match child.file_type() {
             Some(t) => t == Type::Directory,
-            None => nix::sys::stat::fstatat(dir, leaf, AtFlags::AT_SYMLINK_NOFOLLOW)
-                .is_ok_and(|st| st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFDIR.bits()),
+            None => {
+                nix::sys::stat::fstatat(dir, OsStr::from_bytes(name), AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .is_ok_and(|st| st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFDIR.bits())
+            }
         };
-        let keep = match listed.binary_search_by(|(_, n)| (*n).cmp(name.as_slice())) {
-            Ok(i) => (listed[i].0 == FOLDER) == is_dir,
-            Err(_) => false,
-        };
-        if !keep {
-            remove_any(dir, leaf, is_dir).with_context(|| {
-                format!(
-                    "removing {}, which the archive's folder listing does not hold",
-                    Path::new(leaf).display()
-                )
-            })?;
-            removed += 1;
-        }
+        names.push((name.to_vec(), is_dir));
     }
-    Ok(removed)
+    Ok(names)
 }
 
-/// Removes a file, or a folder and all it holds.
-fn remove_any(parent: &OwnedFd, leaf: &OsStr, is_dir: bool) -> Result<()> {
+/// Removes a file, or a folder and all it holds but what `guard` keeps (a folder holding
+/// a kept one stays, with it). Returns how many entries went.
+fn remove_any(parent: &OwnedFd, leaf: &OsStr, is_dir: bool, guard: &Guard) -> Result<u64> {
     if !is_dir {
         return match nix::unistd::unlinkat(parent, leaf, UnlinkatFlags::NoRemoveDir) {
-            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            Ok(()) => Ok(1),
+            Err(Errno::ENOENT) => Ok(0),
             Err(e) => Err(e.into()),
         };
     }
@@ -76,40 +120,23 @@ fn remove_any(parent: &OwnedFd, leaf: &OsStr, is_dir: bool) -> Result<()> {
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::empty(),
     )?;
+    let id = id_of(&fd)?;
+    if guard.keeps_folder(id) {
+        return Ok(0);
+    }
     // A read-only folder's entries cannot be removed until it is writable.
     let _ = nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o700));
-    purge(&fd, &[0])?;
+    let mut removed = 0;
+    for (name, is_dir) in children(&fd)? {
+        if guard.write(id, &name).is_none() {
+            removed += remove_any(&fd, OsStr::from_bytes(&name), is_dir, guard)?;
+        }
+    }
     drop(fd);
     match nix::unistd::unlinkat(parent, leaf, UnlinkatFlags::RemoveDir) {
-        Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        Ok(()) => Ok(removed + 1),
+        // Something kept inside.
+        Err(Errno::ENOENT | Errno::ENOTEMPTY | Errno::EEXIST) => Ok(removed),
         Err(e) => Err(e.into()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn purge_removes_what_is_not_listed_or_listed_as_the_other_kind() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        std::fs::write(root.join("kept"), "k").unwrap();
-        std::fs::write(root.join("gone"), "g").unwrap();
-        std::fs::create_dir_all(root.join("old/deep")).unwrap();
-        std::fs::write(root.join("old/deep/f"), "f").unwrap();
-        std::fs::create_dir(root.join("now_a_file")).unwrap();
-        std::fs::write(root.join("now_a_dir"), "d").unwrap();
-        std::os::unix::fs::symlink("kept", root.join("link")).unwrap();
-        let fd =
-            nix::fcntl::open(root, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
-        let removed = purge(&fd, b"Nkept\0Ynow_a_file\0Dnow_a_dir\0Ylink\0\0").unwrap();
-        assert_eq!(removed, 4);
-        let mut left: Vec<_> = std::fs::read_dir(root)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        left.sort();
-        assert_eq!(left, ["kept", "link"]);
     }
 }

@@ -15,31 +15,46 @@ use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, UnlinkatFlags};
 
-use super::{Extract, components, dumpdir, dumpdir_data, folders, walk};
+use super::dumpdir::{self, Purge};
+use super::{Extract, canonical, folders};
+use crate::tar::dumpdir::Listing;
 use crate::tar::{Header, Kind, Reader, sparse};
 
+/// Set-user-id and set-group-id: dropped from what a user other than root restores, as
+/// GNU tar does, so that a restore never makes a program run as someone else.
+const SET_ID: u32 = 0o6000;
+
+/// A folder not held by the archive, made on the way to an entry: all but the umask.
+fn implicit() -> Option<Mode> {
+    Some(Mode::from_bits_truncate(0o777))
+}
+
 impl Extract {
-    /// Restores the entry `header`, named `parts`, whose data `reader` is at.
+    /// Restores the entry `header`, named `name` (canonical, not empty), whose data
+    /// `reader` is at.
     pub(super) fn entry<R: io::Read>(
         &mut self,
         header: &Header,
-        parts: &[&[u8]],
+        name: &[u8],
         reader: &mut Reader<R>,
     ) -> Result<()> {
-        let (leaf, parents) = parts.split_last().expect("components are never empty");
+        let (parents, leaf) = split(name);
+        let node = self.tree.open(parents, implicit())?.expect("made");
+        let (_, _, id) = self.tree.here()?;
         let leaf = OsStr::from_bytes(leaf);
+        self.guard.check_write(id, leaf)?;
         let as_root = self.as_root;
         let restored = match header.kind {
             Kind::Dir | Kind::DUMPDIR => {
-                self.folder(header, parts, reader)?;
+                self.folder(header, name, reader)?;
                 true
             }
             Kind::File => {
-                file(self.parent(parents)?, leaf, header, reader, as_root)?;
+                file(self.tree.here()?.1, leaf, header, reader, as_root)?;
                 true
             }
             Kind::Symlink => {
-                symlink(self.parent(parents)?, leaf, header, as_root)?;
+                symlink(self.tree.here()?.1, leaf, header, as_root)?;
                 true
             }
             Kind::HardLink => {
@@ -47,7 +62,7 @@ impl Extract {
                 true
             }
             Kind::Fifo | Kind::CharDevice | Kind::BlockDevice => {
-                match node(self.parent(parents)?, leaf, header, as_root)? {
+                match node_entry(self.tree.here()?.1, leaf, header, as_root)? {
                     Ok(()) => true,
                     Err(e) => {
                         let why = format!("cannot create the {} ({})", header.kind, e.desc());
@@ -62,6 +77,7 @@ impl Extract {
             }
         };
         if restored {
+            self.tree.wrote(node, leaf.as_bytes());
             self.done.entries += 1;
         }
         Ok(())
@@ -75,51 +91,48 @@ impl Extract {
     }
 
     /// A folder: made, or found in place (and made writable); a dumpdir also removes
-    /// what its listing does not hold.
+    /// what an earlier archive of this restore wrote in it and its listing does not
+    /// hold (and, with `--delete`, whatever else it does not hold).
     fn folder<R: io::Read>(
         &mut self,
         header: &Header,
-        parts: &[&[u8]],
+        name: &[u8],
         reader: &mut Reader<R>,
     ) -> Result<()> {
-        let (leaf, parents) = parts.split_last().expect("components are never empty");
+        let (_, leaf) = split(name);
+        let (_, parent, _) = self.tree.here()?;
         let leaf = OsStr::from_bytes(leaf);
-        let parent = self.parent(parents)?;
+        if exists(parent, leaf) && !is_dir(parent, leaf) {
+            remove(parent, leaf)?;
+        }
         let rwx = Mode::from_bits_truncate(0o700);
-        let existed = match nix::sys::stat::mkdirat(parent, leaf, rwx) {
-            Ok(()) => false,
-            Err(Errno::EEXIST) if is_dir(parent, leaf) => true,
-            Err(Errno::EEXIST) => {
-                remove(parent, leaf)?;
-                nix::sys::stat::mkdirat(parent, leaf, rwx)?;
-                false
-            }
-            Err(e) => return Err(e.into()),
-        };
-        self.folders.restored(parts, header);
-        let is_dumpdir = header.kind == Kind::DUMPDIR;
-        if existed || is_dumpdir {
-            let dir = walk(&self.root, parts)?;
-            if existed {
-                // Left read-only by an earlier restore into this DEST.
-                folders::make_writable(&dir)?;
-            }
-            if is_dumpdir {
-                let data = dumpdir_data(header, reader)?;
-                dumpdir::purge(&dir, &data)?;
-            }
+        let node = self.tree.open(name, Some(rwx))?.expect("made");
+        // Left read-only by an earlier restore into this DEST, maybe.
+        folders::make_writable(self.tree.here()?.1)?;
+        self.tree.restored(node, header);
+        if header.kind == Kind::DUMPDIR {
+            let data = reader.listing()?;
+            let listing = Listing::new(&data);
+            let how = Purge::Unlisted(&listing, self.delete);
+            self.done.removed += dumpdir::purge(&mut self.tree, &self.guard, how)?;
         }
         Ok(())
     }
 
-    /// A hard link to an entry restored earlier.
-    fn hard_link(&mut self, parents: &[&[u8]], leaf: &OsStr, header: &Header) -> Result<()> {
-        remove(self.parent(parents)?, leaf)?;
-        let target = components(&header.link)?.context("hard link to nothing")?;
-        let (target_leaf, target_parents) =
-            target.split_last().expect("components are never empty");
-        let target_dir = walk(&self.root, target_parents)?;
-        let parent = self.parent(parents)?;
+    /// A hard link to an entry restored earlier (or, checked before, already in DEST).
+    fn hard_link(&mut self, parents: &[u8], leaf: &OsStr, header: &Header) -> Result<()> {
+        remove(self.tree.here()?.1, leaf)?;
+        let target = canonical(&header.link).map_err(anyhow::Error::msg)?;
+        let (target_parents, target_leaf) = split(&target);
+        if self.tree.open(target_parents, None)?.is_none() {
+            bail!(
+                "its target {} is gone",
+                String::from_utf8_lossy(&header.link)
+            );
+        }
+        let target_dir = self.tree.here()?.1.try_clone()?;
+        self.tree.open(parents, implicit())?;
+        let parent = self.tree.here()?.1;
         nix::unistd::linkat(
             &target_dir,
             OsStr::from_bytes(target_leaf),
@@ -158,7 +171,7 @@ fn file<R: io::Read>(
         nix::unistd::fchown(&file, Some(uid(header)), Some(gid(header)))?;
     }
     // After chown, which clears setuid and setgid.
-    nix::sys::stat::fchmod(&file, Mode::from_bits_truncate(header.mode))?;
+    nix::sys::stat::fchmod(&file, mode(header, as_root))?;
     let mtime = TimeSpec::new(header.mtime, 0);
     nix::sys::stat::futimens(&file, &TimeSpec::UTIME_OMIT, &mtime)?;
     Ok(())
@@ -177,7 +190,12 @@ fn symlink(parent: &OwnedFd, leaf: &OsStr, header: &Header, as_root: bool) -> Re
 
 /// A FIFO or a device. The inner result is the refusal to create it (a device, when not
 /// root), which does not stop the restore.
-fn node(parent: &OwnedFd, leaf: &OsStr, header: &Header, as_root: bool) -> Result<nix::Result<()>> {
+fn node_entry(
+    parent: &OwnedFd,
+    leaf: &OsStr,
+    header: &Header,
+    as_root: bool,
+) -> Result<nix::Result<()>> {
     remove(parent, leaf)?;
     let device = || nix::sys::stat::makedev(header.device.0.into(), header.device.1.into());
     let (kind, dev) = match header.kind {
@@ -185,7 +203,7 @@ fn node(parent: &OwnedFd, leaf: &OsStr, header: &Header, as_root: bool) -> Resul
         Kind::CharDevice => (SFlag::S_IFCHR, device()),
         _ => (SFlag::S_IFBLK, device()),
     };
-    let mode = Mode::from_bits_truncate(header.mode);
+    let mode = mode(header, as_root);
     if let Err(e) = nix::sys::stat::mknodat(parent, leaf, kind, mode, dev) {
         return Ok(Err(e));
     }
@@ -204,7 +222,30 @@ fn node(parent: &OwnedFd, leaf: &OsStr, header: &Header, as_root: bool) -> Resul
     Ok(Ok(()))
 }
 
-fn is_dir(parent: impl AsFd, leaf: &OsStr) -> bool {
+/// A canonical name's folder and leaf: `a/b/c` is `a/b` and `c`, `c` is `` and `c`.
+fn split(name: &[u8]) -> (&[u8], &[u8]) {
+    match memchr::memrchr(b'/', name) {
+        Some(at) => (&name[..at], &name[at + 1..]),
+        None => (&[], name),
+    }
+}
+
+/// The mode a file or node is restored with: its archived one, less set-user-id and
+/// set-group-id when not restoring as root.
+fn mode(header: &Header, as_root: bool) -> Mode {
+    let mode = if as_root {
+        header.mode
+    } else {
+        header.mode & !SET_ID
+    };
+    Mode::from_bits_truncate(mode)
+}
+
+fn exists(parent: impl AsFd, leaf: &OsStr) -> bool {
+    nix::sys::stat::fstatat(parent, leaf, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok()
+}
+
+pub(super) fn is_dir(parent: impl AsFd, leaf: &OsStr) -> bool {
     nix::sys::stat::fstatat(parent, leaf, AtFlags::AT_SYMLINK_NOFOLLOW)
         .is_ok_and(|st| st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFDIR.bits())
 }
@@ -214,7 +255,7 @@ fn remove(parent: impl AsFd, leaf: &OsStr) -> Result<()> {
     match nix::unistd::unlinkat(parent, leaf, UnlinkatFlags::NoRemoveDir) {
         Ok(()) | Err(Errno::ENOENT) => Ok(()),
         Err(Errno::EISDIR | Errno::EPERM) => {
-            bail!("a folder is in the way")
+            bail!("a folder is in the way (restore does not replace a folder by a file)")
         }
         Err(e) => Err(e.into()),
     }

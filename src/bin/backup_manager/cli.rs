@@ -120,9 +120,14 @@ pub enum Command {
         name: String,
         /// The folder to restore into.
         dest: PathBuf,
-        /// Restore into a folder that is not empty, replacing files in the way.
+        /// Restore into a folder that is not empty, replacing files in the way and
+        /// leaving the rest alone.
         #[arg(long)]
         force: bool,
+        /// Also delete what DEST holds and the archive does not, inside the folders the
+        /// archive holds (a mirror, as rsync --delete); implies --force.
+        #[arg(long)]
+        delete: bool,
         /// The generation to restore, as its date in `backups` (YYYY-MM-DD_HHMM) or its
         /// file name; an incremental one comes back with its chain.
         #[arg(long, value_name = "GENERATION")]

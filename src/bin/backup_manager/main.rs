@@ -142,8 +142,9 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
             name,
             dest,
             force,
+            delete,
             at,
-        } => restore(home, &name, &dest, force, at.as_deref())?,
+        } => restore(home, &name, &dest, (force, delete), at.as_deref())?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -214,12 +215,18 @@ fn verify(home: &Home, name: &str, source: bool) -> Result<()> {
 }
 
 /// `restore`, of the newest archive or the generation `at`.
-fn restore(home: &Home, name: &str, dest: &Path, force: bool, at: Option<&str>) -> Result<()> {
+fn restore(
+    home: &Home,
+    name: &str,
+    dest: &Path,
+    (force, delete): (bool, bool),
+    at: Option<&str>,
+) -> Result<()> {
     let name = match at {
         Some(at) => manager::generation(home, name, at)?,
         None => name.to_owned(),
     };
-    let finished = manager::restore(home, &name, dest, force)?;
+    let finished = manager::restore(home, &name, dest, force, delete)?;
     for warning in &finished.warnings {
         say(&format!("warning: {warning}"));
     }
