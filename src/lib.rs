@@ -6,6 +6,7 @@
 
 pub mod archive;
 pub mod atomic_file;
+pub mod descriptors;
 pub mod edit_lock;
 pub mod excludes;
 pub mod generations;
@@ -18,6 +19,7 @@ pub mod logging;
 pub mod manager;
 pub mod manual;
 pub mod naming;
+pub mod nofollow;
 pub mod pause;
 pub mod pidfile;
 pub mod process;
@@ -28,5 +30,6 @@ pub mod state;
 pub mod status;
 pub mod tar;
 pub mod timing;
+pub mod trust;
 pub mod unit;
 pub mod write_back;

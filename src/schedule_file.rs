@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::atomic_file;
 use crate::edit_lock;
 use crate::home::Home;
+use crate::nofollow;
 use crate::schedule::Schedule;
 
 /// Permission bits of a schedule file we create; an existing file keeps its own.
@@ -87,10 +88,11 @@ pub fn shown(raw: &[u8]) -> String {
     out
 }
 
+/// The file's bytes; none when it is missing. A link planted in its place is refused,
+/// never followed (see [`nofollow`]).
 fn read(path: &Path) -> Result<Vec<u8>> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(bytes),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+    match nofollow::read(path) {
+        Ok(bytes) => Ok(bytes.unwrap_or_default()),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }
@@ -195,7 +197,7 @@ fn edit<T>(home: &Home, change: impl FnOnce(&mut Vec<Vec<u8>>) -> Result<T>) -> 
 
 fn write_lines(path: &Path, lines: &[Vec<u8>]) -> Result<()> {
     // An existing file keeps its own mode.
-    let mode = match fs::metadata(path) {
+    let mode = match fs::symlink_metadata(path) {
         Ok(meta) => meta.permissions().mode() & 0o7777,
         Err(e) if e.kind() == io::ErrorKind::NotFound => NEW_FILE_MODE,
         Err(e) => {

@@ -37,9 +37,20 @@ pub struct TestHome {
 
 impl TestHome {
     pub fn new() -> Self {
+        Self::in_folder(&std::env::temp_dir())
+    }
+
+    /// A home under the build's `target/tmp` rather than in `/tmp`, for the tests that
+    /// run hooks: a folder others may write (`/tmp`, sticky or not) makes every home
+    /// under it untrusted, and its hooks are refused.
+    pub fn trusted() -> Self {
+        Self::in_folder(Path::new(env!("CARGO_TARGET_TMPDIR")))
+    }
+
+    fn in_folder(base: &Path) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("backup-test.")
-            .tempdir()
+            .tempdir_in(base)
             .expect("creating a temporary home");
         // Canonical, as the service sees its own working directory.
         let root = fs::canonicalize(dir.path()).unwrap();
