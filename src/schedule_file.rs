@@ -120,16 +120,10 @@ pub fn append(home: &Home, schedule: &Schedule) -> Result<()> {
             if existing == *schedule {
                 bail!("schedule {schedule} already exists at index {index}");
             }
-            // One NAME, one archive series: a second compression would write a second
-            // file beside the first, and `verify NAME` could not tell which was meant;
-            // other options would fight over the same generations.
-            if existing.name == schedule.name
-                && (existing.path != schedule.path || existing.options != schedule.options)
-            {
+            if schedule.clashes_with(&existing) {
                 bail!(
-                    "refusing schedule {schedule}: archive name {:?} is already used by \
-                     schedule {index} ({line}) for another PATH or other options",
-                    schedule.name
+                    "refusing schedule {schedule}: {}",
+                    name_taken(&schedule.name, index, &line)
                 );
             }
         }
@@ -142,6 +136,63 @@ pub fn append(home: &Home, schedule: &Schedule) -> Result<()> {
         lines.push(line);
         Ok(())
     })
+}
+
+/// Why a schedule clashes with the one at `index`, `line` (see [`Schedule::clashes_with`]).
+///
+/// One NAME, one archive series: a second compression would write a second file beside
+/// the first, and `verify NAME` could not tell which was meant; another PATH or other
+/// options would fight over the same archives.
+pub fn name_taken(name: &str, index: usize, line: &str) -> String {
+    format!(
+        "archive name {name:?} is already used by schedule {index} ({line}) for another \
+         PATH or other options"
+    )
+}
+
+/// The schedules of a file, taken in order, each checked against those taken before it:
+/// a line whose NAME an earlier schedule uses for another PATH or other options is not
+/// taken (the service skips it, `list` reports it), exactly as `create` would refuse it.
+#[derive(Debug, Default)]
+pub struct Admitted {
+    first: std::collections::HashMap<String, (usize, Schedule, String)>,
+}
+
+impl Admitted {
+    /// Takes the schedule at `index` (written `line`), or says why it clashes.
+    pub fn admit(&mut self, index: usize, schedule: &Schedule, line: &str) -> Result<(), String> {
+        match self.first.get(&schedule.name) {
+            Some((at, first, first_line)) if schedule.clashes_with(first) => {
+                Err(name_taken(&schedule.name, *at, first_line))
+            }
+            Some(_) => Ok(()),
+            None => {
+                let first = (index, schedule.clone(), line.to_owned());
+                self.first.insert(schedule.name.clone(), first);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Why the schedule `schedule` at `index` of `lines` is skipped, if it clashes with an
+/// earlier line ([`Admitted`]).
+pub fn clash_at(
+    lines: &[Result<String, NotUtf8>],
+    index: usize,
+    schedule: &Schedule,
+) -> Option<String> {
+    let mut admitted = Admitted::default();
+    for (at, line) in lines.iter().enumerate().take(index) {
+        if let Some(earlier) = line
+            .as_deref()
+            .ok()
+            .and_then(|l| l.parse::<Schedule>().ok())
+        {
+            let _ = admitted.admit(at, &earlier, line.as_deref().unwrap_or_default());
+        }
+    }
+    admitted.admit(index, schedule, &schedule.to_string()).err()
 }
 
 /// A line removed by [`delete`].
@@ -221,7 +272,8 @@ pub struct Entry {
     pub line: String,
     /// The schedule, when the line is valid.
     pub schedule: Option<Schedule>,
-    /// Why the line is not a valid schedule.
+    /// Why the line is not a valid schedule, or, for a valid one, why it is skipped: its
+    /// NAME is an earlier schedule's, for another PATH or other options ([`Admitted`]).
     pub error: Option<String>,
 }
 
@@ -232,9 +284,11 @@ impl fmt::Display for Entry {
 }
 
 /// Every line of the schedule file, parsed where it can be; a line that is not UTF-8 is
-/// shown with those bytes escaped.
+/// shown with those bytes escaped, and a line that clashes with an earlier one
+/// ([`Admitted`]) has its schedule and the error saying why it is skipped.
 pub fn entries(home: &Home) -> Result<Vec<Entry>> {
     let lines = read_raw_lines(&home.schedules())?;
+    let mut admitted = Admitted::default();
     Ok(lines
         .into_iter()
         .enumerate()
@@ -247,7 +301,10 @@ pub fn entries(home: &Home) -> Result<Vec<Entry>> {
                 Err(why) => (shown(&raw), Err(why.to_string())),
             };
             let (schedule, error) = match parsed {
-                Ok(schedule) => (Some(schedule), None),
+                Ok(schedule) => {
+                    let clash = admitted.admit(index, &schedule, &line).err();
+                    (Some(schedule), clash)
+                }
                 Err(err) => (None, Some(err)),
             };
             Entry {

@@ -78,8 +78,8 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-/// How a backup ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// How a backup ended, from best to worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// A complete archive of the source.

@@ -140,7 +140,9 @@ fn schedule_status(
         .schedule
         .as_ref()
         .and_then(|s| state.schedules.get(&s.to_string()));
-    let (due_now, next_run) = match &entry.schedule {
+    // A clashing line is skipped by the service: nothing is owed or due.
+    let runs = entry.schedule.as_ref().filter(|_| entry.error.is_none());
+    let (due_now, next_run) = match runs {
         Some(schedule) => {
             let first_seen = record.map_or(*now, |r| r.first_seen.with_timezone(&Local));
             let served = record.and_then(|r| r.last_served.map(|t| t.with_timezone(&Local)));
@@ -178,11 +180,19 @@ fn schedule_status(
     ScheduleStatus {
         generations,
         chain,
-        last_run: record.and_then(|r| r.last_run.clone()),
+        last_run: record.and_then(|r| r.last_run.clone()).map(in_this_zone),
         entry,
         due_now,
         next_run,
     }
+}
+
+/// `run` with its start shown in the current zone: the state keeps the offset of the day
+/// it ran, and a zone changed since (or a DST change) must not show another wall time for
+/// the same instant than `next run` beside it.
+fn in_this_zone(mut run: Run) -> Run {
+    run.started = run.started.with_timezone(&Local).fixed_offset();
+    run
 }
 
 impl fmt::Display for Status {
@@ -199,7 +209,13 @@ impl fmt::Display for Status {
         for s in &self.schedules {
             writeln!(f, "{}", s.entry)?;
             if let Some(error) = &s.entry.error {
-                writeln!(f, "   malformed: {error}; the service skips it")?;
+                // A valid line that clashes with an earlier one, or a malformed one.
+                let what = if s.entry.schedule.is_some() {
+                    "clashes:  "
+                } else {
+                    "malformed:"
+                };
+                writeln!(f, "   {what} {error}; the service skips it")?;
                 continue;
             }
             if s.due_now {

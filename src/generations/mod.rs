@@ -223,6 +223,7 @@ fn rotate(
 ) -> Result<()> {
     repair(dir, name, compression)?;
     let series = Series::scan(dir, name, compression)?;
+    list::mark_started(out.file(), &made);
     out.sync()?;
     pause::at("written");
     let latest_path = dir.join(format!("{name}{}", compression.suffix()));
