@@ -40,7 +40,9 @@ pub enum Mode {
 /// Runs the service of `home`.
 ///
 /// `ready`, when given, receives `ready` once the service holds its lock and has looked at
-/// the schedules once; `backup_manager start` waits for that word.
+/// the schedules once; `backup_manager start` waits for that word. It is taken then: left
+/// in place on an error before, so that the caller can say why there (see
+/// [`report_failure`]).
 ///
 /// This takes process-wide resources: the home's pid lock, and the termination signals,
 /// which are blocked and read from a signalfd so that none can arrive unseen between a
@@ -48,7 +50,7 @@ pub enum Mode {
 ///
 /// Returns the worst outcome of the backups run, for [`Mode::Once`] (`None` when none ran,
 /// or when it ran until stopped).
-pub fn run(home: &Home, mode: Mode, ready: Option<File>) -> Result<Option<Outcome>> {
+pub fn run(home: &Home, mode: Mode, ready: &mut Option<File>) -> Result<Option<Outcome>> {
     // Blocked before the lock is taken: from then on a manager takes us for the service
     // and may send SIGHUP, whose default action would end us.
     let signals = Signals::block()?;
@@ -71,7 +73,6 @@ pub fn run(home: &Home, mode: Mode, ready: Option<File>) -> Result<Option<Outcom
 
     let mut reported = Vec::new();
     let mut postponed = Vec::new();
-    let mut ready = ready;
     let mut worst: Option<Outcome> = None;
     loop {
         let (due, times) = look(home, &mut reported);
@@ -106,6 +107,17 @@ pub fn run(home: &Home, mode: Mode, ready: Option<File>) -> Result<Option<Outcom
             info!("backup_service stopped (pid {pid}, {signal})");
             return Ok(None);
         }
+    }
+}
+
+/// Writes `error: ERROR` on the ready pipe of a service that failed before it was ready,
+/// for `backup_manager start` to show: its stderr goes nowhere, and its log may be what
+/// failed.
+pub fn report_failure(ready: &mut Option<File>, err: &anyhow::Error) {
+    if let Some(mut pipe) = ready.take() {
+        // One write: the manager reads what one write says.
+        let line = format!("error: {}\n", crate::logging::one_line(&format!("{err:#}")));
+        let _ = pipe.write_all(line.as_bytes());
     }
 }
 

@@ -53,7 +53,7 @@ fn main() -> ExitCode {
     }
     // SAFETY: the manager passes the write end of a pipe it made for this, and nothing
     // else in this process knows the number; the range check keeps stdio out.
-    let ready = cli.notify_fd.map(|fd| unsafe { File::from_raw_fd(fd) });
+    let mut ready = cli.notify_fd.map(|fd| unsafe { File::from_raw_fd(fd) });
     let home = match Home::find(cli.home.as_deref(), false) {
         Ok(home) => home,
         Err(err) => {
@@ -69,6 +69,7 @@ fn main() -> ExitCode {
     }
     if let Err(err) = logging::init(&home.service_log(), Echo::Stderr) {
         eprintln!("backup_service: {err:#}");
+        service::report_failure(&mut ready, &err);
         return ExitCode::FAILURE;
     }
     let mode = if cli.once {
@@ -76,12 +77,13 @@ fn main() -> ExitCode {
     } else {
         service::Mode::Forever
     };
-    match service::run(&home, mode, ready) {
+    match service::run(&home, mode, &mut ready) {
         Ok(None | Some(Outcome::Ok)) => ExitCode::SUCCESS,
         Ok(Some(Outcome::Warnings)) => ExitCode::from(backup::job::WARNINGS_EXIT),
         Ok(Some(Outcome::Failed)) => ExitCode::FAILURE,
         Err(err) => {
             log::error!("{err:#}");
+            service::report_failure(&mut ready, &err);
             ExitCode::FAILURE
         }
     }
