@@ -13,7 +13,8 @@
 //! log. Like ssh's StrictModes, a hook, the `hooks/` folder and every folder above them up to
 //! `/` (and up to the hook's real location, when it is a link) must be owned by the user
 //! running it or by root and be writable by no one else; otherwise it is skipped with a
-//! logged error. The file checked is the file run ([`exec`]). No hook file, no change.
+//! logged error. The file checked is the file run ([`check`] returns it open). No hook
+//! file, no change.
 
 mod exec;
 

@@ -150,3 +150,67 @@ fn linked(path: &Path) -> Result<OwnedFd> {
     })?;
     Ok(opened.fd)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    #[test]
+    fn links_fifos_and_second_names_are_refused_and_their_targets_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        let link = dir.path().join("link");
+        symlink(&target, &link).unwrap();
+        for access in [Access::Read, Access::Lock, Access::Write, Access::Append] {
+            let err = open_file(&link, access, 0o600).unwrap_err();
+            assert!(
+                err.to_string().contains("symbolic link"),
+                "{access:?}: {err}"
+            );
+            assert!(!target.exists(), "{access:?} created the link's target");
+        }
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
+        for access in [Access::Read, Access::Lock, Access::Write, Access::Append] {
+            let err = open_file(&fifo, access, 0o600).unwrap_err();
+            assert_eq!(err.to_string(), "it is not a regular file", "{access:?}");
+        }
+        fs::write(&target, "x").unwrap();
+        fs::hard_link(&target, dir.path().join("second")).unwrap();
+        let second = dir.path().join("second");
+        assert!(open_file(&second, Access::Write, 0o600).is_err());
+        assert!(open_file(&second, Access::Append, 0o600).is_err());
+        assert!(open_file(&second, Access::Lock, 0o600).is_ok());
+        assert_eq!(fs::read_to_string(&target).unwrap(), "x");
+        assert_eq!(read(&dir.path().join("none")).unwrap(), None);
+    }
+
+    #[test]
+    fn a_folder_link_is_followed_only_to_a_trusted_folder() {
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tmp");
+        fs::create_dir_all(&base).unwrap();
+        let dir = tempfile::tempdir_in(base).unwrap();
+        let good = dir.path().join("good");
+        let open = dir.path().join("open");
+        fs::create_dir(&good).unwrap();
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+        symlink(&good, dir.path().join("to-good")).unwrap();
+        symlink(&open, dir.path().join("to-open")).unwrap();
+        assert!(
+            folder(&dir.path().join("to-good"), false)
+                .unwrap()
+                .is_some()
+        );
+        let err = folder(&dir.path().join("to-open"), true).unwrap_err();
+        assert!(format!("{err:#}").ends_with("(mode 777)"), "{err:#}");
+        assert!(
+            folder(&dir.path().join("missing"), false)
+                .unwrap()
+                .is_none()
+        );
+        assert!(folder(&dir.path().join("made"), true).unwrap().is_some());
+        assert!(dir.path().join("made").is_dir());
+    }
+}

@@ -399,6 +399,36 @@ mod tests {
     }
 
     #[test]
+    fn a_line_clashes_with_the_first_schedule_of_its_name_as_create_would_refuse_it() {
+        let lines = [
+            "a;01:00;x",
+            "b;02:00;x",
+            "a;03:00;x",
+            "a;04:00;x;zstd",
+            "a;01:00;x",
+        ];
+        let mut admitted = Admitted::default();
+        let clashes: Vec<Option<String>> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| admitted.admit(i, &schedule(l), l).err())
+            .collect();
+        let taken = Some(name_taken("x", 0, "a;01:00;x"));
+        assert_eq!(clashes, [None, taken.clone(), None, taken.clone(), None]);
+        let read: Vec<Result<String, NotUtf8>> = lines.iter().map(|l| Ok(l.to_string())).collect();
+        assert_eq!(clash_at(&read, 3, &schedule(lines[3])), taken);
+        assert_eq!(clash_at(&read, 2, &schedule(lines[2])), None);
+        // What create says of the same line, by the same rule.
+        let (_dir, home) = home();
+        append(&home, &schedule(lines[0])).unwrap();
+        let err = append(&home, &schedule(lines[1])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("refusing schedule b;02:00;x: {}", taken.unwrap())
+        );
+    }
+
+    #[test]
     fn an_existing_files_mode_is_kept() {
         let (_dir, home) = home();
         fs::write(home.schedules(), "a;01:00;a\n").unwrap();

@@ -197,3 +197,65 @@ fn open_at(dir: Option<&OwnedFd>, name: &OsStr, flags: OFlag) -> nix::Result<Own
         None => openat(nix::fcntl::AT_FDCWD, name, flags, Mode::empty()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    /// A folder under the build's `target/tmp`, whose folders up to / root owns.
+    fn folder() -> tempfile::TempDir {
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tmp");
+        fs::create_dir_all(&base).unwrap();
+        tempfile::tempdir_in(base).unwrap()
+    }
+
+    #[test]
+    fn every_folder_on_the_way_is_checked_and_links_are_followed_by_hand() {
+        let dir = folder();
+        let root = fs::canonicalize(dir.path()).unwrap();
+        fs::create_dir_all(root.join("good/deep")).unwrap();
+        fs::write(root.join("good/deep/hook"), "x").unwrap();
+        fs::create_dir(root.join("open")).unwrap();
+        fs::set_permissions(root.join("open"), fs::Permissions::from_mode(0o777)).unwrap();
+        fs::write(root.join("open/hook"), "x").unwrap();
+        let opened = open(&root.join("good/deep/hook"), Want::File).unwrap();
+        assert_eq!(opened.path, root.join("good/deep/hook"));
+        let err = open(&root.join("open/hook"), Want::File).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{} is writable by group or others (mode 777)",
+                root.join("open").display()
+            )
+        );
+        // A relative link climbing with `..`, and an absolute one: both land where they
+        // point, the folders on the way checked.
+        symlink("../good/deep/hook", root.join("good/up")).unwrap();
+        assert_eq!(
+            open(&root.join("good/up"), Want::File).unwrap().path,
+            root.join("good/deep/hook")
+        );
+        symlink(root.join("open/hook"), root.join("good/to-open")).unwrap();
+        assert!(open(&root.join("good/to-open"), Want::File).is_err());
+        // A folder is not a file, nor a file a folder.
+        assert!(open(&root.join("good"), Want::File).is_err());
+        assert!(open(&root.join("good/deep/hook"), Want::Folder).is_err());
+        assert!(open(&root.join("good/deep"), Want::Folder).is_ok());
+        // A loop of links ends.
+        symlink("loop", root.join("good/loop")).unwrap();
+        let err = open(&root.join("good/loop"), Want::File).unwrap_err();
+        assert!(err.to_string().contains("too many levels"), "{err}");
+    }
+
+    #[test]
+    fn a_sticky_folder_others_can_write_is_not_trusted() {
+        let err = open(Path::new("/tmp"), Want::Folder).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("/tmp is writable by group or others"),
+            "{err}"
+        );
+    }
+}

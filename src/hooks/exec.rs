@@ -7,7 +7,7 @@
 //! kernel as `/dev/fd/N`, so for a script that one descriptor stays open, read-only, on
 //! the hook itself; every other descriptor above 2 is closed at the exec.
 
-use std::ffi::{CString, OsString};
+use std::ffi::CString;
 use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -76,7 +76,7 @@ impl ExecArgs {
         let argv0 = c(path.as_os_str().to_owned().into_vec())?;
         let mut vars = Vec::new();
         for (key, value) in std::env::vars_os() {
-            if env.iter().any(|(k, _)| OsString::from(k) == key) {
+            if env.iter().any(|(k, _)| key == *k) {
                 continue;
             }
             let mut var = key.into_vec();
