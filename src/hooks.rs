@@ -33,7 +33,7 @@ use nix::unistd::Pid;
 pub use exec::{Checked, check};
 
 use crate::home::{BACKUPS_DIR, Home};
-use crate::interrupt::Interrupts;
+use crate::interrupt::{self, Interrupts};
 use crate::schedule::Schedule;
 use crate::state::{Outcome, Run};
 
@@ -205,6 +205,11 @@ pub fn run(home: &Home, hook: Hook, env: &[(&'static str, String)], manual: bool
     } else {
         None
     };
+    // Checked once the signals are caught for the hook: a command already on its way out
+    // (Ctrl-C on `run`) must not leave a hook behind it.
+    if interrupt::stopping() {
+        return Ended::Skipped("not started: interrupted".to_owned());
+    }
     let ended = match execute(home, &checked, env, limit, interrupts.as_ref()) {
         Err(err) => {
             let why = format!("{err:#}");

@@ -6,7 +6,7 @@
 //! by hand, [`Interrupts`] catches the signals that end a foreground command, so that the
 //! caller can stop the hook's group and then die of the same signal, as it would have.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use anyhow::{Context, Result};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
@@ -83,7 +83,17 @@ impl Drop for Interrupts {
 /// signal's number there: `write` is async-signal-safe.
 static WATCH_PIPE: AtomicI32 = AtomicI32::new(-1);
 
+/// Set by [`Watch`]'s handler: the process is on its way out.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// Whether a signal [`Watch`] watches for has come: the process is about to end, and
+/// starts nothing more (a hook).
+pub fn stopping() -> bool {
+    STOPPING.load(Ordering::SeqCst)
+}
+
 extern "C" fn on_watched_signal(signal: libc::c_int) {
+    STOPPING.store(true, Ordering::SeqCst);
     let fd = WATCH_PIPE.load(Ordering::SeqCst);
     if fd >= 0 {
         let byte = signal as u8;
