@@ -1,15 +1,35 @@
 //! Files that appear whole or not at all: written aside, fsynced, then renamed into place.
 
-use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
-use std::io;
-use std::os::unix::fs::OpenOptionsExt;
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use nix::fcntl::{OFlag, openat, renameat};
+use nix::sys::stat::Mode;
+use nix::unistd::{UnlinkatFlags, unlinkat};
+
+use crate::nofollow;
 
 /// Suffix of the temporary files; with the leading dot, it keeps them out of listings.
 const PARTIAL_SUFFIX: &str = ".partial";
+
+/// The temporary files this process has open, so that an interrupted process can remove
+/// them before it exits ([`abandon_all`]).
+static LIVE: Mutex<Vec<(u64, PathBuf)>> = Mutex::new(Vec::new());
+/// Set by [`abandon_all`]: from then on no temporary file is made or renamed into place.
+static ABANDONED: AtomicBool = AtomicBool::new(false);
+/// The next [`AtomicFile`]'s number in [`LIVE`].
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+fn live() -> std::sync::MutexGuard<'static, Vec<(u64, PathBuf)>> {
+    // A panic elsewhere does not make the list wrong.
+    LIVE.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// A file being written under a hidden temporary name next to its final path.
 ///
@@ -17,11 +37,18 @@ const PARTIAL_SUFFIX: &str = ".partial";
 /// the old contents or the new ones, never a mix. Dropped without a commit (an error, a
 /// panic), it removes its temporary file. Only a hard kill can leave one behind;
 /// [`remove_leftovers`] clears those.
+///
+/// The folder is opened once, without following a link planted there (see
+/// [`nofollow::folder`]), and the temporary file is made, renamed and removed relative to
+/// it: nothing is created through a link, and no swap of the folder redirects the rename.
 #[derive(Debug)]
 pub struct AtomicFile {
     file: Option<File>,
+    folder: OwnedFd,
+    temp_name: OsString,
     temp: PathBuf,
     target: PathBuf,
+    id: u64,
 }
 
 impl AtomicFile {
@@ -31,16 +58,34 @@ impl AtomicFile {
     /// and a leftover can be traced to the process that left it.
     pub fn create(target: &Path, mode: u32) -> Result<Self> {
         let temp = temp_path(target);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&temp)
-            .with_context(|| format!("creating temporary file {}", temp.display()))?;
+        let temp_name = temp.file_name().expect("a temporary name").to_os_string();
+        let dir = parent(target);
+        let folder = nofollow::folder(dir, false)
+            .with_context(|| format!("creating temporary file {}", temp.display()))?
+            .with_context(|| format!("creating temporary file {}: no folder", temp.display()))?;
+        let mut live = live();
+        if ABANDONED.load(Ordering::SeqCst) {
+            bail!("creating temporary file {}: interrupted", temp.display());
+        }
+        // O_EXCL: never a file that is already there, nor through a link.
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = openat(
+            folder.as_fd(),
+            temp_name.as_os_str(),
+            flags,
+            Mode::from_bits_truncate(mode),
+        )
+        .with_context(|| format!("creating temporary file {}", temp.display()))?;
+        let id = NEXT_ID.fetch_add(1, Ordering::SeqCst);
+        live.push((id, temp.clone()));
         Ok(Self {
-            file: Some(file),
+            file: Some(File::from(fd)),
+            folder,
+            temp_name,
             temp,
             target: target.to_path_buf(),
+            id,
         })
     }
 
@@ -73,21 +118,36 @@ impl AtomicFile {
         file.sync_all()
             .with_context(|| format!("syncing {}", self.temp.display()))?;
         drop(file);
-        fs::rename(&self.temp, &self.target).with_context(|| {
-            format!(
-                "renaming {} to {}",
-                self.temp.display(),
-                self.target.display()
+        let target_name = self.target.file_name().unwrap_or(OsStr::new(""));
+        {
+            let mut live = live();
+            if ABANDONED.load(Ordering::SeqCst) {
+                bail!("renaming {} into place: interrupted", self.temp.display());
+            }
+            renameat(
+                self.folder.as_fd(),
+                self.temp_name.as_os_str(),
+                self.folder.as_fd(),
+                target_name,
             )
-        })?;
+            .with_context(|| {
+                format!(
+                    "renaming {} to {}",
+                    self.temp.display(),
+                    self.target.display()
+                )
+            })?;
+            live.retain(|(id, _)| *id != self.id);
+        }
         // From here on the temporary name is gone: nothing is left for Drop to remove.
         self.temp = PathBuf::new();
         // The new file is in place and whole; a failed directory sync only means the
         // rename might not survive a crash, which is no reason to call the write failed.
-        if let Some(dir) = self.target.parent() {
-            if let Err(err) = sync_dir(dir) {
-                log::warn!("{err:#}");
-            }
+        if let Err(err) = nix::unistd::fsync(self.folder.as_fd()) {
+            log::warn!(
+                "syncing directory {}: {err}",
+                parent(&self.target).display()
+            );
         }
         Ok(())
     }
@@ -97,8 +157,36 @@ impl Drop for AtomicFile {
     fn drop(&mut self) {
         if !self.temp.as_os_str().is_empty() {
             // Best effort: the error that brought us here is the one worth reporting.
-            let _ = fs::remove_file(&self.temp);
+            let _ = unlinkat(
+                self.folder.as_fd(),
+                self.temp_name.as_os_str(),
+                UnlinkatFlags::NoRemoveDir,
+            );
+            live().retain(|(id, _)| *id != self.id);
         }
+    }
+}
+
+/// Removes every temporary file this process has open and makes sure no other is made or
+/// renamed into place from now on: for a process about to exit on a signal, whatever
+/// its other threads are doing. Returns what it removed.
+pub fn abandon_all() -> Vec<PathBuf> {
+    let mut live = live();
+    ABANDONED.store(true, Ordering::SeqCst);
+    let mut removed = Vec::new();
+    for (_, path) in live.drain(..) {
+        if fs::remove_file(&path).is_ok() {
+            removed.push(path);
+        }
+    }
+    removed
+}
+
+/// The folder of `target`; an empty parent means "the current directory".
+fn parent(target: &Path) -> &Path {
+    match target.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
     }
 }
 
@@ -145,22 +233,28 @@ fn is_temporary(file_name: &std::ffi::OsStr) -> bool {
 /// Removes the temporary files that hard-killed writers left in `dir`, skipping those
 /// whose writer (named by the pid in the file name) is still alive. Returns what it removed.
 pub fn remove_leftovers(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+    use std::os::unix::ffi::OsStrExt;
+    // Listed and cleaned through one descriptor of the folder, never through a link.
+    let Some(folder) = nofollow::folder(dir, false)? else {
+        return Ok(Vec::new());
     };
-    let mut removed = Vec::new();
-    for entry in entries {
+    let listing = folder.try_clone().context("sharing a folder descriptor")?;
+    let mut entries =
+        nix::dir::Dir::from_fd(listing).with_context(|| format!("listing {}", dir.display()))?;
+    let mut names = Vec::new();
+    for entry in entries.iter() {
         let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
-        let name = entry.file_name();
-        if !is_temporary(&name) || writer_is_alive(&name) {
-            continue;
+        let name = OsStr::from_bytes(entry.file_name().to_bytes()).to_os_string();
+        if is_temporary(&name) && !writer_is_alive(&name) {
+            names.push(name);
         }
-        let path = entry.path();
-        match fs::remove_file(&path) {
+    }
+    let mut removed = Vec::new();
+    for name in names {
+        let path = dir.join(&name);
+        match unlinkat(folder.as_fd(), name.as_os_str(), UnlinkatFlags::NoRemoveDir) {
             Ok(()) => removed.push(path),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(nix::errno::Errno::ENOENT) => {}
             Err(e) => {
                 return Err(e).with_context(|| format!("removing leftover {}", path.display()));
             }

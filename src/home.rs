@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use crate::nofollow;
+use crate::pidfile;
+
 /// File name of the schedule file inside the home.
 pub const SCHEDULES_FILE: &str = "backup_schedules.txt";
 /// Log file of `backup_manager`, relative to the home.
@@ -45,8 +48,8 @@ impl Home {
     /// Finds the home a command works on: `flag` (`--home`) if given, else `$BACKUP_HOME`
     /// if set and not empty, else the current directory.
     ///
-    /// The current directory is taken only if it holds a schedule file or a `backups/`
-    /// folder, unless `may_start_here` (for `create`, which makes a new home): a command
+    /// The current directory is taken only if it is a home ([`Home::is_home`]), unless
+    /// `may_start_here` (for `create`, which makes a new home): a command
     /// typed in the wrong folder must say so, not answer for an empty home and leave a
     /// stray `logs/` behind.
     pub fn find(flag: Option<&Path>, may_start_here: bool) -> Result<Self> {
@@ -69,9 +72,15 @@ impl Home {
         Ok(home)
     }
 
-    /// Whether the folder looks like a home: it holds a schedule file or `backups/`.
+    /// Whether the folder is a home: it holds a schedule file, `backups/` or the state
+    /// file, or its service runs (holds the pid lock), even after its schedule file was
+    /// removed: `stop` and `status` must still find it.
     pub fn is_home(&self) -> bool {
-        self.schedules().exists() || self.backups().is_dir()
+        let there = |path: PathBuf| fs::symlink_metadata(path).is_ok();
+        there(self.schedules())
+            || self.backups().is_dir()
+            || there(self.state())
+            || pidfile::holder(&self.pid_file()).is_ok_and(|holder| holder.is_some())
     }
 
     /// The home's root directory (absolute, canonical).
@@ -126,19 +135,26 @@ impl Home {
         self.root.join(path)
     }
 
-    /// Creates `backups/` if it is missing and returns it.
+    /// Creates `backups/` if it is missing and returns it, after checking it: a real
+    /// folder, or a link to a folder that no one but this user and root can change (see
+    /// [`nofollow::folder`]).
     pub fn ensure_backups(&self) -> Result<PathBuf> {
         let dir = self.backups();
-        fs::create_dir_all(&dir)
-            .with_context(|| format!("creating backups folder {}", dir.display()))?;
+        nofollow::folder(&dir, true)
+            .with_context(|| format!("opening backups folder {}", dir.display()))?;
         Ok(dir)
     }
 }
 
 /// A home in a new temporary folder, for unit tests; the folder goes with the guard.
+///
+/// Made under the build's `target/` rather than in `/tmp`: a folder others may write (as
+/// `/tmp`, sticky or not) makes every home under it untrusted, and its hooks refused.
 #[cfg(test)]
 pub(crate) fn temporary() -> (tempfile::TempDir, Home) {
-    let dir = tempfile::tempdir().expect("creating a temporary folder");
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tmp");
+    fs::create_dir_all(&base).expect("creating target/tmp");
+    let dir = tempfile::tempdir_in(&base).expect("creating a temporary folder");
     let home = Home::open(Some(dir.path())).expect("opening a temporary home");
     (dir, home)
 }

@@ -10,16 +10,17 @@
 //! in its environment (`BACKUP_NAME`, `BACKUP_SOURCE`, `BACKUP_ARCHIVE`, `BACKUP_HOME`,
 //! `BACKUP_RESULT`, `BACKUP_ERROR`). Past its time limit the whole group is killed, so a
 //! hang is bounded and `stop` stays prompt. Its exit code and last lines of output go to the
-//! log. Like ssh's StrictModes, a hook (and the `hooks/` folder) must be owned by the user
+//! log. Like ssh's StrictModes, a hook, the `hooks/` folder and every folder above them up to
+//! `/` (and up to the hook's real location, when it is a link) must be owned by the user
 //! running it or by root and be writable by no one else; otherwise it is skipped with a
-//! logged error. No hook file, no change.
+//! logged error. The file checked is the file run ([`check`] returns it open). No hook
+//! file, no change.
+
+mod exec;
 
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -29,9 +30,11 @@ use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use nix::unistd::Pid;
 
+pub use exec::{Checked, check};
+
 use crate::generations::chain;
 use crate::home::{BACKUPS_DIR, Home};
-use crate::interrupt::Interrupts;
+use crate::interrupt::{self, Interrupts};
 use crate::schedule::Schedule;
 use crate::state::{Outcome, Run};
 
@@ -274,11 +277,14 @@ pub fn run(home: &Home, hook: Hook, env: &[(&'static str, String)], manual: bool
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ended::Absent,
         _ => {}
     }
-    if let Err(err) = check(&path) {
-        let why = format!("{err:#}");
-        error!("hook {name} skipped: {why}");
-        return Ended::Skipped(why);
-    }
+    let checked = match check(&path) {
+        Ok(checked) => checked,
+        Err(err) => {
+            let why = format!("{err:#}");
+            error!("hook {name} skipped: {why}");
+            return Ended::Skipped(why);
+        }
+    };
     let limit = time_limit();
     let interrupts = if manual {
         Interrupts::catch()
@@ -287,7 +293,12 @@ pub fn run(home: &Home, hook: Hook, env: &[(&'static str, String)], manual: bool
     } else {
         None
     };
-    let ended = match execute(home, &path, env, limit, interrupts.as_ref()) {
+    // Checked once the signals are caught for the hook: a command already on its way out
+    // (Ctrl-C on `run`) must not leave a hook behind it.
+    if interrupt::stopping() {
+        return Ended::Skipped("not started: interrupted".to_owned());
+    }
+    let ended = match execute(home, &checked, env, limit, interrupts.as_ref()) {
         Err(err) => {
             let why = format!("{err:#}");
             error!("hook {name} skipped: {why}");
@@ -321,56 +332,18 @@ pub fn run(home: &Home, hook: Hook, env: &[(&'static str, String)], manual: bool
     ended
 }
 
-/// Like ssh's StrictModes: the hook and its folder are owned by the user running it or by
-/// root, and writable by no one else; the hook is a regular, executable file.
-pub fn check(path: &Path) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        let meta = fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
-        trusted(dir, &meta)?;
-    }
-    let meta = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
-    if !meta.is_file() {
-        bail!("{} is not a regular file", path.display());
-    }
-    trusted(path, &meta)?;
-    if meta.mode() & 0o100 == 0 {
-        bail!("{} is not executable (chmod u+x)", path.display());
-    }
-    Ok(())
-}
-
-/// Refuses what another user could have changed: owned by someone other than this user
-/// or root, or writable by group or others.
-fn trusted(path: &Path, meta: &fs::Metadata) -> Result<()> {
-    let me = nix::unistd::geteuid().as_raw();
-    if meta.uid() != me && meta.uid() != 0 {
-        bail!(
-            "{} is owned by uid {}, not by this user or root",
-            path.display(),
-            meta.uid()
-        );
-    }
-    if meta.mode() & 0o022 != 0 {
-        bail!(
-            "{} is writable by group or others (mode {:o})",
-            path.display(),
-            meta.permissions().mode() & 0o7777
-        );
-    }
-    Ok(())
-}
-
-/// Runs the hook at `path` in a process group of its own and waits for it at most `limit`;
+/// Runs the checked hook in a process group of its own and waits for it at most `limit`;
 /// past that, or once `interrupts` caught a signal, the group gets SIGTERM, then SIGKILL.
 /// Returns how it ended and the last bytes of its output (stdout and stderr together).
 fn execute(
     home: &Home,
-    path: &Path,
+    hook: &Checked,
     env: &[(&'static str, String)],
     limit: Duration,
     interrupts: Option<&Interrupts>,
 ) -> Result<(Ended, Vec<u8>)> {
-    let (mut child, output) = spawn(home, path, env)?;
+    let path = hook.path.as_path();
+    let (mut child, output) = exec::spawn(home, hook, env)?;
     let pid = Pid::from_raw(child.id() as i32);
     let (status, stopped) = wait(pid, path, limit, interrupts)?;
     if stopped.is_some() {
@@ -399,50 +372,6 @@ fn execute(
         .recv_timeout(Duration::from_millis(500))
         .unwrap_or_default();
     Ok((ended, bytes))
-}
-
-/// Starts the hook at `path` in a process group of its own, in the home, with `env`
-/// added and its output (stdout and stderr together) collected.
-fn spawn(
-    home: &Home,
-    path: &Path,
-    env: &[(&'static str, String)],
-) -> Result<(std::process::Child, mpsc::Receiver<Vec<u8>>)> {
-    let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .context("creating a pipe for the hook's output")?;
-    let mut command = Command::new(path);
-    command
-        .current_dir(home.root())
-        .envs(env.iter().map(|(k, v)| (*k, v)))
-        .stdin(Stdio::null())
-        .stdout(
-            writer
-                .try_clone()
-                .context("sharing the hook's output pipe")?,
-        )
-        .stderr(writer)
-        .process_group(0);
-    // SAFETY: between fork and exec only async-signal-safe calls are allowed;
-    // pthread_sigmask is, and the closure allocates nothing (the set is built before).
-    unsafe {
-        command.pre_exec(|| {
-            // The service blocks its termination signals to read them from a signalfd; a
-            // blocked mask is inherited across exec, and a hook must be stoppable.
-            let empty = nix::sys::signal::SigSet::empty();
-            nix::sys::signal::pthread_sigmask(
-                nix::sys::signal::SigmaskHow::SIG_SETMASK,
-                Some(&empty),
-                None,
-            )
-            .map_err(io::Error::from)
-        });
-    }
-    let child = command
-        .spawn()
-        .with_context(|| format!("starting {}", path.display()))?;
-    // The command keeps the write ends until dropped; the reader sees EOF only without them.
-    drop(command);
-    Ok((child, collect(fs::File::from(reader))))
 }
 
 /// Waits for the hook `pid` to exit, stopping its group (SIGTERM, then SIGKILL after
@@ -498,7 +427,7 @@ enum Stop {
 }
 
 /// Reads `reader` to its end in a thread, keeping the last [`KEPT_BYTES`].
-fn collect(mut reader: fs::File) -> mpsc::Receiver<Vec<u8>> {
+pub(crate) fn collect(mut reader: fs::File) -> mpsc::Receiver<Vec<u8>> {
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
         let mut kept = Vec::new();
@@ -537,6 +466,7 @@ pub fn path(home: &Home, hook: Hook) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn last_lines_keeps_the_end_on_one_line() {

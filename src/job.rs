@@ -18,6 +18,12 @@ use crate::metrics;
 use crate::schedule::Schedule;
 use crate::state::{self, Outcome, Record, Run};
 
+/// The exit status of `backup_manager run` and `backup_service --once` when a backup was
+/// done with warnings (a file left out or changed while read): the archive is written, so
+/// it is not the failure status 1, but not 0 either, as restic's 3 and GNU tar's 1 say.
+/// The units of `backup_manager unit` count it as a success (`SuccessExitStatus=3`).
+pub const WARNINGS_EXIT: u8 = 3;
+
 /// Backs up `schedule` with its hooks around it and records the result. `occurrence` is
 /// the scheduled time it serves, or `None` for a run by hand; `progress`, if given, is told
 /// how far it got.

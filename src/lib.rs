@@ -6,6 +6,7 @@
 
 pub mod archive;
 pub mod atomic_file;
+pub mod descriptors;
 pub mod edit_lock;
 pub mod excludes;
 pub mod generations;
@@ -19,6 +20,7 @@ pub mod manager;
 pub mod manual;
 pub mod metrics;
 pub mod naming;
+pub mod nofollow;
 pub mod pause;
 pub mod pidfile;
 pub mod process;
@@ -30,5 +32,6 @@ pub mod state;
 pub mod status;
 pub mod tar;
 pub mod timing;
+pub mod trust;
 pub mod unit;
 pub mod write_back;

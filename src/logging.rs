@@ -6,8 +6,9 @@
 //! several pieces, which two processes appending to one log could interleave.
 
 use std::fmt::Write as _;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::Write as _;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -16,6 +17,8 @@ use log::{Level, LevelFilter, Log, Metadata, Record};
 use simplelog::{
     ColorChoice, CombinedLogger, ConfigBuilder, SharedLogger, TermLogger, TerminalMode,
 };
+
+use crate::nofollow::{self, Access};
 
 /// Where a process's log lines go besides its log file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,12 +32,9 @@ pub enum Echo {
 /// Installs the process-wide logger writing to `log_file`, creating its folder.
 ///
 /// Fails when the file cannot be opened for appending, so that a process that cannot
-/// keep its log says so once, at start, instead of silently losing every line.
+/// keep its log says so once, at start, instead of silently losing every line; a link
+/// planted at the log file is such a failure (see [`open_for_append`]).
 pub fn init(log_file: &Path, echo: Echo) -> Result<()> {
-    if let Some(dir) = log_file.parent() {
-        fs::create_dir_all(dir)
-            .with_context(|| format!("creating log folder {}", dir.display()))?;
-    }
     open_for_append(log_file)?;
 
     let mut loggers: Vec<Box<dyn SharedLogger>> = vec![Box::new(FileLogger {
@@ -99,11 +99,21 @@ fn push_one_line(line: &mut String, message: &str) {
     }
 }
 
-fn open_for_append(path: &Path) -> Result<fs::File> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
+/// Opens the log at `path` for appending, making its folder if it is missing.
+///
+/// Neither the folder nor the file is reached through a planted link: log lines quote
+/// schedule text, which whoever wrote the schedule file chose, and appended to another
+/// file (as root, any file) they could do harm. The folder may be a link to a folder
+/// only this user and root can change (see [`nofollow::folder`]).
+pub fn open_for_append(path: &Path) -> Result<fs::File> {
+    let (dir, name) = match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) if !dir.as_os_str().is_empty() => (dir, name),
+        _ => anyhow::bail!("{} is not a log file's path", path.display()),
+    };
+    let folder = nofollow::folder(dir, true)
+        .with_context(|| format!("opening log folder {}", dir.display()))?
+        .expect("created when missing");
+    nofollow::open_file_at(folder.as_fd(), name, Access::Append, 0o666)
         .with_context(|| format!("opening log file {}", path.display()))
 }
 
@@ -120,14 +130,7 @@ impl FileLogger {
     /// Opens the log, making its folder again if someone removed it: a detached service
     /// has nowhere else to report anything.
     fn open(&self) -> Result<fs::File> {
-        open_for_append(&self.path).or_else(|err| match self.path.parent() {
-            Some(dir) if !dir.exists() => {
-                fs::create_dir_all(dir)
-                    .with_context(|| format!("creating log folder {}", dir.display()))?;
-                open_for_append(&self.path)
-            }
-            _ => Err(err),
-        })
+        open_for_append(&self.path)
     }
 }
 

@@ -9,9 +9,8 @@
 //! POSIX locks belong to the process and are released when *any* descriptor of the file is
 //! closed by it, so the service opens this file exactly once.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -19,6 +18,8 @@ use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, fcntl};
 use nix::libc;
 use nix::unistd::Pid;
+
+use crate::nofollow::{self, Access};
 
 /// How many times the lock is tried when it is refused but has no holder.
 const LOCK_TRIES: u32 = 3;
@@ -41,15 +42,9 @@ pub enum Acquire {
 impl PidLock {
     /// Takes the lock without waiting and writes our pid into the file.
     pub fn acquire(path: &Path) -> Result<Acquire> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            // A link planted in its place must not get its target truncated.
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
+        // A link planted in its place must not get its target truncated, nor a second
+        // name of another file.
+        let mut file = nofollow::open_file(path, Access::Write, 0o644)
             .with_context(|| format!("opening pid file {}", path.display()))?;
         let mut tries = 0;
         loop {
@@ -85,7 +80,7 @@ impl PidLock {
 /// The pid of the process holding the lock on `path`, or `None` when no process does
 /// (no file, or a stale one).
 pub fn holder(path: &Path) -> Result<Option<Pid>> {
-    let file = match File::open(path) {
+    let file = match nofollow::open_file(path, Access::Read, 0) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("opening pid file {}", path.display())),

@@ -176,6 +176,8 @@ pub enum StartUp {
     Ready(Pid),
     /// It exited before it was ready.
     Exited(ExitStatus),
+    /// It said why it could not start (and then exited, with this status).
+    Failed(String, Option<ExitStatus>),
     /// It said nothing within the time allowed.
     TimedOut(Pid),
 }
@@ -244,12 +246,20 @@ impl Spawned {
         if events == 0 {
             return Ok(StartUp::TimedOut(pid));
         }
-        let mut said = [0u8; 16];
-        // One read: the service writes its word at once. A read error is the same news
-        // as end of file: it did not say "ready".
+        let mut said = [0u8; 4096];
+        // One read: the service writes its word (or its error) at once. A read error is
+        // the same news as end of file: it did not say "ready".
         let n = self.ready.read(&mut said).unwrap_or(0);
         if said[..n].starts_with(b"ready") {
             return Ok(StartUp::Ready(pid));
+        }
+        if let Some(why) = said[..n].strip_prefix(b"error: ") {
+            // The rest, should it come in more than one piece, up to the service's exit.
+            let mut why = why.to_vec();
+            let _ = (&self.ready).take(64 * 1024).read_to_end(&mut why);
+            let why = String::from_utf8_lossy(&why).trim_end().to_owned();
+            let status = self.child.wait().ok();
+            return Ok(StartUp::Failed(why, status));
         }
         // The pipe closed without a word: the child is exiting, so this wait is short.
         let status = self

@@ -123,6 +123,14 @@ impl Schedule {
         format!("{}{}", self.name, self.options.compression.suffix())
     }
 
+    /// Whether `self` may not stand beside `earlier` in one schedule file: it uses the
+    /// same NAME for another PATH or other options, so both would write one archive
+    /// series. The one rule of `create`, `list`, `run` and the service; the same line twice
+    /// is no clash (it is one schedule, run once).
+    pub fn clashes_with(&self, earlier: &Schedule) -> bool {
+        self.name == earlier.name && (self.path != earlier.path || self.options != earlier.options)
+    }
+
     /// How the archive is compressed.
     pub fn compression(&self) -> Compression {
         self.options.compression

@@ -12,7 +12,12 @@ use serde::Serialize;
 use crate::atomic_file;
 use crate::edit_lock;
 use crate::home::Home;
+use crate::nofollow;
 use crate::schedule::Schedule;
+
+mod clash;
+
+pub use clash::{Admitted, clash_at, name_taken};
 
 /// Permission bits of a schedule file we create; an existing file keeps its own.
 const NEW_FILE_MODE: u32 = 0o644;
@@ -87,10 +92,11 @@ pub fn shown(raw: &[u8]) -> String {
     out
 }
 
+/// The file's bytes; none when it is missing. A link planted in its place is refused,
+/// never followed (see [`nofollow`]).
 fn read(path: &Path) -> Result<Vec<u8>> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(bytes),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+    match nofollow::read(path) {
+        Ok(bytes) => Ok(bytes.unwrap_or_default()),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }
@@ -118,16 +124,10 @@ pub fn append(home: &Home, schedule: &Schedule) -> Result<()> {
             if existing == *schedule {
                 bail!("schedule {schedule} already exists at index {index}");
             }
-            // One NAME, one archive series: a second compression would write a second
-            // file beside the first, and `verify NAME` could not tell which was meant;
-            // other options would fight over the same generations.
-            if existing.name == schedule.name
-                && (existing.path != schedule.path || existing.options != schedule.options)
-            {
+            if schedule.clashes_with(&existing) {
                 bail!(
-                    "refusing schedule {schedule}: archive name {:?} is already used by \
-                     schedule {index} ({line}) for another PATH or other options",
-                    schedule.name
+                    "refusing schedule {schedule}: {}",
+                    name_taken(&schedule.name, index, &line)
                 );
             }
         }
@@ -195,7 +195,7 @@ fn edit<T>(home: &Home, change: impl FnOnce(&mut Vec<Vec<u8>>) -> Result<T>) -> 
 
 fn write_lines(path: &Path, lines: &[Vec<u8>]) -> Result<()> {
     // An existing file keeps its own mode.
-    let mode = match fs::metadata(path) {
+    let mode = match fs::symlink_metadata(path) {
         Ok(meta) => meta.permissions().mode() & 0o7777,
         Err(e) if e.kind() == io::ErrorKind::NotFound => NEW_FILE_MODE,
         Err(e) => {
@@ -219,7 +219,8 @@ pub struct Entry {
     pub line: String,
     /// The schedule, when the line is valid.
     pub schedule: Option<Schedule>,
-    /// Why the line is not a valid schedule.
+    /// Why the line is not a valid schedule, or, for a valid one, why it is skipped: its
+    /// NAME is an earlier schedule's, for another PATH or other options ([`Admitted`]).
     pub error: Option<String>,
 }
 
@@ -230,9 +231,11 @@ impl fmt::Display for Entry {
 }
 
 /// Every line of the schedule file, parsed where it can be; a line that is not UTF-8 is
-/// shown with those bytes escaped.
+/// shown with those bytes escaped, and a line that clashes with an earlier one
+/// ([`Admitted`]) has its schedule and the error saying why it is skipped.
 pub fn entries(home: &Home) -> Result<Vec<Entry>> {
     let lines = read_raw_lines(&home.schedules())?;
+    let mut admitted = Admitted::default();
     Ok(lines
         .into_iter()
         .enumerate()
@@ -245,7 +248,10 @@ pub fn entries(home: &Home) -> Result<Vec<Entry>> {
                 Err(why) => (shown(&raw), Err(why.to_string())),
             };
             let (schedule, error) = match parsed {
-                Ok(schedule) => (Some(schedule), None),
+                Ok(schedule) => {
+                    let clash = admitted.admit(index, &schedule, &line).err();
+                    (Some(schedule), clash)
+                }
                 Err(err) => (None, Some(err)),
             };
             Entry {

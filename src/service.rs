@@ -18,7 +18,7 @@ use crate::job;
 use crate::pidfile::{Acquire, PidLock};
 use crate::schedule::{Calendar, Schedule};
 use crate::schedule_file;
-use crate::state::{self, Record, State};
+use crate::state::{self, Outcome, Record, State};
 use crate::timing;
 
 /// The longest the service sleeps between two looks at the schedule file.
@@ -40,12 +40,17 @@ pub enum Mode {
 /// Runs the service of `home`.
 ///
 /// `ready`, when given, receives `ready` once the service holds its lock and has looked at
-/// the schedules once; `backup_manager start` waits for that word.
+/// the schedules once; `backup_manager start` waits for that word. It is taken then: left
+/// in place on an error before, so that the caller can say why there (see
+/// [`report_failure`]).
 ///
 /// This takes process-wide resources: the home's pid lock, and the termination signals,
 /// which are blocked and read from a signalfd so that none can arrive unseen between a
 /// check and a sleep. SIGHUP makes the service look at the schedules at once.
-pub fn run(home: &Home, mode: Mode, ready: Option<File>) -> Result<()> {
+///
+/// Returns the worst outcome of the backups run, for [`Mode::Once`] (`None` when none ran,
+/// or when it ran until stopped).
+pub fn run(home: &Home, mode: Mode, ready: &mut Option<File>) -> Result<Option<Outcome>> {
     // Blocked before the lock is taken: from then on a manager takes us for the service
     // and may send SIGHUP, whose default action would end us.
     let signals = Signals::block()?;
@@ -68,7 +73,7 @@ pub fn run(home: &Home, mode: Mode, ready: Option<File>) -> Result<()> {
 
     let mut reported = Vec::new();
     let mut postponed = Vec::new();
-    let mut ready = ready;
+    let mut worst: Option<Outcome> = None;
     loop {
         let (due, times) = look(home, &mut reported);
         release_free_memory();
@@ -86,10 +91,11 @@ pub fn run(home: &Home, mode: Mode, ready: Option<File>) -> Result<()> {
             let Some(_lock) = lock_or_postpone(home, &schedule, &mut postponed) else {
                 continue;
             };
-            job::run(home, &schedule, Some(occurrence), None);
+            let outcome = job::run(home, &schedule, Some(occurrence), None).outcome;
+            worst = Some(worst.map_or(outcome, |w| w.max(outcome)));
         }
         if mode == Mode::Once {
-            return Ok(());
+            return Ok(worst);
         }
         let wake = timing::next_wake(times, &Local::now(), chrono_duration(CYCLE));
         let mut sleep = (wake - Local::now()).to_std().unwrap_or(Duration::ZERO);
@@ -99,8 +105,19 @@ pub fn run(home: &Home, mode: Mode, ready: Option<File>) -> Result<()> {
         }
         if let Some(signal @ (Signal::SIGTERM | Signal::SIGINT)) = signals.wait(sleep)? {
             info!("backup_service stopped (pid {pid}, {signal})");
-            return Ok(());
+            return Ok(None);
         }
+    }
+}
+
+/// Writes `error: ERROR` on the ready pipe of a service that failed before it was ready,
+/// for `backup_manager start` to show: its stderr goes nowhere, and its log may be what
+/// failed.
+pub fn report_failure(ready: &mut Option<File>, err: &anyhow::Error) {
+    if let Some(mut pipe) = ready.take() {
+        // One write: the manager reads what one write says.
+        let line = format!("error: {}\n", crate::logging::one_line(&format!("{err:#}")));
+        let _ = pipe.write_all(line.as_bytes());
     }
 }
 
@@ -230,9 +247,19 @@ fn read_schedules(home: &Home) -> Result<(Vec<Schedule>, Vec<String>), String> {
     let lines = schedule_file::read_each_line(&home.schedules()).map_err(|e| format!("{e:#}"))?;
     let mut schedules = Vec::new();
     let mut problems = Vec::new();
+    let mut admitted = schedule_file::Admitted::default();
     for (index, line) in lines.iter().enumerate() {
         match line.as_deref().map(str::parse::<Schedule>) {
-            Ok(Ok(schedule)) => schedules.push(schedule),
+            Ok(Ok(schedule)) => {
+                let text = line.as_deref().unwrap_or_default();
+                match admitted.admit(index, &schedule, text) {
+                    Ok(()) => schedules.push(schedule),
+                    // Run, it would write into the other schedule's archives.
+                    Err(clash) => problems.push(format!(
+                        "schedule {index} ({text}) skipped: {clash}; `create` refuses such a line"
+                    )),
+                }
+            }
             Ok(Err(err)) => problems.push(format!("schedule {index} skipped: {err}")),
             Err(why) => problems.push(format!("schedule {index} skipped: {why}")),
         }

@@ -7,8 +7,7 @@
 //! an atomic replace, since the service, `run` and `delete` all update it.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io;
+use std::fs::File;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, FixedOffset};
@@ -18,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::atomic_file;
 use crate::edit_lock;
 use crate::home::Home;
+use crate::nofollow;
 
 /// The state of every schedule, keyed by the schedule's line.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -85,8 +85,8 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-/// How a backup ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// How a backup ended, from best to worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// A complete archive of the source.
@@ -112,13 +112,14 @@ impl Outcome {
 /// plus the reason, for the caller to log; a file that cannot be read is an error.
 pub fn load(home: &Home) -> Result<(State, Option<String>)> {
     let path = home.state();
-    let text = match fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((State::default(), None)),
+    // Never through a link planted there: its target's text would show in the error.
+    let bytes = match nofollow::read(&path) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Ok((State::default(), None)),
         // A passing error (too many open files, EIO) must not cost the whole history.
         Err(e) => return Err(e).with_context(|| format!("reading state file {}", path.display())),
     };
-    Ok(match serde_json::from_str(&text) {
+    Ok(match serde_json::from_slice(&bytes) {
         Ok(state) => (state, None),
         Err(e) => (
             State::default(),
@@ -220,7 +221,7 @@ mod tests {
     #[test]
     fn a_corrupt_file_is_reported_and_replaced() {
         let (_dir, home) = home();
-        fs::write(home.state(), "{ not json").unwrap();
+        std::fs::write(home.state(), "{ not json").unwrap();
         let mut heard = String::new();
         update(&home, |p| heard = p.to_owned(), |_| ()).unwrap();
         assert!(heard.contains("is corrupt"), "{heard}");

@@ -147,6 +147,8 @@ fn schedule_status(
         .schedule
         .as_ref()
         .and_then(|s| state.schedules.get(&s.to_string()));
+    // A clashing line is skipped by the service: nothing is owed or due.
+    let runs = entry.schedule.as_ref().filter(|_| entry.error.is_none());
     // A state written before the last success was kept: the last run tells.
     let last_success = record.and_then(|record| {
         record.last_success.or_else(|| {
@@ -154,7 +156,7 @@ fn schedule_status(
             (run.outcome != Outcome::Failed).then_some(run.started)
         })
     });
-    let overdue = match (&entry.schedule, record) {
+    let overdue = match (runs, record) {
         (Some(schedule), Some(record)) => {
             let success = last_success;
             timing::overdue(
@@ -166,7 +168,7 @@ fn schedule_status(
         }
         _ => false,
     };
-    let (due_now, next_run) = match &entry.schedule {
+    let (due_now, next_run) = match runs {
         Some(schedule) => {
             let first_seen = record.map_or(*now, |r| r.first_seen.with_timezone(&Local));
             let served = record.and_then(|r| r.last_served.map(|t| t.with_timezone(&Local)));
@@ -204,13 +206,21 @@ fn schedule_status(
     ScheduleStatus {
         generations,
         chain,
-        last_run: record.and_then(|r| r.last_run.clone()),
+        last_run: record.and_then(|r| r.last_run.clone()).map(in_this_zone),
         entry,
         due_now,
         next_run,
         overdue,
         last_success,
     }
+}
+
+/// `run` with its start shown in the current zone: the state keeps the offset of the day
+/// it ran, and a zone changed since (or a DST change) must not show another wall time for
+/// the same instant than `next run` beside it.
+fn in_this_zone(mut run: Run) -> Run {
+    run.started = run.started.with_timezone(&Local).fixed_offset();
+    run
 }
 
 impl fmt::Display for Status {
@@ -227,7 +237,13 @@ impl fmt::Display for Status {
         for s in &self.schedules {
             writeln!(f, "{}", s.entry)?;
             if let Some(error) = &s.entry.error {
-                writeln!(f, "   malformed: {error}; the service skips it")?;
+                // A valid line that clashes with an earlier one, or a malformed one.
+                let what = if s.entry.schedule.is_some() {
+                    "clashes:  "
+                } else {
+                    "malformed:"
+                };
+                writeln!(f, "   {what} {error}; the service skips it")?;
                 continue;
             }
             if s.due_now {

@@ -80,8 +80,12 @@ pub fn render(kind: Kind, binary: &Path, home: &Path, metrics: Option<&Path>) ->
              \n\
              [Service]\n\
              Type=oneshot\n\
-             ExecStart={exec} --once\n",
+             ExecStart={exec} --once\n\
+             # Exit status 3: a backup done with warnings (a file that vanished or could not\n\
+             # be read was left out); its archive is written, so the run is not a failure.\n\
+             SuccessExitStatus={warnings}\n",
             home = home.display(),
+            warnings = crate::job::WARNINGS_EXIT,
         ),
         Kind::Timer => format!(
             "# {name}: starts {once} at the start of every minute.\n\
@@ -164,6 +168,7 @@ mod tests {
         let once = render(Kind::Once, Path::new("/b"), Path::new("/h"), None).unwrap();
         assert!(once.contains("\nType=oneshot\n"));
         assert!(once.contains("\nExecStart=\"/b\" --home \"/h\" --once\n"));
+        assert!(once.contains("\nSuccessExitStatus=3\n"));
         let timer = render(Kind::Timer, Path::new("/b"), Path::new("/h"), None).unwrap();
         assert!(timer.contains("\nUnit=backup_service-once.service\n"));
         let metrics = Some(Path::new("/var/lib/node_exporter/backup.prom"));

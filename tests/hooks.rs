@@ -57,7 +57,7 @@ fn manager_env(home: &TestHome, env: &[(&str, &str)], args: &[&str]) -> Output {
 
 #[test]
 fn after_backup_copies_the_archive_and_gets_the_facts() {
-    let home = TestHome::new();
+    let home = TestHome::trusted();
     let offsite = tempfile::tempdir().unwrap();
     home.write("data/file.txt", "precious\n");
     hook(
@@ -97,7 +97,7 @@ fn after_backup_copies_the_archive_and_gets_the_facts() {
 
 #[test]
 fn a_failing_after_backup_is_logged_and_fails_nothing() {
-    let home = TestHome::new();
+    let home = TestHome::trusted();
     home.write("data/file.txt", "x\n");
     hook(
         &home,
@@ -120,7 +120,7 @@ fn a_failing_after_backup_is_logged_and_fails_nothing() {
 
 #[test]
 fn before_backup_that_fails_cancels_the_backup_and_on_failure_hears_of_it() {
-    let home = TestHome::new();
+    let home = TestHome::trusted();
     home.write("data/file.txt", "x\n");
     hook(
         &home,
@@ -155,7 +155,7 @@ fn before_backup_that_fails_cancels_the_backup_and_on_failure_hears_of_it() {
 
 #[test]
 fn on_failure_gets_the_error_of_a_failed_backup() {
-    let home = TestHome::new();
+    let home = TestHome::trusted();
     hook(&home, "on-failure", &recording("on-failure"));
     home.manager(&["create", "missing;03:00;gone"]).success();
     home.manager(&["run", "0"]).failure(1);
@@ -170,7 +170,7 @@ fn on_failure_gets_the_error_of_a_failed_backup() {
 
 #[test]
 fn hooks_writable_by_others_or_not_executable_are_skipped_with_an_error() {
-    let home = TestHome::new();
+    let home = TestHome::trusted();
     home.write("data/file.txt", "x\n");
     hook(&home, "after-backup", &recording("after"));
     let path = home.path().join("hooks/after-backup");
@@ -225,7 +225,7 @@ fn pid_in(path: &Path) -> Option<i32> {
 #[test]
 fn a_hook_that_hangs_is_killed_with_its_children_and_the_service_goes_on() {
     in_one_minute(MARGIN, |now| {
-        let home = TestHome::new();
+        let home = TestHome::trusted();
         home.write("data/file.txt", "x\n");
         hook(
             &home,
@@ -273,7 +273,7 @@ fn a_hook_that_hangs_is_killed_with_its_children_and_the_service_goes_on() {
 fn ctrl_c_on_run_stops_the_hook_with_its_children_then_the_manager() {
     use std::os::unix::process::ExitStatusExt;
 
-    let home = TestHome::new();
+    let home = TestHome::trusted();
     home.write("data/file.txt", "x\n");
     hook(
         &home,
@@ -306,7 +306,7 @@ fn ctrl_c_on_run_stops_the_hook_with_its_children_then_the_manager() {
 #[test]
 fn stop_during_a_hanging_hook_waits_only_for_its_limit() {
     in_one_minute(MARGIN, |now| {
-        let home = TestHome::new();
+        let home = TestHome::trusted();
         home.write("data/file.txt", "x\n");
         hook(
             &home,
@@ -339,7 +339,7 @@ fn stop_during_a_hanging_hook_waits_only_for_its_limit() {
 
 #[test]
 fn the_example_after_backup_says_what_it_lacks_and_copies_with_rclone_where_present() {
-    let home = TestHome::new();
+    let home = TestHome::trusted();
     home.write("data/file.txt", "x\n");
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hooks/after-backup");
     hook(&home, "after-backup", &fs::read_to_string(example).unwrap());
@@ -378,7 +378,7 @@ fn the_example_after_backup_says_what_it_lacks_and_copies_with_rclone_where_pres
 /// schedule's last run, and makes `status` exit 1, while the backup stays done.
 #[test]
 fn a_failing_or_skipped_hook_is_seen_in_run_and_status() {
-    let home = TestHome::new();
+    let home = TestHome::trusted();
     home.write("data/file.txt", "x\n");
     fs::create_dir_all(home.path().join("hooks")).unwrap();
     fs::set_permissions(home.path().join("hooks"), fs::Permissions::from_mode(0o755)).unwrap();
@@ -468,7 +468,7 @@ fn the_example_ping_hook_tells_a_monitor_of_start_success_and_failure() {
         eprintln!("note: curl is not installed; test skipped");
         return;
     }
-    let home = TestHome::new();
+    let home = TestHome::trusted();
     home.write("data/file.txt", "x\n");
     let ping =
         fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hooks/ping"))

@@ -13,17 +13,20 @@ const FLOORS: &[&[&str]] = &[
     &["naming", "retention"],
     &["schedule"],
     &["timing"],
-    // Operating-system primitives.
+    // Operating-system primitives: what may be trusted, files opened without following
+    // links and the descriptors passed on; then the home's files; then the home.
+    &["trust"],
+    &["descriptors", "nofollow"],
     &[
         "atomic_file",
         "edit_lock",
-        "home",
         "interrupt",
         "logging",
         "pause",
         "pidfile",
         "write_back",
     ],
+    &["home"],
     &["state", "schedule_file"],
     &["metrics"],
     // Formats and matchers.

@@ -112,7 +112,7 @@ fn a_home_rebuilt_from_its_rclone_mirror_restores_every_kept_generation() {
         eprintln!("note: rclone is not installed (apt-get install rclone); test skipped");
         return;
     }
-    let home = TestHome::new();
+    let home = TestHome::trusted();
     let remote = tempfile::tempdir().unwrap();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hooks/after-backup");
     home.write("hooks/after-backup", fs::read(example).unwrap());

@@ -396,9 +396,8 @@ impl Drop for Unmount {
     }
 }
 
-#[test]
-fn verify_refuses_what_restore_refuses_and_says_why() {
-    let home = TestHome::new();
+/// Archives that restore refuses, each with what it is and why it is refused.
+fn refused_archives() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     let huge_sparse = [
         pax(&[
             ("GNU.sparse.name", "huge"),
@@ -408,7 +407,7 @@ fn verify_refuses_what_restore_refuses_and_says_why() {
         file("GNUSparseFile.0/huge", &[b'x'; 512]),
     ]
     .concat();
-    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+    vec![
         ("dot-dot", file("a/../../up", b"x"), "has '..' in its name"),
         ("absolute", file("/tmp/abs", b"x"), "has an absolute name"),
         (
@@ -450,7 +449,13 @@ fn verify_refuses_what_restore_refuses_and_says_why() {
             entry("d", Kind::DUMPDIR, 0o755, b"Ya/../../x\0\0", ""),
             "folder listing naming",
         ),
-    ];
+    ]
+}
+
+#[test]
+fn verify_refuses_what_restore_refuses_and_says_why() {
+    let home = TestHome::new();
+    let cases = refused_archives();
     let dest = home.path().join("r");
     for (what, bytes, why) in cases {
         put(&home, "evil.tar", &archive_of(&[bytes]));

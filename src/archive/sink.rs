@@ -231,6 +231,9 @@ impl<'a> Sink<'a> {
                 // Compression runs on worker threads, one per core, fed by the writer.
                 let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
                 encoder.multithread(workers as u32)?;
+                // A checksum of the content, so that damage to the data itself is caught on
+                // reading, not only damage to the frame.
+                encoder.include_checksum(true)?;
                 // Fed by its own thread, the encoder keeps several jobs in flight, each
                 // holding its input, output and window: with the default job size memory
                 // grows with the number of cores on incompressible data, so jobs and the

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use backup::home::Home;
 use backup::logging::{self, Echo};
 use backup::service;
+use backup::state::Outcome;
 use clap::{CommandFactory, Parser};
 
 /// Backs up each schedule of backup_schedules.txt every day at its time. Usually
@@ -25,6 +26,9 @@ struct Cli {
     notify_fd: Option<RawFd>,
 
     /// Look at the schedules once, run what is owed, and exit (for cron or a systemd timer).
+    ///
+    /// Exits 0 when every backup it ran was done (or none was owed), 1 when one failed,
+    /// 3 when none failed but one was done with warnings (a file left out).
     #[arg(long)]
     once: bool,
 
@@ -40,6 +44,9 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before anything is opened: what the caller left open (`start 9>&1`) would keep its
+    // reader waiting for as long as the service runs.
+    backup::descriptors::close_inherited(cli.notify_fd);
     if cli.man {
         return match backup::manual::render(Cli::command(), &mut std::io::stdout()) {
             Ok(()) => ExitCode::SUCCESS,
@@ -51,7 +58,7 @@ fn main() -> ExitCode {
     }
     // SAFETY: the manager passes the write end of a pipe it made for this, and nothing
     // else in this process knows the number; the range check keeps stdio out.
-    let ready = cli.notify_fd.map(|fd| unsafe { File::from_raw_fd(fd) });
+    let mut ready = cli.notify_fd.map(|fd| unsafe { File::from_raw_fd(fd) });
     let home = match Home::find(cli.home.as_deref(), false) {
         Ok(home) => home,
         Err(err) => {
@@ -67,6 +74,7 @@ fn main() -> ExitCode {
     }
     if let Err(err) = logging::init(&home.service_log(), Echo::Stderr) {
         eprintln!("backup_service: {err:#}");
+        service::report_failure(&mut ready, &err);
         return ExitCode::FAILURE;
     }
     if let Some(metrics) = cli.metrics {
@@ -77,10 +85,13 @@ fn main() -> ExitCode {
     } else {
         service::Mode::Forever
     };
-    match service::run(&home, mode, ready) {
-        Ok(()) => ExitCode::SUCCESS,
+    match service::run(&home, mode, &mut ready) {
+        Ok(None | Some(Outcome::Ok)) => ExitCode::SUCCESS,
+        Ok(Some(Outcome::Warnings)) => ExitCode::from(backup::job::WARNINGS_EXIT),
+        Ok(Some(Outcome::Failed)) => ExitCode::FAILURE,
         Err(err) => {
             log::error!("{err:#}");
+            service::report_failure(&mut ready, &err);
             ExitCode::FAILURE
         }
     }

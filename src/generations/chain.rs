@@ -12,7 +12,7 @@
 //! opposite order could record a backup that no archive holds, so it is never used.
 
 use std::cell::RefCell;
-use std::fs::{self, File};
+use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -25,6 +25,7 @@ use crate::atomic_file::AtomicFile;
 use crate::incremental::Tracker;
 use crate::incremental::record::{self, Head};
 use crate::naming::{Compression, parse_file_name};
+use crate::nofollow::{self, Access};
 use crate::schedule::{Incremental, Schedule};
 
 /// The record's mode: private, like the archives.
@@ -112,7 +113,8 @@ pub fn start(
     };
     let (reader, chain_start) = match usable {
         Some((head, retries)) => {
-            let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+            let file = nofollow::open_file(&path, Access::Read, 0)
+                .with_context(|| format!("opening {}", path.display()))?;
             let (reader, _) =
                 record::Reader::new(file).with_context(|| format!("reading {}", path.display()))?;
             (Some((reader, retries)), head.chain_start)

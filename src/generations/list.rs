@@ -80,7 +80,7 @@ pub fn list(dir: &Path) -> Result<Vec<Archive>> {
             archive: Archive {
                 schedule: name.to_owned(),
                 latest: stamp.is_none(),
-                made: stamp.map_or(modified, |s| s.to_local()),
+                made: stamp.map_or(modified, |s| made(s, &entry.path())),
                 bytes: meta.len(),
                 compression,
                 modified,
@@ -88,6 +88,7 @@ pub fn list(dir: &Path) -> Result<Vec<Archive>> {
             },
             stamp,
             id: FileId::of(&meta),
+            path: entry.path(),
         });
     }
     // The newest's own dated name, visible (its lasting name) or hidden (as an earlier
@@ -116,6 +117,8 @@ struct Found {
     archive: Archive,
     stamp: Option<Stamp>,
     id: FileId,
+    /// Where it is.
+    path: std::path::PathBuf,
 }
 
 /// A dated name: its NAME, compression, stamp and file.
@@ -149,7 +152,7 @@ fn date_the_newest(visible: &mut [Found], hidden: &[Hidden]) {
             .filter_map(|(_, _, stamp, _)| *stamp)
             .max();
         if let Some(stamp) = dated {
-            found.archive.made = stamp.to_local();
+            found.archive.made = made(stamp, &found.path);
             found.stamp = Some(stamp);
         }
     }
@@ -171,6 +174,64 @@ fn sort(visible: &mut [Found]) {
             .cmp(&key(b))
             .then_with(|| a.archive.name.cmp(&b.archive.name))
     });
+}
+
+/// The extended attribute that keeps, on an archive of a series, the instant its backup
+/// started (RFC 3339, with the offset of that day): a dated name says only the local
+/// time, in a zone that need not be today's.
+const STARTED_ATTR: &std::ffi::CStr = c"user.backup_manager.started";
+
+/// Marks the archive being written with the instant its backup started (see
+/// [`STARTED_ATTR`]). Where the file system keeps no such attributes, nothing is kept, and
+/// the dated name is read in the current zone.
+pub(super) fn mark_started(file: &std::fs::File, started: &DateTime<Local>) {
+    use std::os::fd::AsRawFd;
+    let value = started.fixed_offset().to_rfc3339();
+    // SAFETY: fsetxattr reads the NUL-terminated name and `len` bytes of the value, both
+    // alive for the call.
+    unsafe {
+        nix::libc::fsetxattr(
+            file.as_raw_fd(),
+            STARTED_ATTR.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        );
+    }
+}
+
+/// The instant the archive at `path` was started, from [`STARTED_ATTR`], if it has one.
+fn started(path: &Path) -> Option<DateTime<FixedOffset>> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut value = [0u8; 64];
+    // SAFETY: lgetxattr writes at most `value.len()` bytes into `value`, and reads the
+    // NUL-terminated path and name; it follows no link.
+    let len = unsafe {
+        nix::libc::lgetxattr(
+            path.as_ptr(),
+            STARTED_ATTR.as_ptr(),
+            value.as_mut_ptr().cast(),
+            value.len(),
+        )
+    };
+    let value = std::str::from_utf8(value.get(..usize::try_from(len).ok()?)?).ok()?;
+    DateTime::parse_from_rfc3339(value).ok()
+}
+
+/// When an archive stamped `stamp`, at `path`, was made, shown in the current zone: its
+/// stamp's minute read in the UTC offset its start kept ([`STARTED_ATTR`]), else in
+/// today's zone.
+fn made(stamp: Stamp, path: &Path) -> DateTime<FixedOffset> {
+    let kept = started(path).and_then(|started| {
+        let offset = *started.offset();
+        stamp
+            .minute()
+            .and_local_timezone(offset)
+            .single()
+            .map(|made| made.with_timezone(&Local).fixed_offset())
+    });
+    kept.unwrap_or_else(|| stamp.to_local())
 }
 
 /// What `status` shows of a schedule's generations: how many archives it has, and when

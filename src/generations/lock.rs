@@ -1,14 +1,15 @@
 //! The lock of one NAME, so that two backups of it never interleave their rotations.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use nix::fcntl::{Flock, FlockArg};
 
 use super::rotates;
+use crate::nofollow::{self, Access};
 use crate::schedule::Schedule;
 
 /// The lock of one NAME, held while its archive is written and rotated: an exclusive
@@ -49,15 +50,11 @@ pub fn lock(
     if !rotates(dir, schedule)? {
         return Ok(Locked::NotNeeded);
     }
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Opened once, then the lock file in it: neither is reached through a planted link.
+    let folder = nofollow::folder(dir, true)?.expect("created when missing");
     let path = lock_path(dir, &schedule.name);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
+    let name = path.file_name().expect("a lock file has a name");
+    let file = nofollow::open_file_at(folder.as_fd(), name, Access::Write, 0o600)
         .with_context(|| format!("opening lock file {}", path.display()))?;
     let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => lock,

@@ -84,6 +84,7 @@ pub(super) fn rotate(
 ) -> Result<Rotated> {
     repair(dir, name, compression)?;
     let series = Series::scan(dir, name, compression)?;
+    super::list::mark_started(out.file(), &made);
     out.sync()?;
     pause::at("written");
     let latest_path = dir.join(format!("{name}{}", compression.suffix()));

@@ -23,11 +23,12 @@
 
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
-use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+
+use crate::nofollow::{self, Access};
 
 const MAGIC: &[u8] = b"backup incremental record 2\n";
 
@@ -438,7 +439,7 @@ impl<'b> Folder<'b> {
 /// is whole and undamaged, `Ok(None)` if there is none, an error saying why it cannot be
 /// used otherwise. Streams: memory does not grow with the record.
 pub fn check(path: &Path) -> Result<Option<(Head, Retries)>> {
-    let file = match File::open(path) {
+    let file = match nofollow::open_file(path, Access::Read, 0) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
@@ -464,7 +465,7 @@ mod tests {
         assert_eq!(head.source, b"src");
         assert_eq!(head.chain_start, 1_796_156_751);
         assert!(retries.is_empty());
-        let (mut reader, _) = Reader::new(File::open(&path).unwrap()).unwrap();
+        let (mut reader, _) = Reader::new(std::fs::File::open(&path).unwrap()).unwrap();
         let top = reader.folder(b"src").unwrap().expect("the source folder");
         let names: Vec<Vec<u8>> = top
             .children()

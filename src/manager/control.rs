@@ -42,6 +42,12 @@ pub fn start(home: &Home) -> Result<i32> {
                 home.service_log().display()
             )
         }
+        StartUp::Failed(why, _) => {
+            if let Some(other) = Service::find(home)? {
+                bail!("backup_service is already running (pid {})", other.pid());
+            }
+            bail!("backup_service (pid {pid}) could not start: {why}")
+        }
         StartUp::TimedOut(pid) => bail!(
             "backup_service (pid {pid}) did not report ready within {} s; it may still come \
              up (backup_manager status tells): see {}",

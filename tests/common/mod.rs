@@ -28,6 +28,17 @@ use nix::libc;
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
 pub const MANAGER: &str = env!("CARGO_BIN_EXE_backup_manager");
+
+/// The exit status of `run` and `backup_service --once` for a backup done with warnings.
+pub const WARNINGS_EXIT: i32 = 3;
+
+/// Asserts that a backup's exit status says whether it had `warnings`: 3 if it had, else 0.
+/// A hook's trouble is said as a warning too, but leaves the backup's own status alone.
+pub fn assert_warned_status(code: Option<i32>, warnings: &[String]) {
+    let of_the_backup = warnings.iter().filter(|w| !w.starts_with("hook ")).count();
+    let expected = if of_the_backup == 0 { 0 } else { WARNINGS_EXIT };
+    assert_eq!(code, Some(expected), "warnings: {warnings:#?}");
+}
 pub const SERVICE: &str = env!("CARGO_BIN_EXE_backup_service");
 
 /// A home of its own in a temporary folder. Dropping it force-stops a service still
@@ -39,9 +50,20 @@ pub struct TestHome {
 
 impl TestHome {
     pub fn new() -> Self {
+        Self::in_folder(&std::env::temp_dir())
+    }
+
+    /// A home under the build's `target/tmp` rather than in `/tmp`, for the tests that
+    /// run hooks: a folder others may write (`/tmp`, sticky or not) makes every home
+    /// under it untrusted, and its hooks are refused.
+    pub fn trusted() -> Self {
+        Self::in_folder(Path::new(env!("CARGO_TARGET_TMPDIR")))
+    }
+
+    fn in_folder(base: &Path) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("backup-test.")
-            .tempdir()
+            .tempdir_in(base)
             .expect("creating a temporary home");
         // Canonical, as the service sees its own working directory.
         let root = fs::canonicalize(dir.path()).unwrap();
@@ -245,6 +267,15 @@ impl Output {
     /// Asserts exit status 0, showing stderr otherwise.
     pub fn success(&self) -> &Self {
         assert!(self.status.success(), "expected success, got {self:#?}");
+        self
+    }
+
+    /// Asserts that a backup was done: exit 0, or 3 when done with warnings.
+    pub fn done(&self) -> &Self {
+        assert!(
+            matches!(self.code(), Some(0 | WARNINGS_EXIT)),
+            "expected a backup done, got {self:#?}"
+        );
         self
     }
 
@@ -645,17 +676,19 @@ impl TestHome {
     /// Backs up schedule `index` now with `run`, which must succeed; returns its warnings.
     pub fn run_ok(&self, index: usize) -> Vec<String> {
         let out = self.manager(&["run", &index.to_string()]);
-        out.success();
+        out.done();
         let lines = String::from_utf8(self.schedule_bytes().unwrap()).unwrap();
         let schedule: backup::schedule::Schedule =
             lines.lines().nth(index).unwrap().parse().unwrap();
         let log = fs::read_to_string(self.path().join("logs/backup_manager.log")).unwrap();
-        backed_up(
+        let warnings = backed_up(
             &out.stderr,
             &log,
             &schedule.path,
             &schedule.archive_file_name(),
-        )
+        );
+        assert_warned_status(out.code(), &warnings);
+        warnings
     }
 }
 

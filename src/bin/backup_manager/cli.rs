@@ -85,6 +85,17 @@ pub enum Command {
         json: bool,
     },
     /// Back up the schedule at INDEX now, in the foreground.
+    ///
+    /// Exit codes:
+    ///   0    the backup is done;
+    ///   1    it failed (or was cancelled by the before-backup hook): the previous
+    ///        archive is as it was;
+    ///   2    usage error (a mistyped command or option);
+    ///   3    done with warnings: the archive is written, but a file was left out or
+    ///        changed while read (GNU tar says 1, restic 3);
+    ///   130  interrupted by Ctrl-C (143: SIGTERM, 129: SIGHUP), as a shell reports a
+    ///        command a signal ended; the unfinished archive is removed.
+    #[command(verbatim_doc_comment)]
     Run {
         /// The schedule's index.
         #[arg(value_parser = parse_index)]

@@ -280,7 +280,7 @@ fn run_now(home: &Home, index: usize) -> Result<ExitCode> {
     }
     Ok(match run.outcome {
         Outcome::Failed => ExitCode::FAILURE,
-        Outcome::Ok | Outcome::Warnings => {
+        outcome @ (Outcome::Ok | Outcome::Warnings) => {
             let warned = backup::job::describe_warnings(run.warning_count);
             say(&format!(
                 "backed up {} into backups/{} ({}, {}, {:.2} s{warned})",
@@ -290,7 +290,11 @@ fn run_now(home: &Home, index: usize) -> Result<ExitCode> {
                 backup::job::format_size(run.bytes),
                 run.duration_secs
             ));
-            ExitCode::SUCCESS
+            if outcome == Outcome::Warnings {
+                ExitCode::from(backup::job::WARNINGS_EXIT)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
     })
 }
