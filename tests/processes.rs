@@ -180,6 +180,7 @@ fn manager_in(home: &TestHome, tz: &str, args: &[&str]) -> Output {
         .arg("--home")
         .arg(home.path())
         .args(args)
+        .current_dir(home.path())
         .env("TZ", tz)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
