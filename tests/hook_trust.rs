@@ -5,7 +5,7 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -99,20 +99,11 @@ fn a_hook_swapped_while_it_is_checked_never_runs_the_swapped_file() {
     );
 }
 
-/// A folder under the build's `target/tmp`, with `mode`.
-fn outside(mode: u32) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let folder = dir.path().join("scripts");
-    fs::create_dir(&folder).unwrap();
-    fs::set_permissions(&folder, fs::Permissions::from_mode(mode)).unwrap();
-    (dir, fs::canonicalize(folder).unwrap())
-}
-
 /// A hook that is a link is checked where it really is: every folder down to its file.
 #[test]
 fn a_hook_linked_into_a_folder_others_can_write_is_refused() {
-    let (_good_dir, good) = outside(0o755);
-    let (_open_dir, open) = outside(0o777);
+    let (_good_dir, good) = common::outside_folder(0o755);
+    let (_open_dir, open) = common::outside_folder(0o777);
     let in_tmp = tempfile::tempdir().unwrap();
     for (folder, why) in [
         (

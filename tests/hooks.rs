@@ -5,12 +5,11 @@ mod common;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{
-    MANAGER, Output, TestHome, assert_message, has_message, in_one_minute, is_running, still_in,
-    wait_for,
+    TestHome, assert_message, has_message, in_one_minute, is_running, still_in, wait_for,
 };
 
 /// Time the service's first look needs to fit in the schedule's minute.
@@ -37,22 +36,6 @@ fn recording(name: &str) -> String {
 fn got(home: &TestHome, name: &str) -> String {
     fs::read_to_string(home.path().join(format!("got-{name}")))
         .unwrap_or_else(|e| panic!("hook {name} recorded nothing: {e}"))
-}
-
-/// `backup_manager --home HOME ARGS` with extra environment.
-fn manager_env(home: &TestHome, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let child = Command::new(MANAGER)
-        .arg("--home")
-        .arg(home.path())
-        .args(args)
-        .envs(env.iter().copied())
-        .env_remove("BACKUP_HOME")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    common::finish(child)
 }
 
 #[test]
@@ -235,7 +218,8 @@ fn a_hook_that_hangs_is_killed_with_its_children_and_the_service_goes_on() {
         );
         home.manager(&["create", &format!("data;{now};docs")])
             .success();
-        manager_env(&home, &[("BACKUP_HOOK_TIMEOUT", "1")], &["start"]).success();
+        home.manager_env(&[("BACKUP_HOOK_TIMEOUT", "1")], &["start"])
+            .success();
         let pid = home.service_pid().expect("the service runs");
         if !still_in(now) {
             return None;
@@ -315,7 +299,8 @@ fn stop_during_a_hanging_hook_waits_only_for_its_limit() {
         );
         home.manager(&["create", &format!("data;{now};docs")])
             .success();
-        manager_env(&home, &[("BACKUP_HOOK_TIMEOUT", "2")], &["start"]).success();
+        home.manager_env(&[("BACKUP_HOOK_TIMEOUT", "2")], &["start"])
+            .success();
         if !still_in(now) {
             return None;
         }
@@ -357,8 +342,7 @@ fn the_example_after_backup_says_what_it_lacks_and_copies_with_rclone_where_pres
         let offsite = tempfile::tempdir().unwrap();
         home.write("hooks/rclone-destination", "offsite:copies\n");
         let remote = offsite.path().to_str().unwrap();
-        manager_env(
-            &home,
+        home.manager_env(
             &[
                 ("RCLONE_CONFIG_OFFSITE_TYPE", "alias"),
                 ("RCLONE_CONFIG_OFFSITE_REMOTE", remote),
@@ -478,7 +462,7 @@ fn the_example_ping_hook_tells_a_monitor_of_start_success_and_failure() {
     }
     home.manager(&["create", "data;03:00;docs"]).success();
     let (url, seen) = http_server();
-    let run = |home: &TestHome| manager_env(home, &[("BACKUP_PING_URL", &url)], &["run", "0"]);
+    let run = |home: &TestHome| home.manager_env(&[("BACKUP_PING_URL", &url)], &["run", "0"]);
     run(&home).success();
     fs::remove_dir_all(home.path().join("data")).unwrap();
     assert_eq!(run(&home).code(), Some(1));

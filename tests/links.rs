@@ -5,7 +5,7 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::os::unix::fs::{MetadataExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
@@ -205,22 +205,12 @@ fn links_planted_at_the_temporary_names_are_never_written_through() {
     }
 }
 
-/// A folder under the build's `target/tmp` (whose folders up to / only root can change),
-/// made with `mode`.
-fn outside_folder(mode: u32) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let folder = dir.path().join("disk");
-    fs::create_dir(&folder).unwrap();
-    fs::set_permissions(&folder, fs::Permissions::from_mode(mode)).unwrap();
-    (dir, fs::canonicalize(folder).unwrap())
-}
-
 #[test]
 fn backups_as_a_link_is_followed_only_to_a_folder_no_one_else_can_change() {
     // A folder on another disk that only its owner can write: accepted.
     let home = TestHome::new();
     home.write("data/file.txt", "x\n");
-    let (_good_dir, good) = outside_folder(0o755);
+    let (_good_dir, good) = common::outside_folder(0o755);
     symlink(&good, home.path().join("backups")).unwrap();
     home.back_up(&["--keep", "2"], "data;03:00;docs");
     assert!(good.join("docs.tar").is_file());
@@ -229,7 +219,7 @@ fn backups_as_a_link_is_followed_only_to_a_folder_no_one_else_can_change() {
 
     // One that anyone can write, or under a folder anyone can write: refused, naming
     // the folder and why, and nothing is written there.
-    let (_open_dir, open) = outside_folder(0o777);
+    let (_open_dir, open) = common::outside_folder(0o777);
     let in_tmp = tempfile::tempdir().unwrap();
     for (target, why) in [
         (
@@ -262,7 +252,7 @@ fn backups_as_a_link_is_followed_only_to_a_folder_no_one_else_can_change() {
 #[test]
 fn logs_as_a_link_is_followed_only_to_a_folder_no_one_else_can_change() {
     let home = TestHome::new();
-    let (_good_dir, good) = outside_folder(0o755);
+    let (_good_dir, good) = common::outside_folder(0o755);
     symlink(&good, home.path().join("logs")).unwrap();
     home.manager(&["create", "data;03:00;docs"]).success();
     assert!(
@@ -272,7 +262,7 @@ fn logs_as_a_link_is_followed_only_to_a_folder_no_one_else_can_change() {
     );
 
     let home = TestHome::new();
-    let (_open_dir, open) = outside_folder(0o777);
+    let (_open_dir, open) = common::outside_folder(0o777);
     symlink(&open, home.path().join("logs")).unwrap();
     let out = home.manager(&["create", "data;03:00;docs"]);
     assert!(

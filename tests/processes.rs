@@ -174,22 +174,6 @@ fn hand_written_clashes_are_reported_by_list_and_skipped_by_the_service() {
     });
 }
 
-/// `backup_manager ARGS` in `home` with `TZ=tz`.
-fn manager_in(home: &TestHome, tz: &str, args: &[&str]) -> Output {
-    let child = Command::new(MANAGER)
-        .arg("--home")
-        .arg(home.path())
-        .args(args)
-        .current_dir(home.path())
-        .env("TZ", tz)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    common::finish(child)
-}
-
 /// Backups made in one zone and shown in another: every time is the instant stored,
 /// shown in the current zone, as `next run` beside it always was.
 #[test]
@@ -198,14 +182,15 @@ fn times_are_shown_in_the_current_zone() {
     let new_york = chrono_tz::America::New_York;
     let home = TestHome::new();
     home.write("data/file.txt", "x\n");
-    manager_in(
-        &home,
-        "Europe/Paris",
+    home.manager_env(
+        &[("TZ", "Europe/Paris")],
         &["create", "--keep", "3", "data;03:00;docs"],
     )
     .success();
-    manager_in(&home, "Europe/Paris", &["run", "0"]).success();
-    manager_in(&home, "Europe/Paris", &["run", "0"]).success();
+    home.manager_env(&[("TZ", "Europe/Paris")], &["run", "0"])
+        .success();
+    home.manager_env(&[("TZ", "Europe/Paris")], &["run", "0"])
+        .success();
 
     let state: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(home.path().join(".backup_state.json")).unwrap())
@@ -217,7 +202,7 @@ fn times_are_shown_in_the_current_zone() {
         .with_timezone(&new_york)
         .format("%d/%m/%Y %H:%M")
         .to_string();
-    let status = manager_in(&home, "America/New_York", &["status"]);
+    let status = home.manager_env(&[("TZ", "America/New_York")], &["status"]);
     assert!(
         status
             .stdout
@@ -227,7 +212,7 @@ fn times_are_shown_in_the_current_zone() {
     );
 
     // The dated archive's name is Paris's wall time; `made` is that instant in New York.
-    let listing = manager_in(&home, "America/New_York", &["backups", "--json"]);
+    let listing = home.manager_env(&[("TZ", "America/New_York")], &["backups", "--json"]);
     let listing: serde_json::Value = serde_json::from_str(&listing.stdout).unwrap();
     let dated = listing
         .as_array()
@@ -253,7 +238,7 @@ fn times_are_shown_in_the_current_zone() {
     );
 
     // JSON too: the same instant, with New York's offset.
-    let json = manager_in(&home, "America/New_York", &["status", "--json"]);
+    let json = home.manager_env(&[("TZ", "America/New_York")], &["status", "--json"]);
     let json: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     let last: DateTime<FixedOffset> = DateTime::parse_from_rfc3339(
         json["schedules"][0]["last_run"]["started"]

@@ -724,3 +724,33 @@ pub fn unprivileged_prefix() -> Option<Vec<String>> {
             .is_ok_and(|s| s.success())
     })
 }
+
+/// A folder of mode `mode` outside any home, where every folder above it is trusted (in
+/// the build's temporary folder), with the guard that removes it.
+pub fn outside_folder(mode: u32) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let folder = dir.path().join("outside");
+    fs::create_dir(&folder).unwrap();
+    fs::set_permissions(&folder, fs::Permissions::from_mode(mode)).unwrap();
+    (dir, fs::canonicalize(folder).unwrap())
+}
+
+impl TestHome {
+    /// Like [`TestHome::manager`], with `env` added to its environment and
+    /// `BACKUP_HOME` removed.
+    pub fn manager_env(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
+        let child = Command::new(MANAGER)
+            .arg("--home")
+            .arg(&self.root)
+            .args(args)
+            .current_dir(&self.root)
+            .envs(env.iter().copied())
+            .env_remove("BACKUP_HOME")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting backup_manager");
+        finish(child)
+    }
+}
