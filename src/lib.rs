@@ -19,6 +19,7 @@ pub mod logging;
 pub mod manager;
 pub mod manual;
 pub mod metrics;
+pub mod mount;
 pub mod naming;
 pub mod nofollow;
 pub mod pause;

@@ -39,6 +39,8 @@ const FLOORS: &[&[&str]] = &[
     // Processes and hooks; then one backup as a unit.
     &["hooks", "process"],
     &["job"],
+    // The backups as a file system.
+    &["mount"],
     // Front ends.
     &["manager", "manual", "service", "status", "unit"],
 ];

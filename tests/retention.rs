@@ -221,7 +221,10 @@ fn chains_under_weekly_and_monthly_rules_keep_whole_chains() {
         common::assert_same_lines(&listed(&home, name), &listing(name, &older), name);
     }
     // Each generation a rule keeps restores to the tree as it was that day.
-    for (at, day) in [("2026-10-04_0200", "2026-10-04"), ("2026-09-27_0200", "2026-09-27")] {
+    for (at, day) in [
+        ("2026-10-04_0200", "2026-10-04"),
+        ("2026-09-27_0200", "2026-09-27"),
+    ] {
         let dest = home.path().join(format!("restored-{day}"));
         home.manager(&["restore", "weekly", dest.to_str().unwrap(), "--at", at])
             .success();
@@ -234,4 +237,3 @@ fn chains_under_weekly_and_monthly_rules_keep_whole_chains() {
         assert!(!dest.join(format!("src/day-{next}")).exists());
     }
 }
-
