@@ -35,3 +35,4 @@ pub mod timing;
 pub mod trust;
 pub mod unit;
 pub mod write_back;
+pub mod xattrs;

@@ -101,6 +101,7 @@ impl Checker {
             return Ok(());
         }
         let name = canonical(&header.name)?;
+        super::extras::check(header)?;
         if header.kind == Kind::File && header.file_size() > MAX_FILE_SIZE {
             return Err(format!(
                 "is a file of {} bytes, over the {MAX_FILE_SIZE} a restore writes",

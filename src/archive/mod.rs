@@ -6,6 +6,7 @@
 //! [`restore`].
 
 pub mod check;
+mod extras;
 mod label;
 mod restore;
 mod sink;
