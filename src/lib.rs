@@ -36,3 +36,4 @@ pub mod timing;
 pub mod trust;
 pub mod unit;
 pub mod write_back;
+pub mod xattrs;

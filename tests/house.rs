@@ -25,6 +25,7 @@ const FLOORS: &[&[&str]] = &[
         "pause",
         "pidfile",
         "write_back",
+        "xattrs",
     ],
     &["home"],
     &["state", "schedule_file"],

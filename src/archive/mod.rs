@@ -1,11 +1,13 @@
 //! Tar archives: writing one schedule's archive (aside, then renamed into place),
 //! checking one, and restoring one.
 //!
-//! The archives are what GNU tar writes by default (its `gnu` format), optionally
-//! compressed with gzip or zstd; GNU tar reads them back, and so do [`verify`] and
-//! [`restore`].
+//! The archives are what GNU tar writes by default (its `gnu` format), with pax records
+//! for extended attributes, ACLs and mtimes' nanoseconds as `tar --posix --xattrs --acls`
+//! writes them, optionally compressed with gzip or zstd; GNU tar and bsdtar read them
+//! back, and so do [`verify`] and [`restore`].
 
 pub mod check;
+mod extras;
 mod label;
 mod restore;
 mod sink;
