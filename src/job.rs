@@ -15,7 +15,7 @@ use crate::home::{BACKUPS_DIR, Home};
 use crate::hooks::{self, Written};
 use crate::logging::counted;
 use crate::metrics;
-use crate::schedule::Schedule;
+use crate::schedule::{Options, Schedule};
 use crate::state::{self, Outcome, Record, Run};
 
 /// The exit status of `backup_manager run` and `backup_service --once` when a backup was
@@ -109,7 +109,7 @@ fn write(
         source: &home.resolve(Path::new(&schedule.path)),
         target: &target,
         exclude: &[&backups, &home.pid_file()],
-        options: &schedule.options,
+        options: &options_in(home, schedule),
         compression: schedule.compression(),
         progress,
         incremental: step.as_ref().map(|(step, _)| &step.tracker),
@@ -133,6 +133,16 @@ fn write(
         },
     };
     Ok((chain::finish(step, created.summary), written))
+}
+
+/// The schedule's options with its exclude file's path resolved against the home, as
+/// PATH is, so that the service and `run` read the same file wherever they started.
+pub fn options_in(home: &Home, schedule: &Schedule) -> Options {
+    let mut options = schedule.options.clone();
+    if let Some(path) = &mut options.choosing.exclude_from {
+        *path = home.resolve(Path::new(path)).to_string_lossy().into_owned();
+    }
+    options
 }
 
 /// Logs a finished backup, shown as `shown`, and fills in its `run`.
@@ -168,9 +178,10 @@ fn done(schedule: &Schedule, shown: &str, summary: archive::Summary, run: &mut R
     run.messages = summary.warnings;
 }
 
-/// Records a run in the state file. A failure to record is logged, not raised: the backup
-/// itself is done, and the worst outcome is a repeated run.
-fn record(home: &Home, schedule: &Schedule, served: Option<DateTime<Local>>, run: Run) {
+/// Records a run of `schedule` in the state file, serving the occurrence `served` (none:
+/// by hand). A failure to record is logged, not raised: the backup itself is done, and
+/// the worst outcome is a repeated run.
+pub fn record(home: &Home, schedule: &Schedule, served: Option<DateTime<Local>>, run: Run) {
     let key = schedule.to_string();
     let now = Local::now().fixed_offset();
     let recorded = state::update(home, log_state_problem, |state| {

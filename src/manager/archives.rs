@@ -85,6 +85,7 @@ pub fn verify(
     // Filled in only with `source`; differences only come then.
     let mut root = PathBuf::new();
     let prefix;
+    let options;
     let compare = if source {
         let schedule = found.schedule.as_ref().with_context(|| {
             format!(
@@ -94,10 +95,11 @@ pub fn verify(
         })?;
         root = home.resolve(Path::new(&schedule.path));
         prefix = archive::entry_name(&schedule.path);
+        options = crate::job::options_in(home, schedule);
         Some(archive::Source {
             root: &root,
             prefix: &prefix,
-            options: &schedule.options,
+            options: &options,
         })
     } else {
         None

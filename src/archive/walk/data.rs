@@ -42,10 +42,15 @@ impl Walk<'_, '_, '_> {
             drop(file);
             return self.entry(parent, file_name, None, disk, name, None);
         }
+        // Grown past the limit since it was listed, it is left out all the same.
+        if self.too_large(&stat) {
+            return Ok(());
+        }
         if self.hard_link(name, &stat)? {
             return Ok(());
         }
         let header = walk_header(&mut self.users, &mut self.groups, name, Kind::File, &stat);
+        self.listed(&header);
         let size = header.size;
         self.header.clear();
         header.encode(&mut self.header);
