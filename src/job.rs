@@ -15,6 +15,7 @@ use crate::home::{BACKUPS_DIR, Home};
 use crate::hooks::{self, Written};
 use crate::logging::counted;
 use crate::metrics;
+use crate::running;
 use crate::schedule::{Options, Schedule};
 use crate::state::{self, Outcome, Record, Run};
 
@@ -67,7 +68,24 @@ fn back_up(
     remove_leftovers(home);
     info!("Backup started for {} into {shown}", schedule.path);
     let started = Instant::now();
-    let result = write(home, schedule, started_at, progress);
+    // For `status`, while it runs: removed when it ends, whichever way.
+    let writer = running::Writer::start(
+        home,
+        &schedule.to_string(),
+        &schedule.name,
+        occurrence.is_none(),
+    );
+    let writer = std::cell::RefCell::new(writer);
+    let tell = |p: archive::Progress| {
+        if let Some(writer) = writer.borrow_mut().as_mut() {
+            writer.update(p.entries, p.bytes);
+        }
+        if let Some(progress) = progress {
+            progress(p);
+        }
+    };
+    let result = write(home, schedule, started_at, Some(&tell));
+    drop(writer);
     let mut run = Run {
         started: started_at.fixed_offset(),
         duration_secs: started.elapsed().as_secs_f64(),
@@ -152,8 +170,12 @@ fn done(schedule: &Schedule, shown: &str, summary: archive::Summary, run: &mut R
     }
     if summary.more_warnings > 0 {
         warn!(
-            "{} more warnings for {shown} were not logged",
-            summary.more_warnings
+            "{} for {shown} not logged",
+            counted(
+                summary.more_warnings,
+                "more warning was",
+                "more warnings were"
+            )
         );
     }
     // Like GNU tar's exit status 1: the archive is valid, but not all of the tree went

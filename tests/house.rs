@@ -27,7 +27,7 @@ const FLOORS: &[&[&str]] = &[
         "write_back",
     ],
     &["home"],
-    &["state", "schedule_file"],
+    &["running", "state", "schedule_file"],
     &["metrics"],
     // Formats and matchers.
     &["tar"],

@@ -251,11 +251,8 @@ pub fn entry_name(written: &str) -> PathBuf {
 /// or `7 entries (a, b, c and 4 more)`.
 pub fn count_and_names(names: &[String]) -> String {
     const SHOWN: usize = 3;
-    let mut text = format!(
-        "{} entr{} (",
-        names.len(),
-        if names.len() == 1 { "y" } else { "ies" }
-    );
+    let mut text = crate::logging::counted(names.len() as u64, "entry", "entries");
+    text.push_str(" (");
     text.push_str(
         &names
             .iter()

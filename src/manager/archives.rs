@@ -10,6 +10,7 @@ use crate::archive;
 use crate::generations::{self, Archive, chain};
 use crate::home::{BACKUPS_DIR, Home};
 use crate::incremental::{FULL_LABEL, INCREMENTAL_LABEL};
+use crate::logging::counted;
 use crate::naming::{Compression, parse_file_name};
 use crate::schedule::Schedule;
 use crate::schedule_file;
@@ -121,14 +122,9 @@ pub fn verify(
     }
     if !report.differences.is_empty() {
         bail!(
-            "{shown} differs from its source {}: {} difference{}",
+            "{shown} differs from its source {}: {}",
             root.display(),
-            report.differences.len(),
-            if report.differences.len() == 1 {
-                ""
-            } else {
-                "s"
-            }
+            counted(report.differences.len() as u64, "difference", "differences")
         );
     }
     if !report.not_restorable.is_empty() {
@@ -139,8 +135,8 @@ pub fn verify(
     }
     let against = if source { ", same as its source" } else { "" };
     let what = format!(
-        "{shown} ({} entries{against}){}",
-        report.entries,
+        "{shown} ({}{against}){}",
+        counted(report.entries, "entry", "entries"),
         chain::describe(chain.len())
     );
     info!("Verified {what}");
@@ -186,9 +182,9 @@ pub fn restore(
         n => format!(", {n} removed"),
     };
     let what = format!(
-        "{shown} into {} ({} entries{removed}){}",
+        "{shown} into {} ({}{removed}){}",
         dest.display(),
-        restored.entries,
+        counted(restored.entries, "entry", "entries"),
         chain::describe(chain.len())
     );
     // A partial restore must never look like a complete one.

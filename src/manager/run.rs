@@ -106,7 +106,12 @@ pub fn dry_run(home: &Home, which: &Which, list: &mut dyn FnMut(&str)) -> Result
         .map_err(|err| anyhow::anyhow!("dry run of {}: {err:#}", schedule.path))?;
     let mut warnings = summary.warnings;
     if summary.more_warnings > 0 {
-        warnings.push(format!("{} more warnings", summary.more_warnings));
+        let more = summary.more_warnings;
+        warnings.push(crate::logging::counted(
+            more,
+            "more warning",
+            "more warnings",
+        ));
     }
     let chain = if schedule.options.incremental.is_some() {
         " (as a full backup: an incremental one holds only what changed)"

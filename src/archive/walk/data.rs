@@ -3,6 +3,7 @@
 //! announced.
 
 use super::*;
+use crate::logging::counted;
 
 impl Walk<'_, '_, '_> {
     pub(super) fn file(
@@ -151,21 +152,21 @@ impl Walk<'_, '_, '_> {
         }
         if let Some(e) = error {
             return Err(Trouble::Read(format!(
-                "read error after {stored} of {} bytes ({e}); the rest is stored as zeros",
-                header.size
+                "read error after {stored} of {} ({e}); the rest is stored as zeros",
+                counted(header.size, "byte", "bytes")
             )));
         }
         if missing > 0 {
             return Err(Trouble::Read(format!(
-                "shrank by {missing} bytes while being read; stored padded with zeros to \
-                 its size of {} bytes",
-                header.size
+                "shrank by {} while being read; stored padded with zeros to its size of {}",
+                counted(missing, "byte", "bytes"),
+                counted(header.size, "byte", "bytes")
             )));
         }
         if grew {
             return Err(Trouble::Read(format!(
-                "grew while being read; stored its first {} bytes",
-                header.size
+                "grew while being read; stored its first {}",
+                counted(header.size, "byte", "bytes")
             )));
         }
         Ok(())
