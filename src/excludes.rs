@@ -34,6 +34,10 @@ use nix::sys::stat::{Mode, SFlag, fstatat};
 
 use crate::schedule::Options;
 
+mod from_file;
+
+pub use from_file::read_patterns;
+
 /// The file that marks a cache folder, and the first bytes it must hold
 /// (<https://bford.info/cachedir/>).
 pub const CACHE_TAG: &CStr = c"CACHEDIR.TAG";
@@ -79,7 +83,12 @@ impl Excludes {
             return Ok(None);
         }
         let mut builder = GitignoreBuilder::new(".");
-        for pattern in &options.exclude {
+        // The file's patterns come first: the line's own, later, win over them.
+        let from_file = match &options.choosing.exclude_from {
+            Some(path) => read_patterns(Path::new(path))?,
+            None => Vec::new(),
+        };
+        for pattern in from_file.iter().chain(&options.exclude) {
             builder
                 .add_line(None, pattern)
                 .map_err(|e| anyhow::anyhow!("exclude pattern {pattern:?}: {e}"))?;

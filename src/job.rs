@@ -15,7 +15,8 @@ use crate::home::{BACKUPS_DIR, Home};
 use crate::hooks::{self, Written};
 use crate::logging::counted;
 use crate::metrics;
-use crate::schedule::Schedule;
+use crate::running;
+use crate::schedule::{Options, Schedule};
 use crate::state::{self, Outcome, Record, Run};
 
 /// The exit status of `backup_manager run` and `backup_service --once` when a backup was
@@ -67,7 +68,24 @@ fn back_up(
     remove_leftovers(home);
     info!("Backup started for {} into {shown}", schedule.path);
     let started = Instant::now();
-    let result = write(home, schedule, started_at, progress);
+    // For `status`, while it runs: removed when it ends, whichever way.
+    let writer = running::Writer::start(
+        home,
+        &schedule.to_string(),
+        &schedule.name,
+        occurrence.is_none(),
+    );
+    let writer = std::cell::RefCell::new(writer);
+    let tell = |p: archive::Progress| {
+        if let Some(writer) = writer.borrow_mut().as_mut() {
+            writer.update(p.entries, p.bytes);
+        }
+        if let Some(progress) = progress {
+            progress(p);
+        }
+    };
+    let result = write(home, schedule, started_at, Some(&tell));
+    drop(writer);
     let mut run = Run {
         started: started_at.fixed_offset(),
         duration_secs: started.elapsed().as_secs_f64(),
@@ -109,7 +127,7 @@ fn write(
         source: &home.resolve(Path::new(&schedule.path)),
         target: &target,
         exclude: &[&backups, &home.pid_file()],
-        options: &schedule.options,
+        options: &options_in(home, schedule),
         compression: schedule.compression(),
         progress,
         incremental: step.as_ref().map(|(step, _)| &step.tracker),
@@ -135,6 +153,16 @@ fn write(
     Ok((chain::finish(step, created.summary), written))
 }
 
+/// The schedule's options with its exclude file's path resolved against the home, as
+/// PATH is, so that the service and `run` read the same file wherever they started.
+pub fn options_in(home: &Home, schedule: &Schedule) -> Options {
+    let mut options = schedule.options.clone();
+    if let Some(path) = &mut options.choosing.exclude_from {
+        *path = home.resolve(Path::new(path)).to_string_lossy().into_owned();
+    }
+    options
+}
+
 /// Logs a finished backup, shown as `shown`, and fills in its `run`.
 fn done(schedule: &Schedule, shown: &str, summary: archive::Summary, run: &mut Run) {
     for warning in &summary.warnings {
@@ -142,8 +170,12 @@ fn done(schedule: &Schedule, shown: &str, summary: archive::Summary, run: &mut R
     }
     if summary.more_warnings > 0 {
         warn!(
-            "{} more warnings for {shown} were not logged",
-            summary.more_warnings
+            "{} for {shown} not logged",
+            counted(
+                summary.more_warnings,
+                "more warning was",
+                "more warnings were"
+            )
         );
     }
     // Like GNU tar's exit status 1: the archive is valid, but not all of the tree went
@@ -168,9 +200,10 @@ fn done(schedule: &Schedule, shown: &str, summary: archive::Summary, run: &mut R
     run.messages = summary.warnings;
 }
 
-/// Records a run in the state file. A failure to record is logged, not raised: the backup
-/// itself is done, and the worst outcome is a repeated run.
-fn record(home: &Home, schedule: &Schedule, served: Option<DateTime<Local>>, run: Run) {
+/// Records a run of `schedule` in the state file, serving the occurrence `served` (none:
+/// by hand). A failure to record is logged, not raised: the backup itself is done, and
+/// the worst outcome is a repeated run.
+pub fn record(home: &Home, schedule: &Schedule, served: Option<DateTime<Local>>, run: Run) {
     let key = schedule.to_string();
     let now = Local::now().fixed_offset();
     let recorded = state::update(home, log_state_problem, |state| {

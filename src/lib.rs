@@ -26,6 +26,7 @@ pub mod pause;
 pub mod pidfile;
 pub mod process;
 pub mod retention;
+pub mod running;
 pub mod schedule;
 pub mod schedule_file;
 pub mod service;

@@ -1,8 +1,11 @@
 //! One schedule: `PATH;HH:MM;NAME`, optionally followed by options (`;zstd;keep=7`),
 //! parsed and validated without touching the file system.
 
+mod choosing;
+mod clear;
 mod days;
 mod options;
+mod which;
 
 use std::fmt;
 use std::str::FromStr;
@@ -12,10 +15,13 @@ use serde::{Serialize, Serializer};
 
 use crate::naming::{Compression, Stamp};
 
+pub use choosing::{ChoiceError, Choosing, Size};
+pub use clear::CLEARABLE;
 pub use days::{BadDays, Weekdays};
 pub use options::{
     DEFAULT_FULL_EVERY, Incremental, MAX_FULL_EVERY, MAX_KEEP, OptionError, Options,
 };
+pub use which::Which;
 
 /// A time of day at minute precision, `00:00` to `23:59`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -475,7 +481,8 @@ mod tests {
                 "(option \"{}... ({} bytes in all)\" is not understood (options: days=DAYS, \
                  gzip, zstd, keep=N, keep-hourly=N, keep-daily=N, keep-weekly=N, \
                  keep-monthly=N, keep-yearly=N, keep-within=DURATION, exclude=PATTERN, \
-                 exclude-caches, gitignore, incremental, full-every=DAYS))",
+                 exclude-caches, gitignore, exclude-from=FILE, one-file-system, \
+                 exclude-larger-than=SIZE, incremental, full-every=DAYS))",
                 "z".repeat(300),
                 1 << 20
             )),

@@ -15,9 +15,13 @@ use crate::home::Home;
 use crate::nofollow;
 use crate::schedule::Schedule;
 
+mod change;
 mod clash;
+mod select;
 
+pub use change::{Replaced, delete_which, replace};
 pub use clash::{Admitted, clash_at, name_taken};
+pub use select::{choose, choose_one};
 
 /// Permission bits of a schedule file we create; an existing file keeps its own.
 const NEW_FILE_MODE: u32 = 0o644;

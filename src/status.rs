@@ -13,6 +13,7 @@ use crate::generations::{self, chain};
 use crate::home::Home;
 use crate::job::format_size;
 use crate::process::Service;
+use crate::running::{self, Running};
 use crate::schedule_file::{self, Entry};
 use crate::state::{self, Outcome, Run};
 use crate::timing;
@@ -64,6 +65,9 @@ pub struct ScheduleStatus {
     /// For an incremental schedule, its current chain.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chain: Option<chain::Chain>,
+    /// A backup of its NAME running now, with how far it got.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub running: Option<Running>,
 }
 
 /// A schedule's archives in `backups/`, for one that keeps several.
@@ -109,9 +113,17 @@ pub fn status(home: &Home) -> Result<Status> {
             state::State::default()
         }
     };
+    let running = running::running(home);
     let schedules = schedule_file::entries(home)?
         .into_iter()
-        .map(|entry| schedule_status(home, entry, &state, &now))
+        .map(|entry| {
+            let mut status = schedule_status(home, entry, &state, &now);
+            status.running = status.entry.schedule.as_ref().and_then(|schedule| {
+                let of_it = running.iter().find(|r| r.name == schedule.name)?;
+                Some(in_this_zone_running(of_it.clone()))
+            });
+            status
+        })
         .collect();
     info!("Show status");
     Ok(Status { service, schedules })
@@ -206,6 +218,7 @@ fn schedule_status(
     ScheduleStatus {
         generations,
         chain,
+        running: None,
         last_run: record.and_then(|r| r.last_run.clone()).map(in_this_zone),
         entry,
         due_now,
@@ -213,6 +226,12 @@ fn schedule_status(
         overdue,
         last_success,
     }
+}
+
+/// A running backup with its start shown in the current zone.
+fn in_this_zone_running(mut running: Running) -> Running {
+    running.started = running.started.with_timezone(&Local).fixed_offset();
+    running
 }
 
 /// `run` with its start shown in the current zone: the state keeps the offset of the day
@@ -246,33 +265,15 @@ impl fmt::Display for Status {
                 writeln!(f, "   {what} {error}; the service skips it")?;
                 continue;
             }
+            if let Some(running) = &s.running {
+                write_running(f, running)?;
+            }
             if s.due_now {
                 writeln!(f, "   next run:  due now")?;
             } else if let Some(next) = &s.next_run {
                 writeln!(f, "   next run:  {}", next.format(TIME_FORMAT))?;
             }
-            match &s.last_run {
-                None => writeln!(f, "   last run:  never")?,
-                Some(run) => {
-                    write!(
-                        f,
-                        "   last run:  {}, {}",
-                        run.started.format(TIME_FORMAT),
-                        run.outcome.as_str()
-                    )?;
-                    if run.outcome != Outcome::Failed {
-                        write!(f, ", {}", format_size(run.bytes))?;
-                    }
-                    write!(f, ", {:.2} s", run.duration_secs)?;
-                    if run.manual {
-                        write!(f, " (by hand)")?;
-                    }
-                    writeln!(f)?;
-                    for message in run.messages.iter().chain(&run.hooks) {
-                        writeln!(f, "              {message}")?;
-                    }
-                }
-            }
+            write_last_run(f, s.last_run.as_ref())?;
             if s.overdue {
                 match &s.last_success {
                     Some(ok) => writeln!(
@@ -303,4 +304,42 @@ impl fmt::Display for Status {
         }
         Ok(())
     }
+}
+
+/// The `running:` line of a backup running now.
+fn write_running(f: &mut fmt::Formatter<'_>, running: &Running) -> fmt::Result {
+    writeln!(
+        f,
+        "   running:   since {}, {}, {} so far (pid {}{})",
+        running.started.format(TIME_FORMAT),
+        crate::logging::counted(running.entries, "entry", "entries"),
+        format_size(running.bytes),
+        running.pid,
+        if running.manual { ", by hand" } else { "" }
+    )
+}
+
+/// The `last run:` line, with the run's messages below it.
+fn write_last_run(f: &mut fmt::Formatter<'_>, run: Option<&Run>) -> fmt::Result {
+    let Some(run) = run else {
+        return writeln!(f, "   last run:  never");
+    };
+    write!(
+        f,
+        "   last run:  {}, {}",
+        run.started.format(TIME_FORMAT),
+        run.outcome.as_str()
+    )?;
+    if run.outcome != Outcome::Failed {
+        write!(f, ", {}", format_size(run.bytes))?;
+    }
+    write!(f, ", {:.2} s", run.duration_secs)?;
+    if run.manual {
+        write!(f, " (by hand)")?;
+    }
+    writeln!(f)?;
+    for message in run.messages.iter().chain(&run.hooks) {
+        writeln!(f, "              {message}")?;
+    }
+    Ok(())
 }

@@ -28,7 +28,7 @@ const FLOORS: &[&[&str]] = &[
         "xattrs",
     ],
     &["home"],
-    &["state", "schedule_file"],
+    &["running", "state", "schedule_file"],
     &["metrics"],
     // Formats and matchers.
     &["tar"],

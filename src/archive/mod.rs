@@ -69,6 +69,10 @@ pub struct Progress {
 /// most about every [`PROGRESS_EVERY`], and once at the end.
 pub type ProgressFn<'a> = &'a dyn Fn(Progress);
 
+/// Called with each entry a walk writes: its name (a folder's ending in `/`) and the
+/// size of its data.
+pub type ListFn<'a> = &'a dyn Fn(&[u8], u64);
+
 /// How often, at most, a backup reports its progress.
 pub const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -125,6 +129,56 @@ pub fn create(request: &Request<'_>) -> Result<Summary> {
 /// Writes the archive under its temporary name and returns it uncommitted, for the
 /// caller to put in place ([`AtomicFile::commit`]) or to drop (which removes it).
 pub fn create_aside(request: &Request<'_>) -> Result<(Summary, AtomicFile)> {
+    let mut out = AtomicFile::create(request.target, ARCHIVE_MODE)?;
+    let target = request.target;
+    let mut summary = write_into(request, out.file(), None)
+        .with_context(|| format!("writing archive {}", target.display()))?;
+    summary.bytes = out
+        .file()
+        .metadata()
+        .with_context(|| format!("reading the size of {}", request.target.display()))?
+        .len();
+    Ok((summary, out))
+}
+
+/// Walks the tree as [`create`] would, telling `listing` of each entry, and writes
+/// nothing: the stream goes to `/dev/null`. The summary's `bytes` is the size of the
+/// file data the archive would hold, uncompressed. Incremental settings are not looked
+/// at: this is the tree a full backup would hold.
+pub fn dry_run(request: &Request<'_>, listing: ListFn<'_>) -> Result<Summary> {
+    let mut null = fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .context("opening /dev/null")?;
+    let request = Request {
+        incremental: None,
+        compression: Compression::None,
+        ..request.clone()
+    };
+    let data = std::cell::Cell::new(0);
+    let inner = request.progress;
+    let count = |progress: Progress| {
+        data.set(progress.bytes);
+        if let Some(inner) = inner {
+            inner(progress);
+        }
+    };
+    let request = Request {
+        progress: Some(&count),
+        ..request
+    };
+    let mut summary = write_into(&request, &mut null, Some(listing))
+        .with_context(|| format!("walking {}", request.source.display()))?;
+    summary.bytes = data.get();
+    Ok(summary)
+}
+
+/// Writes the archive `request` asks for into `file`, telling `listing` of each entry.
+fn write_into(
+    request: &Request<'_>,
+    file: &mut fs::File,
+    listing: Option<ListFn<'_>>,
+) -> Result<Summary> {
     // Compared by identity, so that any path to them is recognised; what does not exist
     // cannot be met.
     let exclude = request
@@ -133,21 +187,28 @@ pub fn create_aside(request: &Request<'_>) -> Result<(Summary, AtomicFile)> {
         .filter_map(|path| fs::metadata(path).ok())
         .map(|m| (m.dev(), m.ino()))
         .collect();
-    let excludes = Excludes::new(request.options, request.source)?;
-    let mut out = AtomicFile::create(request.target, ARCHIVE_MODE)?;
+    let plan = walk::Plan {
+        exclude,
+        excludes: Excludes::new(request.options, request.source)?,
+        one_file_system: request.options.choosing.one_file_system,
+        larger_than: request
+            .options
+            .choosing
+            .exclude_larger_than
+            .map(|size| size.0),
+        progress: request.progress,
+        listing,
+    };
     let name = entry_name(request.written);
-    let target = request.target;
-    let mut summary = std::thread::scope(|scope| {
-        let (mut stream, writer) = sink::start(scope, out.file(), request.compression)
-            .with_context(|| format!("starting to write {}", target.display()))?;
+    std::thread::scope(|scope| {
+        let (mut stream, writer) =
+            sink::start(scope, file, request.compression).context("starting to write")?;
         let mut tracker = request.incremental.map(|t| t.borrow_mut());
         let walked = walk::write_tree(
             &mut stream,
             request.source,
             name.as_os_str().as_bytes(),
-            exclude,
-            excludes,
-            request.progress,
+            plan,
             tracker.as_deref_mut(),
         );
         // After a failed walk the stream is dropped: the writer ends, and the archive
@@ -170,13 +231,6 @@ pub fn create_aside(request: &Request<'_>) -> Result<(Summary, AtomicFile)> {
             (Ok(summary), Ok(()), Ok(())) => Ok(summary),
         }
     })
-    .with_context(|| format!("writing archive {}", target.display()))?;
-    summary.bytes = out
-        .file()
-        .metadata()
-        .with_context(|| format!("reading the size of {}", request.target.display()))?
-        .len();
-    Ok((summary, out))
 }
 
 /// The name entries take: the path as written, without a leading `/` or `./`, with `..`
@@ -199,11 +253,8 @@ pub fn entry_name(written: &str) -> PathBuf {
 /// or `7 entries (a, b, c and 4 more)`.
 pub fn count_and_names(names: &[String]) -> String {
     const SHOWN: usize = 3;
-    let mut text = format!(
-        "{} entr{} (",
-        names.len(),
-        if names.len() == 1 { "y" } else { "ies" }
-    );
+    let mut text = crate::logging::counted(names.len() as u64, "entry", "entries");
+    text.push_str(" (");
     text.push_str(
         &names
             .iter()

@@ -241,10 +241,10 @@ impl Target {
         }
         if let Some(free) = entries.filter(|&free| needs.entries > free) {
             bail!(
-                "refusing to restore into {}: the archive holds up to {} entries and its file \
+                "refusing to restore into {}: the archive holds up to {} and its file \
                  system has room for {free} more; nothing was written",
                 dest.display(),
-                needs.entries
+                crate::logging::counted(needs.entries, "entry", "entries")
             );
         }
         Ok(())

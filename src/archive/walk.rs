@@ -26,11 +26,12 @@ use nix::fcntl::{AT_FDCWD, AtFlags, OFlag};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
 
 use super::sink::{ROOM, Stream};
-use super::{PROGRESS_EVERY, Progress, ProgressFn, Summary};
+use super::{ListFn, PROGRESS_EVERY, Progress, ProgressFn, Summary};
 use crate::excludes::Excludes;
 use crate::incremental::{self, Child, Tracker};
 use crate::tar::{self, Header, Kind};
 
+mod choose;
 mod data;
 mod dumpdir;
 mod helper;
@@ -51,20 +52,33 @@ static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 /// that a tree of a million unreadable files cannot fill memory or the log.
 const MAX_WARNINGS: usize = 100;
 
-/// Writes the tree at `source` into `stream`, entries named under `name`, skipping what
-/// `exclude` names (device, inode) wherever it is met, and what the schedule's `excludes`
-/// leave out. Fails only when the source itself cannot be read or the archive cannot be
-/// written; trouble with anything inside the tree is a warning.
+/// What a walk leaves out and whom it tells as it goes.
+pub struct Plan<'p> {
+    /// What never to archive (device, inode), wherever it is met.
+    pub exclude: Vec<(u64, u64)>,
+    /// What the schedule's patterns, tags and ignore files leave out.
+    pub excludes: Option<Excludes>,
+    /// Stay on the source's file system: a folder on another is stored empty.
+    pub one_file_system: bool,
+    /// Leave out regular files larger than this many bytes.
+    pub larger_than: Option<u64>,
+    /// Told how far the walk got.
+    pub progress: Option<ProgressFn<'p>>,
+    /// Told each entry written, by name (a folder's ending in `/`) and size of its data.
+    pub listing: Option<ListFn<'p>>,
+}
+
+/// Writes the tree at `source` into `stream`, entries named under `name`, leaving out
+/// what `plan` says. Fails only when the source itself cannot be read or the archive
+/// cannot be written; trouble with anything inside the tree is a warning.
 pub fn write_tree(
     stream: &mut Stream,
     source: &Path,
     name: &[u8],
-    exclude: Vec<(u64, u64)>,
-    excludes: Option<Excludes>,
-    progress: Option<ProgressFn<'_>>,
+    plan: Plan<'_>,
     incremental: Option<&mut Tracker>,
 ) -> Result<Summary> {
-    let mut walk = Walk::new(stream, exclude, excludes, progress, incremental, name);
+    let mut walk = Walk::new(stream, plan, incremental, name);
     let c_source = CString::new(source.as_os_str().as_bytes())
         .with_context(|| format!("source {} holds a NUL byte", source.display()))?;
     let stat = fstatat(AT_FDCWD, c_source.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
@@ -75,6 +89,7 @@ pub fn write_tree(
             source.display()
         );
     }
+    walk.top_dev = stat.st_dev;
     walk.label()?;
     walk.top(source, &c_source, &stat, name)?;
     let end = [0u8; 2 * tar::BLOCK];
@@ -105,6 +120,13 @@ struct Walk<'s, 'p, 't> {
     exclude: Vec<(u64, u64)>,
     /// What the schedule leaves out; `None` costs nothing.
     excludes: Option<Excludes>,
+    /// With `one-file-system`: the source's device, the only one descended into.
+    one_file_system: bool,
+    top_dev: u64,
+    /// With `exclude-larger-than`: the largest file archived.
+    larger_than: Option<u64>,
+    /// Told of each entry written (`run --dry-run`).
+    listing: Option<ListFn<'p>>,
     /// Where, in an entry's name, its path relative to the source starts.
     rel_from: usize,
     /// First name of each file with several links, so that later ones become links.
@@ -120,15 +142,25 @@ struct Walk<'s, 'p, 't> {
 impl<'s, 'p, 't> Walk<'s, 'p, 't> {
     fn new(
         stream: &'s mut Stream,
-        exclude: Vec<(u64, u64)>,
-        excludes: Option<Excludes>,
-        progress: Option<ProgressFn<'p>>,
+        plan: Plan<'p>,
         incremental: Option<&'t mut Tracker>,
         name: &[u8],
     ) -> Self {
+        let Plan {
+            exclude,
+            excludes,
+            one_file_system,
+            larger_than,
+            progress,
+            listing,
+        } = plan;
         Walk {
             incremental,
             excludes,
+            one_file_system,
+            top_dev: 0,
+            larger_than,
+            listing,
             rel_from: if name.is_empty() { 0 } else { name.len() + 1 },
             progress,
             last_report: Instant::now(),
@@ -240,6 +272,7 @@ impl Walk<'_, '_, '_> {
     }
 
     fn put(&mut self, header: &Header) -> Result<()> {
+        self.listed(header);
         self.header.clear();
         header.encode(&mut self.header);
         self.stream
@@ -361,7 +394,8 @@ impl Walk<'_, '_, '_> {
         ahead: Option<Ahead>,
     ) -> Result<()> {
         let mut name = name.to_vec();
-        if file_type == Some(Type::File) {
+        // A size limit needs the size before the file is opened.
+        if file_type == Some(Type::File) && self.larger_than.is_none() {
             return self.file(parent, file_name, disk, &name);
         }
         let stat = match fstatat(parent, file_name, AtFlags::AT_SYMLINK_NOFOLLOW) {
@@ -372,6 +406,7 @@ impl Walk<'_, '_, '_> {
             }
         };
         match kind_of(&stat) {
+            Some(Kind::File) if self.too_large(&stat) => Ok(()),
             Some(Kind::File) => self.file(parent, file_name, disk, &name),
             Some(Kind::Dir) => self.folder(parent, file_name, disk, &mut name, &stat, ahead),
             Some(kind @ Kind::Symlink) => self.symlink(parent, file_name, disk, &name, kind, &stat),
@@ -420,6 +455,9 @@ impl Walk<'_, '_, '_> {
             return Ok(());
         }
         let header = walk_header(&mut self.users, &mut self.groups, name, Kind::Dir, stat);
+        if self.one_file_system && stat.st_dev != self.top_dev {
+            return self.mount_point(parent, file_name, disk, name, header);
+        }
         // Listed ahead, maybe long before: used only if it is the same folder, with no
         // entry made, removed or renamed since.
         let listed = ahead

@@ -10,6 +10,7 @@ use crate::archive;
 use crate::generations::{self, Archive, chain};
 use crate::home::{BACKUPS_DIR, Home};
 use crate::incremental::{FULL_LABEL, INCREMENTAL_LABEL};
+use crate::logging::counted;
 use crate::naming::{Compression, parse_file_name};
 use crate::schedule::Schedule;
 use crate::schedule_file;
@@ -85,6 +86,7 @@ pub fn verify(
     // Filled in only with `source`; differences only come then.
     let mut root = PathBuf::new();
     let prefix;
+    let options;
     let compare = if source {
         let schedule = found.schedule.as_ref().with_context(|| {
             format!(
@@ -94,10 +96,11 @@ pub fn verify(
         })?;
         root = home.resolve(Path::new(&schedule.path));
         prefix = archive::entry_name(&schedule.path);
+        options = crate::job::options_in(home, schedule);
         Some(archive::Source {
             root: &root,
             prefix: &prefix,
-            options: &schedule.options,
+            options: &options,
         })
     } else {
         None
@@ -119,14 +122,9 @@ pub fn verify(
     }
     if !report.differences.is_empty() {
         bail!(
-            "{shown} differs from its source {}: {} difference{}",
+            "{shown} differs from its source {}: {}",
             root.display(),
-            report.differences.len(),
-            if report.differences.len() == 1 {
-                ""
-            } else {
-                "s"
-            }
+            counted(report.differences.len() as u64, "difference", "differences")
         );
     }
     if !report.not_restorable.is_empty() {
@@ -137,8 +135,8 @@ pub fn verify(
     }
     let against = if source { ", same as its source" } else { "" };
     let what = format!(
-        "{shown} ({} entries{against}){}",
-        report.entries,
+        "{shown} ({}{against}){}",
+        counted(report.entries, "entry", "entries"),
         chain::describe(chain.len())
     );
     info!("Verified {what}");
@@ -184,9 +182,9 @@ pub fn restore(
         n => format!(", {n} removed"),
     };
     let what = format!(
-        "{shown} into {} ({} entries{removed}){}",
+        "{shown} into {} ({}{removed}){}",
         dest.display(),
-        restored.entries,
+        counted(restored.entries, "entry", "entries"),
         chain::describe(chain.len())
     );
     // A partial restore must never look like a complete one.

@@ -3,6 +3,7 @@
 
 mod archives;
 mod control;
+mod edit;
 mod forget;
 mod run;
 mod schedules;
@@ -14,11 +15,12 @@ use crate::home::Home;
 use crate::process::Service;
 
 pub use crate::generations::Archive;
-pub use crate::schedule_file::Entry;
+pub use crate::schedule_file::{Entry, Replaced};
 pub use archives::{ArchiveKind, Finished, backups, backups_long, generation, restore, verify};
 pub use control::{start, stop};
+pub use edit::edit;
 pub use forget::{Forget, Forgotten, forget};
-pub use run::run_now;
+pub use run::{DryRun, dry_run, run_now};
 pub use schedules::{bad_lines, create, delete, list};
 
 pub(crate) fn warn_about(problem: &str) {

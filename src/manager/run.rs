@@ -1,4 +1,4 @@
-//! `run INDEX`: one backup now, in the foreground, as the service would make it.
+//! `run INDEX|NAME`: one backup now, in the foreground, as the service would make it.
 
 use anyhow::{Result, bail};
 use log::{error, info};
@@ -10,32 +10,26 @@ use crate::generations;
 use crate::home::{BACKUPS_DIR, Home};
 use crate::interrupt::{self, Watch};
 use crate::job;
-use crate::schedule::Schedule;
+use crate::schedule::{Schedule, Which};
 use crate::schedule_file;
 use crate::state::Run;
 
-/// `run INDEX`: backs up that schedule now, in the foreground, as the service would, and
-/// records the result. The returned run says whether it failed. `progress`, if given, is
-/// told how far the backup got as it goes; `say` is told when it waits for another
+/// `run INDEX|NAME`: backs up that schedule now, in the foreground, as the service would,
+/// and records the result. The returned run says whether it failed. `progress`, if given,
+/// is told how far the backup got as it goes; `say` is told when it waits for another
 /// backup of the same NAME (see [`generations::lock`]).
+///
+/// The lines of one NAME are one source into one archive series (they may differ only
+/// in their time of day, or they clash): a NAME on several lines is backed up once, and
+/// the run recorded for each of its lines.
 pub fn run_now(
     home: &Home,
-    index: usize,
+    which: &Which,
     progress: Option<archive::ProgressFn<'_>>,
     say: &mut dyn FnMut(&str),
 ) -> Result<(Schedule, Run)> {
-    let lines = schedule_file::read_each_line(&home.schedules())?;
-    let Some(line) = lines.get(index) else {
-        bail!("{}", schedule_file::no_such_index(index, lines.len()));
-    };
-    let schedule: Schedule = match line {
-        Ok(line) => line.parse()?,
-        Err(why) => bail!("schedule {index}: {why}"),
-    };
-    // As the service skips it: run, it would write into the other schedule's archives.
-    if let Some(clash) = schedule_file::clash_at(&lines, index, &schedule) {
-        bail!("schedule {index} ({schedule}) is skipped: {clash}; `delete {index}` removes it");
-    }
+    let schedules = chosen(home, which)?;
+    let (index, schedule) = schedules[0].clone();
     info!("Run schedule {index} now: {schedule}");
     let shown = format!("{BACKUPS_DIR}/{}", schedule.archive_file_name());
     let path = schedule.path.clone();
@@ -52,7 +46,88 @@ pub fn run_now(
         }),
     )?;
     let run = job::run(home, &schedule, None, progress);
+    for (_, other) in schedules.iter().skip(1).filter(|(_, s)| *s != schedule) {
+        job::record(home, other, None, run.clone());
+    }
     Ok((schedule, run))
+}
+
+/// The schedules `which` means, each with its index, refusing a line that is not a
+/// schedule or that the service skips. Never empty.
+fn chosen(home: &Home, which: &Which) -> Result<Vec<(usize, Schedule)>> {
+    let lines = schedule_file::read_each_line(&home.schedules())?;
+    let chosen = schedule_file::choose(&lines, which).map_err(|e| anyhow::anyhow!(e))?;
+    let mut schedules = Vec::with_capacity(chosen.len());
+    for &index in &chosen {
+        let schedule: Schedule = match &lines[index] {
+            Ok(line) => line.parse()?,
+            Err(why) => bail!("schedule {index}: {why}"),
+        };
+        // As the service skips it: run, it would write into the other schedule's archives.
+        if let Some(clash) = schedule_file::clash_at(&lines, index, &schedule) {
+            bail!("schedule {index} ({schedule}) is skipped: {clash}; `delete {index}` removes it");
+        }
+        schedules.push((index, schedule));
+    }
+    Ok(schedules)
+}
+
+/// What `run --dry-run` found.
+#[derive(Debug, Clone)]
+pub struct DryRun {
+    /// What would be archived, for the user: the count, the size, where.
+    pub summary: String,
+    /// Entries that would be left out or stored incompletely, as in a backup.
+    pub warnings: Vec<String>,
+}
+
+/// `run --dry-run INDEX|NAME`: walks the schedule's tree as its backup would, with its
+/// excludes, telling `list` of each entry it would archive; writes nothing, runs no hook,
+/// records nothing.
+pub fn dry_run(home: &Home, which: &Which, list: &mut dyn FnMut(&str)) -> Result<DryRun> {
+    let (index, schedule) = chosen(home, which)?.swap_remove(0);
+    info!("Dry run of schedule {index}: {schedule}");
+    let backups = home.backups();
+    let target = backups.join(schedule.archive_file_name());
+    let options = job::options_in(home, &schedule);
+    let list = std::cell::RefCell::new(list);
+    let tell = |name: &[u8], _size: u64| (list.borrow_mut())(&String::from_utf8_lossy(name));
+    let request = archive::Request {
+        written: &schedule.path,
+        source: &home.resolve(std::path::Path::new(&schedule.path)),
+        target: &target,
+        exclude: &[&backups, &home.pid_file()],
+        options: &options,
+        compression: schedule.compression(),
+        progress: None,
+        incremental: None,
+    };
+    let summary = archive::dry_run(&request, &tell)
+        .map_err(|err| anyhow::anyhow!("dry run of {}: {err:#}", schedule.path))?;
+    let mut warnings = summary.warnings;
+    if summary.more_warnings > 0 {
+        let more = summary.more_warnings;
+        warnings.push(crate::logging::counted(
+            more,
+            "more warning",
+            "more warnings",
+        ));
+    }
+    let chain = if schedule.options.incremental.is_some() {
+        " (as a full backup: an incremental one holds only what changed)"
+    } else {
+        ""
+    };
+    Ok(DryRun {
+        summary: format!(
+            "dry run: {} would go into {BACKUPS_DIR}/{}{chain}, {} of file data; nothing was \
+             written",
+            crate::logging::counted(summary.entries, "entry", "entries"),
+            schedule.archive_file_name(),
+            job::format_size(summary.bytes)
+        ),
+        warnings,
+    })
 }
 
 /// Ctrl-C, SIGTERM or SIGHUP during `run`: removes what the backup had half written, says

@@ -9,7 +9,7 @@ use log::{info, warn};
 
 use super::{notify_service, warn_about};
 use crate::home::Home;
-use crate::schedule::{Options, ParseError, Reason, Schedule};
+use crate::schedule::{Options, ParseError, Reason, Schedule, Which};
 use crate::schedule_file::{self, Entry};
 use crate::state::{self, Record};
 
@@ -34,6 +34,7 @@ pub fn create(home: &Home, line: &str, flags: Options) -> Result<Option<String>>
         .options
         .combine(flags)
         .map_err(|why| anyhow::anyhow!("refusing schedule {line}: {why}"))?;
+    let exclude_file = exclude_file(home, &mut schedule.options)?;
     let typed = as_typed(home, &schedule.path)?;
     let note = typed.as_ref().map(|path| {
         format!(
@@ -76,16 +77,40 @@ pub fn create(home: &Home, line: &str, flags: Options) -> Result<Option<String>>
             source.display()
         )
     });
-    Ok(match (note, missing) {
-        (Some(note), Some(missing)) => Some(format!("{note}; {missing}")),
-        (note, missing) => note.or(missing),
-    })
+    let said: Vec<String> = [note, missing, exclude_file]
+        .into_iter()
+        .flatten()
+        .collect();
+    Ok((!said.is_empty()).then(|| said.join("; ")))
+}
+
+/// With `exclude-from=FILE`: makes FILE absolute as PATH is (see [`as_typed`]) and reads
+/// it, refusing one that cannot be read or holds a bad pattern, as each backup would.
+/// A file that does not exist yet is allowed, with the warning returned.
+pub(super) fn exclude_file(home: &Home, options: &mut Options) -> Result<Option<String>> {
+    let Some(path) = &options.choosing.exclude_from else {
+        return Ok(None);
+    };
+    if let Some(typed) = as_typed(home, path)? {
+        options.choosing.exclude_from = Some(typed);
+    }
+    let path = home.resolve(Path::new(
+        options.choosing.exclude_from.as_deref().unwrap_or(""),
+    ));
+    if fs::symlink_metadata(&path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+        return Ok(Some(format!(
+            "warning: exclude file {} does not exist yet; each backup fails until it does",
+            path.display()
+        )));
+    }
+    crate::excludes::read_patterns(&path)?;
+    Ok(None)
 }
 
 /// The PATH as the user typed it, when it needs making absolute: `~` and `~/...` from
 /// their home folder, and a relative path from the current folder when that is not the
 /// home (where the brief's relative lines stay as they are). `None` when it stays.
-fn as_typed(home: &Home, path: &str) -> Result<Option<String>> {
+pub(super) fn as_typed(home: &Home, path: &str) -> Result<Option<String>> {
     let text = |p: std::path::PathBuf| {
         p.into_os_string()
             .into_string()
@@ -111,17 +136,22 @@ fn as_typed(home: &Home, path: &str) -> Result<Option<String>> {
     text(std::path::absolute(here.join(path))?).map(Some)
 }
 
-/// `delete INDEX`: removes the schedule at INDEX and forgets its state.
-pub fn delete(home: &Home, index: usize) -> Result<()> {
+/// `delete INDEX|NAME`: removes the schedule at INDEX, or every line of NAME, and forgets
+/// their state.
+pub fn delete(home: &Home, which: &Which) -> Result<()> {
     // Under the state lock, like `create`, so that a `create` of the same line in between
     // cannot lose its fresh record to this delete.
     let state = state::lock(home)?;
-    let removed = schedule_file::delete(home, index)?;
-    info!("Schedule deleted: {}", removed.shown);
-    if let Some(deleted) = removed.text.ok().and_then(|l| l.parse::<Schedule>().ok()) {
-        // A copy of the line written by hand shares the record, and keeps it; so does a
-        // file that cannot be read back, as nothing then says the record is unused.
-        let copy_left = schedule_file::read_each_line(&home.schedules()).map(|remaining| {
+    let removed = schedule_file::delete_which(home, which)?;
+    // A copy of a line written by hand shares the record, and keeps it; so does a file
+    // that cannot be read back, as nothing then says the record is unused.
+    let remaining = schedule_file::read_each_line(&home.schedules());
+    for line in removed {
+        info!("Schedule deleted: {}", line.shown);
+        let Some(deleted) = line.text.ok().and_then(|l| l.parse::<Schedule>().ok()) else {
+            continue;
+        };
+        let copy_left = remaining.as_ref().map(|remaining| {
             remaining
                 .iter()
                 .flatten()

@@ -14,6 +14,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use super::choosing::{self, ChoiceError, Choosing};
 use super::days::Weekdays;
 use crate::naming::Compression;
 use crate::retention::{Periods, Policy, Rule};
@@ -49,6 +50,9 @@ pub struct Options {
     pub exclude_caches: bool,
     /// Honour `.gitignore`, `.ignore` and `.git/info/exclude` inside the tree.
     pub gitignore: bool,
+    /// An exclude file, one file system, a size limit.
+    #[serde(flatten)]
+    pub choosing: Choosing,
     /// When set, backups form incremental chains with a full backup every this many days.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub incremental: Option<Incremental>,
@@ -71,6 +75,7 @@ impl Default for Options {
             exclude: Vec::new(),
             exclude_caches: false,
             gitignore: false,
+            choosing: Choosing::default(),
             incremental: None,
         }
     }
@@ -92,7 +97,10 @@ impl Options {
 
     /// Whether anything leaves part of the tree out of the archive.
     pub fn excludes_anything(&self) -> bool {
-        !self.exclude.is_empty() || self.exclude_caches || self.gitignore
+        !self.exclude.is_empty()
+            || self.exclude_caches
+            || self.gitignore
+            || self.choosing.exclude_from.is_some()
     }
 
     /// Parses the fields after NAME.
@@ -151,6 +159,13 @@ impl Options {
                     once("gitignore")?;
                     options.gitignore = true;
                 }
+                (key, value) if choosing::key(key).is_some() => {
+                    once(choosing::key(key).expect("just matched"))?;
+                    options
+                        .choosing
+                        .set(key, value)
+                        .map_err(|e| e.about(field))?;
+                }
                 ("incremental", None) => {
                     once("incremental")?;
                     options.incremental = Some(Incremental {
@@ -164,13 +179,7 @@ impl Options {
                 _ => return Err(OptionError::Unknown(field.to_owned())),
             }
         }
-        if let Some(days) = full_every {
-            let chain = options
-                .incremental
-                .as_mut()
-                .ok_or(OptionError::FullEveryAlone)?;
-            chain.full_every_days = days;
-        }
+        set_full_every(&mut options, full_every)?;
         Ok(options)
     }
 
@@ -205,6 +214,9 @@ impl Options {
         }
         self.exclude_caches |= flags.exclude_caches;
         self.gitignore |= flags.gitignore;
+        self.choosing
+            .combine(flags.choosing)
+            .map_err(|e| e.about(""))?;
         if let Some(wanted) = flags.incremental {
             let default = DEFAULT_FULL_EVERY;
             let merged = match self.incremental {
@@ -249,6 +261,7 @@ impl fmt::Display for Options {
         if self.gitignore {
             f.write_str(";gitignore")?;
         }
+        self.choosing.fmt(f)?;
         if let Some(chain) = self.incremental {
             f.write_str(";incremental")?;
             if chain.full_every_days != DEFAULT_FULL_EVERY {
@@ -256,6 +269,29 @@ impl fmt::Display for Options {
             }
         }
         Ok(())
+    }
+}
+
+/// `full-every=DAYS`, if given, for the chain `incremental` asked for.
+fn set_full_every(options: &mut Options, full_every: Option<u16>) -> Result<(), OptionError> {
+    if let Some(days) = full_every {
+        let chain = options
+            .incremental
+            .as_mut()
+            .ok_or(OptionError::FullEveryAlone)?;
+        chain.full_every_days = days;
+    }
+    Ok(())
+}
+
+impl ChoiceError {
+    /// As an error about the option `field` of a line.
+    fn about(self, field: &str) -> OptionError {
+        match self {
+            ChoiceError::Unknown => OptionError::Unknown(field.to_owned()),
+            ChoiceError::Bad(why) => OptionError::Choice(why),
+            ChoiceError::Contradicts(flag) => OptionError::Contradicts(flag),
+        }
     }
 }
 
@@ -388,6 +424,8 @@ pub enum OptionError {
     FullEveryAlone,
     /// A command-line flag that says otherwise than the line's own field.
     Contradicts(&'static str),
+    /// An `exclude-from=` or `exclude-larger-than=` value refused, with why.
+    Choice(String),
 }
 
 impl fmt::Display for OptionError {
@@ -398,7 +436,8 @@ impl fmt::Display for OptionError {
                 "option {:?} is not understood (options: days=DAYS, gzip, zstd, keep=N, \
                  keep-hourly=N, keep-daily=N, keep-weekly=N, keep-monthly=N, keep-yearly=N, \
                  keep-within=DURATION, exclude=PATTERN, exclude-caches, gitignore, \
-                 incremental, full-every=DAYS)",
+                 exclude-from=FILE, one-file-system, exclude-larger-than=SIZE, incremental, \
+                 full-every=DAYS)",
                 super::shown(field)
             ),
             OptionError::Repeated(key) => write!(f, "option {key} is given twice"),
@@ -427,6 +466,7 @@ impl fmt::Display for OptionError {
             OptionError::Days(bad) => bad.fmt(f),
             OptionError::Within(bad) => write!(f, "keep-within={bad}"),
             OptionError::FullEveryAlone => f.write_str("full-every=DAYS needs incremental"),
+            OptionError::Choice(why) => f.write_str(why),
             OptionError::Contradicts(flag) => {
                 write!(f, "--{flag} contradicts the schedule's own field")
             }

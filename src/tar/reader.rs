@@ -191,9 +191,9 @@ impl<R: Read> Reader<R> {
         io::Error::new(
             io::ErrorKind::UnexpectedEof,
             format!(
-                "the archive ends inside the data of {} ({} bytes missing)",
+                "the archive ends inside the data of {} ({} missing)",
                 String::from_utf8_lossy(&self.current),
-                self.remaining
+                crate::logging::counted(self.remaining, "byte", "bytes")
             ),
         )
     }

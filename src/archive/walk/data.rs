@@ -3,6 +3,7 @@
 //! announced.
 
 use super::*;
+use crate::logging::counted;
 
 impl Walk<'_, '_, '_> {
     pub(super) fn file(
@@ -42,11 +43,16 @@ impl Walk<'_, '_, '_> {
             drop(file);
             return self.entry(parent, file_name, None, disk, name, None);
         }
+        // Grown past the limit since it was listed, it is left out all the same.
+        if self.too_large(&stat) {
+            return Ok(());
+        }
         if self.hard_link(name, &stat)? {
             return Ok(());
         }
         let mut header = walk_header(&mut self.users, &mut self.groups, name, Kind::File, &stat);
         self.extras(file.as_fd(), disk, &mut header);
+        self.listed(&header);
         let size = header.size;
         self.header.clear();
         header.encode(&mut self.header);
@@ -147,21 +153,21 @@ impl Walk<'_, '_, '_> {
         }
         if let Some(e) = error {
             return Err(Trouble::Read(format!(
-                "read error after {stored} of {} bytes ({e}); the rest is stored as zeros",
-                header.size
+                "read error after {stored} of {} ({e}); the rest is stored as zeros",
+                counted(header.size, "byte", "bytes")
             )));
         }
         if missing > 0 {
             return Err(Trouble::Read(format!(
-                "shrank by {missing} bytes while being read; stored padded with zeros to \
-                 its size of {} bytes",
-                header.size
+                "shrank by {} while being read; stored padded with zeros to its size of {}",
+                counted(missing, "byte", "bytes"),
+                counted(header.size, "byte", "bytes")
             )));
         }
         if grew {
             return Err(Trouble::Read(format!(
-                "grew while being read; stored its first {} bytes",
-                header.size
+                "grew while being read; stored its first {}",
+                counted(header.size, "byte", "bytes")
             )));
         }
         Ok(())

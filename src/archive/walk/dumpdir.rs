@@ -97,6 +97,7 @@ impl Walk<'_, '_, '_> {
                 }
             }
         }
+        self.drop_too_large(&mut kept, &mut stats);
         let children: Vec<Child<'_>> = kept
             .iter()
             .zip(&stats)

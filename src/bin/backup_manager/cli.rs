@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use backup::naming::Compression;
 use backup::retention::{Periods, Within};
 use backup::schedule::{
-    DEFAULT_FULL_EVERY, Incremental, MAX_FULL_EVERY, MAX_KEEP, Options, Weekdays,
+    CLEARABLE, Choosing, DEFAULT_FULL_EVERY, Incremental, MAX_FULL_EVERY, MAX_KEEP, Options, Size,
+    TimeOfDay, Weekdays, Which,
 };
 use clap::{Args, Parser, Subcommand};
 
@@ -35,11 +36,31 @@ pub enum Command {
         /// PATH;HH:MM;NAME: back up PATH every day at HH:MM into backups/NAME.tar.
         schedule: String,
     },
-    /// Delete the schedule at INDEX (as shown by list, from 0).
+    /// Delete the schedule at INDEX (as shown by list, from 0), or every line of NAME.
     Delete {
-        /// The schedule's index.
-        #[arg(value_parser = parse_index)]
-        index: usize,
+        /// The schedule's index (digits only), or its NAME: each of its lines.
+        #[arg(value_name = "INDEX|NAME")]
+        which: Which,
+    },
+    /// Change a schedule in place: its time, or any option create takes.
+    ///
+    /// E.g. edit proj --time 03:00 --compress zstd --clear keep. Options not named stay as
+    /// they are; --clear OPTION sets one back to its default (exclude drops every pattern),
+    /// before the flags given are applied. The line is checked as create checks a new one.
+    Edit {
+        /// The schedule's index (digits only), or its NAME when it has a single line.
+        #[arg(value_name = "INDEX|NAME")]
+        which: Which,
+        /// The new time of day.
+        #[arg(long, value_name = "HH:MM", value_parser = parse_time)]
+        time: Option<TimeOfDay>,
+        /// Set OPTION back to its default (repeatable): one of the flags' names, e.g. keep,
+        /// exclude, compress, days.
+        #[arg(long, value_name = "OPTION",
+              value_parser = clap::builder::PossibleValuesParser::new(CLEARABLE))]
+        clear: Vec<String>,
+        #[command(flatten)]
+        options: OptionFlags,
     },
     /// Show the schedules, each with its index.
     List {
@@ -84,7 +105,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Back up the schedule at INDEX now, in the foreground.
+    /// Back up the schedule at INDEX (or NAME) now, in the foreground.
     ///
     /// Exit codes:
     ///   0    the backup is done;
@@ -97,9 +118,14 @@ pub enum Command {
     ///        command a signal ended; the unfinished archive is removed.
     #[command(verbatim_doc_comment)]
     Run {
-        /// The schedule's index.
-        #[arg(value_parser = parse_index)]
-        index: usize,
+        /// The schedule's index (digits only), or its NAME: backed up once for all its
+        /// lines.
+        #[arg(value_name = "INDEX|NAME")]
+        which: Which,
+        /// List every entry the backup would hold, and their total size, on stdout;
+        /// write nothing, run no hook.
+        #[arg(long, conflicts_with = "metrics")]
+        dry_run: bool,
         /// Rewrite this Prometheus text-format file of every schedule's last backup after
         /// it; default $BACKUP_METRICS.
         #[arg(long, value_name = "FILE")]
@@ -208,6 +234,16 @@ pub struct OptionFlags {
     /// Honour .gitignore, .ignore and .git/info/exclude inside the tree (.git/ is kept).
     #[arg(long)]
     gitignore: bool,
+    /// Leave out the patterns listed in FILE, one a line (# comments and blank lines
+    /// ignored); the file is read at each backup, which fails if it cannot be.
+    #[arg(long, value_name = "FILE")]
+    exclude_from: Option<String>,
+    /// Do not descend into folders on other file systems (mount points are stored empty).
+    #[arg(long, visible_alias = "xdev")]
+    one_file_system: bool,
+    /// Leave out files larger than SIZE, e.g. 500K, 10M, 1G (powers of 1024).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    exclude_larger_than: Option<Size>,
     /// Back up only what changed since the previous backup, in chains that restart with
     /// a full backup every --full-every days.
     #[arg(long)]
@@ -235,6 +271,11 @@ impl From<OptionFlags> for Options {
             exclude: flags.exclude,
             exclude_caches: flags.exclude_caches,
             gitignore: flags.gitignore,
+            choosing: Choosing {
+                exclude_from: flags.exclude_from,
+                one_file_system: flags.one_file_system,
+                exclude_larger_than: flags.exclude_larger_than,
+            },
             incremental: flags.incremental.then(|| Incremental {
                 full_every_days: flags.full_every.unwrap_or(DEFAULT_FULL_EVERY),
             }),
@@ -242,13 +283,65 @@ impl From<OptionFlags> for Options {
     }
 }
 
-/// An INDEX as `list` shows it: digits only, so that `+1` or ` 1` is not taken for 1.
-fn parse_index(text: &str) -> Result<usize, String> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err("an index is a number as `list` shows it, from 0".to_owned());
+impl OptionFlags {
+    /// For `edit`: sets on `options` each option given, leaving the others as they are
+    /// (excludes add up). Returns whether any was given.
+    pub fn apply(self, options: &mut Options) -> bool {
+        let mut given = false;
+        let mut set = |is: bool| given |= is;
+        macro_rules! put {
+            ($flag:expr, $field:expr) => {
+                if let Some(value) = $flag {
+                    $field = value;
+                    set(true);
+                }
+            };
+        }
+        put!(self.days, options.days);
+        put!(self.compress, options.compression);
+        put!(self.keep, options.keep);
+        put!(self.keep_hourly, options.periods.hourly);
+        put!(self.keep_daily, options.periods.daily);
+        put!(self.keep_weekly, options.periods.weekly);
+        put!(self.keep_monthly, options.periods.monthly);
+        put!(self.keep_yearly, options.periods.yearly);
+        put!(self.keep_within.map(Some), options.periods.within);
+        put!(self.exclude_from.map(Some), options.choosing.exclude_from);
+        put!(
+            self.exclude_larger_than.map(Some),
+            options.choosing.exclude_larger_than
+        );
+        for pattern in self.exclude {
+            if !options.exclude.contains(&pattern) {
+                options.exclude.push(pattern);
+            }
+            set(true);
+        }
+        options.exclude_caches |= self.exclude_caches;
+        options.gitignore |= self.gitignore;
+        options.choosing.one_file_system |= self.one_file_system;
+        set(self.exclude_caches || self.gitignore || self.one_file_system);
+        if self.incremental {
+            let own = options.incremental.map(|chain| chain.full_every_days);
+            options.incremental = Some(Incremental {
+                full_every_days: self.full_every.or(own).unwrap_or(DEFAULT_FULL_EVERY),
+            });
+            set(true);
+        }
+        given
     }
+}
+
+/// A time of day as the schedule line writes it, `HH:MM`.
+fn parse_time(text: &str) -> Result<TimeOfDay, String> {
     text.parse()
-        .map_err(|_| "the number is too large for an index".to_owned())
+        .map_err(|why: backup::schedule::Reason| why.to_string())
+}
+
+/// A size, as `exclude-larger-than=` takes it.
+fn parse_size(text: &str) -> Result<Size, String> {
+    text.parse()
+        .map_err(|why: backup::schedule::ChoiceError| why.to_string())
 }
 
 /// A count of archives to keep, from 1 to the most a schedule may keep.

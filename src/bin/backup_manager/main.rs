@@ -14,6 +14,7 @@ use backup::home::Home;
 use backup::job::format_size;
 use backup::logging::{self, Echo};
 use backup::manager;
+use backup::schedule::{TimeOfDay, Which};
 use backup::state::Outcome;
 use backup::unit;
 use chrono::Local;
@@ -91,7 +92,13 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
                 say(&warning);
             }
         }
-        Command::Delete { index } => manager::delete(home, index)?,
+        Command::Delete { which } => manager::delete(home, &which)?,
+        Command::Edit {
+            which,
+            time,
+            clear,
+            options,
+        } => edit(home, &which, time, &clear, options)?,
         Command::List { json } => {
             let entries = manager::list(home)?;
             print_all(&entries, json)?;
@@ -109,11 +116,16 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
         Command::Backups { json, long: false } => print_all(&manager::backups(home)?, json)?,
         Command::Backups { long: true, .. } => backups_long(home)?,
         Command::Status { json } => return status(home, json),
-        Command::Run { index, metrics } => {
+        Command::Run {
+            which,
+            dry_run: true,
+            ..
+        } => return dry_run(home, &which),
+        Command::Run { which, metrics, .. } => {
             if let Some(metrics) = metrics {
                 backup::metrics::set_file(metrics);
             }
-            return run_now(home, index);
+            return run_now(home, &which);
         }
         Command::Verify { name, source } => verify(home, &name, source)?,
         Command::Forget {
@@ -161,6 +173,73 @@ fn start(home: &Home) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// `edit`: the flags given change the line; at least one must be.
+fn edit(
+    home: &Home,
+    which: &Which,
+    time: Option<TimeOfDay>,
+    clear: &[String],
+    options: cli::OptionFlags,
+) -> Result<()> {
+    let (replaced, warning) = manager::edit(home, which, |schedule| {
+        for key in clear {
+            schedule.options.clear(key).map_err(anyhow::Error::msg)?;
+        }
+        let given = options.apply(&mut schedule.options);
+        if let Some(time) = time {
+            schedule.time = time;
+        }
+        if !given && time.is_none() && clear.is_empty() {
+            anyhow::bail!("edit: nothing to change; give --time, --clear OPTION or an option flag");
+        }
+        Ok(())
+    })?;
+    if let Some(warning) = warning {
+        say(&warning);
+    }
+    if replaced.before == replaced.after {
+        say(&format!(
+            "schedule {} unchanged: {}",
+            replaced.index, replaced.after
+        ));
+    } else {
+        say(&format!(
+            "schedule {} is now {}",
+            replaced.index, replaced.after
+        ));
+    }
+    Ok(())
+}
+
+/// `run --dry-run`: each entry on stdout, the count and size on stderr.
+fn dry_run(home: &Home, which: &Which) -> Result<ExitCode> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut failed = None;
+    let listed = manager::dry_run(home, which, &mut |name| {
+        if failed.is_none() {
+            if let Err(err) = writeln!(out, "{}", logging::one_line(name)) {
+                failed = Some(err);
+            }
+        }
+    })?;
+    match failed.map_or_else(|| out.flush(), Err) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+            anyhow::bail!("writing the list of entries: {err}")
+        }
+        _ => {}
+    }
+    for warning in &listed.warnings {
+        say(&format!("warning: {warning}"));
+    }
+    say(&listed.summary);
+    Ok(if listed.warnings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(backup::job::WARNINGS_EXIT)
+    })
 }
 
 /// `backups --long`: a column each for the name, size, date made and kind.
@@ -244,25 +323,25 @@ fn is_current_dir(home: &Home) -> bool {
         .is_ok_and(|dir| dir == home.root())
 }
 
-/// `run INDEX`, with a spinner on a terminal; the outcome is on stderr either way.
-fn run_now(home: &Home, index: usize) -> Result<ExitCode> {
+/// `run INDEX|NAME`, with a spinner on a terminal; the outcome is on stderr either way.
+fn run_now(home: &Home, which: &Which) -> Result<ExitCode> {
     let spinner = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
-        bar.set_message(format!("backing up schedule {index}..."));
+        bar.set_message(format!("backing up {which}..."));
         bar.enable_steady_tick(Duration::from_millis(100));
         bar
     });
     let show = |progress: Progress| {
         if let Some(bar) = &spinner {
             bar.set_message(format!(
-                "backing up schedule {index}: {}, {:.1} MiB",
+                "backing up {which}: {}, {:.1} MiB",
                 logging::counted(progress.entries, "entry", "entries"),
                 progress.bytes as f64 / f64::from(1 << 20)
             ));
         }
     };
     let progress = spinner.is_some().then_some(&show as &dyn Fn(Progress));
-    let result = manager::run_now(home, index, progress, &mut |msg| say(msg));
+    let result = manager::run_now(home, which, progress, &mut |msg| say(msg));
     if let Some(bar) = spinner {
         bar.finish_and_clear();
     }

@@ -1,0 +1,81 @@
+//! What the walk leaves out by the schedule's other choices, `one-file-system` and
+//! `exclude-larger-than`, and how it tells `run --dry-run` what it writes.
+
+use super::*;
+
+impl Walk<'_, '_, '_> {
+    /// With `exclude-larger-than`: whether the regular file with `stat` is left out.
+    pub(super) fn too_large(&self, stat: &FileStat) -> bool {
+        self.larger_than
+            .is_some_and(|limit| u64::try_from(stat.st_size).unwrap_or(0) > limit)
+    }
+
+    /// With `exclude-larger-than`, in an incremental backup: drops from a folder's
+    /// children, `stat`ed for its dumpdir, the regular files too large, so that the
+    /// dumpdir does not list them either.
+    pub(super) fn drop_too_large(&self, kept: &mut Listing, stats: &mut Vec<FileStat>) {
+        if self.larger_than.is_none() {
+            return;
+        }
+        let mut i = 0;
+        while i < stats.len() {
+            if kind_of(&stats[i]) == Some(Kind::File) && self.too_large(&stats[i]) {
+                kept.remove(i);
+                stats.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// With `one-file-system`: a folder on another file system than the source's is
+    /// stored, with its mode and owner, but empty, as GNU tar's `--one-file-system`
+    /// stores a mount point; nothing in it is listed.
+    pub(super) fn mount_point(
+        &mut self,
+        parent: BorrowedFd<'_>,
+        file_name: &CStr,
+        disk: &Path,
+        name: &mut Vec<u8>,
+        header: Header,
+    ) -> Result<()> {
+        if self.incremental.is_none() {
+            return self.put(&header);
+        }
+        // A dumpdir, empty: the chain's record holds no child of it.
+        match open_dir(parent, file_name) {
+            Ok(dir) => {
+                let nothing = Listed {
+                    children: Vec::new(),
+                    error: None,
+                    seen: None,
+                };
+                self.children(
+                    dir,
+                    Some(nothing),
+                    &mut disk.to_path_buf(),
+                    name,
+                    Some(header),
+                )
+            }
+            Err(e) => {
+                self.warn(gone_or_unreadable(disk, e));
+                Ok(())
+            }
+        }
+    }
+
+    /// Tells the listing, if any, of the entry `header` is written for.
+    pub(super) fn listed(&self, header: &Header) {
+        let Some(listing) = self.listing else {
+            return;
+        };
+        if header.kind == Kind::Dir || header.kind == Kind::DUMPDIR {
+            let mut name = header.name.clone();
+            name.push(b'/');
+            listing(&name, 0);
+        } else {
+            listing(&header.name, header.size);
+        }
+    }
+}
