@@ -108,9 +108,9 @@ fn write(
         written: &schedule.path,
         source: &home.resolve(Path::new(&schedule.path)),
         target: &target,
-        exclude: &[&backups, &home.pid_file()],
+        exclude: &[&backups, &home.pid_file(), &home.records()],
         options: &schedule.options,
-        compression: schedule.compression(),
+        format: schedule.format(),
         progress,
         incremental: step.as_ref().map(|(step, _)| &step.tracker),
     };

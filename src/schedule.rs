@@ -3,6 +3,7 @@
 
 mod days;
 mod options;
+mod recipients;
 
 use std::fmt;
 use std::str::FromStr;
@@ -10,12 +11,13 @@ use std::str::FromStr;
 use chrono::NaiveTime;
 use serde::{Serialize, Serializer};
 
-use crate::naming::{Compression, Stamp};
+use crate::naming::{Compression, Format, Stamp};
 
 pub use days::{BadDays, Weekdays};
 pub use options::{
     DEFAULT_FULL_EVERY, Incremental, MAX_FULL_EVERY, MAX_KEEP, OptionError, Options,
 };
+pub use recipients::{BadRecipient, Recipient, parse_recipients_file};
 
 /// A time of day at minute precision, `00:00` to `23:59`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -120,7 +122,16 @@ pub struct Schedule {
 impl Schedule {
     /// The archive's file name inside `backups/`.
     pub fn archive_file_name(&self) -> String {
-        format!("{}{}", self.name, self.options.compression.suffix())
+        format!("{}{}", self.name, self.format().suffix())
+    }
+
+    /// How the archive file is written: compressed, and encrypted when the schedule has
+    /// recipients.
+    pub fn format(&self) -> Format {
+        Format {
+            compression: self.options.compression,
+            encrypted: self.options.is_encrypted(),
+        }
     }
 
     /// Whether `self` may not stand beside `earlier` in one schedule file: it uses the
@@ -475,7 +486,7 @@ mod tests {
                 "(option \"{}... ({} bytes in all)\" is not understood (options: days=DAYS, \
                  gzip, zstd, keep=N, keep-hourly=N, keep-daily=N, keep-weekly=N, \
                  keep-monthly=N, keep-yearly=N, keep-within=DURATION, exclude=PATTERN, \
-                 exclude-caches, gitignore, incremental, full-every=DAYS))",
+                 exclude-caches, gitignore, incremental, full-every=DAYS, encrypt=KEY))",
                 "z".repeat(300),
                 1 << 20
             )),

@@ -30,7 +30,7 @@ const FLOORS: &[&[&str]] = &[
     &["state", "schedule_file"],
     &["metrics"],
     // Formats and matchers.
-    &["tar"],
+    &["encryption", "tar"],
     &["excludes", "incremental"],
     // The archive engine.
     &["archive"],

@@ -7,6 +7,7 @@
 
 pub mod check;
 mod label;
+mod open;
 mod restore;
 mod sink;
 mod verify;
@@ -20,12 +21,15 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::atomic_file::AtomicFile;
+use crate::encryption::{Mark, Recipients};
 use crate::excludes::Excludes;
+use crate::incremental::FULL_LABEL;
 use crate::incremental::Tracker;
-use crate::naming::Compression;
+use crate::naming::Format;
 use crate::schedule::Options;
 
 pub use label::{is_full, label};
+pub use open::{Reading, needs_identity};
 pub use restore::{Options as RestoreOptions, Protected, Restored, restore, restore_chain};
 pub use verify::{Report, Source, verify};
 
@@ -87,8 +91,9 @@ pub struct Request<'a> {
     /// What the schedule leaves out (`exclude=`, `exclude-caches`, `gitignore`); the
     /// rest of its options are not looked at here.
     pub options: &'a Options,
-    /// How the archive is compressed.
-    pub compression: Compression,
+    /// How the archive is compressed, and whether it is encrypted (to the recipients of
+    /// `options`).
+    pub format: Format,
     /// Where to report progress, if anywhere.
     pub progress: Option<ProgressFn<'a>>,
     /// For an incremental backup: the tracker that decides what changed and writes the
@@ -104,7 +109,7 @@ impl std::fmt::Debug for Request<'_> {
             .field("target", &self.target)
             .field("exclude", &self.exclude)
             .field("options", &self.options)
-            .field("compression", &self.compression)
+            .field("format", &self.format)
             .field("progress", &self.progress.is_some())
             .field("incremental", &self.incremental.is_some())
             .finish()
@@ -132,11 +137,23 @@ pub fn create_aside(request: &Request<'_>) -> Result<(Summary, AtomicFile)> {
         .map(|m| (m.dev(), m.ino()))
         .collect();
     let excludes = Excludes::new(request.options, request.source)?;
+    let recipients = request
+        .format
+        .encrypted
+        .then(|| Recipients::new(&request.options.encrypt))
+        .transpose()
+        .with_context(|| format!("encrypting {}", request.target.display()))?;
+    // A chain's archive says in clear whether it is a full one, for pruning without keys.
+    let mark = request.incremental.map(|t| match t.borrow().label() {
+        FULL_LABEL => Mark::Full,
+        _ => Mark::Incremental,
+    });
+    let seal = recipients.as_ref().map(|r| (r, mark));
     let mut out = AtomicFile::create(request.target, ARCHIVE_MODE)?;
     let name = entry_name(request.written);
     let target = request.target;
     let mut summary = std::thread::scope(|scope| {
-        let (mut stream, writer) = sink::start(scope, out.file(), request.compression)
+        let (mut stream, writer) = sink::start(scope, out.file(), request.format.compression, seal)
             .with_context(|| format!("starting to write {}", target.display()))?;
         let mut tracker = request.incremental.map(|t| t.borrow_mut());
         let walked = walk::write_tree(
@@ -247,7 +264,7 @@ mod tests {
             target: &dir.path().join("src.tar"),
             exclude: &[],
             options: &Options::default(),
-            compression: Compression::None,
+            format: Format::default(),
             progress: Some(&record),
             incremental: None,
         })

@@ -15,7 +15,9 @@ use crate::process::Service;
 
 pub use crate::generations::Archive;
 pub use crate::schedule_file::Entry;
-pub use archives::{ArchiveKind, Finished, backups, backups_long, generation, restore, verify};
+pub use archives::{
+    ArchiveKind, Finished, Verified, backups, backups_long, generation, restore, verify,
+};
 pub use control::{start, stop};
 pub use forget::{Forget, Forgotten, forget};
 pub use run::run_now;
