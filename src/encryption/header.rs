@@ -1,7 +1,6 @@
 //! An age file's header, read without any key: what `verify` checks of an encrypted
 //! archive when it has no identity, and where a chain's [`Mark`] is found.
 
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
@@ -42,22 +41,22 @@ pub struct Sealed {
     pub plaintext_bytes: u64,
 }
 
-/// Reads the header of the age file `file` (at `path`, for messages) and checks that the
+/// Reads the header of the age file `file` (at `path`, for messages; any file sealed by
+/// [`super::seal`], an archive or another) and checks that the
 /// payload's length is one age writes: a nonce, then full chunks, then a last one. A cut
 /// file is caught when its cut falls inside a chunk's tag; any other damage only the
 /// identity can find.
-pub fn inspect(file: &mut File, path: &Path) -> Result<Sealed> {
+pub fn inspect<R: Read + Seek>(file: &mut R, path: &Path) -> Result<Sealed> {
     let shown = path.display();
+    let len = file
+        .seek(SeekFrom::End(0))
+        .with_context(|| format!("reading the size of {shown}"))?;
     file.seek(SeekFrom::Start(0))
         .with_context(|| format!("reading {shown}"))?;
     let mut head = Vec::new();
     file.take(MAX_HEADER as u64)
         .read_to_end(&mut head)
         .with_context(|| format!("reading {shown}"))?;
-    let len = file
-        .metadata()
-        .with_context(|| format!("reading the size of {shown}"))?
-        .len();
     let (mut sealed, header) =
         parse(&head).map_err(|why| anyhow::anyhow!("{shown} is not a readable age file: {why}"))?;
     sealed.header_bytes = header as u64;

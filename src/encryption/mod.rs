@@ -158,6 +158,12 @@ pub struct Opened<R> {
     stream: age::stream::StreamReader<R>,
 }
 
+impl<R> std::fmt::Debug for Opened<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Opened")
+    }
+}
+
 impl<R: Read> Read for Opened<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.stream.read(buf).map_err(damaged)
@@ -182,11 +188,12 @@ fn damaged(e: io::Error) -> io::Error {
     }
 }
 
-/// Opens the age file `file` (at `path`, for messages) with `identity`, from its start.
+/// Opens the age file `file` (at `path`, for messages: an archive, or any other file
+/// written by [`seal`]) with `identity`, from its start.
 /// The header is checked first ([`inspect`]); an identity that opens none of its stanzas
 /// is refused here, before any of the payload is read. Each chunk is authenticated as it
 /// is read: damage anywhere makes that read fail.
-pub fn open(mut file: File, path: &Path, identity: &Identity) -> Result<Opened<File>> {
+pub fn open<R: Read + Seek>(mut file: R, path: &Path, identity: &Identity) -> Result<Opened<R>> {
     inspect(&mut file, path)?;
     file.seek(SeekFrom::Start(0))
         .with_context(|| format!("reading {}", path.display()))?;
@@ -215,4 +222,64 @@ pub fn read_recipients_file(path: &Path) -> Result<Vec<Recipient>> {
     }
     crate::schedule::parse_recipients_file(&text)
         .map_err(|why| anyhow::anyhow!("recipients file {}: {why}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A new X25519 key: its recipient, and an identity file for it in `dir`.
+    fn key(dir: &Path) -> (Recipient, Identity) {
+        let secret = age::x25519::Identity::generate();
+        let path = dir.join("key.txt");
+        std::fs::write(
+            &path,
+            format!(
+                "{}\n",
+                age::secrecy::ExposeSecret::expose_secret(&secret.to_string())
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let recipient = secret.to_public().to_string().parse().unwrap();
+        (recipient, Identity::load(&path).unwrap())
+    }
+
+    #[test]
+    fn a_sealed_file_opens_with_its_identity_and_seeks_to_any_chunk() {
+        let dir = tempfile::tempdir().unwrap();
+        let (recipient, identity) = key(dir.path());
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let recipients = Recipients::new(&[recipient]).unwrap();
+        let mut sealer = seal(&recipients, Some(Mark::Incremental), Vec::new()).unwrap();
+        sealer.write_all(&data).unwrap();
+        let sealed = sealer.finish().unwrap();
+        let path = Path::new("test.age");
+        let mut cursor = Cursor::new(sealed.clone());
+        let header = inspect(&mut cursor, path).unwrap();
+        assert_eq!(header.plaintext_bytes, data.len() as u64);
+        assert_eq!(header.mark, Some(Mark::Incremental));
+        assert_eq!(header.recipients, ["X25519"]);
+        let mut opened = open(Cursor::new(sealed.clone()), path, &identity).unwrap();
+        opened.seek(SeekFrom::Start(200_000)).unwrap();
+        let mut part = vec![0; 1000];
+        opened.read_exact(&mut part).unwrap();
+        assert_eq!(part, data[200_000..201_000]);
+        // Another key is refused before any payload is read; a changed byte on reading.
+        let other = tempfile::tempdir().unwrap();
+        let (_, stranger) = key(other.path());
+        let err = open(Cursor::new(sealed.clone()), path, &stranger).unwrap_err();
+        assert!(
+            err.to_string().contains("opens none of its recipients"),
+            "{err}"
+        );
+        let mut bad = sealed;
+        let at = bad.len() - 100;
+        bad[at] ^= 1;
+        let mut opened = open(Cursor::new(bad), path, &identity).unwrap();
+        let err = std::io::copy(&mut opened, &mut std::io::sink()).unwrap_err();
+        assert!(err.to_string().contains("damaged or changed"), "{err}");
+    }
 }
