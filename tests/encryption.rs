@@ -1,7 +1,8 @@
-//! Encrypted schedules as a user meets them: archives sealed to age and SSH public keys,
-//! opened by Debian's `age` and restored by GNU tar, restored by us with each identity
-//! alone, refused without one, with a wrong one or with a byte changed, and a chain of
-//! a full and three incrementals restored at every point, by us and by `age -d | tar -x`.
+//! Encrypted schedules as a user meets them: archives sealed to age and SSH (ed25519 and
+//! RSA) public keys, opened by Debian's `age` and restored by GNU tar, restored by us with
+//! each identity alone, refused without one, with a wrong one or with a byte changed, and
+//! a chain of a full and three incrementals restored at every point, by us and by
+//! `age -d | tar -x`.
 //! Nothing under `backups/` shows a file name or a byte of content.
 
 mod common;
@@ -44,9 +45,15 @@ fn age_key(dir: &Path, name: &str) -> Key {
 
 /// A new SSH ed25519 key pair in `dir`, made by `ssh-keygen` without a passphrase.
 fn ssh_key(dir: &Path, name: &str) -> Key {
+    ssh_key_of(dir, name, &["-t", "ed25519"])
+}
+
+/// A new SSH key pair of the type `kind` asks for, in `dir`.
+fn ssh_key_of(dir: &Path, name: &str, kind: &[&str]) -> Key {
     let identity = dir.join(name);
     let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "me@box", "-f"])
+        .args(kind)
+        .args(["-q", "-N", "", "-C", "me@box", "-f"])
         .arg(&identity)
         .output()
         .expect("running ssh-keygen (openssh-client)");
@@ -181,6 +188,7 @@ fn archives_are_opened_by_age_and_gnu_tar_and_by_each_identity_alone() {
     let keys = tempfile::tempdir().unwrap();
     let alice = age_key(keys.path(), "alice.txt");
     let bob = ssh_key(keys.path(), "bob");
+    let carol = ssh_key_of(keys.path(), "carol", &["-t", "rsa", "-b", "2048"]);
     for (flags, file) in [
         (vec![], "code.tar.age"),
         (vec!["--compress", "zstd"], "code.tar.zst.age"),
@@ -188,7 +196,9 @@ fn archives_are_opened_by_age_and_gnu_tar_and_by_each_identity_alone() {
         let home = TestHome::new();
         tree(&home);
         let mut args = flags.clone();
-        args.extend(["--encrypt", &alice.public, "--encrypt", &bob.public]);
+        for key in [&alice, &bob, &carol] {
+            args.extend(["--encrypt", &key.public]);
+        }
         home.back_up(&args, "src;02:00;code");
         let archive = home.archive_path(file);
         assert_eq!(mode(&archive), 0o600);
@@ -198,15 +208,14 @@ fn archives_are_opened_by_age_and_gnu_tar_and_by_each_identity_alone() {
                 .starts_with(b"age-encryption.org/v1\n")
         );
         let source = snapshot(&home.path().join("src"));
-        for key in [&alice, &bob] {
+        for key in [&alice, &bob, &carol] {
+            let who = key.identity.file_name().unwrap().to_str().unwrap();
             // Debian's age and GNU tar, without this program.
-            let out = keys.path().join(format!("tar-{file}-{}", key.public.len()));
+            let out = keys.path().join(format!("tar-{file}-{who}"));
             age_then_tar(&key.identity, &archive, &out, "");
             assert_eq!(snapshot(&out.join("src")), source, "{file} by age and tar");
             // Ours, with this identity alone.
-            let dest = keys
-                .path()
-                .join(format!("ours-{file}-{}", key.public.len()));
+            let dest = keys.path().join(format!("ours-{file}-{who}"));
             let id = key.identity.to_str().unwrap();
             home.manager(&["restore", "code", dest.to_str().unwrap(), "--identity", id])
                 .success();
