@@ -8,6 +8,7 @@ pub mod archive;
 pub mod atomic_file;
 pub mod descriptors;
 pub mod edit_lock;
+pub mod encryption;
 pub mod excludes;
 pub mod generations;
 pub mod home;

@@ -31,7 +31,7 @@ const FLOORS: &[&[&str]] = &[
     &["running", "state", "schedule_file"],
     &["metrics"],
     // Formats and matchers.
-    &["tar"],
+    &["encryption", "tar"],
     &["excludes", "incremental"],
     // The archive engine.
     &["archive"],

@@ -19,7 +19,7 @@ use nix::unistd::Uid;
 
 use super::check::{Checker, Needs, canonical};
 use super::extras::Setter;
-use crate::naming::Compression;
+use super::open::Reading;
 use crate::tar::{Kind, Reader, open_archive};
 
 mod dumpdir;
@@ -66,11 +66,11 @@ pub struct Options<'a> {
 /// running as root.
 pub fn restore(
     path: &Path,
-    compression: Compression,
+    reading: Reading<'_>,
     dest: &Path,
     options: Options<'_>,
 ) -> Result<Restored> {
-    restore_chain(&[path], compression, dest, options)
+    restore_chain(&[path], reading, dest, options)
 }
 
 /// Restores a chain: a full archive then incrementals, in order, into `dest`, which must
@@ -88,7 +88,7 @@ pub fn restore(
 /// DEST is partial.
 pub fn restore_chain(
     paths: &[&Path],
-    compression: Compression,
+    reading: Reading<'_>,
     dest: &Path,
     options: Options<'_>,
 ) -> Result<Restored> {
@@ -104,7 +104,7 @@ pub fn restore_chain(
             archive
                 .try_clone()
                 .with_context(|| format!("reading {}", path.display()))
-                .and_then(|file| compression.read(file, path))
+                .and_then(|file| reading.stream(file, path))
         };
         archives.push((path, reopen));
     }

@@ -16,8 +16,8 @@ use nix::sys::stat::Mode;
 use anyhow::{Context, Result};
 
 use super::check::Checker;
+use super::open::Reading;
 use crate::excludes::{Excludes, PathCheck};
-use crate::naming::Compression;
 use crate::schedule::Options;
 use crate::tar::sparse::Expand;
 use crate::tar::{Extras, Header, Kind, Reader};
@@ -56,11 +56,11 @@ pub struct Source<'a> {
 /// is compared, so no name that climbs out of the source is ever opened.
 pub fn verify(
     path: &Path,
-    compression: Compression,
+    reading: Reading<'_>,
     source: Option<Source<'_>>,
     checker: &mut Checker,
 ) -> Result<Report> {
-    let input = compression.open(path)?;
+    let input = reading.open(path)?;
     let mut reader = Reader::new(input);
     let mut report = Report::default();
     let mut compare = source.map(Compare::new).transpose()?;

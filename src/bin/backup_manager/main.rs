@@ -88,7 +88,7 @@ fn main() -> ExitCode {
 fn run(home: &Home, command: Command) -> Result<ExitCode> {
     match command {
         Command::Create { schedule, options } => {
-            if let Some(warning) = manager::create(home, &schedule, options.into())? {
+            if let Some(warning) = manager::create(home, &schedule, options.options()?)? {
                 say(&warning);
             }
         }
@@ -127,7 +127,11 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
             }
             return run_now(home, &which);
         }
-        Command::Verify { name, source } => verify(home, &name, source)?,
+        Command::Verify {
+            name,
+            source,
+            identity,
+        } => return verify(home, &name, source, identity.as_deref()),
         Command::Forget {
             name,
             dry_run,
@@ -156,7 +160,14 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
             force,
             delete,
             at,
-        } => restore(home, &name, &dest, (force, delete), at.as_deref())?,
+            identity,
+        } => restore(
+            home,
+            &name,
+            &dest,
+            (force, delete),
+            (at.as_deref(), identity.as_deref()),
+        )?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -282,15 +293,24 @@ fn status(home: &Home, json: bool) -> Result<ExitCode> {
     })
 }
 
-/// `verify`: the differences on stdout, then what was verified on stderr.
-fn verify(home: &Home, name: &str, source: bool) -> Result<()> {
+/// `verify`: the differences on stdout, then what was verified on stderr; exit 3 when
+/// an encrypted archive could only be checked from outside, without its identity.
+fn verify(home: &Home, name: &str, source: bool, identity: Option<&Path>) -> Result<ExitCode> {
     let mut differences = Vec::new();
-    let result = manager::verify(home, name, source, &mut |line| {
+    let result = manager::verify(home, name, source, identity, &mut |line: &str| {
         differences.push(line.to_owned())
     });
     print_all(&differences, false)?;
-    say(&result?);
-    Ok(())
+    Ok(match result? {
+        manager::Verified::Whole(message) => {
+            say(&message);
+            ExitCode::SUCCESS
+        }
+        manager::Verified::Outside(message) => {
+            say(&message);
+            ExitCode::from(backup::job::WARNINGS_EXIT)
+        }
+    })
 }
 
 /// `restore`, of the newest archive or the generation `at`.
@@ -299,13 +319,13 @@ fn restore(
     name: &str,
     dest: &Path,
     (force, delete): (bool, bool),
-    at: Option<&str>,
+    (at, identity): (Option<&str>, Option<&Path>),
 ) -> Result<()> {
     let name = match at {
         Some(at) => manager::generation(home, name, at)?,
         None => name.to_owned(),
     };
-    let finished = manager::restore(home, &name, dest, force, delete)?;
+    let finished = manager::restore(home, &name, dest, (force, delete), identity)?;
     for warning in &finished.warnings {
         say(&format!("warning: {warning}"));
     }
