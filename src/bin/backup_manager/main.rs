@@ -113,8 +113,10 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
                 say(msg)
             })?
         }
-        Command::Backups { json, long: false } => print_all(&manager::backups(home)?, json)?,
-        Command::Backups { long: true, .. } => backups_long(home)?,
+        command @ (Command::Backups { .. }
+        | Command::Verify { .. }
+        | Command::Forget { .. }
+        | Command::Restore { .. }) => return archives(home, command),
         Command::Status { json } => return status(home, json),
         Command::Run {
             which,
@@ -126,20 +128,6 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
                 backup::metrics::set_file(metrics);
             }
             return run_now(home, &which);
-        }
-        Command::Verify {
-            name,
-            source,
-            identity,
-        } => return verify(home, &name, source, identity.as_deref()),
-        Command::Forget {
-            name,
-            dry_run,
-            json,
-        } => {
-            let forget = manager::forget(home, &name, dry_run, &mut |msg| say(msg))?;
-            print_all(&forget.generations, json)?;
-            say(&forget.summary);
         }
         Command::Unit {
             timer,
@@ -154,6 +142,29 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
             print_text(&unit::for_home(home, kind, metrics.as_deref())?)?;
         }
         Command::Completions { .. } | Command::Man => unreachable!("handled before the home"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The commands about the archives of `backups/`.
+fn archives(home: &Home, command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Backups { json, long: false } => print_all(&manager::backups(home)?, json)?,
+        Command::Backups { long: true, .. } => backups_long(home)?,
+        Command::Verify {
+            name,
+            source,
+            identity,
+        } => return verify(home, &name, source, identity.as_deref()),
+        Command::Forget {
+            name,
+            dry_run,
+            json,
+        } => {
+            let forget = manager::forget(home, &name, dry_run, &mut |msg| say(msg))?;
+            print_all(&forget.generations, json)?;
+            say(&forget.summary);
+        }
         Command::Restore {
             name,
             dest,
@@ -168,6 +179,7 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
             (force, delete),
             (at.as_deref(), identity.as_deref()),
         )?,
+        _ => unreachable!("only the archive commands come here"),
     }
     Ok(ExitCode::SUCCESS)
 }
