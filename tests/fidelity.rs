@@ -431,3 +431,57 @@ fn as_root_trusted_attributes_and_file_capabilities_come_back() {
     out.success();
     assert_eq!(shown(dest.path()), want);
 }
+
+#[test]
+fn a_user_restores_attributes_and_acls_but_no_trusted_ones() {
+    let prefix = match common::unprivileged_prefix() {
+        Some(prefix) if nix::unistd::Uid::effective().is_root() => prefix,
+        _ => {
+            eprintln!("note: skipped, it needs root and a way to run a program as another user");
+            return;
+        }
+    };
+    let home = TestHome::new();
+    if !supported(&home) {
+        return;
+    }
+    make_tree(&home);
+    sh(
+        home.path(),
+        "setfattr",
+        &["-n", "trusted.note", "-v", "x", "src/f"],
+    );
+    home.back_up(&[], "src;03:00;plain");
+    let owner = format!("{}:{}", common::UNPRIVILEGED, common::UNPRIVILEGED);
+    sh(home.path(), "chown", &["-R", &owner, "."]);
+    // Owners aside, which only root restores.
+    let shown = |root: &Path| {
+        let all = fidelity(root);
+        let kept = all
+            .lines()
+            .filter(|l| !l.starts_with("# owner") && !l.starts_with("# group"));
+        kept.collect::<Vec<_>>().join("\n")
+    };
+    let want = shown(home.path());
+    let dest = home.path().join("restored");
+    let mut command: Vec<&str> = prefix.iter().map(String::as_str).collect();
+    let args = ["--home", home.path().to_str().unwrap(), "restore", "plain"];
+    command.extend([common::MANAGER].iter().chain(&args));
+    command.push(dest.to_str().unwrap());
+    let out = Command::new(command[0])
+        .args(&command[1..])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "warning: 1 extended attribute of the security and trusted namespaces not \
+             restored: only root sets them (trusted.note on src/f)"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(shown(&dest), want);
+    let trusted = sh(&dest, "getfattr", &["-d", "-m", "^trusted", "src/f"]);
+    assert_eq!(trusted, "");
+}
