@@ -97,6 +97,20 @@ pub fn encode(entries: &[Entry]) -> Vec<u8> {
     out
 }
 
+/// The permission bits (`0o777`) a file with the access ACL `entries` has: the owner's
+/// entry, the mask's (or, with no mask, the group's) and everyone else's; `None` for an
+/// ACL without them.
+pub fn mode_bits(entries: &[Entry]) -> Option<u32> {
+    let perm = |tag: u16| {
+        entries
+            .iter()
+            .find(|e| e.tag == tag)
+            .map(|e| u32::from(e.perm & 7))
+    };
+    let group = perm(MASK).or_else(|| perm(GROUP_OBJ))?;
+    Some(perm(USER_OBJ)? << 6 | group << 3 | perm(OTHER)?)
+}
+
 /// GNU tar's text form of `entries`: one a line, each ending in a new line.
 pub fn to_text(entries: &[Entry]) -> Result<String, Invalid> {
     let mut text = String::new();
@@ -223,6 +237,8 @@ mod tests {
         );
         assert_eq!(from_text(&text).unwrap(), entries);
         assert_eq!(encode(&entries), BINARY);
+        assert_eq!(mode_bits(&entries), Some(0o664));
+        assert_eq!(mode_bits(&entries[..2]), None);
     }
 
     #[test]

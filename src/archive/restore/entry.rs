@@ -119,7 +119,8 @@ impl Extract {
         let size = header.extras.record_bytes();
         if size > 0 && self.kept_extras + size > MAX_KEPT_EXTRAS {
             let dir = self.tree.here()?.1.as_fd();
-            self.extras.apply(dir, &header.extras, &header.name);
+            self.extras.attributes(dir, &header.extras, &header.name);
+            self.extras.acls(dir, &header.extras, &header.name);
             let mut rest = header.clone();
             rest.extras = Extras::default();
             self.tree.restored(node, &rest);
@@ -191,9 +192,10 @@ fn file<R: io::Read>(
     }
     // After chown, which drops file capabilities, and while the file is still writable
     // by its owner, as setting a user's attribute asks.
-    extras.apply(file.as_fd(), &header.extras, &header.name);
+    extras.attributes(file.as_fd(), &header.extras, &header.name);
     // After chown, which clears setuid and setgid.
     nix::sys::stat::fchmod(&file, mode(header, as_root))?;
+    extras.acls(file.as_fd(), &header.extras, &header.name);
     nix::sys::stat::futimens(&file, &TimeSpec::UTIME_OMIT, &mtime(header))?;
     Ok(())
 }
