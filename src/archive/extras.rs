@@ -268,7 +268,8 @@ impl Setter {
                 // Once an entry.
                 if self.last_unsupported.as_deref() != Some(name) {
                     self.last_unsupported = Some(name.into());
-                    self.unsupported.note(shown);
+                    let attr = String::from_utf8_lossy(attr);
+                    self.unsupported.note(|| format!("{}: {attr}", shown()));
                 }
             }
             Err(e) => self.failed.note(|| {
@@ -287,8 +288,8 @@ impl Setter {
         let mut warnings = Vec::new();
         if self.unsupported.count > 0 {
             warnings.push(format!(
-                "the file system restored to keeps no extended attributes or ACLs: those of {} \
-                 entr{} ({}) are not restored",
+                "extended attributes or ACLs of {} entr{} not restored: the file system \
+                 restored to does not keep them ({})",
                 self.unsupported.count,
                 if self.unsupported.count == 1 {
                     "y"
