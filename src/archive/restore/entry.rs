@@ -25,8 +25,12 @@ use crate::tar::{Extras, Header, Kind, Reader, sparse};
 /// GNU tar does, so that a restore never makes a program run as someone else.
 const SET_ID: u32 = 0o6000;
 
-/// The most the extended attributes and ACLs of folders, kept to be set at the end, take.
-const MAX_KEPT_EXTRAS: usize = 64 << 20;
+/// The most memory the extended attributes and ACLs of folders, kept to be set at the
+/// end, take (counted as their records' bytes and [`PER_ATTRIBUTE`] for each).
+const MAX_KEPT_EXTRAS: usize = 32 << 20;
+
+/// What keeping an attribute costs beyond its bytes: its name's and value's vectors.
+const PER_ATTRIBUTE: usize = 128;
 
 /// A folder not held by the archive, made on the way to an entry: all but the umask.
 fn implicit() -> Option<Mode> {
@@ -116,7 +120,7 @@ impl Extract {
         folders::make_writable(self.tree.here()?.1)?;
         // Its attributes are kept for the end with its mode, within a bound: past it (an
         // archive of very many folders with large attributes) they are set now.
-        let size = header.extras.record_bytes();
+        let size = header.extras.record_bytes() + PER_ATTRIBUTE * header.extras.xattrs.len();
         if size > 0 && self.kept_extras + size > MAX_KEPT_EXTRAS {
             let dir = self.tree.here()?.1.as_fd();
             self.extras.attributes(dir, &header.extras, &header.name);
