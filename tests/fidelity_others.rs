@@ -2,12 +2,14 @@
 //! archives with attributes and ACLs restore the same; an attribute no file can have is
 //! refused before anything is written; as root, `trusted.*` attributes and file
 //! capabilities come back; a user restores attributes and ACLs, and skips `trusted.*`
-//! with one warning.
+//! with one warning; a file system that keeps no attributes gives one warning for the whole
+//! restore.
 
 mod attrs;
 mod common;
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -196,4 +198,72 @@ fn a_user_restores_attributes_and_acls_but_no_trusted_ones() {
     assert_eq!(shown(&dest), want);
     let trusted = sh(&dest, "getfattr", &["-d", "-m", "^trusted", "src/f"]);
     assert_eq!(trusted, "");
+}
+
+/// Unmounts what a test mounted, however it ends.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_file_system_without_attributes_gives_one_warning_for_the_whole_restore() {
+    let home = TestHome::new();
+    // ramfs keeps no extended attributes, and says it has no room: empty files, at the
+    // top, need none.
+    let mnt = home.path().join("ramfs");
+    fs::create_dir(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "ramfs", "ramfs"])
+        .arg(&mnt)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !mounted {
+        eprintln!("note: cannot mount a ramfs here; not tested");
+        return;
+    }
+    let _unmount = Unmount(mnt.clone());
+    let mut archive = Vec::new();
+    for name in ["a", "b", "c", "d"] {
+        let mut header =
+            backup::tar::Header::new(name.as_bytes().to_vec(), backup::tar::Kind::File);
+        header.mode = 0o644;
+        header.mtime = 1_577_934_245;
+        header.mtime_nsec = 5;
+        header
+            .extras
+            .xattrs
+            .push((b"user.one".to_vec(), b"1".to_vec()));
+        header
+            .extras
+            .xattrs
+            .push((b"user.two".to_vec(), b"2".to_vec()));
+        header.encode(&mut archive);
+    }
+    archive.extend_from_slice(&[0u8; 1024]);
+    fs::create_dir(home.path().join("backups")).unwrap();
+    fs::write(home.path().join("backups/attrs.tar"), archive).unwrap();
+    let dest = mnt.join("r");
+    let out = home.manager(&["restore", "attrs.tar", dest.to_str().unwrap()]);
+    out.success();
+    let warnings: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("warning"))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "backup_manager: warning: extended attributes or ACLs of 4 entries not restored: the \
+          file system restored to does not keep them (a: user.one, b: user.one, c: user.one \
+          and 1 more)"
+        ],
+        "{}",
+        out.stderr
+    );
+    let meta = fs::metadata(dest.join("d")).unwrap();
+    assert_eq!((meta.mtime(), meta.mtime_nsec()), (1_577_934_245, 5));
 }
