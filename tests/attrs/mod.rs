@@ -2,7 +2,7 @@
 //! bsdtar, zstd), a tree with attributes, ACLs and mtimes with fractions, and what
 //! `getfattr -d`, `getfacl` and `stat -c %y` say of a tree, to compare restores with.
 
-// Each test binary uses its own part of these helpers.
+// Each test binary uses its own part of these functions.
 #![allow(dead_code)]
 
 use std::fs;
