@@ -262,7 +262,7 @@ pub struct OptionFlags {
     /// Encrypt the archives to this public key (age1... or ssh-ed25519/ssh-rsa ...):
     /// backups/NAME.tar[.gz|.zst].age; repeatable. Only its identity can read them.
     #[arg(long, value_name = "RECIPIENT")]
-    encrypt: Vec<Recipient>,
+    encrypt: Vec<String>,
     /// Encrypt to the public keys in FILE, one a line, as age -R reads them; the keys
     /// are copied onto the schedule's line.
     #[arg(long, value_name = "FILE")]
@@ -272,12 +272,16 @@ pub struct OptionFlags {
 impl OptionFlags {
     /// The options the flags ask for, with the keys of every recipients file read in.
     pub fn options(mut self) -> anyhow::Result<Options> {
-        let mut keys = std::mem::take(&mut self.encrypt);
+        // Checked here rather than by clap: a bad key is an error of one line, as a bad
+        // exclude pattern is.
+        let mut keys = std::mem::take(&mut self.encrypt)
+            .iter()
+            .map(|key| key.parse::<Recipient>())
+            .collect::<Result<Vec<_>, _>>()?;
         for path in std::mem::take(&mut self.recipients_file) {
             keys.extend(backup::encryption::read_recipients_file(&path)?);
         }
         let mut options = Options::from(self);
-        options.encrypt = Vec::new();
         for key in keys {
             if !options.encrypt.contains(&key) {
                 options.encrypt.push(key);
@@ -312,7 +316,8 @@ impl From<OptionFlags> for Options {
             incremental: flags.incremental.then(|| Incremental {
                 full_every_days: flags.full_every.unwrap_or(DEFAULT_FULL_EVERY),
             }),
-            encrypt: flags.encrypt,
+            // Parsed by [`OptionFlags::options`], which reads the recipients files too.
+            encrypt: Vec::new(),
         }
     }
 }
