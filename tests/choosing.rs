@@ -128,6 +128,21 @@ fn create_reads_the_exclude_file_as_a_backup_would() {
         "{}",
         line(&home, 1)
     );
+    // Edited from there, the FILE already on a line stays as written.
+    let out = common::run(
+        common::MANAGER,
+        &[
+            "--home",
+            home.path().to_str().unwrap(),
+            "edit",
+            "0",
+            "--time",
+            "05:00",
+        ],
+        Some(elsewhere.path()),
+    );
+    out.success();
+    assert_eq!(line(&home, 0), "data;05:00;d;exclude-from=later.txt");
 }
 
 #[test]
