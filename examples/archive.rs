@@ -31,7 +31,10 @@ fn main() -> ExitCode {
         target: Path::new(target),
         exclude: &[],
         options: &options,
-        compression: options.compression,
+        format: backup::naming::Format {
+            compression: options.compression,
+            encrypted: options.is_encrypted(),
+        },
         progress: None,
         incremental: None,
     };

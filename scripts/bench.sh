@@ -16,18 +16,19 @@
 # GNU tar's own --listed-incremental and a bare `stat` of every file; then the peak RSS
 # of a full and an incremental backup of a generated tree of 1,000,000 files; then the
 # RSS of an idle backup_service, alone and with 10,000 schedules, and the time `list`
-# takes to show 10,000 schedules; and the load average before and after, since other
-# work on the machine skews the times (rerun when it was loaded). Everything is
+# takes to show 10,000 schedules; then an encrypted zstd backup of the small tree (to one
+# age key) against the same backup unencrypted; and the load average before and after,
+# since other work on the machine skews the times (rerun when it was loaded). Everything is
 # generated under a temporary folder (TMPDIR, /tmp by default) and removed at the end.
 #
 # Usage: scripts/bench.sh [RUNS] [SECTION...]
 #   RUNS defaults to 5; SECTIONs (all by default): archive excludes incremental million
-#   service
+#   service encryption
 set -euo pipefail
 
 runs=${1:-5}
 shift || true
-sections=${*:-archive excludes incremental million service}
+sections=${*:-archive excludes incremental million service encryption}
 want() { [[ " $sections " == *" $1 "* ]]; }
 root=$(cd "$(dirname "$0")/.." && pwd)
 cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bins --examples
@@ -46,7 +47,7 @@ trap cleanup EXIT
 
 echo "Load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "Generating the trees in $work..."
-if want archive || want excludes || want incremental; then
+if want archive || want excludes || want incremental || want encryption; then
   python3 - "$work/small" <<'PY'
 import os, random, sys
 random.seed(42)
@@ -315,5 +316,16 @@ if want service; then
     echo $(( (end - start) / 1000 ))
   done | sort -n | awk '{ t[NR] = $1 } END { printf "list of 10,000 schedules: median %.1f ms\n", t[6] / 1000 }'
   service_home=""
+fi
+
+if want encryption; then
+  # The same zstd backup of the small tree, sealed to one age key and not: the goal is
+  # at most 1.1x. The tree's data is random, so zstd passes it through and encryption
+  # weighs as much as it ever can.
+  age-keygen -o "$work/age-key.txt" 2>/dev/null
+  recipient=$(grep -o 'age1[0-9a-z]*' "$work/age-key.txt")
+  zstd_plain=("$ours" "$work/small" "$work/out/ours.tar" zstd)
+  zstd_sealed=("$ours" "$work/small" "$work/out/ours.tar" zstd "encrypt=$recipient")
+  versus "small tree, zstd encrypted to one age key against zstd" zstd_sealed zstd_plain
 fi
 echo "Load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. The tests use a few standard tools (libfaketime for the clock
-# tests, bsdtar, age, rclone, fuse3, attr and acl); those that are missing are installed
+# tests, bsdtar, age, rclone, fuse3, attr, acl, ssh-keygen and zstd); those that are missing are installed
 # from Debian's packages first when this can (as root, or with sudo without a password).
 # A test whose tool is still missing says so and skips that check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(faketime libarchive-tools age rclone fuse3 attr acl)
-commands=(faketime bsdtar age rclone fusermount3 setfattr setfacl)
+packages=(faketime libarchive-tools age rclone fuse3 attr acl openssh-client zstd)
+commands=(faketime bsdtar age rclone fusermount3 setfattr setfacl ssh-keygen zstd)
 missing=()
 for i in "${!commands[@]}"; do
     command -v "${commands[$i]}" >/dev/null 2>&1 || missing+=("${packages[$i]}")

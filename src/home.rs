@@ -16,6 +16,9 @@ pub const MANAGER_LOG: &str = "logs/backup_manager.log";
 pub const SERVICE_LOG: &str = "logs/backup_service.log";
 /// Folder of the archives, relative to the home.
 pub const BACKUPS_DIR: &str = "backups";
+/// The folder beside `backups/` that keeps the records of encrypted incremental
+/// schedules: they name files, so they stay out of what a mirror of `backups/` ships.
+pub const RECORDS_DIR: &str = ".records";
 /// Environment variable naming the home when `--home` is not given, as restic's
 /// `RESTIC_REPOSITORY` names a repository.
 pub const HOME_VAR: &str = "BACKUP_HOME";
@@ -128,6 +131,11 @@ impl Home {
     /// `backups/`.
     pub fn backups(&self) -> PathBuf {
         self.root.join(BACKUPS_DIR)
+    }
+
+    /// `.records/`, where encrypted schedules keep their incremental records.
+    pub fn records(&self) -> PathBuf {
+        self.root.join(RECORDS_DIR)
     }
 
     /// Resolves a schedule's PATH: relative paths are relative to the home.

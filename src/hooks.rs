@@ -208,7 +208,7 @@ fn facts(
     // incremental one.
     let chain = match written {
         Some(w) if w.kind == "incremental" => {
-            chain::chain_to(&home.backups(), &file_name, schedule.compression())
+            chain::chain_to(&home.backups(), &file_name, schedule.format())
                 .map(|paths| {
                     let paths: Vec<String> = paths
                         .iter()

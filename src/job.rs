@@ -126,9 +126,9 @@ fn write(
         written: &schedule.path,
         source: &home.resolve(Path::new(&schedule.path)),
         target: &target,
-        exclude: &[&backups, &home.pid_file()],
+        exclude: &[&backups, &home.pid_file(), &home.records()],
         options: &options_in(home, schedule),
-        compression: schedule.compression(),
+        format: schedule.format(),
         progress,
         incremental: step.as_ref().map(|(step, _)| &step.tracker),
     };
@@ -228,16 +228,19 @@ fn log_state_problem(problem: &str) {
     error!("{problem}");
 }
 
-/// Removes what interrupted backups left in `backups/`, saying what it removed; writers
-/// still alive are kept.
+/// Removes what interrupted backups left in `backups/` and `.records/`, saying what it
+/// removed; writers still alive are kept.
 pub fn remove_leftovers(home: &Home) {
-    match atomic_file::remove_leftovers(&home.backups()) {
-        Ok(removed) => {
-            for path in removed {
-                info!("Removed {}, left by an interrupted backup", path.display());
+    // Records of encrypted schedules are written aside in `.records/` too.
+    for dir in [home.backups(), home.records()] {
+        match atomic_file::remove_leftovers(&dir) {
+            Ok(removed) => {
+                for path in removed {
+                    info!("Removed {}, left by an interrupted backup", path.display());
+                }
             }
+            Err(err) => error!("cleaning up interrupted backups: {err:#}"),
         }
-        Err(err) => error!("cleaning up interrupted backups: {err:#}"),
     }
 }
 

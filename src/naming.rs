@@ -1,6 +1,6 @@
-//! The vocabulary of the backups folder, with no I/O: how an archive is compressed (and
-//! so how its file name ends), when a generation was made (its [`Stamp`]), and the file
-//! names that say both.
+//! The vocabulary of the backups folder, with no I/O: how an archive is compressed and
+//! whether it is encrypted (its [`Format`], and so how its file name ends), when a
+//! generation was made (its [`Stamp`]), and the file names that say both.
 
 use std::fmt;
 use std::str::FromStr;
@@ -78,6 +78,71 @@ impl fmt::Display for UnknownCompression {
 }
 
 impl std::error::Error for UnknownCompression {}
+
+/// The ending an encrypted archive's file name adds: an age v1 file.
+pub const ENCRYPTED_SUFFIX: &str = ".age";
+
+/// How an archive file is written: its compression, and whether the compressed stream
+/// is then encrypted (`NAME.tar.zst.age`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Format {
+    /// How the tar stream is compressed.
+    pub compression: Compression,
+    /// Whether the compressed stream is sealed in an age file.
+    pub encrypted: bool,
+}
+
+impl Format {
+    /// Every format: the plain ones first, then the encrypted ones.
+    pub const ALL: [Format; 6] = [
+        Format::plain(Compression::None),
+        Format::plain(Compression::Gzip),
+        Format::plain(Compression::Zstd),
+        Format::sealed(Compression::None),
+        Format::sealed(Compression::Gzip),
+        Format::sealed(Compression::Zstd),
+    ];
+
+    /// An unencrypted archive in `compression`.
+    pub const fn plain(compression: Compression) -> Self {
+        Format {
+            compression,
+            encrypted: false,
+        }
+    }
+
+    /// An encrypted archive in `compression`.
+    pub const fn sealed(compression: Compression) -> Self {
+        Format {
+            compression,
+            encrypted: true,
+        }
+    }
+
+    /// The archive file name's ending: `.tar`, `.tar.zst`, `.tar.gz.age`...
+    pub fn suffix(self) -> &'static str {
+        match (self.compression, self.encrypted) {
+            (c, false) => c.suffix(),
+            (Compression::None, true) => ".tar.age",
+            (Compression::Gzip, true) => ".tar.gz.age",
+            (Compression::Zstd, true) => ".tar.zst.age",
+        }
+    }
+
+    /// The format of an archive file name, from its ending.
+    pub fn of_file_name(name: &str) -> Option<Self> {
+        match name.strip_suffix(ENCRYPTED_SUFFIX) {
+            Some(sealed) => Compression::of_file_name(sealed).map(Format::sealed),
+            None => Compression::of_file_name(name).map(Format::plain),
+        }
+    }
+}
+
+impl From<Compression> for Format {
+    fn from(compression: Compression) -> Self {
+        Format::plain(compression)
+    }
+}
 
 /// When a generation was made, at minute precision, with a sequence number for a second
 /// (third...) one in the same minute: `2026-11-22_0200`, `2026-11-22_0200-2`.
@@ -172,32 +237,32 @@ pub fn next_stamp(taken: impl IntoIterator<Item = Stamp>, made: NaiveDateTime) -
     }
 }
 
-/// The dated file name of a generation: `NAME.YYYY-MM-DD_HHMM[-K].tar[.gz|.zst]`.
-pub fn dated_file_name(name: &str, stamp: Stamp, compression: Compression) -> String {
-    format!("{name}.{stamp}{}", compression.suffix())
+/// The dated file name of a generation: `NAME.YYYY-MM-DD_HHMM[-K].tar[.gz|.zst][.age]`.
+pub fn dated_file_name(name: &str, stamp: Stamp, format: Format) -> String {
+    format!("{name}.{stamp}{}", format.suffix())
 }
 
 /// The hidden name of the newest generation's dated link: `.` and its dated name.
-pub fn hidden_file_name(name: &str, stamp: Stamp, compression: Compression) -> String {
-    format!(".{}", dated_file_name(name, stamp, compression))
+pub fn hidden_file_name(name: &str, stamp: Stamp, format: Format) -> String {
+    format!(".{}", dated_file_name(name, stamp, format))
 }
 
 /// What an archive's file name says: its schedule's NAME, its stamp when it is a dated
-/// (older) generation, and its compression. `None` for what is not an archive name.
+/// (older) generation, and its format. `None` for what is not an archive name.
 ///
 /// A NAME that itself ends in `.YYYY-MM-DD_HHMM` cannot be told from a dated generation
 /// of a shorter NAME; such names are read as dated.
-pub fn parse_file_name(file_name: &str) -> Option<(&str, Option<Stamp>, Compression)> {
-    let compression = Compression::of_file_name(file_name)?;
-    let base = &file_name[..file_name.len() - compression.suffix().len()];
+pub fn parse_file_name(file_name: &str) -> Option<(&str, Option<Stamp>, Format)> {
+    let format = Format::of_file_name(file_name)?;
+    let base = &file_name[..file_name.len() - format.suffix().len()];
     if let Some((name, stamp)) = base.rsplit_once('.') {
         if !name.is_empty() {
             if let Some(stamp) = Stamp::parse(stamp) {
-                return Some((name, Some(stamp), compression));
+                return Some((name, Some(stamp), format));
             }
         }
     }
-    Some((base, None, compression))
+    Some((base, None, format))
 }
 
 #[cfg(test)]
@@ -300,30 +365,52 @@ mod tests {
     #[test]
     fn file_names_tell_name_stamp_and_compression() {
         let s = stamp("2026-11-22_0200-2");
+        let zstd = Format::plain(Compression::Zstd);
         assert_eq!(
-            dated_file_name("code", s, Compression::Zstd),
+            dated_file_name("code", s, zstd),
             "code.2026-11-22_0200-2.tar.zst"
         );
         assert_eq!(
             parse_file_name("code.2026-11-22_0200-2.tar.zst"),
-            Some(("code", Some(s), Compression::Zstd))
+            Some(("code", Some(s), zstd))
         );
         assert_eq!(
             parse_file_name("code.tar.gz"),
-            Some(("code", None, Compression::Gzip))
+            Some(("code", None, Format::plain(Compression::Gzip)))
         );
+        // Encrypted ones.
+        assert_eq!(
+            dated_file_name("code", s, Format::sealed(Compression::Zstd)),
+            "code.2026-11-22_0200-2.tar.zst.age"
+        );
+        assert_eq!(
+            parse_file_name("code.2026-11-22_0200-2.tar.zst.age"),
+            Some(("code", Some(s), Format::sealed(Compression::Zstd)))
+        );
+        assert_eq!(
+            parse_file_name("code.tar.age"),
+            Some(("code", None, Format::sealed(Compression::None)))
+        );
+        assert_eq!(parse_file_name("code.age"), None);
+        assert_eq!(parse_file_name(".tar.age"), None);
+        for format in Format::ALL {
+            assert_eq!(
+                Format::of_file_name(&format!("x{}", format.suffix())),
+                Some(format)
+            );
+        }
         // NAMEs with dots, and dots that are not stamps.
         assert_eq!(
             parse_file_name("my.site.2026-11-22_0200.tar"),
-            Some(("my.site", Some(stamp("2026-11-22_0200")), Compression::None))
+            Some(("my.site", Some(stamp("2026-11-22_0200")), Format::default()))
         );
         assert_eq!(
             parse_file_name("my.site.tar"),
-            Some(("my.site", None, Compression::None))
+            Some(("my.site", None, Format::default()))
         );
         assert_eq!(
             parse_file_name("v1.2.tar"),
-            Some(("v1.2", None, Compression::None))
+            Some(("v1.2", None, Format::default()))
         );
         assert_eq!(parse_file_name("notes.txt"), None);
         assert_eq!(parse_file_name(".tar"), None);

@@ -5,6 +5,7 @@ mod choosing;
 mod clear;
 mod days;
 mod options;
+mod recipients;
 mod which;
 
 use std::fmt;
@@ -13,7 +14,7 @@ use std::str::FromStr;
 use chrono::NaiveTime;
 use serde::{Serialize, Serializer};
 
-use crate::naming::{Compression, Stamp};
+use crate::naming::{Compression, Format, Stamp};
 
 pub use choosing::{ChoiceError, Choosing, Size};
 pub use clear::CLEARABLE;
@@ -21,6 +22,7 @@ pub use days::{BadDays, Weekdays};
 pub use options::{
     DEFAULT_FULL_EVERY, Incremental, MAX_FULL_EVERY, MAX_KEEP, OptionError, Options,
 };
+pub use recipients::{BadRecipient, Recipient, parse_recipients_file};
 pub use which::Which;
 
 /// A time of day at minute precision, `00:00` to `23:59`.
@@ -126,7 +128,16 @@ pub struct Schedule {
 impl Schedule {
     /// The archive's file name inside `backups/`.
     pub fn archive_file_name(&self) -> String {
-        format!("{}{}", self.name, self.options.compression.suffix())
+        format!("{}{}", self.name, self.format().suffix())
+    }
+
+    /// How the archive file is written: compressed, and encrypted when the schedule has
+    /// recipients.
+    pub fn format(&self) -> Format {
+        Format {
+            compression: self.options.compression,
+            encrypted: self.options.is_encrypted(),
+        }
     }
 
     /// Whether `self` may not stand beside `earlier` in one schedule file: it uses the
@@ -482,7 +493,7 @@ mod tests {
                  gzip, zstd, keep=N, keep-hourly=N, keep-daily=N, keep-weekly=N, \
                  keep-monthly=N, keep-yearly=N, keep-within=DURATION, exclude=PATTERN, \
                  exclude-caches, gitignore, exclude-from=FILE, one-file-system, \
-                 exclude-larger-than=SIZE, incremental, full-every=DAYS))",
+                 exclude-larger-than=SIZE, incremental, full-every=DAYS, encrypt=KEY))",
                 "z".repeat(300),
                 1 << 20
             )),

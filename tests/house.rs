@@ -25,12 +25,13 @@ const FLOORS: &[&[&str]] = &[
         "pause",
         "pidfile",
         "write_back",
+        "xattrs",
     ],
     &["home"],
     &["running", "state", "schedule_file"],
     &["metrics"],
     // Formats and matchers.
-    &["tar"],
+    &["encryption", "tar"],
     &["excludes", "incremental"],
     // The archive engine.
     &["archive"],
@@ -39,6 +40,8 @@ const FLOORS: &[&[&str]] = &[
     // Processes and hooks; then one backup as a unit.
     &["hooks", "process"],
     &["job"],
+    // The backups as a file system.
+    &["mount"],
     // Front ends.
     &["manager", "manual", "service", "status", "unit"],
 ];

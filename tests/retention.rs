@@ -20,7 +20,7 @@ fn missed(day: NaiveDate) -> bool {
     between((10, 12), (10, 18)) || between((11, 22), (11, 24)) || between((11, 27), (11, 27))
 }
 
-/// What `backups` lists of NAME: NAME.tar (the newest, 29 November), then the dated ones.
+/// What `backups` lists of NAME: NAME.tar (the newest), then the dated ones of 2026.
 fn listing(name: &str, older: &[&str]) -> Vec<String> {
     std::iter::once(format!("{name}.tar"))
         .chain(
@@ -170,4 +170,70 @@ fn forget_shows_what_a_policy_keeps_and_why_then_prunes() {
     );
     let out = home.manager(&["forget", "nope"]);
     assert!(out.failure(1).contains("no schedule named \"nope\""));
+}
+
+/// The sets kept of incremental chains (a full every 7 days, the default) under weekly
+/// and monthly rules: each generation a rule keeps, and every one back to its chain's full,
+/// worked out by hand for 40 daily backups from Tuesday 1 September (fulls on the 1st,
+/// 8th, 15th, 22nd and 29th of September and on 6 October).
+#[test]
+fn chains_under_weekly_and_monthly_rules_keep_whole_chains() {
+    let Some(lib) = libfaketime() else { return };
+    let home = TestHome::new();
+    home.write("src/f", "data");
+    let clock = Clock::new(lib, &home, "2026-08-31 12:00:00");
+    for (name, flags) in [
+        ("weekly", "--keep-weekly 3"),
+        ("monthly", "--keep-monthly 2"),
+    ] {
+        let line = format!("src;02:00;{name}");
+        let mut args = vec!["create", "--incremental"];
+        args.extend(flags.split(' '));
+        args.push(&line);
+        assert_eq!(clock.manager(&home, &args).0, Some(0), "{args:?}");
+    }
+    let first = NaiveDate::from_ymd_opt(2026, 9, 1).unwrap();
+    for offset in 0..40 {
+        let day = first + Duration::days(offset);
+        home.write("src/f", format!("data of {day}"));
+        home.write(&format!("src/day-{day}"), "new that day");
+        clock.set(&format!("{day} 02:00:30"));
+        clock.service_once(&home);
+    }
+    let expected = [
+        // Newest of the ISO weeks of 5 October (the 10th), 28 September (4 October) and
+        // 21 September (the 27th), each with its chain back to its full.
+        (
+            "weekly",
+            vec![
+                "10-09", "10-08", "10-07", "10-06", // the 10th's chain
+                "10-04", "10-03", "10-02", "10-01", "09-30", "09-29", // 4 October's
+                "09-27", "09-26", "09-25", "09-24", "09-23", "09-22", // the 27th's
+            ],
+        ),
+        // Newest of October (the 10th) and of September (the 30th): their chains.
+        (
+            "monthly",
+            vec!["10-09", "10-08", "10-07", "10-06", "09-30", "09-29"],
+        ),
+    ];
+    for (name, older) in expected {
+        common::assert_same_lines(&listed(&home, name), &listing(name, &older), name);
+    }
+    // Each generation a rule keeps restores to the tree as it was that day.
+    for (at, day) in [
+        ("2026-10-04_0200", "2026-10-04"),
+        ("2026-09-27_0200", "2026-09-27"),
+    ] {
+        let dest = home.path().join(format!("restored-{day}"));
+        home.manager(&["restore", "weekly", dest.to_str().unwrap(), "--at", at])
+            .success();
+        assert_eq!(
+            std::fs::read_to_string(dest.join("src/f")).unwrap(),
+            format!("data of {day}")
+        );
+        assert!(dest.join(format!("src/day-{day}")).exists());
+        let next = NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap() + Duration::days(1);
+        assert!(!dest.join(format!("src/day-{next}")).exists());
+    }
 }

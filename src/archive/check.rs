@@ -5,8 +5,9 @@
 //! archives before it in a chain: its name stays inside the destination (no absolute name,
 //! no `..`, nothing under a symbolic link or a file stored earlier), a folder is never
 //! followed by something else of its name, a hard link points at a file the archive holds
-//! (or, for a restore, one already in DEST), no file is larger than [`MAX_FILE_SIZE`], and
-//! a folder listing names only children. The check also adds up what a restore needs of
+//! (or, for a restore, one already in DEST), no file is larger than [`MAX_FILE_SIZE`], a
+//! folder listing names only children, and an extended attribute's name is one a file can
+//! have. The check also adds up what a restore needs of
 //! the file system at most: the data of the files present at any one time (a sparse file
 //! by its data, not its size), and their number.
 //!
@@ -101,6 +102,7 @@ impl Checker {
             return Ok(());
         }
         let name = canonical(&header.name)?;
+        super::extras::check(header)?;
         if header.kind == Kind::File && header.file_size() > MAX_FILE_SIZE {
             return Err(format!(
                 "is a file of {} bytes, over the {MAX_FILE_SIZE} a restore writes",

@@ -1,12 +1,15 @@
 //! Tar archives: writing one schedule's archive (aside, then renamed into place),
 //! checking one, and restoring one.
 //!
-//! The archives are what GNU tar writes by default (its `gnu` format), optionally
-//! compressed with gzip or zstd; GNU tar reads them back, and so do [`verify`] and
-//! [`restore`].
+//! The archives are what GNU tar writes by default (its `gnu` format), with pax records
+//! for extended attributes, ACLs and mtimes' nanoseconds as `tar --posix --xattrs --acls`
+//! writes them, optionally compressed with gzip or zstd; GNU tar and bsdtar read them
+//! back, and so do [`verify`] and [`restore`].
 
 pub mod check;
+mod extras;
 mod label;
+mod open;
 mod restore;
 mod sink;
 mod verify;
@@ -20,12 +23,15 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::atomic_file::AtomicFile;
+use crate::encryption::{Mark, Recipients};
 use crate::excludes::Excludes;
+use crate::incremental::FULL_LABEL;
 use crate::incremental::Tracker;
-use crate::naming::Compression;
+use crate::naming::{Compression, Format};
 use crate::schedule::Options;
 
 pub use label::{is_full, label};
+pub use open::{Reading, needs_identity};
 pub use restore::{Options as RestoreOptions, Protected, Restored, restore, restore_chain};
 pub use verify::{Report, Source, verify};
 
@@ -91,8 +97,9 @@ pub struct Request<'a> {
     /// What the schedule leaves out (`exclude=`, `exclude-caches`, `gitignore`); the
     /// rest of its options are not looked at here.
     pub options: &'a Options,
-    /// How the archive is compressed.
-    pub compression: Compression,
+    /// How the archive is compressed, and whether it is encrypted (to the recipients of
+    /// `options`).
+    pub format: Format,
     /// Where to report progress, if anywhere.
     pub progress: Option<ProgressFn<'a>>,
     /// For an incremental backup: the tracker that decides what changed and writes the
@@ -108,7 +115,7 @@ impl std::fmt::Debug for Request<'_> {
             .field("target", &self.target)
             .field("exclude", &self.exclude)
             .field("options", &self.options)
-            .field("compression", &self.compression)
+            .field("format", &self.format)
             .field("progress", &self.progress.is_some())
             .field("incremental", &self.incremental.is_some())
             .finish()
@@ -150,7 +157,10 @@ pub fn dry_run(request: &Request<'_>, listing: ListFn<'_>) -> Result<Summary> {
         .context("opening /dev/null")?;
     let request = Request {
         incremental: None,
-        compression: Compression::None,
+        format: Format {
+            compression: Compression::None,
+            encrypted: false,
+        },
         ..request.clone()
     };
     let data = std::cell::Cell::new(0);
@@ -185,6 +195,18 @@ fn write_into(
         .filter_map(|path| fs::metadata(path).ok())
         .map(|m| (m.dev(), m.ino()))
         .collect();
+    let recipients = request
+        .format
+        .encrypted
+        .then(|| Recipients::new(&request.options.encrypt))
+        .transpose()
+        .with_context(|| format!("encrypting {}", request.target.display()))?;
+    // A chain's archive says in clear whether it is a full one, for pruning without keys.
+    let mark = request.incremental.map(|t| match t.borrow().label() {
+        FULL_LABEL => Mark::Full,
+        _ => Mark::Incremental,
+    });
+    let seal = recipients.as_ref().map(|r| (r, mark));
     let plan = walk::Plan {
         exclude,
         excludes: Excludes::new(request.options, request.source)?,
@@ -199,8 +221,8 @@ fn write_into(
     };
     let name = entry_name(request.written);
     std::thread::scope(|scope| {
-        let (mut stream, writer) =
-            sink::start(scope, file, request.compression).context("starting to write")?;
+        let (mut stream, writer) = sink::start(scope, file, request.format.compression, seal)
+            .context("starting to write")?;
         let mut tracker = request.incremental.map(|t| t.borrow_mut());
         let walked = walk::write_tree(
             &mut stream,
@@ -298,7 +320,7 @@ mod tests {
             target: &dir.path().join("src.tar"),
             exclude: &[],
             options: &Options::default(),
-            compression: Compression::None,
+            format: Format::default(),
             progress: Some(&record),
             incremental: None,
         })

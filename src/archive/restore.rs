@@ -18,7 +18,8 @@ use nix::sys::stat::Mode;
 use nix::unistd::Uid;
 
 use super::check::{Checker, Needs, canonical};
-use crate::naming::Compression;
+use super::extras::Setter;
+use super::open::Reading;
 use crate::tar::{Kind, Reader, open_archive};
 
 mod dumpdir;
@@ -60,15 +61,16 @@ pub struct Options<'a> {
 }
 
 /// Restores the archive at `path` into `dest`, which must be missing or empty unless
-/// `options.force`. Modes and modification times are restored; owners too when running
-/// as root.
+/// `options.force`. Modes, modification times (to the nanosecond), extended attributes
+/// and ACLs are restored; owners, and the `security` and `trusted` attributes, only when
+/// running as root.
 pub fn restore(
     path: &Path,
-    compression: Compression,
+    reading: Reading<'_>,
     dest: &Path,
     options: Options<'_>,
 ) -> Result<Restored> {
-    restore_chain(&[path], compression, dest, options)
+    restore_chain(&[path], reading, dest, options)
 }
 
 /// Restores a chain: a full archive then incrementals, in order, into `dest`, which must
@@ -86,7 +88,7 @@ pub fn restore(
 /// DEST is partial.
 pub fn restore_chain(
     paths: &[&Path],
-    compression: Compression,
+    reading: Reading<'_>,
     dest: &Path,
     options: Options<'_>,
 ) -> Result<Restored> {
@@ -102,7 +104,7 @@ pub fn restore_chain(
             archive
                 .try_clone()
                 .with_context(|| format!("reading {}", path.display()))
-                .and_then(|file| compression.read(file, path))
+                .and_then(|file| reading.stream(file, path))
         };
         archives.push((path, reopen));
     }
@@ -129,10 +131,12 @@ pub fn restore_chain(
     )
     .with_context(|| format!("opening {}", dest.display()))?;
     guard.check_dest(id_of(&root)?, dest)?;
+    let as_root = Uid::effective().is_root();
     let mut out = Extract {
         tree: Tree::new(root, ours)?,
         guard,
-        as_root: Uid::effective().is_root(),
+        as_root,
+        extras: Setter::new(as_root),
         delete: options.delete,
         root_held: false,
         done: Restored::default(),
@@ -141,6 +145,7 @@ pub fn restore_chain(
         .iter()
         .try_for_each(|(path, reopen)| out.archive(path, reopen()?, dest));
     let finished = out.finish(written.is_ok());
+    out.done.warnings.extend(out.extras.warnings());
     match (written, finished) {
         (Ok(()), Ok(())) => Ok(out.done),
         (Err(e), _) | (Ok(()), Err(e)) => bail!(
@@ -291,6 +296,8 @@ struct Extract {
     tree: Tree,
     guard: Guard,
     as_root: bool,
+    /// Sets extended attributes and ACLs, and gathers what could not be set.
+    extras: Setter,
     delete: bool,
     /// Whether an archive holds DEST itself (as `./`, as `tar -C DIR .` writes): then
     /// `--delete` mirrors DEST too.
@@ -348,6 +355,7 @@ impl Extract {
             tree,
             guard,
             as_root,
+            extras,
             delete,
             root_held,
             done,
@@ -362,7 +370,7 @@ impl Extract {
                 }
                 match end {
                     Some(end) => end
-                        .apply(tree.here()?.1, *as_root)
+                        .apply(tree.here()?.1, *as_root, extras)
                         .context("setting its mode and time"),
                     None => Ok(()),
                 }

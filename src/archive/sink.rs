@@ -22,6 +22,7 @@ use std::thread::{Scope, ScopedJoinHandle};
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 
+use crate::encryption::{self, Mark, Recipients, Sealer};
 use crate::naming::Compression;
 
 /// The size of a batch: the most the writer hands to the kernel in one `write`.
@@ -93,16 +94,26 @@ pub struct Stream {
     done: Receiver<Batch>,
 }
 
-/// Starts the writer thread in `scope`, writing `file` in `compression`. The stream is
-/// ended by [`Stream::finish`]; the writer's handle then says whether all went in.
+/// How the archive is sealed, when it is encrypted: to whom, and the chain mark its
+/// header carries.
+pub type Seal<'a> = Option<(&'a Recipients, Option<Mark>)>;
+
+/// Starts the writer thread in `scope`, writing `file` in `compression`, encrypted when
+/// `seal` says to whom (compressed first, then encrypted). The stream is ended by
+/// [`Stream::finish`]; the writer's handle then says whether all went in.
 pub fn start<'scope>(
     scope: &'scope Scope<'scope, '_>,
     file: &'scope mut File,
     compression: Compression,
+    seal: Seal<'_>,
 ) -> io::Result<(Stream, ScopedJoinHandle<'scope, io::Result<()>>)> {
-    let (mut sink, batches) = match compression {
-        Compression::None => (Sink::Plain(Plain::new(scope, file)?), BATCHES),
-        compressed => (Sink::compressed(file, compressed)?, COMPRESSED_BATCHES),
+    let (mut sink, batches) = match (compression, seal) {
+        (Compression::None, None) => (Sink::Plain(Plain::new(scope, file)?), BATCHES),
+        (Compression::None, Some(_)) => (Sink::Sealed(Out::new(file, seal)?), BATCHES),
+        (compressed, _) => (
+            Sink::compressed(Out::new(file, seal)?, compressed)?,
+            COMPRESSED_BATCHES,
+        ),
     };
     let (jobs, queued) = sync_channel::<(Batch, usize)>(batches);
     // Room for every batch: the writer never waits to give one back.
@@ -206,28 +217,72 @@ impl Write for Stream {
     }
 }
 
+/// What a compressed (or sealed) stream is written to: the file, through a buffer, or
+/// an age file's encryption on its way there.
+enum Out<'a> {
+    /// The archive file itself.
+    File(BufWriter<&'a mut File>),
+    /// Encrypted, then the archive file.
+    Sealed(Sealer<BufWriter<&'a mut File>>),
+}
+
+impl<'a> Out<'a> {
+    fn new(file: &'a mut File, seal: Seal<'_>) -> io::Result<Self> {
+        let buffered = BufWriter::with_capacity(1 << 16, file);
+        Ok(match seal {
+            None => Out::File(buffered),
+            Some((recipients, mark)) => Out::Sealed(encryption::seal(recipients, mark, buffered)?),
+        })
+    }
+
+    /// Writes what is left (an age file's last chunk) and flushes it all to the file.
+    fn finish(self) -> io::Result<()> {
+        match self {
+            Out::File(mut file) => file.flush(),
+            Out::Sealed(sealer) => sealer.finish()?.flush(),
+        }
+    }
+}
+
+impl Write for Out<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Out::File(file) => file.write(buf),
+            Out::Sealed(sealer) => sealer.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Out::File(file) => file.flush(),
+            Out::Sealed(sealer) => sealer.flush(),
+        }
+    }
+}
+
 /// The tar stream's destination, on the writer thread.
 enum Sink<'a> {
     /// An uncompressed archive.
     Plain(Plain<'a>),
+    /// An uncompressed archive, encrypted.
+    Sealed(Out<'a>),
     /// A gzip stream.
-    Gzip(flate2::write::GzEncoder<BufWriter<&'a mut File>>),
+    Gzip(flate2::write::GzEncoder<Out<'a>>),
     /// A zstd stream.
-    Zstd(zstd::stream::write::Encoder<'static, BufWriter<&'a mut File>>),
+    Zstd(zstd::stream::write::Encoder<'static, Out<'a>>),
 }
 
 impl<'a> Sink<'a> {
-    /// A sink writing `file` compressed in `compression` (gzip or zstd).
-    fn compressed(file: &'a mut File, compression: Compression) -> io::Result<Self> {
-        let buffered = |file| BufWriter::with_capacity(1 << 16, file);
+    /// A sink writing `out` compressed in `compression` (gzip or zstd).
+    fn compressed(out: Out<'a>, compression: Compression) -> io::Result<Self> {
         Ok(match compression {
             Compression::None => unreachable!("a plain archive is not compressed"),
             Compression::Gzip => Sink::Gzip(flate2::write::GzEncoder::new(
-                buffered(file),
+                out,
                 flate2::Compression::default(),
             )),
             Compression::Zstd => {
-                let mut encoder = zstd::stream::write::Encoder::new(buffered(file), 3)?;
+                let mut encoder = zstd::stream::write::Encoder::new(out, 3)?;
                 // Compression runs on worker threads, one per core, fed by the writer.
                 let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
                 encoder.multithread(workers as u32)?;
@@ -248,6 +303,7 @@ impl<'a> Sink<'a> {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match self {
             Sink::Plain(plain) => plain.write_all(buf),
+            Sink::Sealed(out) => out.write_all(buf),
             Sink::Gzip(gz) => gz.write_all(buf),
             Sink::Zstd(zstd) => zstd.write_all(buf),
         }
@@ -257,8 +313,9 @@ impl<'a> Sink<'a> {
     fn finish(self) -> io::Result<()> {
         match self {
             Sink::Plain(plain) => plain.file.flush(),
-            Sink::Gzip(gz) => gz.finish()?.flush(),
-            Sink::Zstd(zstd) => zstd.finish()?.flush(),
+            Sink::Sealed(out) => out.finish(),
+            Sink::Gzip(gz) => gz.finish()?.finish(),
+            Sink::Zstd(zstd) => zstd.finish()?.finish(),
         }
     }
 }
@@ -380,7 +437,7 @@ mod tests {
         let mut file = File::create(&path).unwrap();
         let mut sent = Vec::new();
         std::thread::scope(|scope| {
-            let (mut stream, writer) = start(scope, &mut file, Compression::None).unwrap();
+            let (mut stream, writer) = start(scope, &mut file, Compression::None, None).unwrap();
             for (i, &len) in lengths.iter().enumerate() {
                 let piece = pattern(sent.len(), len);
                 match i % 3 {

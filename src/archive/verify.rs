@@ -4,7 +4,7 @@
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -16,11 +16,11 @@ use nix::sys::stat::Mode;
 use anyhow::{Context, Result};
 
 use super::check::Checker;
+use super::open::Reading;
 use crate::excludes::{Excludes, PathCheck};
-use crate::naming::Compression;
 use crate::schedule::Options;
 use crate::tar::sparse::Expand;
-use crate::tar::{Header, Kind, Reader};
+use crate::tar::{Extras, Header, Kind, Reader};
 
 /// What a check found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -56,11 +56,11 @@ pub struct Source<'a> {
 /// is compared, so no name that climbs out of the source is ever opened.
 pub fn verify(
     path: &Path,
-    compression: Compression,
+    reading: Reading<'_>,
     source: Option<Source<'_>>,
     checker: &mut Checker,
 ) -> Result<Report> {
-    let input = compression.open(path)?;
+    let input = reading.open(path)?;
     let mut reader = Reader::new(input);
     let mut report = Report::default();
     let mut compare = source.map(Compare::new).transpose()?;
@@ -138,6 +138,16 @@ impl<'a> Compare<'a> {
             return;
         }
         same_metadata(header, &meta, differ);
+        if matches!(header.kind, Kind::File | Kind::Dir | Kind::DUMPDIR) {
+            match disk.extras() {
+                Ok(live) => {
+                    for what in super::extras::differences(&header.extras, &live) {
+                        differ(&what);
+                    }
+                }
+                Err(e) => differ(&format!("cannot read its extended attributes: {e}")),
+            }
+        }
         match header.kind {
             Kind::Symlink if disk.read_link().ok() != Some(header.link.clone()) => {
                 differ("symbolic link target differs")
@@ -203,7 +213,9 @@ impl<'a> Compare<'a> {
     }
 }
 
-/// Compares mode, owner and (but for folders) mtime.
+/// Compares mode, owner and (but for folders) mtime: to the nanosecond when the archive
+/// keeps a fraction, else to the second (an archive of GNU tar's default format, or one
+/// made by an earlier version of this program, keeps none).
 fn same_metadata(header: &Header, meta: &fs::Metadata, differ: &mut dyn FnMut(&str)) {
     if meta.mode() & 0o7777 != header.mode && header.kind != Kind::Symlink {
         differ("mode differs");
@@ -212,7 +224,8 @@ fn same_metadata(header: &Header, meta: &fs::Metadata, differ: &mut dyn FnMut(&s
         differ("owner differs");
     }
     let is_dir = matches!(header.kind, Kind::Dir | Kind::DUMPDIR);
-    if meta.mtime() != header.mtime && !is_dir {
+    let nsec_differs = header.mtime_nsec != 0 && meta.mtime_nsec() != i64::from(header.mtime_nsec);
+    if (meta.mtime() != header.mtime || nsec_differs) && !is_dir {
         differ("modification time differs");
     }
 }
@@ -275,6 +288,17 @@ impl Live {
     fn read_link(&self) -> io::Result<Vec<u8>> {
         let target = nix::fcntl::readlinkat(self.parent()?, self.leaf.as_os_str())?;
         Ok(target.as_bytes().to_vec())
+    }
+
+    /// Its extended attributes and ACLs, read through a descriptor (not a link's).
+    fn extras(&self) -> io::Result<Extras> {
+        let flags = OFlag::O_RDONLY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_NOCTTY
+            | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::openat(self.parent()?, self.leaf.as_os_str(), flags, Mode::empty())?;
+        Ok(super::extras::read(fd.as_fd()).0)
     }
 
     /// Opened to read, unless it is a link.

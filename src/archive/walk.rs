@@ -249,6 +249,15 @@ impl Walk<'_, '_, '_> {
         }
     }
 
+    /// Gives `header` the extended attributes and ACLs of the open file `fd`, at `disk`.
+    fn extras(&mut self, fd: BorrowedFd<'_>, disk: &Path, header: &mut Header) {
+        let (extras, trouble) = super::extras::read(fd);
+        header.extras = extras;
+        if let Some(trouble) = trouble {
+            self.warn(format!("{}: {trouble}", disk.display()));
+        }
+    }
+
     fn put(&mut self, header: &Header) -> Result<()> {
         self.listed(header);
         self.header.clear();
@@ -269,8 +278,11 @@ impl Walk<'_, '_, '_> {
         listed: Option<Listed>,
         disk: &mut PathBuf,
         name: &mut Vec<u8>,
-        header: Option<Header>,
+        mut header: Option<Header>,
     ) -> Result<()> {
+        if let Some(header) = &mut header {
+            self.extras(dir.as_fd(), disk, header);
+        }
         let Listed {
             mut children,
             error,
@@ -550,6 +562,7 @@ fn walk_header(
     header.uid = stat.st_uid.into();
     header.gid = stat.st_gid.into();
     header.mtime = stat.st_mtime;
+    header.mtime_nsec = stat.st_mtime_nsec as u32;
     if kind == Kind::File {
         header.size = stat.st_size as u64;
     }

@@ -22,18 +22,44 @@ use chrono::{DateTime, Local, TimeZone};
 use super::list;
 use crate::archive::{Summary, is_full};
 use crate::atomic_file::AtomicFile;
+use crate::home::RECORDS_DIR;
 use crate::incremental::Tracker;
 use crate::incremental::record::{self, Head};
-use crate::naming::{Compression, parse_file_name};
+use crate::naming::{Format, parse_file_name};
 use crate::nofollow::{self, Access};
 use crate::schedule::{Incremental, Schedule};
 
 /// The record's mode: private, like the archives.
 const RECORD_MODE: u32 = 0o600;
 
-/// Where the record of `name`'s chain is kept.
+/// Where the record of `name`'s chain is kept, beside its archives.
 pub fn record_path(backups: &Path, name: &str) -> PathBuf {
     backups.join(format!(".{name}.record"))
+}
+
+/// Where the record of `schedule`'s chain is kept: beside its archives, or, for an
+/// encrypted schedule, in the home's `.records/` (mode 0700, made if missing): the record
+/// names every file of the tree, and nothing under `backups/` may, once the archives are
+/// encrypted (a record left there from before is removed). `backups` is the home's
+/// backups folder.
+pub fn record_path_for(backups: &Path, schedule: &Schedule) -> Result<PathBuf> {
+    if !schedule.options.is_encrypted() {
+        return Ok(record_path(backups, &schedule.name));
+    }
+    // A record left in `backups/` from before the schedule was encrypted names files.
+    let stale = record_path(backups, &schedule.name);
+    fs::remove_file(&stale).or_else(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Ok(()),
+        _ => Err(e).with_context(|| format!("removing {}", stale.display())),
+    })?;
+    let dir = backups.parent().unwrap_or(Path::new(".")).join(RECORDS_DIR);
+    match nix::unistd::mkdir(&dir, nix::sys::stat::Mode::from_bits_truncate(0o700)) {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+        Err(e) => return Err(e).with_context(|| format!("creating folder {}", dir.display())),
+    }
+    nofollow::folder(&dir, false)
+        .with_context(|| format!("opening records folder {}", dir.display()))?;
+    Ok(dir.join(format!("{}.record", schedule.name)))
 }
 
 /// Whether a backup at `now` must be a full one, for a chain whose full backup started
@@ -75,7 +101,7 @@ pub fn start(
     latest: &Path,
     now: DateTime<Local>,
 ) -> Result<(Step, Option<String>)> {
-    let path = record_path(backups, &schedule.name);
+    let path = record_path_for(backups, schedule)?;
     let mut warning = None;
     let previous = match record::check(&path) {
         Ok(Some(head)) => Some(head),
@@ -99,7 +125,7 @@ pub fn start(
     let usable = match usable {
         Some(previous) => {
             let file_name = schedule.archive_file_name();
-            match chain_to(backups, &file_name, schedule.compression()) {
+            match chain_to(backups, &file_name, schedule.format()) {
                 Ok(_) => Some(previous),
                 Err(err) => {
                     warning = Some(format!(
@@ -186,16 +212,16 @@ impl Step {
 /// The archives to restore, in order, to get the tree as it was at the archive
 /// `file_name` in `backups`: itself when it is a full one; otherwise the full backup it
 /// depends on and every incremental after it, up to it.
-pub fn chain_to(backups: &Path, file_name: &str, compression: Compression) -> Result<Vec<PathBuf>> {
+pub fn chain_to(backups: &Path, file_name: &str, format: Format) -> Result<Vec<PathBuf>> {
     let target = backups.join(file_name);
-    if is_full(&target, compression)? {
+    if is_full(&target, format)? {
         return Ok(vec![target]);
     }
     let name = parse_file_name(file_name).map_or(file_name, |(name, _, _)| name);
     // Newest first, as `backups` lists them.
     let series: Vec<String> = list(backups)?
         .into_iter()
-        .filter(|a| a.schedule == name && a.compression == compression)
+        .filter(|a| a.schedule == name && a.format() == format)
         .map(|a| a.name)
         .collect();
     // The newest is listed as NAME.tar; its lasting dated name is the same file.
@@ -211,7 +237,7 @@ pub fn chain_to(backups: &Path, file_name: &str, compression: Compression) -> Re
     let mut chain = vec![target];
     for older in &series[at + 1..] {
         let path = backups.join(older);
-        let full = is_full(&path, compression)?;
+        let full = is_full(&path, format)?;
         chain.push(path);
         if full {
             chain.reverse();
@@ -242,12 +268,12 @@ pub fn current(backups: &Path, schedule: &Schedule) -> Result<Option<Chain>> {
     let Some(settings) = schedule.options.incremental else {
         return Ok(None);
     };
-    let compression = schedule.compression();
+    let format = schedule.format();
     let series = list(backups)?
         .into_iter()
-        .filter(|a| a.schedule == schedule.name && a.compression == compression);
+        .filter(|a| a.schedule == schedule.name && a.format() == format);
     for (incrementals, archive) in series.enumerate() {
-        if is_full(&backups.join(&archive.name), compression)? {
+        if is_full(&backups.join(&archive.name), format)? {
             let next_full =
                 archive.made.date_naive() + chrono::Days::new(u64::from(settings.full_every_days));
             return Ok(Some(Chain {

@@ -11,7 +11,7 @@ use chrono::{DateTime, FixedOffset, Local};
 use serde::Serialize;
 
 use super::FileId;
-use crate::naming::{Compression, Stamp, parse_file_name};
+use crate::naming::{Compression, Format, Stamp, parse_file_name};
 use crate::schedule::Schedule;
 
 /// An archive file in `backups/`, as `backups` lists it.
@@ -30,8 +30,20 @@ pub struct Archive {
     pub bytes: u64,
     /// How it is compressed.
     pub compression: Compression,
+    /// Whether it is encrypted (an age file, `.age`).
+    pub encrypted: bool,
     /// When it was last written (its mtime).
     pub modified: DateTime<FixedOffset>,
+}
+
+impl Archive {
+    /// How its file is written: compression and encryption.
+    pub fn format(&self) -> Format {
+        Format {
+            compression: self.compression,
+            encrypted: self.encrypted,
+        }
+    }
 }
 
 impl fmt::Display for Archive {
@@ -58,8 +70,7 @@ pub fn list(dir: &Path) -> Result<Vec<Archive>> {
             continue;
         };
         let is_hidden = file_name.starts_with('.');
-        let Some((name, stamp, compression)) = parse_file_name(&file_name[is_hidden as usize..])
-        else {
+        let Some((name, stamp, format)) = parse_file_name(&file_name[is_hidden as usize..]) else {
             continue;
         };
         if is_hidden && stamp.is_none() {
@@ -69,7 +80,7 @@ pub fn list(dir: &Path) -> Result<Vec<Archive>> {
             continue;
         };
         if is_hidden {
-            hidden.push((name.to_owned(), compression, stamp, FileId::of(&meta)));
+            hidden.push((name.to_owned(), format, stamp, FileId::of(&meta)));
             continue;
         }
         let modified = meta
@@ -82,7 +93,8 @@ pub fn list(dir: &Path) -> Result<Vec<Archive>> {
                 latest: stamp.is_none(),
                 made: stamp.map_or(modified, |s| made(s, &entry.path())),
                 bytes: meta.len(),
-                compression,
+                compression: format.compression,
+                encrypted: format.encrypted,
                 modified,
                 name: file_name,
             },
@@ -99,7 +111,7 @@ pub fn list(dir: &Path) -> Result<Vec<Archive>> {
         .map(|f| {
             (
                 f.archive.schedule.clone(),
-                f.archive.compression,
+                f.archive.format(),
                 f.stamp,
                 f.id,
             )
@@ -121,24 +133,24 @@ struct Found {
     path: std::path::PathBuf,
 }
 
-/// A dated name: its NAME, compression, stamp and file.
-type Hidden = (String, Compression, Option<Stamp>, FileId);
+/// A dated name: its NAME, format, stamp and file.
+type Hidden = (String, Format, Option<Stamp>, FileId);
 
 /// Drops the dated name of `NAME.tar`'s own file: the newest is listed as `NAME.tar`.
 fn drop_twins(visible: &mut Vec<Found>) {
-    let latest: Vec<(String, Compression, FileId)> = visible
+    let latest: Vec<(String, Format, FileId)> = visible
         .iter()
         .filter(|f| f.archive.latest)
-        .map(|f| (f.archive.schedule.clone(), f.archive.compression, f.id))
+        .map(|f| (f.archive.schedule.clone(), f.archive.format(), f.id))
         .collect();
-    let latest_id = |name: &str, compression: Compression| {
+    let latest_id = |name: &str, format: Format| {
         latest
             .iter()
-            .find(|(n, c, _)| n == name && *c == compression)
+            .find(|(n, c, _)| n == name && *c == format)
             .map(|(_, _, id)| *id)
     };
     visible.retain(|f| {
-        f.archive.latest || latest_id(&f.archive.schedule, f.archive.compression) != Some(f.id)
+        f.archive.latest || latest_id(&f.archive.schedule, f.archive.format()) != Some(f.id)
     });
 }
 
@@ -148,7 +160,7 @@ fn date_the_newest(visible: &mut [Found], hidden: &[Hidden]) {
         let a = &found.archive;
         let dated = hidden
             .iter()
-            .filter(|(n, c, _, id)| *n == a.schedule && *c == a.compression && *id == found.id)
+            .filter(|(n, c, _, id)| *n == a.schedule && *c == a.format() && *id == found.id)
             .filter_map(|(_, _, stamp, _)| *stamp)
             .max();
         if let Some(stamp) = dated {
@@ -164,7 +176,7 @@ fn sort(visible: &mut [Found]) {
     visible.sort_by(|a, b| {
         let key = |f: &Found| {
             (
-                format!("{}{}", f.archive.schedule, f.archive.compression.suffix()),
+                format!("{}{}", f.archive.schedule, f.archive.format().suffix()),
                 !f.archive.latest,
                 Reverse(if f.archive.latest { None } else { f.stamp }),
             )
@@ -239,7 +251,7 @@ fn made(stamp: Stamp, path: &Path) -> DateTime<FixedOffset> {
 pub fn count(dir: &Path, schedule: &Schedule) -> Result<(usize, Option<DateTime<FixedOffset>>)> {
     let mine: Vec<Archive> = list(dir)?
         .into_iter()
-        .filter(|a| a.schedule == schedule.name && a.compression == schedule.compression())
+        .filter(|a| a.schedule == schedule.name && a.format() == schedule.format())
         .collect();
     let oldest = mine.iter().map(|a| a.made).min();
     Ok((mine.len(), oldest))

@@ -90,11 +90,11 @@ pub fn keeps_several(schedule: &Schedule) -> bool {
 /// What `schedule`'s policy keeps of its generations in `dir`, and why, newest first;
 /// unless `dry_run`, removes the others now (the caller holds the NAME's [`lock`]).
 pub fn forget(dir: &Path, schedule: &Schedule, dry_run: bool) -> Result<Vec<Decision>> {
-    let compression = schedule.compression();
-    let series = Series::scan(dir, &schedule.name, compression)?;
-    let generations = newest_first(&schedule.name, compression, &series, None);
+    let format = schedule.format();
+    let series = Series::scan(dir, &schedule.name, format)?;
+    let generations = newest_first(&schedule.name, format, &series, None);
     let keeping = keeping(schedule);
-    let decisions = decide_for(dir, compression, &generations, keeping);
+    let decisions = decide_for(dir, format, &generations, keeping);
     if !dry_run {
         prune(dir, &decisions, keeping)?;
         crate::atomic_file::sync_dir(dir)?;
@@ -109,7 +109,7 @@ pub fn rotates(dir: &Path, schedule: &Schedule) -> Result<bool> {
     if keeps_several(schedule) {
         return Ok(true);
     }
-    let series = Series::scan(dir, &schedule.name, schedule.compression())?;
+    let series = Series::scan(dir, &schedule.name, schedule.format())?;
     Ok(!series.dated.is_empty() || !series.hidden.is_empty())
 }
 
@@ -135,15 +135,8 @@ pub fn create(
         policy: schedule.options.policy(),
         chained: schedule.options.incremental.is_some(),
     };
-    let rotated = rotate(
-        dir,
-        &schedule.name,
-        schedule.compression(),
-        out,
-        made,
-        keeping,
-    )
-    .with_context(|| format!("putting the new {} in place", request.target.display()))?;
+    let rotated = rotate(dir, &schedule.name, schedule.format(), out, made, keeping)
+        .with_context(|| format!("putting the new {} in place", request.target.display()))?;
     Ok(Created {
         summary,
         rotated: Some(rotated),

@@ -16,7 +16,7 @@ use super::{Decision, Generation, decide};
 use crate::archive;
 use crate::atomic_file::{self, AtomicFile};
 use crate::home::BACKUPS_DIR;
-use crate::naming::{Compression, Stamp, dated_file_name, hidden_file_name, next_stamp};
+use crate::naming::{Format, Stamp, dated_file_name, hidden_file_name, next_stamp};
 use crate::pause;
 use crate::retention::Policy;
 
@@ -77,17 +77,17 @@ impl Drop for Undo {
 pub(super) fn rotate(
     dir: &Path,
     name: &str,
-    compression: Compression,
+    format: Format,
     mut out: AtomicFile,
     made: DateTime<Local>,
     keeping: Keeping,
 ) -> Result<Rotated> {
-    repair(dir, name, compression)?;
-    let series = Series::scan(dir, name, compression)?;
+    repair(dir, name, format)?;
+    let series = Series::scan(dir, name, format)?;
     super::list::mark_started(out.file(), &made);
     out.sync()?;
     pause::at("written");
-    let latest_path = dir.join(format!("{name}{}", compression.suffix()));
+    let latest_path = dir.join(format!("{name}{}", format.suffix()));
     // The previous archive's dated name, when it has no visible one yet (it was written
     // as a plain archive, or by an earlier version that kept it hidden).
     let previous = match (series.latest, series.latest_stamp()) {
@@ -99,7 +99,7 @@ pub(super) fn rotate(
     let stamp = next_stamp(taken, made.naive_local());
 
     let mut undo = Undo(Vec::new());
-    let lasting = dated_file_name(name, stamp, compression);
+    let lasting = dated_file_name(name, stamp, format);
     let lasting_path = dir.join(&lasting);
     fs::hard_link(out.temp_path(), &lasting_path)
         .with_context(|| format!("linking the new archive as {}", lasting_path.display()))?;
@@ -108,7 +108,7 @@ pub(super) fn rotate(
     pause::at("linked");
 
     if let Some(stamp) = previous {
-        let kept = dir.join(dated_file_name(name, stamp, compression));
+        let kept = dir.join(dated_file_name(name, stamp, format));
         fs::hard_link(&latest_path, &kept).with_context(|| {
             format!(
                 "keeping the previous {} as {}",
@@ -127,7 +127,7 @@ pub(super) fn rotate(
     // now is a warning, not a failed backup.
     undo.0.clear();
     pause::at("renamed");
-    let pruned = tidy(dir, name, compression, stamp, keeping).unwrap_or_else(|err| {
+    let pruned = tidy(dir, name, format, stamp, keeping).unwrap_or_else(|err| {
         warn!("{err:#}");
         Vec::new()
     });
@@ -140,24 +140,24 @@ pub(super) fn rotate(
 fn tidy(
     dir: &Path,
     name: &str,
-    compression: Compression,
+    format: Format,
     stamp: Stamp,
     keeping: Keeping,
 ) -> Result<Vec<String>> {
-    let series = Series::scan(dir, name, compression)?;
+    let series = Series::scan(dir, name, format)?;
     for (hidden, _) in &series.hidden {
-        remove(&dir.join(hidden_file_name(name, *hidden, compression)))?;
+        remove(&dir.join(hidden_file_name(name, *hidden, format)))?;
     }
-    let generations = newest_first(name, compression, &series, Some(stamp));
+    let generations = newest_first(name, format, &series, Some(stamp));
     let pruned = prune(
         dir,
-        &decide_for(dir, compression, &generations, keeping),
+        &decide_for(dir, format, &generations, keeping),
         keeping,
     )?;
     if keeping.is_plain() {
         // Back to one plain archive (keep was lowered to 1): no dated name is left, and
         // the next backup is a plain one again.
-        remove(&dir.join(dated_file_name(name, stamp, compression)))?;
+        remove(&dir.join(dated_file_name(name, stamp, format)))?;
     }
     atomic_file::sync_dir(dir)?;
     Ok(pruned)
@@ -167,7 +167,7 @@ fn tidy(
 /// own dated name's stamp), then the other dated ones.
 pub(super) fn newest_first(
     name: &str,
-    compression: Compression,
+    format: Format,
     series: &Series,
     newest: Option<Stamp>,
 ) -> Vec<Generation> {
@@ -177,7 +177,7 @@ pub(super) fn newest_first(
         .iter()
         .filter(|(s, _)| Some(*s) != newest)
         .map(|(stamp, _)| Generation {
-            file_name: dated_file_name(name, *stamp, compression),
+            file_name: dated_file_name(name, *stamp, format),
             stamp: Some(*stamp),
         })
         .collect();
@@ -186,7 +186,7 @@ pub(super) fn newest_first(
         generations.insert(
             0,
             Generation {
-                file_name: format!("{name}{}", compression.suffix()),
+                file_name: format!("{name}{}", format.suffix()),
                 stamp: newest,
             },
         );
@@ -212,12 +212,12 @@ pub(super) fn prune(dir: &Path, decisions: &[Decision], keeping: Keeping) -> Res
 /// as a full, so that nothing older is pruned for it.
 pub(super) fn decide_for(
     dir: &Path,
-    compression: Compression,
+    format: Format,
     newest_first: &[Generation],
     keeping: Keeping,
 ) -> Vec<Decision> {
     let mut is_full =
-        |g: &Generation| archive::is_full(&dir.join(&g.file_name), compression).unwrap_or(true);
+        |g: &Generation| archive::is_full(&dir.join(&g.file_name), format).unwrap_or(true);
     let chain: Option<&mut dyn FnMut(&Generation) -> bool> = if keeping.chained {
         Some(&mut is_full)
     } else {
@@ -239,16 +239,16 @@ pub(super) fn remove(path: &Path) -> Result<()> {
 /// not `NAME.tar` (left by an earlier version) is shown under its dated name; a dated
 /// generation newer than `NAME.tar` (a rotation stopped before its rename) becomes
 /// `NAME.tar`.
-fn repair(dir: &Path, name: &str, compression: Compression) -> Result<()> {
-    let series = Series::scan(dir, name, compression)?;
+fn repair(dir: &Path, name: &str, format: Format) -> Result<()> {
+    let series = Series::scan(dir, name, format)?;
     let latest = series.latest.map(|(id, _)| id);
     let mut changed = false;
     for (stamp, id) in &series.hidden {
         if Some(*id) == latest {
             continue;
         }
-        let hidden = dir.join(hidden_file_name(name, *stamp, compression));
-        let visible = dir.join(dated_file_name(name, *stamp, compression));
+        let hidden = dir.join(hidden_file_name(name, *stamp, format));
+        let visible = dir.join(dated_file_name(name, *stamp, format));
         match series.dated.iter().find(|(s, _)| s == stamp) {
             Some((_, same)) if same == id => remove(&hidden)?,
             Some(_) => {
@@ -265,13 +265,13 @@ fn repair(dir: &Path, name: &str, compression: Compression) -> Result<()> {
                 })?;
                 info!(
                     "Kept {BACKUPS_DIR}/{}, made by an interrupted backup",
-                    dated_file_name(name, *stamp, compression)
+                    dated_file_name(name, *stamp, format)
                 );
             }
         }
         changed = true;
     }
-    changed |= promote(dir, name, compression, &series)?;
+    changed |= promote(dir, name, format, &series)?;
     if changed {
         atomic_file::sync_dir(dir)?;
     }
@@ -281,7 +281,7 @@ fn repair(dir: &Path, name: &str, compression: Compression) -> Result<()> {
 /// Makes the newest dated generation `NAME.tar` when a rotation stopped between linking
 /// it and renaming it into place. Only when `NAME.tar` itself keeps a dated name that
 /// sorts before it, so that no generation is lost or reordered. Returns whether it did.
-fn promote(dir: &Path, name: &str, compression: Compression, series: &Series) -> Result<bool> {
+fn promote(dir: &Path, name: &str, format: Format, series: &Series) -> Result<bool> {
     let Some((newest, id)) = series.dated.iter().max_by_key(|(s, _)| *s) else {
         return Ok(false);
     };
@@ -291,13 +291,13 @@ fn promote(dir: &Path, name: &str, compression: Compression, series: &Series) ->
     if Some(*id) == latest || (latest.is_some() && !older) {
         return Ok(false);
     }
-    let newest_path = dir.join(dated_file_name(name, *newest, compression));
-    let latest_path = dir.join(format!("{name}{}", compression.suffix()));
+    let newest_path = dir.join(dated_file_name(name, *newest, format));
+    let latest_path = dir.join(format!("{name}{}", format.suffix()));
     // Linked aside under a temporary name (not the new archive's own), then renamed over
     // `NAME.tar`: atomic.
     let temp = dir.join(format!(
         ".{name}{}.promoted.{}.partial",
-        compression.suffix(),
+        format.suffix(),
         std::process::id()
     ));
     remove(&temp)?;
@@ -311,8 +311,8 @@ fn promote(dir: &Path, name: &str, compression: Compression, series: &Series) ->
     }
     info!(
         "Kept {BACKUPS_DIR}/{} as {BACKUPS_DIR}/{name}{}, made by an interrupted backup",
-        dated_file_name(name, *newest, compression),
-        compression.suffix()
+        dated_file_name(name, *newest, format),
+        format.suffix()
     );
     Ok(true)
 }

@@ -1,4 +1,4 @@
-//! The archives of one NAME and compression in `backups/`, as found on disk.
+//! The archives of one NAME and format in `backups/`, as found on disk.
 
 use std::fs;
 use std::io;
@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Local};
 
 use super::list;
-use crate::naming::{Compression, Stamp, parse_file_name};
+use crate::naming::{Format, Stamp, parse_file_name};
 
 /// A file's identity, to tell two names of one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +27,7 @@ impl FileId {
     }
 }
 
-/// The archives of one NAME and compression.
+/// The archives of one NAME and format.
 #[derive(Debug, Default)]
 pub(super) struct Series {
     /// `NAME.tar`, with its mtime.
@@ -40,8 +40,8 @@ pub(super) struct Series {
 }
 
 impl Series {
-    /// Reads the series of `name` in `compression` from the folder `dir`.
-    pub(super) fn scan(dir: &Path, name: &str, compression: Compression) -> Result<Self> {
+    /// Reads the series of `name` in `format` from the folder `dir`.
+    pub(super) fn scan(dir: &Path, name: &str, format: Format) -> Result<Self> {
         let mut series = Series::default();
         let entries = match fs::read_dir(dir) {
             Ok(entries) => entries,
@@ -60,7 +60,7 @@ impl Series {
             let Some((series_name, stamp, found)) = parse_file_name(bare) else {
                 continue;
             };
-            if series_name != name || found != compression {
+            if series_name != name || found != format {
                 continue;
             }
             let Some(meta) = list::file_metadata(&entry)? else {

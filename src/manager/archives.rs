@@ -7,11 +7,12 @@ use anyhow::{Context, Result, bail};
 use log::{info, warn};
 
 use crate::archive;
+use crate::encryption::{self, Identity};
 use crate::generations::{self, Archive, chain};
 use crate::home::{BACKUPS_DIR, Home};
 use crate::incremental::{FULL_LABEL, INCREMENTAL_LABEL};
 use crate::logging::counted;
-use crate::naming::{Compression, parse_file_name};
+use crate::naming::{Format, parse_file_name};
 use crate::schedule::Schedule;
 use crate::schedule_file;
 
@@ -59,7 +60,7 @@ pub fn backups_long(home: &Home) -> Result<Vec<(Archive, ArchiveKind)>> {
     Ok(archives
         .into_iter()
         .map(|a| {
-            let kind = match archive::label(&dir.join(&a.name), a.compression) {
+            let kind = match archive::label(&dir.join(&a.name), a.format()) {
                 Ok(None) => ArchiveKind::Plain,
                 Ok(Some(label)) if label == INCREMENTAL_LABEL => ArchiveKind::Incremental,
                 Ok(Some(label)) if label == FULL_LABEL => ArchiveKind::Full,
@@ -71,18 +72,35 @@ pub fn backups_long(home: &Home) -> Result<Vec<(Archive, ArchiveKind)>> {
         .collect())
 }
 
-/// `verify NAME [--source]`: reads the archive end to end and checks its structure; with
-/// `source`, also compares it with the schedule's live tree, giving each difference to
-/// `difference` (to print) and failing if there was any. Returns what was verified, as
-/// a sentence for the user.
+/// What `verify` found, as a sentence for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verified {
+    /// Read end to end and checked.
+    Whole(String),
+    /// Encrypted and verified without its identity: only what the age format shows
+    /// without the key was checked; the sentence says so.
+    Outside(String),
+}
+
+/// `verify NAME [--source] [--identity FILE]`: reads the archive end to end and checks
+/// its structure; with `source`, also compares it with the schedule's live tree, giving
+/// each difference to `difference` (to print) and failing if there was any. An encrypted
+/// archive is read with `identity`; without one, only its age header and length are
+/// checked (and `source` is refused, naming what is needed).
 pub fn verify(
     home: &Home,
     name: &str,
     source: bool,
+    identity: Option<&Path>,
     difference: &mut dyn FnMut(&str),
-) -> Result<String> {
+) -> Result<Verified> {
+    let identity = identity.map(Identity::load).transpose()?;
     let found = find_archive(home, name)?;
     let shown = found.shown();
+    if found.format.encrypted && identity.is_none() && !source {
+        return verify_outside(home, &found).map(Verified::Outside);
+    }
+    let reading = archive::Reading::new(found.format, identity.as_ref());
     // Filled in only with `source`; differences only come then.
     let mut root = PathBuf::new();
     let prefix;
@@ -107,15 +125,15 @@ pub fn verify(
     };
     // An incremental archive is only as good as its chain: every archive before it back
     // to the full is read through too (and compared with nothing: they are older).
-    let chain = chain::chain_to(&home.backups(), &found.file_name, found.compression)
+    let chain = chain::chain_to(&home.backups(), &found.file_name, found.format)
         .with_context(|| format!("verifying {shown}"))?;
     // Checked as restore checks them: the chain's archives in order, by one checker.
     let mut checker = archive::check::Checker::new(None, 4096, Vec::new());
     for older in &chain[..chain.len() - 1] {
-        archive::verify(older, found.compression, None, &mut checker)
+        archive::verify(older, reading, None, &mut checker)
             .with_context(|| format!("verifying {}, which {shown} depends on", older.display()))?;
     }
-    let report = archive::verify(&found.path, found.compression, compare, &mut checker)
+    let report = archive::verify(&found.path, reading, compare, &mut checker)
         .with_context(|| format!("verifying {shown}"))?;
     for line in &report.differences {
         difference(line);
@@ -140,7 +158,32 @@ pub fn verify(
         chain::describe(chain.len())
     );
     info!("Verified {what}");
-    Ok(format!("verified {what}"))
+    Ok(Verified::Whole(format!("verified {what}")))
+}
+
+/// `verify` of an encrypted archive without its identity: the age header of it and of
+/// every archive of its chain parses, and each payload has a length age writes.
+fn verify_outside(home: &Home, found: &Found) -> Result<String> {
+    let shown = found.shown();
+    let chain = chain::chain_to(&home.backups(), &found.file_name, found.format)
+        .with_context(|| format!("verifying {shown}"))?;
+    let mut recipients = 0;
+    for path in &chain {
+        let mut file = crate::tar::open_archive(path)?;
+        let sealed =
+            encryption::inspect(&mut file, path).with_context(|| format!("verifying {shown}"))?;
+        recipients = sealed.recipients.len();
+    }
+    let what = format!(
+        "{shown}{}: its age header{} and length{} are sound (encrypted to {recipients} \
+         recipient{}), but its contents were not checked: that needs --identity FILE",
+        chain::describe(chain.len()),
+        if chain.len() > 1 { "s" } else { "" },
+        if chain.len() > 1 { "s" } else { "" },
+        if recipients == 1 { "" } else { "s" },
+    );
+    info!("Verified without the identity {what}");
+    Ok(format!("checked {what}"))
 }
 
 /// `restore NAME DEST [--force] [--delete]`: extracts the archive into DEST, which must
@@ -154,16 +197,20 @@ pub fn restore(
     home: &Home,
     name: &str,
     dest: &Path,
-    force: bool,
-    delete: bool,
+    (force, delete): (bool, bool),
+    identity: Option<&Path>,
 ) -> Result<Finished> {
+    let identity = identity.map(Identity::load).transpose()?;
     let found = find_archive(home, name)?;
     let shown = found.shown();
+    if found.format.encrypted && identity.is_none() {
+        bail!("{}", archive::needs_identity(Path::new(&shown)));
+    }
     let dest = std::path::absolute(dest)
         .with_context(|| format!("resolving destination {}", dest.display()))?;
     refuse_home_dest(home, &dest)?;
     // An incremental archive comes back with the chain it completes.
-    let chain = chain::chain_to(&home.backups(), &found.file_name, found.compression)
+    let chain = chain::chain_to(&home.backups(), &found.file_name, found.format)
         .with_context(|| format!("restoring {shown}"))?;
     let chain: Vec<&Path> = chain.iter().map(PathBuf::as_path).collect();
     let protected = protected(home);
@@ -172,7 +219,8 @@ pub fn restore(
         delete,
         protected: Some(&protected),
     };
-    let restored = archive::restore_chain(&chain, found.compression, &dest, options)
+    let reading = archive::Reading::new(found.format, identity.as_ref());
+    let restored = archive::restore_chain(&chain, reading, &dest, options)
         .with_context(|| format!("restoring {shown} into {}", dest.display()))?;
     for warning in &restored.warnings {
         warn!("{warning}");
@@ -213,6 +261,7 @@ fn protected(home: &Home) -> archive::Protected {
         folders: vec![
             file(home.backups(), "backups folder"),
             file(home.root().join("logs"), "logs folder"),
+            file(home.records(), "records folder"),
         ],
         files: vec![
             file(home.schedules(), "schedule file"),
@@ -263,7 +312,7 @@ pub fn generation(home: &Home, name: &str, at: &str) -> Result<String> {
     // A dated name first: the newest archive's date, taken from its time, may be the
     // same minute as an older one's.
     let by_name = |a: &&generations::Archive| {
-        a.name == at || a.name == format!("{name}.{at}{}", a.compression.suffix())
+        a.name == at || a.name == format!("{name}.{at}{}", a.format().suffix())
     };
     let by_time =
         |a: &&generations::Archive| a.latest && a.made.format("%Y-%m-%d_%H%M").to_string() == at;
@@ -304,7 +353,7 @@ pub struct Finished {
 struct Found {
     path: PathBuf,
     file_name: String,
-    compression: Compression,
+    format: Format,
     /// The schedule that writes it, if one does.
     schedule: Option<Schedule>,
 }
@@ -328,26 +377,26 @@ fn find_archive(home: &Home, name: &str) -> Result<Found> {
     let exists = |file_name: &str| {
         fs::symlink_metadata(dir.join(file_name)).is_ok_and(|meta| meta.is_file())
     };
-    let found = |file_name: String, compression: Compression, base: &str| {
+    let found = |file_name: String, format: Format, base: &str| {
         let schedule = schedules
             .iter()
-            .find(|s| s.name == base && s.compression() == compression)
+            .find(|s| s.name == base && s.format() == format)
             .cloned();
         Found {
             path: dir.join(&file_name),
             file_name,
-            compression,
+            format,
             schedule,
         }
     };
     if name.contains('/') || name.starts_with('.') || name.is_empty() {
         bail!("{name:?} is not an archive name (as `backups` lists them) or a schedule's NAME");
     }
-    if let Some(compression) = Compression::of_file_name(name) {
+    if let Some(format) = Format::of_file_name(name) {
         if exists(name) {
             // An older generation's schedule is its NAME's.
             let base = parse_file_name(name).map_or(name, |(base, _, _)| base);
-            return Ok(found(name.to_owned(), compression, base));
+            return Ok(found(name.to_owned(), format, base));
         }
     }
     // The archive the schedule writes now comes first: an older one of another
@@ -355,26 +404,22 @@ fn find_archive(home: &Home, name: &str) -> Result<Found> {
     if let Some(schedule) = schedules.iter().find(|s| s.name == name) {
         let file_name = schedule.archive_file_name();
         if exists(&file_name) {
-            return Ok(found(file_name, schedule.compression(), name));
+            return Ok(found(file_name, schedule.format(), name));
         }
     }
-    let present: Vec<Compression> = Compression::ALL
+    let present: Vec<Format> = Format::ALL
         .into_iter()
         .filter(|c| exists(&format!("{name}{}", c.suffix())))
         .collect();
     match present[..] {
-        [compression] => Ok(found(
-            format!("{name}{}", compression.suffix()),
-            compression,
-            name,
-        )),
+        [format] => Ok(found(format!("{name}{}", format.suffix()), format, name)),
         // Only dated generations (a home rebuilt from a mirror of their lasting names):
         // the newest stands for the NAME.
         [] => match generations::list(&dir)?
             .into_iter()
             .find(|a| a.schedule == name)
         {
-            Some(newest) => Ok(found(newest.name, newest.compression, name)),
+            Some(newest) => Ok(found(newest.name.clone(), newest.format(), name)),
             None => bail!(
                 "no archive named {name} in {}: `backup_manager backups` lists them",
                 dir.display()

@@ -82,6 +82,7 @@ pub fn stop(
         // A killed backup leaves its hidden temporary file; it was never under a final
         // name, and here it goes.
         atomic_file::remove_leftovers(&home.backups())?;
+        atomic_file::remove_leftovers(&home.records())?;
         info!("backup_service stopped (pid {pid}, killed)");
         return Ok(());
     }

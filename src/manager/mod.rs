@@ -16,7 +16,9 @@ use crate::process::Service;
 
 pub use crate::generations::Archive;
 pub use crate::schedule_file::{Entry, Replaced};
-pub use archives::{ArchiveKind, Finished, backups, backups_long, generation, restore, verify};
+pub use archives::{
+    ArchiveKind, Finished, Verified, backups, backups_long, generation, restore, verify,
+};
 pub use control::{start, stop};
 pub use edit::edit;
 pub use forget::{Forget, Forgotten, forget};

@@ -96,9 +96,9 @@ pub fn dry_run(home: &Home, which: &Which, list: &mut dyn FnMut(&str)) -> Result
         written: &schedule.path,
         source: &home.resolve(std::path::Path::new(&schedule.path)),
         target: &target,
-        exclude: &[&backups, &home.pid_file()],
+        exclude: &[&backups, &home.pid_file(), &home.records()],
         options: &options,
-        compression: schedule.compression(),
+        format: schedule.format(),
         progress: None,
         incremental: None,
     };

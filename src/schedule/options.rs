@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::choosing::{self, ChoiceError, Choosing};
 use super::days::Weekdays;
+use super::recipients::{BadRecipient, Recipient};
 use crate::naming::Compression;
 use crate::retention::{Periods, Policy, Rule};
 
@@ -56,6 +57,9 @@ pub struct Options {
     /// When set, backups form incremental chains with a full backup every this many days.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub incremental: Option<Incremental>,
+    /// The public keys the archives are encrypted to; none for plain archives.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub encrypt: Vec<Recipient>,
 }
 
 /// An incremental chain's settings.
@@ -77,6 +81,7 @@ impl Default for Options {
             gitignore: false,
             choosing: Choosing::default(),
             incremental: None,
+            encrypt: Vec::new(),
         }
     }
 }
@@ -92,6 +97,18 @@ impl Options {
         Policy {
             last: self.keep,
             periods: self.periods,
+        }
+    }
+
+    /// Whether the archives are encrypted (`encrypt=KEY`).
+    pub fn is_encrypted(&self) -> bool {
+        !self.encrypt.is_empty()
+    }
+
+    /// Adds a recipient, once.
+    fn add_recipient(&mut self, key: Recipient) {
+        if !self.encrypt.contains(&key) {
+            self.encrypt.push(key);
         }
     }
 
@@ -117,10 +134,9 @@ impl Options {
         };
         let mut full_every = None;
         for &field in fields {
-            let (key, value) = match field.split_once('=') {
-                Some((key, value)) => (key, Some(value)),
-                None => (field, None),
-            };
+            let (key, value) = field
+                .split_once('=')
+                .map_or((field, None), |(key, value)| (key, Some(value)));
             match (key, value) {
                 ("days", Some(value)) => {
                     once("days")?;
@@ -171,6 +187,9 @@ impl Options {
                     options.incremental = Some(Incremental {
                         full_every_days: DEFAULT_FULL_EVERY,
                     });
+                }
+                ("encrypt", Some(key)) => {
+                    options.add_recipient(key.parse().map_err(OptionError::Recipient)?);
                 }
                 ("full-every", Some(value)) => {
                     once("full-every")?;
@@ -227,6 +246,9 @@ impl Options {
             };
             self.incremental = Some(merged);
         }
+        for key in flags.encrypt {
+            self.add_recipient(key);
+        }
         Ok(())
     }
 }
@@ -267,6 +289,9 @@ impl fmt::Display for Options {
             if chain.full_every_days != DEFAULT_FULL_EVERY {
                 write!(f, ";full-every={}", chain.full_every_days)?;
             }
+        }
+        for key in &self.encrypt {
+            write!(f, ";encrypt={key}")?;
         }
         Ok(())
     }
@@ -426,6 +451,8 @@ pub enum OptionError {
     Contradicts(&'static str),
     /// An `exclude-from=` or `exclude-larger-than=` value refused, with why.
     Choice(String),
+    /// An `encrypt=` value that is no public key.
+    Recipient(BadRecipient),
 }
 
 impl fmt::Display for OptionError {
@@ -437,7 +464,7 @@ impl fmt::Display for OptionError {
                  keep-hourly=N, keep-daily=N, keep-weekly=N, keep-monthly=N, keep-yearly=N, \
                  keep-within=DURATION, exclude=PATTERN, exclude-caches, gitignore, \
                  exclude-from=FILE, one-file-system, exclude-larger-than=SIZE, incremental, \
-                 full-every=DAYS)",
+                 full-every=DAYS, encrypt=KEY)",
                 super::shown(field)
             ),
             OptionError::Repeated(key) => write!(f, "option {key} is given twice"),
@@ -470,6 +497,7 @@ impl fmt::Display for OptionError {
             OptionError::Contradicts(flag) => {
                 write!(f, "--{flag} contradicts the schedule's own field")
             }
+            OptionError::Recipient(bad) => bad.fmt(f),
         }
     }
 }
@@ -660,6 +688,26 @@ mod tests {
             })
             .unwrap();
         assert_eq!(chain.to_string(), ";incremental;full-every=30");
+    }
+
+    #[test]
+    fn recipients_are_fields_of_their_own_and_a_bad_one_is_refused() {
+        let age = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+        let ssh =
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW+uObz5dvMgjz1OxfM/XXUB+VHtZ6isGN";
+        let options = parse(&format!(
+            "encrypt={ssh} me@box;zstd;encrypt={age};encrypt={age}"
+        ))
+        .unwrap();
+        assert!(options.is_encrypted());
+        assert_eq!(
+            options.to_string(),
+            format!(";zstd;encrypt={ssh};encrypt={age}")
+        );
+        assert!(!parse("zstd").unwrap().is_encrypted());
+        let err = parse("encrypt=age1nope").unwrap_err();
+        assert!(matches!(err, OptionError::Recipient(_)), "{err:?}");
+        assert!(parse("encrypt=").is_err());
     }
 
     #[test]

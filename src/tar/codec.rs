@@ -1,7 +1,7 @@
 //! Opening an archive's tar stream, decoding gzip or zstd as its [`Compression`] says.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -19,12 +19,17 @@ impl Compression {
     pub fn read(self, mut file: File, path: &Path) -> Result<Box<dyn Read>> {
         file.seek(SeekFrom::Start(0))
             .with_context(|| format!("reading {}", path.display()))?;
-        let file = BufReader::with_capacity(1 << 16, file);
+        self.decode(BufReader::with_capacity(1 << 16, file), path)
+    }
+
+    /// The tar stream of the compressed stream `input` (of the archive at `path`): an
+    /// archive's file, or what decrypting one gives.
+    pub fn decode<R: BufRead + 'static>(self, input: R, path: &Path) -> Result<Box<dyn Read>> {
         Ok(match self {
-            Compression::None => Box::new(file),
-            Compression::Gzip => Box::new(flate2::bufread::GzDecoder::new(file)),
+            Compression::None => Box::new(input),
+            Compression::Gzip => Box::new(flate2::bufread::GzDecoder::new(input)),
             Compression::Zstd => Box::new(
-                zstd::stream::read::Decoder::with_buffer(file)
+                zstd::stream::read::Decoder::with_buffer(input)
                     .with_context(|| format!("starting to decompress {}", path.display()))?,
             ),
         })

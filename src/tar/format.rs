@@ -1,6 +1,7 @@
 //! The tar format as GNU tar writes it by default, through the `tar` crate's
 //! [`tar::Header`]: 512-byte headers, `././@LongLink` entries for names and link targets
-//! over 100 bytes, base-256 for numbers too large for their octal field. Reading also
+//! over 100 bytes, base-256 for numbers too large for their octal field, and before them
+//! a pax header for what those cannot hold (see [`super::pax`]). Reading also
 //! accepts ustar prefixes and pax `path`/`linkpath`/`size`/`mtime`/`uid`/`gid`/`uname`/
 //! `gname` records, which other tools write.
 //!
@@ -14,6 +15,7 @@ use std::path::Path;
 
 use tar::EntryType;
 
+use super::pax::{self, Extras};
 use super::sparse::{PaxSparse, Sparse};
 use super::{BLOCK, DUMPDIR, VOLUME_LABEL, padding};
 
@@ -115,8 +117,10 @@ pub struct Header {
     pub gname: Vec<u8>,
     /// Size of the data that follows (0 for everything but files).
     pub size: u64,
-    /// Modification time, seconds since the epoch.
+    /// Modification time, seconds since the epoch (rounded down).
     pub mtime: i64,
+    /// The nanoseconds after `mtime` (kept in a pax record when not 0).
+    pub mtime_nsec: u32,
     /// Target of a symbolic or hard link.
     pub link: Vec<u8>,
     /// Device numbers of a device entry.
@@ -124,6 +128,8 @@ pub struct Header {
     /// For a GNU sparse file (read only, never written): where its data goes. `size`
     /// is then the data stored, and the file's size is the map's.
     pub sparse: Option<Sparse>,
+    /// Extended attributes and ACLs (kept in pax records, see [`pax`]).
+    pub extras: Extras,
 }
 
 impl Header {
@@ -139,9 +145,11 @@ impl Header {
             gname: Vec::new(),
             size: 0,
             mtime: 0,
+            mtime_nsec: 0,
             link: Vec::new(),
             device: (0, 0),
             sparse: None,
+            extras: Extras::default(),
         }
     }
 
@@ -150,8 +158,9 @@ impl Header {
         self.sparse.as_ref().map_or(self.size, |s| s.real_size)
     }
 
-    /// Appends the header's blocks to `out`: a `././@LongLink` entry for each long name
-    /// or link, then the header itself.
+    /// Appends the header's blocks to `out`: a pax header when the entry has more to
+    /// keep than the header's fields hold (see [`pax`]), a `././@LongLink` entry for
+    /// each long name or link, then the header itself.
     ///
     /// A name the header cannot hold as it is (over 100 bytes, or one `set_path` refuses,
     /// such as one with `..`) goes whole into a long-name entry, whose data is taken as
@@ -161,6 +170,10 @@ impl Header {
         // GNU tar names folders, dumpdirs included, with a trailing slash.
         if matches!(self.kind, Kind::Dir | Kind::DUMPDIR) && name.last() != Some(&b'/') {
             name.push(b'/');
+        }
+        let records = pax::records(self.mtime, self.mtime_nsec, &self.extras);
+        if !records.is_empty() {
+            pax::encode(&self.name, self.mtime, &records, out);
         }
         let mut header = tar::Header::new_gnu();
         // Literally: `set_link_name` would tidy a symbolic link's target (`a/./b` into
@@ -348,28 +361,31 @@ pub fn trim_slashes(name: &mut Vec<u8>) {
 /// error, as the file could not be restored right.
 pub fn apply_pax(records: &[u8], header: &mut Header) -> anyhow::Result<()> {
     let mut sparse = PaxSparse::default();
-    for record in tar::PaxExtensions::new(records) {
-        let Ok(record) = record else { break };
-        let value = record.value_bytes();
-        // Times may have a fraction ("1700000000.25"): whole seconds are kept.
+    for (key, value) in pax::parse(records) {
         let int = || {
-            record
-                .value()
+            std::str::from_utf8(value)
                 .ok()
                 .and_then(|v| v.split('.').next())
                 .and_then(|v| v.parse::<i64>().ok())
         };
-        match record.key_bytes() {
+        match key {
             b"path" => header.name = value.to_vec(),
             b"linkpath" => header.link = value.to_vec(),
             b"uname" => header.uname = value.to_vec(),
             b"gname" => header.gname = value.to_vec(),
             b"size" => header.size = int().map_or(header.size, |v| v as u64),
-            b"mtime" => header.mtime = int().unwrap_or(header.mtime),
             b"uid" => header.uid = int().map_or(header.uid, |v| v as u64),
             b"gid" => header.gid = int().map_or(header.gid, |v| v as u64),
+            // With its fraction ("1700000000.25"), as GNU tar's posix format writes it.
+            b"mtime" => {
+                if let Some((secs, nsec)) = pax::parse_mtime(value) {
+                    (header.mtime, header.mtime_nsec) = (secs, nsec);
+                }
+            }
             key => {
-                sparse.record(key, value);
+                if !pax::apply(key, value, &mut header.extras) {
+                    sparse.record(key, value);
+                }
             }
         }
     }
@@ -458,5 +474,25 @@ mod tests {
         apply_pax(b"15 path=a/long\n11 size=42\n", &mut h).unwrap();
         assert_eq!(h.name, b"a/long");
         assert_eq!(h.size, 42);
+    }
+
+    #[test]
+    fn extras_go_through_a_pax_header_and_back() {
+        let mut header = Header::new(b"d/f".to_vec(), Kind::File);
+        header.mtime = 1_577_934_245;
+        header.mtime_nsec = 123_456_789;
+        header.extras.xattrs = vec![
+            (b"user.a=b%c".to_vec(), b"\0\n bin=ary".to_vec()),
+            (b"user.empty".to_vec(), Vec::new()),
+        ];
+        header.extras.acl_access = Some(b"user::rw-\ngroup::r--\nmask::r--\nother::---\n".to_vec());
+        let records = pax::records(header.mtime, header.mtime_nsec, &header.extras);
+        assert_eq!(records.len(), header.extras.record_bytes() + 30);
+        let mut out = Vec::new();
+        pax::encode(&header.name, header.mtime, &records, &mut out);
+        assert_eq!(&out[..15], b"d/PaxHeaders/f\0");
+        let mut back = Header::new(b"d/f".to_vec(), Kind::File);
+        apply_pax(&records, &mut back).unwrap();
+        assert_eq!(back, header);
     }
 }

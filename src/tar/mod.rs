@@ -1,16 +1,18 @@
 //! The tar format, with no knowledge of schedules or the backups folder: headers (as GNU
-//! tar writes them by default), sparse maps, a strict reader, and the codecs that open a
+//! tar writes them by default, with pax records for what they cannot hold), sparse maps, a strict reader, and the codecs that open a
 //! compressed archive's tar stream.
 
 mod codec;
 pub mod dumpdir;
 pub mod format;
+pub mod pax;
 pub mod reader;
 pub mod sparse;
 
 pub use codec::open_archive;
 pub use format::{Header, Kind};
-pub use reader::Reader;
+pub use pax::Extras;
+pub use reader::{MAX_META, Reader};
 
 /// Everything in a tar archive comes in blocks of this size.
 pub const BLOCK: usize = 512;

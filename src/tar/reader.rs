@@ -12,8 +12,9 @@ use super::sparse;
 use super::{BLOCK, DUMPDIR, padding};
 
 /// Meta entries (long names, pax records) larger than this are refused: no real name is
-/// that long, and a hostile archive must not make us allocate at will.
-const MAX_META: u64 = 1 << 20;
+/// that long, no file's extended attributes take that much (the walk writes at most
+/// [`super::pax::BUDGET`]), and a hostile archive must not make us allocate at will.
+pub const MAX_META: u64 = 1 << 20;
 
 /// Reads entries one after the other. The data of an entry can be read with
 /// [`Reader::read_data`] before asking for the next one; what is left unread is skipped.

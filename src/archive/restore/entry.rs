@@ -17,6 +17,7 @@ use nix::unistd::{Gid, Uid, UnlinkatFlags};
 
 use super::dumpdir::{self, Purge};
 use super::{Extract, canonical, folders};
+use crate::archive::extras::Setter;
 use crate::tar::dumpdir::Listing;
 use crate::tar::{Header, Kind, Reader, sparse};
 
@@ -50,7 +51,8 @@ impl Extract {
                 true
             }
             Kind::File => {
-                file(self.tree.here()?.1, leaf, header, reader, as_root)?;
+                let parent = self.tree.here()?.1;
+                file(parent, leaf, header, reader, as_root, &mut self.extras)?;
                 true
             }
             Kind::Symlink => {
@@ -145,13 +147,15 @@ impl Extract {
     }
 }
 
-/// A regular file, its data from `reader`, then its owner, mode and time.
+/// A regular file, its data from `reader`, then its owner, extended attributes and ACLs,
+/// mode and time.
 fn file<R: io::Read>(
     parent: &OwnedFd,
     leaf: &OsStr,
     header: &Header,
     reader: &mut Reader<R>,
     as_root: bool,
+    extras: &mut Setter,
 ) -> Result<()> {
     remove(parent, leaf)?;
     let fd = nix::fcntl::openat(
@@ -170,10 +174,12 @@ fn file<R: io::Read>(
     if as_root {
         nix::unistd::fchown(&file, Some(uid(header)), Some(gid(header)))?;
     }
+    // After chown, which drops file capabilities, and while the file is still writable
+    // by its owner, as setting a user's attribute asks.
+    extras.apply(file.as_fd(), &header.extras, &header.name);
     // After chown, which clears setuid and setgid.
     nix::sys::stat::fchmod(&file, mode(header, as_root))?;
-    let mtime = TimeSpec::new(header.mtime, 0);
-    nix::sys::stat::futimens(&file, &TimeSpec::UTIME_OMIT, &mtime)?;
+    nix::sys::stat::futimens(&file, &TimeSpec::UTIME_OMIT, &mtime(header))?;
     Ok(())
 }
 
@@ -184,7 +190,7 @@ fn symlink(parent: &OwnedFd, leaf: &OsStr, header: &Header, as_root: bool) -> Re
     if as_root {
         chown_entry(parent, leaf, header)?;
     }
-    set_mtime(parent, leaf, &TimeSpec::new(header.mtime, 0))?;
+    set_mtime(parent, leaf, &mtime(header))?;
     Ok(())
 }
 
@@ -218,7 +224,7 @@ fn node_entry(
         mode,
         nix::sys::stat::FchmodatFlags::NoFollowSymlink,
     )?;
-    set_mtime(parent, leaf, &TimeSpec::new(header.mtime, 0))?;
+    set_mtime(parent, leaf, &mtime(header))?;
     Ok(Ok(()))
 }
 
@@ -267,6 +273,11 @@ fn uid(header: &Header) -> Uid {
 
 fn gid(header: &Header) -> Gid {
     Gid::from_raw(header.gid as u32)
+}
+
+/// The archived mtime, to the nanosecond.
+pub(super) fn mtime(header: &Header) -> TimeSpec {
+    TimeSpec::new(header.mtime, header.mtime_nsec.min(999_999_999).into())
 }
 
 /// Gives the entry `leaf` of `parent` its mtime (leaving its atime), never following a link.

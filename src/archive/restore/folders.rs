@@ -9,12 +9,15 @@
 //! it. GNU tar fails there when run as a user other than root: it sets each folder's mode
 //! at the end of each archive, and an incremental then cannot write into a read-only one.
 //!
-//! What is kept is one record per folder (four numbers, in its node of the [`Tree`]), the
-//! latest archive's winning, not one per file.
+//! What is kept is one record per folder (a few numbers, in its node of the [`Tree`], and
+//! the extended attributes and ACLs of the few folders that have them), the latest
+//! archive's winning, not one per file. A default ACL too is set only at the end, so that
+//! what the restore makes in the folder does not inherit it: what it holds comes with
+//! its own ACLs from the archive.
 //!
 //! [`Tree`]: super::tree::Tree
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
@@ -22,30 +25,41 @@ use nix::sys::stat::Mode;
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid};
 
-use crate::tar::Header;
+use crate::archive::extras::Setter;
+use crate::tar::{Extras, Header};
 
 /// What a folder gets at the end, from its latest entry in the archives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Final {
     mode: u32,
-    mtime: i64,
+    mtime: TimeSpec,
     uid: u64,
     gid: u64,
+    name: Box<[u8]>,
+    extras: Option<Box<Extras>>,
 }
 
 impl Final {
     /// What the folder entry `header` gives its folder.
     pub fn of(header: &Header) -> Self {
+        let extras = !header.extras.is_empty();
         Final {
             mode: header.mode,
-            mtime: header.mtime,
+            mtime: super::entry::mtime(header),
             uid: header.uid,
             gid: header.gid,
+            name: if extras {
+                header.name.as_slice().into()
+            } else {
+                Box::default()
+            },
+            extras: extras.then(|| Box::new(header.extras.clone())),
         }
     }
 
-    /// Gives the folder `dir` its archived owner (when `as_root`), mode and mtime.
-    pub fn apply(&self, dir: &OwnedFd, as_root: bool) -> nix::Result<()> {
+    /// Gives the folder `dir` its archived owner (when `as_root`), extended attributes
+    /// and ACLs (through `extras`), mode and mtime.
+    pub fn apply(&self, dir: &OwnedFd, as_root: bool, extras: &mut Setter) -> nix::Result<()> {
         if as_root {
             nix::unistd::fchown(
                 dir,
@@ -53,9 +67,13 @@ impl Final {
                 Some(Gid::from_raw(self.gid as u32)),
             )?;
         }
+        // Before the mode, which may take away the owner's right to set them.
+        if let Some(attrs) = &self.extras {
+            extras.apply(dir.as_fd(), attrs, &self.name);
+        }
         // After chown, which may clear setgid.
         nix::sys::stat::fchmod(dir, Mode::from_bits_truncate(self.mode))?;
-        nix::sys::stat::futimens(dir, &TimeSpec::UTIME_OMIT, &TimeSpec::new(self.mtime, 0))
+        nix::sys::stat::futimens(dir, &TimeSpec::UTIME_OMIT, &self.mtime)
     }
 }
 

@@ -320,7 +320,7 @@ impl Tree {
             }
             let node = *node;
             let n = &self.nodes[node as usize];
-            let (ours, end) = (n.ours, n.end);
+            let (ours, end) = (n.ours, n.end.clone());
             visit(self, node, ours, end)?;
             frames.pop();
             if !frames.is_empty() {
@@ -382,7 +382,7 @@ mod tests {
     /// Gives every folder that has one its final mode, as a restore ends.
     fn finish(tree: &mut Tree) {
         tree.each_deepest_first(&mut |tree, _, _, end| match end {
-            Some(end) => Ok(end.apply(tree.here()?.1, false)?),
+            Some(end) => Ok(end.apply(tree.here()?.1, false, &mut Default::default())?),
             None => Ok(()),
         })
         .unwrap();

@@ -50,7 +50,8 @@ impl Walk<'_, '_, '_> {
         if self.hard_link(name, &stat)? {
             return Ok(());
         }
-        let header = walk_header(&mut self.users, &mut self.groups, name, Kind::File, &stat);
+        let mut header = walk_header(&mut self.users, &mut self.groups, name, Kind::File, &stat);
+        self.extras(file.as_fd(), disk, &mut header);
         self.listed(&header);
         let size = header.size;
         self.header.clear();

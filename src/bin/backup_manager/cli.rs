@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use backup::naming::Compression;
 use backup::retention::{Periods, Within};
 use backup::schedule::{
-    CLEARABLE, Choosing, DEFAULT_FULL_EVERY, Incremental, MAX_FULL_EVERY, MAX_KEEP, Options, Size,
-    TimeOfDay, Weekdays, Which,
+    CLEARABLE, Choosing, DEFAULT_FULL_EVERY, Incremental, MAX_FULL_EVERY, MAX_KEEP, Options,
+    Recipient, Size, TimeOfDay, Weekdays, Which,
 };
 use clap::{Args, Parser, Subcommand};
 
@@ -150,6 +150,10 @@ pub enum Command {
         /// Also compare every entry with the source it was made from, listing differences.
         #[arg(long)]
         source: bool,
+        /// The age identity file or SSH private key that opens an encrypted archive;
+        /// without it, only what can be checked without the key is (exit 3).
+        #[arg(long, value_name = "FILE")]
+        identity: Option<PathBuf>,
     },
     /// Extract an archive into DEST (new or empty), never writing outside it.
     Restore {
@@ -169,6 +173,9 @@ pub enum Command {
         /// file name; an incremental one comes back with its chain.
         #[arg(long, value_name = "GENERATION")]
         at: Option<String>,
+        /// The age identity file or SSH private key that opens an encrypted archive.
+        #[arg(long, value_name = "FILE")]
+        identity: Option<PathBuf>,
     },
     /// Print a systemd user unit running backup_service for this home.
     ///
@@ -252,6 +259,32 @@ pub struct OptionFlags {
     #[arg(long, value_name = "DAYS", requires = "incremental",
           value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_FULL_EVERY)))]
     full_every: Option<u16>,
+    /// Encrypt the archives to this public key (age1... or ssh-ed25519/ssh-rsa ...):
+    /// backups/NAME.tar[.gz|.zst].age; repeatable. Only its identity can read them.
+    #[arg(long, value_name = "RECIPIENT")]
+    encrypt: Vec<Recipient>,
+    /// Encrypt to the public keys in FILE, one a line, as age -R reads them; the keys
+    /// are copied onto the schedule's line.
+    #[arg(long, value_name = "FILE")]
+    recipients_file: Vec<PathBuf>,
+}
+
+impl OptionFlags {
+    /// The options the flags ask for, with the keys of every recipients file read in.
+    pub fn options(mut self) -> anyhow::Result<Options> {
+        let mut keys = std::mem::take(&mut self.encrypt);
+        for path in std::mem::take(&mut self.recipients_file) {
+            keys.extend(backup::encryption::read_recipients_file(&path)?);
+        }
+        let mut options = Options::from(self);
+        options.encrypt = Vec::new();
+        for key in keys {
+            if !options.encrypt.contains(&key) {
+                options.encrypt.push(key);
+            }
+        }
+        Ok(options)
+    }
 }
 
 impl From<OptionFlags> for Options {
@@ -279,6 +312,7 @@ impl From<OptionFlags> for Options {
             incremental: flags.incremental.then(|| Incremental {
                 full_every_days: flags.full_every.unwrap_or(DEFAULT_FULL_EVERY),
             }),
+            encrypt: flags.encrypt,
         }
     }
 }

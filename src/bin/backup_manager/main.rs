@@ -88,7 +88,7 @@ fn main() -> ExitCode {
 fn run(home: &Home, command: Command) -> Result<ExitCode> {
     match command {
         Command::Create { schedule, options } => {
-            if let Some(warning) = manager::create(home, &schedule, options.into())? {
+            if let Some(warning) = manager::create(home, &schedule, options.options()?)? {
                 say(&warning);
             }
         }
@@ -99,14 +99,7 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
             clear,
             options,
         } => edit(home, &which, time, &clear, options)?,
-        Command::List { json } => {
-            let entries = manager::list(home)?;
-            print_all(&entries, json)?;
-            // Every line is shown first, so that the bad ones can be found and deleted.
-            if let Some(bad) = manager::bad_lines(home, &entries) {
-                anyhow::bail!("{bad}");
-            }
-        }
+        Command::List { json } => list(home, json)?,
         Command::Start => start(home)?,
         Command::Stop { force, timeout } => {
             manager::stop(home, force, Duration::from_secs(timeout), &mut |msg| {
@@ -121,13 +114,12 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
             dry_run: true,
             ..
         } => return dry_run(home, &which),
-        Command::Run { which, metrics, .. } => {
-            if let Some(metrics) = metrics {
-                backup::metrics::set_file(metrics);
-            }
-            return run_now(home, &which);
-        }
-        Command::Verify { name, source } => verify(home, &name, source)?,
+        Command::Run { which, metrics, .. } => return run_now(home, &which, metrics),
+        Command::Verify {
+            name,
+            source,
+            identity,
+        } => return verify(home, &name, source, identity.as_deref()),
         Command::Forget {
             name,
             dry_run,
@@ -156,9 +148,26 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
             force,
             delete,
             at,
-        } => restore(home, &name, &dest, (force, delete), at.as_deref())?,
+            identity,
+        } => restore(
+            home,
+            &name,
+            &dest,
+            (force, delete),
+            (at.as_deref(), identity.as_deref()),
+        )?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `list`: every line is shown first, so that the bad ones can be found and deleted.
+fn list(home: &Home, json: bool) -> Result<()> {
+    let entries = manager::list(home)?;
+    print_all(&entries, json)?;
+    if let Some(bad) = manager::bad_lines(home, &entries) {
+        anyhow::bail!("{bad}");
+    }
+    Ok(())
 }
 
 /// `start`: said when the home was named elsewhere (--home, BACKUP_HOME), where starting
@@ -282,15 +291,24 @@ fn status(home: &Home, json: bool) -> Result<ExitCode> {
     })
 }
 
-/// `verify`: the differences on stdout, then what was verified on stderr.
-fn verify(home: &Home, name: &str, source: bool) -> Result<()> {
+/// `verify`: the differences on stdout, then what was verified on stderr; exit 3 when
+/// an encrypted archive could only be checked from outside, without its identity.
+fn verify(home: &Home, name: &str, source: bool, identity: Option<&Path>) -> Result<ExitCode> {
     let mut differences = Vec::new();
-    let result = manager::verify(home, name, source, &mut |line| {
+    let result = manager::verify(home, name, source, identity, &mut |line: &str| {
         differences.push(line.to_owned())
     });
     print_all(&differences, false)?;
-    say(&result?);
-    Ok(())
+    Ok(match result? {
+        manager::Verified::Whole(message) => {
+            say(&message);
+            ExitCode::SUCCESS
+        }
+        manager::Verified::Outside(message) => {
+            say(&message);
+            ExitCode::from(backup::job::WARNINGS_EXIT)
+        }
+    })
 }
 
 /// `restore`, of the newest archive or the generation `at`.
@@ -299,13 +317,13 @@ fn restore(
     name: &str,
     dest: &Path,
     (force, delete): (bool, bool),
-    at: Option<&str>,
+    (at, identity): (Option<&str>, Option<&Path>),
 ) -> Result<()> {
     let name = match at {
         Some(at) => manager::generation(home, name, at)?,
         None => name.to_owned(),
     };
-    let finished = manager::restore(home, &name, dest, force, delete)?;
+    let finished = manager::restore(home, &name, dest, (force, delete), identity)?;
     for warning in &finished.warnings {
         say(&format!("warning: {warning}"));
     }
@@ -324,7 +342,10 @@ fn is_current_dir(home: &Home) -> bool {
 }
 
 /// `run INDEX|NAME`, with a spinner on a terminal; the outcome is on stderr either way.
-fn run_now(home: &Home, which: &Which) -> Result<ExitCode> {
+fn run_now(home: &Home, which: &Which, metrics: Option<std::path::PathBuf>) -> Result<ExitCode> {
+    if let Some(metrics) = metrics {
+        backup::metrics::set_file(metrics);
+    }
     let spinner = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_message(format!("backing up {which}..."));
