@@ -128,6 +128,21 @@ fn create_reads_the_exclude_file_as_a_backup_would() {
         "{}",
         line(&home, 1)
     );
+    // Edited from there, the FILE already on a line stays as written.
+    let out = common::run(
+        common::MANAGER,
+        &[
+            "--home",
+            home.path().to_str().unwrap(),
+            "edit",
+            "0",
+            "--time",
+            "05:00",
+        ],
+        Some(elsewhere.path()),
+    );
+    out.success();
+    assert_eq!(line(&home, 0), "data;05:00;d;exclude-from=later.txt");
 }
 
 #[test]
@@ -287,4 +302,23 @@ fn a_dry_run_lists_what_a_backup_would_hold_and_writes_nothing() {
         .failure(1)
         .to_owned();
     assert!(err.contains("dry run of nothing"), "{err}");
+}
+
+#[test]
+fn a_dry_run_runs_no_hook() {
+    use std::os::unix::fs::PermissionsExt;
+    // A trusted home, where hooks run.
+    let home = TestHome::trusted();
+    home.write("data/a", "a");
+    home.write("hooks/before-backup", "#!/bin/sh\necho ran >> hook-ran\n");
+    let hook = home.path().join("hooks/before-backup");
+    fs::set_permissions(&hook, fs::Permissions::from_mode(0o755)).unwrap();
+    home.manager(&["create", "data;02:00;d"]).success();
+    home.manager(&["run", "--dry-run", "0"]).success();
+    assert!(!home.path().join("hook-ran").exists());
+    home.manager(&["run", "0"]).success();
+    assert_eq!(
+        fs::read_to_string(home.path().join("hook-ran")).unwrap(),
+        "ran\n"
+    );
 }

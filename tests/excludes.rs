@@ -404,8 +404,17 @@ fn verify_source_does_not_compare_what_the_excludes_leave_out() {
         "{}",
         out.stderr
     );
-    // What is kept is still compared.
+    // What is kept is still compared; its mtime is kept, so that only the size differs
+    // however the seconds fall.
+    let y = home.path().join("src/sub/y.txt");
+    let mtime = fs::metadata(&y).unwrap().modified().unwrap();
     home.write("src/sub/y.txt", "after, and longer");
+    fs::File::options()
+        .write(true)
+        .open(&y)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
     let out = home.manager(&["verify", "code", "--source"]);
     assert_eq!(out.code(), Some(1), "{out:?}");
     // Its mtime moved too, if only by a few milliseconds: compared to the nanosecond.

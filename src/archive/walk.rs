@@ -27,9 +27,11 @@ use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
 
 use super::sink::{ROOM, Stream};
 use super::{ListFn, PROGRESS_EVERY, Progress, ProgressFn, Summary};
+
 use crate::excludes::Excludes;
 use crate::incremental::{self, Child, Tracker};
 use crate::tar::{self, Header, Kind};
+pub use choose::Plan;
 
 mod choose;
 mod data;
@@ -51,22 +53,6 @@ static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 /// A backup with more warnings than this keeps the first ones and counts the rest, so
 /// that a tree of a million unreadable files cannot fill memory or the log.
 const MAX_WARNINGS: usize = 100;
-
-/// What a walk leaves out and whom it tells as it goes.
-pub struct Plan<'p> {
-    /// What never to archive (device, inode), wherever it is met.
-    pub exclude: Vec<(u64, u64)>,
-    /// What the schedule's patterns, tags and ignore files leave out.
-    pub excludes: Option<Excludes>,
-    /// Stay on the source's file system: a folder on another is stored empty.
-    pub one_file_system: bool,
-    /// Leave out regular files larger than this many bytes.
-    pub larger_than: Option<u64>,
-    /// Told how far the walk got.
-    pub progress: Option<ProgressFn<'p>>,
-    /// Told each entry written, by name (a folder's ending in `/`) and size of its data.
-    pub listing: Option<ListFn<'p>>,
-}
 
 /// Writes the tree at `source` into `stream`, entries named under `name`, leaving out
 /// what `plan` says. Fails only when the source itself cannot be read or the archive
@@ -120,10 +106,11 @@ struct Walk<'s, 'p, 't> {
     exclude: Vec<(u64, u64)>,
     /// What the schedule leaves out; `None` costs nothing.
     excludes: Option<Excludes>,
-    /// With `one-file-system`: the source's device, the only one descended into.
+    /// With `one-file-system`: only folders on `top_dev`, the source's device, are
+    /// descended into.
     one_file_system: bool,
     top_dev: u64,
-    /// With `exclude-larger-than`: the largest file archived.
+    /// With `exclude-larger-than`: regular files larger than this are left out.
     larger_than: Option<u64>,
     /// Told of each entry written (`run --dry-run`).
     listing: Option<ListFn<'p>>,

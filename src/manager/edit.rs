@@ -27,8 +27,12 @@ pub fn edit(
     let state = state::lock(home)?;
     let mut warning = None;
     let replaced = schedule_file::replace(home, which, |schedule| {
+        let file_before = schedule.options.choosing.exclude_from.clone();
         change(schedule)?;
-        warning = super::schedules::exclude_file(home, &mut schedule.options)?;
+        // A FILE given now is taken as typed; one already on the line stays as written.
+        if schedule.options.choosing.exclude_from != file_before {
+            warning = super::schedules::exclude_file(home, &mut schedule.options)?;
+        }
         Ok(())
     })?;
     let Replaced { before, after, .. } = &replaced;

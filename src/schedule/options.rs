@@ -134,10 +134,9 @@ impl Options {
         };
         let mut full_every = None;
         for &field in fields {
-            let (key, value) = match field.split_once('=') {
-                Some((key, value)) => (key, Some(value)),
-                None => (field, None),
-            };
+            let (key, value) = field
+                .split_once('=')
+                .map_or((field, None), |(key, value)| (key, Some(value)));
             match (key, value) {
                 ("days", Some(value)) => {
                     once("days")?;

@@ -3,6 +3,22 @@
 
 use super::*;
 
+/// What a walk leaves out and whom it tells as it goes.
+pub struct Plan<'p> {
+    /// What never to archive (device, inode), wherever it is met.
+    pub exclude: Vec<(u64, u64)>,
+    /// What the schedule's patterns, tags and ignore files leave out.
+    pub excludes: Option<Excludes>,
+    /// Stay on the source's file system: a folder on another is stored empty.
+    pub one_file_system: bool,
+    /// Leave out regular files larger than this many bytes.
+    pub larger_than: Option<u64>,
+    /// Told how far the walk got.
+    pub progress: Option<ProgressFn<'p>>,
+    /// Told each entry written, by name (a folder's ending in `/`) and size of its data.
+    pub listing: Option<ListFn<'p>>,
+}
+
 impl Walk<'_, '_, '_> {
     /// With `exclude-larger-than`: whether the regular file with `stat` is left out.
     pub(super) fn too_large(&self, stat: &FileStat) -> bool {

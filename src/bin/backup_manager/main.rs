@@ -99,14 +99,7 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
             clear,
             options,
         } => edit(home, &which, time, &clear, options)?,
-        Command::List { json } => {
-            let entries = manager::list(home)?;
-            print_all(&entries, json)?;
-            // Every line is shown first, so that the bad ones can be found and deleted.
-            if let Some(bad) = manager::bad_lines(home, &entries) {
-                anyhow::bail!("{bad}");
-            }
-        }
+        Command::List { json } => list(home, json)?,
         Command::Start => start(home)?,
         Command::Stop { force, timeout } => {
             manager::stop(home, force, Duration::from_secs(timeout), &mut |msg| {
@@ -123,12 +116,7 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
             dry_run: true,
             ..
         } => return dry_run(home, &which),
-        Command::Run { which, metrics, .. } => {
-            if let Some(metrics) = metrics {
-                backup::metrics::set_file(metrics);
-            }
-            return run_now(home, &which);
-        }
+        Command::Run { which, metrics, .. } => return run_now(home, &which, metrics),
         Command::Unit {
             timer,
             once,
@@ -182,6 +170,16 @@ fn archives(home: &Home, command: Command) -> Result<ExitCode> {
         _ => unreachable!("only the archive commands come here"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `list`: every line is shown first, so that the bad ones can be found and deleted.
+fn list(home: &Home, json: bool) -> Result<()> {
+    let entries = manager::list(home)?;
+    print_all(&entries, json)?;
+    if let Some(bad) = manager::bad_lines(home, &entries) {
+        anyhow::bail!("{bad}");
+    }
+    Ok(())
 }
 
 /// `start`: said when the home was named elsewhere (--home, BACKUP_HOME), where starting
@@ -356,7 +354,10 @@ fn is_current_dir(home: &Home) -> bool {
 }
 
 /// `run INDEX|NAME`, with a spinner on a terminal; the outcome is on stderr either way.
-fn run_now(home: &Home, which: &Which) -> Result<ExitCode> {
+fn run_now(home: &Home, which: &Which, metrics: Option<std::path::PathBuf>) -> Result<ExitCode> {
+    if let Some(metrics) = metrics {
+        backup::metrics::set_file(metrics);
+    }
     let spinner = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_message(format!("backing up {which}..."));
