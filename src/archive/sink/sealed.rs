@@ -159,3 +159,38 @@ impl<'scope> Piped<'scope> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encryption::Recipients;
+
+    const KEY: &str = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+
+    /// Writes 1 MiB through a sealed `Out` to `file`, then finishes it.
+    fn seal_into(file: &mut File) -> io::Result<()> {
+        let recipients = Recipients::new(&[KEY.parse().unwrap()]).unwrap();
+        std::thread::scope(|scope| {
+            let mut out = Out::new(scope, file, Some((&recipients, None)))?;
+            for _ in 0..16 {
+                out.write_all(&[7u8; 64 << 10])?;
+            }
+            out.finish()
+        })
+    }
+
+    #[test]
+    fn the_sealed_stream_is_whole_or_its_write_error_is_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.age");
+        let mut file = File::create(&path).unwrap();
+        seal_into(&mut file).unwrap();
+        // After the header: a nonce, then sixteen full chunks, each with its tag.
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert!(len > (1 << 20) + 16 * 16, "{len}");
+        // Written to a file open for reading only: the sealer's own error comes back.
+        let mut read_only = File::open(&path).unwrap();
+        let err = seal_into(&mut read_only).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EBADF), "{err}");
+    }
+}
