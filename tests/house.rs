@@ -31,13 +31,13 @@ const FLOORS: &[&[&str]] = &[
     &["metrics"],
     // Formats and matchers.
     &["tar"],
-    &["excludes", "incremental"],
+    &["excludes", "incremental", "index"],
     // The archive engine.
     &["archive"],
     // The backups folder.
     &["generations"],
     // Processes and hooks; then one backup as a unit.
-    &["hooks", "process"],
+    &["browse", "hooks", "process"],
     &["job"],
     // Front ends.
     &["manager", "manual", "service", "status", "unit"],

@@ -6,6 +6,7 @@
 //! [`restore`].
 
 pub mod check;
+mod framed;
 mod label;
 mod restore;
 mod sink;
@@ -22,6 +23,7 @@ use anyhow::{Context, Result};
 use crate::atomic_file::AtomicFile;
 use crate::excludes::Excludes;
 use crate::incremental::Tracker;
+use crate::index;
 use crate::naming::Compression;
 use crate::schedule::Options;
 
@@ -111,18 +113,42 @@ impl std::fmt::Debug for Request<'_> {
     }
 }
 
-/// Writes the archive. On any error the previous archive at `target` is left as it was
-/// and no temporary file remains. Trouble with single entries (a file that vanished or
-/// changed while read) is not an error: it is in the summary's warnings.
+/// Writes the archive and its index. On any error the previous archive at `target` is
+/// left as it was and no temporary file remains. Trouble with single entries (a file that
+/// vanished or changed while read) is not an error: it is in the summary's warnings.
 pub fn create(request: &Request<'_>) -> Result<Summary> {
     let (summary, out) = create_aside(request)?;
     out.commit()?;
     Ok(summary)
 }
 
-/// Writes the archive under its temporary name and returns it uncommitted, for the
-/// caller to put in place ([`AtomicFile::commit`]) or to drop (which removes it).
-pub fn create_aside(request: &Request<'_>) -> Result<(Summary, AtomicFile)> {
+/// A finished archive and its index, under their temporary names.
+pub struct Aside {
+    /// The archive.
+    pub archive: AtomicFile,
+    /// Its index, for `ARCHIVE.idx`.
+    pub index: AtomicFile,
+}
+
+impl Aside {
+    /// Puts both in place: the archive, then its index (until then, the index there is
+    /// the previous archive's, which readers tell from this one's and pass over).
+    pub fn commit(self) -> Result<()> {
+        self.archive.commit()?;
+        self.index.commit()
+    }
+
+    /// Flushes both to disk, so that links made to them now are to whole files.
+    pub fn sync(&mut self) -> Result<()> {
+        self.archive.sync()?;
+        self.index.sync()
+    }
+}
+
+/// Writes the archive and its index under their temporary names and returns them
+/// uncommitted, for the caller to put in place ([`Aside::commit`]) or to drop (which
+/// removes them).
+pub fn create_aside(request: &Request<'_>) -> Result<(Summary, Aside)> {
     // Compared by identity, so that any path to them is recognised; what does not exist
     // cannot be met.
     let exclude = request
@@ -133,10 +159,18 @@ pub fn create_aside(request: &Request<'_>) -> Result<(Summary, AtomicFile)> {
         .collect();
     let excludes = Excludes::new(request.options, request.source)?;
     let mut out = AtomicFile::create(request.target, ARCHIVE_MODE)?;
+    let index_path = index::sidecar(request.target);
+    let mut index_out = AtomicFile::create(&index_path, ARCHIVE_MODE)?;
     let name = entry_name(request.written);
     let target = request.target;
-    let mut summary = std::thread::scope(|scope| {
-        let (mut stream, writer) = sink::start(scope, out.file(), request.compression)
+    let (mut summary, written, indexed) = std::thread::scope(|scope| {
+        let index_file = index_out.file();
+        let tap = move |tar: &mut dyn std::io::Read| -> Result<_> {
+            let mut writer = index::Writer::new(std::io::BufWriter::new(index_file))?;
+            let tar_len = index::write_all(tar, &mut writer)?;
+            Ok((writer, tar_len))
+        };
+        let (mut stream, writer, tap) = sink::start(scope, out.file(), request.compression, tap)
             .with_context(|| format!("starting to write {}", target.display()))?;
         let mut tracker = request.incremental.map(|t| t.borrow_mut());
         let walked = walk::write_tree(
@@ -160,21 +194,64 @@ pub fn create_aside(request: &Request<'_>) -> Result<(Summary, AtomicFile)> {
         let written = writer
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let indexed = tap
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         match (walked, sent, written) {
             // The writer's own error says why; the walk's would only say it stopped.
             (_, _, Err(e)) => Err(anyhow::Error::from(e).context("writing to the archive")),
             (Err(e), _, _) => Err(e),
             (Ok(_), Err(e), _) => Err(anyhow::Error::from(e).context("finishing the archive")),
-            (Ok(summary), Ok(()), Ok(())) => Ok(summary),
+            (Ok(summary), Ok(()), Ok(written)) => Ok((summary, written, indexed)),
         }
     })
     .with_context(|| format!("writing archive {}", target.display()))?;
+    let (writer, tar_len) =
+        indexed.with_context(|| format!("indexing archive {}", target.display()))?;
+    finish_index(writer, &out, written, tar_len, request.compression)
+        .with_context(|| format!("writing the index {}", index_path.display()))?;
     summary.bytes = out
         .file()
         .metadata()
         .with_context(|| format!("reading the size of {}", request.target.display()))?
         .len();
-    Ok((summary, out))
+    Ok((
+        summary,
+        Aside {
+            archive: out,
+            index: index_out,
+        },
+    ))
+}
+
+/// Ends the index of the archive written aside as `out`, with what the writer says of
+/// it.
+fn finish_index<W: std::io::Write>(
+    writer: index::Writer<W>,
+    out: &AtomicFile,
+    written: sink::Written,
+    tar_len: u64,
+    compression: Compression,
+) -> Result<()> {
+    if tar_len != written.tar_len {
+        anyhow::bail!(
+            "the index read {tar_len} bytes of the tar stream, the writer wrote {}",
+            written.tar_len
+        );
+    }
+    // Read back through a descriptor of its own: the writer's may bypass the page cache.
+    let archive = crate::tar::open_archive(out.temp_path())?;
+    let identity = index::Identity::of(&archive)?;
+    let trailer = index::Trailer {
+        identity,
+        compression: Some(compression),
+        tar_len,
+        frames: written.frames,
+        entries: 0,
+    };
+    let mut done = writer.finish(trailer)?;
+    std::io::Write::flush(&mut done)?;
+    Ok(())
 }
 
 /// The name entries take: the path as written, without a leading `/` or `./`, with `..`

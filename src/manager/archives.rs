@@ -303,23 +303,23 @@ pub struct Finished {
 }
 
 /// An archive found for a NAME given on the command line.
-struct Found {
-    path: PathBuf,
-    file_name: String,
-    compression: Compression,
+pub(super) struct Found {
+    pub(super) path: PathBuf,
+    pub(super) file_name: String,
+    pub(super) compression: Compression,
     /// The schedule that writes it, if one does.
-    schedule: Option<Schedule>,
+    pub(super) schedule: Option<Schedule>,
 }
 
 impl Found {
-    fn shown(&self) -> String {
+    pub(super) fn shown(&self) -> String {
         format!("{BACKUPS_DIR}/{}", self.file_name)
     }
 }
 
 /// Finds the archive for `name`: a schedule's NAME (its archive, whatever its
 /// compression), or a file name as `backups` lists it.
-fn find_archive(home: &Home, name: &str) -> Result<Found> {
+pub(super) fn find_archive(home: &Home, name: &str) -> Result<Found> {
     let schedules: Vec<Schedule> = schedule_file::read_each_line(&home.schedules())?
         .iter()
         .flatten()

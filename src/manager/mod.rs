@@ -2,8 +2,10 @@
 //! printed and logged by the binary, once.
 
 mod archives;
+mod browse;
 mod control;
 mod forget;
+mod listing;
 mod run;
 mod schedules;
 
@@ -16,8 +18,10 @@ use crate::process::Service;
 pub use crate::generations::Archive;
 pub use crate::schedule_file::Entry;
 pub use archives::{ArchiveKind, Finished, backups, backups_long, generation, restore, verify};
+pub use browse::{cat, files};
 pub use control::{start, stop};
 pub use forget::{Forget, Forgotten, forget};
+pub use listing::{FileInfo, TarLines};
 pub use run::run_now;
 pub use schedules::{bad_lines, create, delete, list};
 

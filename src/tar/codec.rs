@@ -22,7 +22,7 @@ impl Compression {
         let file = BufReader::with_capacity(1 << 16, file);
         Ok(match self {
             Compression::None => Box::new(file),
-            Compression::Gzip => Box::new(flate2::bufread::GzDecoder::new(file)),
+            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(file)),
             Compression::Zstd => Box::new(
                 zstd::stream::read::Decoder::with_buffer(file)
                     .with_context(|| format!("starting to decompress {}", path.display()))?,

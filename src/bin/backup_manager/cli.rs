@@ -144,6 +144,8 @@ pub enum Command {
         #[arg(long, value_name = "GENERATION")]
         at: Option<String>,
     },
+    #[command(flatten)]
+    Browse(crate::browse::BrowseCommand),
     /// Print a systemd user unit running backup_service for this home.
     ///
     /// backup_manager unit > ~/.config/systemd/user/backup_service.service

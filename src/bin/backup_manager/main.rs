@@ -1,5 +1,6 @@
 //! `backup_manager`: edits the schedules and starts, stops and questions the service.
 
+mod browse;
 mod cli;
 mod output;
 
@@ -138,6 +139,7 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
             print_text(&unit::for_home(home, kind, metrics.as_deref())?)?;
         }
         Command::Completions { .. } | Command::Man => unreachable!("handled before the home"),
+        Command::Browse(command) => browse::run(home, command)?,
         Command::Restore {
             name,
             dest,
