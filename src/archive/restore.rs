@@ -57,6 +57,10 @@ pub struct Options<'a> {
     pub delete: bool,
     /// What is never written or removed, whatever DEST is.
     pub protected: Option<&'a Protected>,
+    /// Only these entries and what is under them (names as stored, canonical); every
+    /// entry is still checked. The folders above them are made as needed, and not
+    /// given their archived modes.
+    pub only: Option<&'a [Vec<u8>]>,
 }
 
 /// Restores the archive at `path` into `dest`, which must be missing or empty unless
@@ -135,6 +139,7 @@ pub fn restore_chain(
         as_root: Uid::effective().is_root(),
         delete: options.delete,
         root_held: false,
+        only: options.only.map(<[Vec<u8>]>::to_vec),
         done: Restored::default(),
     };
     let written = archives
@@ -295,6 +300,8 @@ struct Extract {
     /// Whether an archive holds DEST itself (as `./`, as `tar -C DIR .` writes): then
     /// `--delete` mirrors DEST too.
     root_held: bool,
+    /// Only these entries and what is under them, when set.
+    only: Option<Vec<Vec<u8>>>,
     done: Restored,
 }
 
@@ -313,6 +320,9 @@ impl Extract {
             let shown = || String::from_utf8_lossy(&header.name).into_owned();
             let name = canonical(&header.name)
                 .map_err(|why| anyhow::anyhow!("entry {:?} {why}", shown()))?;
+            if !self.selects(&name) {
+                continue;
+            }
             if name.is_empty() {
                 self.root_held |= matches!(header.kind, Kind::Dir | Kind::DUMPDIR);
                 if header.kind == Kind::DUMPDIR {
@@ -327,6 +337,19 @@ impl Extract {
                 .with_context(|| format!("restoring {} into {}", shown(), dest.display()))?;
         }
         Ok(())
+    }
+
+    /// Whether the entry `name` is to be restored.
+    fn selects(&self, name: &[u8]) -> bool {
+        self.only.as_ref().is_none_or(|only| {
+            only.iter().any(|under| {
+                under.is_empty()
+                    || name == under.as_slice()
+                    || (name.len() > under.len()
+                        && name.starts_with(under)
+                        && name[under.len()] == b'/')
+            })
+        })
     }
 
     /// A dumpdir of DEST itself.
@@ -351,6 +374,7 @@ impl Extract {
             delete,
             root_held,
             done,
+            ..
         } = self;
         let delete = *delete && written;
         let mut first_error = None;

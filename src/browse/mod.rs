@@ -7,4 +7,4 @@ mod catalog;
 mod view;
 
 pub use catalog::Catalog;
-pub use view::{Item, View};
+pub use view::{Item, Resolver, View, child_name};

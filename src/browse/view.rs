@@ -40,47 +40,20 @@ impl View {
             .iter()
             .map(|path| Catalog::open(path, compression))
             .collect::<Result<Vec<_>>>()?;
-        let Some(newest) = catalogs.last() else {
+        if catalogs.is_empty() {
             bail!("no archive to read");
-        };
-        let last = catalogs.len() - 1;
-        // What the older archives stored, the latest version of each name.
-        let mut stored: HashMap<Vec<u8>, Item> = HashMap::new();
-        for (i, catalog) in catalogs[..last].iter().enumerate() {
-            catalog.for_each(&mut |entry| {
-                if !entry.is_dir() && entry.type_flag != VOLUME_LABEL {
-                    stored.insert(entry.name.clone(), Item { entry, archive: i });
-                }
-                Ok(std::ops::ControlFlow::Continue(()))
-            })?;
         }
+        let last = catalogs.len() - 1;
+        let mut resolver = Resolver::default();
         let mut items = Vec::new();
-        newest.for_each(&mut |mut entry| {
-            match entry.type_flag {
-                VOLUME_LABEL => {}
-                DUMPDIR => {
-                    let listing = std::mem::take(&mut entry.listing);
-                    let dir = entry.name.clone();
-                    entry.type_flag = b'5';
-                    items.push(Item {
-                        entry,
-                        archive: last,
-                    });
-                    for (flag, child) in Listing::new(&listing).iter() {
-                        if flag == NOT_STORED {
-                            if let Some(item) = stored.get(&child_name(&dir, child)) {
-                                items.push(item.clone());
-                            }
-                        }
-                    }
+        for (i, catalog) in catalogs.iter().enumerate() {
+            let mut each = |item: Item| {
+                if i == last {
+                    items.push(item);
                 }
-                _ => items.push(Item {
-                    entry,
-                    archive: last,
-                }),
-            }
-            Ok(std::ops::ControlFlow::Continue(()))
-        })?;
+            };
+            resolver.step(catalog, i, &|_| true, &mut each)?;
+        }
         Ok(View { catalogs, items })
     }
 
@@ -126,6 +99,77 @@ impl View {
             );
         }
         Ok(item)
+    }
+}
+
+/// Resolves the generations of a series, oldest first, one archive at a time: what each
+/// stored is kept for the incrementals after it, until the next full one.
+#[derive(Default)]
+pub struct Resolver {
+    /// The latest version of each name the chain stored so far.
+    stored: HashMap<Vec<u8>, Item>,
+}
+
+impl Resolver {
+    /// Reads `catalog`, archive number `number` of the series (oldest first), and gives
+    /// each entry of its generation's tree that `wanted` takes to `each`: folders before
+    /// what they hold, a file a chain did not store again from the archive that did. A
+    /// full archive (any but one labelled incremental) starts a new chain.
+    pub fn step(
+        &mut self,
+        catalog: &Catalog,
+        number: usize,
+        wanted: &dyn Fn(&[u8]) -> bool,
+        each: &mut dyn FnMut(Item),
+    ) -> Result<()> {
+        let mut first = true;
+        catalog.for_each(&mut |mut entry| {
+            if std::mem::take(&mut first) {
+                let incremental = entry.type_flag == VOLUME_LABEL
+                    && entry.name == crate::incremental::INCREMENTAL_LABEL;
+                if !incremental {
+                    self.stored.clear();
+                }
+            }
+            match entry.type_flag {
+                VOLUME_LABEL => {}
+                DUMPDIR => {
+                    let listing = std::mem::take(&mut entry.listing);
+                    let dir = entry.name.clone();
+                    entry.type_flag = b'5';
+                    if wanted(&dir) {
+                        each(Item {
+                            entry,
+                            archive: number,
+                        });
+                    }
+                    for (flag, child) in Listing::new(&listing).iter() {
+                        if flag != NOT_STORED {
+                            continue;
+                        }
+                        let name = child_name(&dir, child);
+                        if !wanted(&name) {
+                            continue;
+                        }
+                        if let Some(item) = self.stored.get(&name) {
+                            each(item.clone());
+                        }
+                    }
+                }
+                _ if wanted(&entry.name) => {
+                    let item = Item {
+                        entry,
+                        archive: number,
+                    };
+                    if !item.entry.is_dir() {
+                        self.stored.insert(item.entry.name.clone(), item.clone());
+                    }
+                    each(item);
+                }
+                _ => {}
+            }
+            Ok(std::ops::ControlFlow::Continue(()))
+        })
     }
 }
 

@@ -159,6 +159,17 @@ pub fn restore(
     force: bool,
     delete: bool,
 ) -> Result<Finished> {
+    restore_only(home, name, dest, (force, delete), None)
+}
+
+/// As [`restore`], of only the entries named `only` (as stored) and what is under them.
+pub(super) fn restore_only(
+    home: &Home,
+    name: &str,
+    dest: &Path,
+    (force, delete): (bool, bool),
+    only: Option<&[Vec<u8>]>,
+) -> Result<Finished> {
     let found = find_archive(home, name)?;
     let shown = found.shown();
     let dest = std::path::absolute(dest)
@@ -173,6 +184,7 @@ pub fn restore(
         force,
         delete,
         protected: Some(&protected),
+        only,
     };
     let restored = archive::restore_chain(&chain, found.compression, &dest, options)
         .with_context(|| format!("restoring {shown} into {}", dest.display()))?;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use super::archives::{Found, find_archive, generation};
+use super::archives::{Found, find_archive, generation, restore_only};
 use crate::archive::entry_name;
 use crate::browse::{Item, View};
 use crate::generations::chain;
@@ -91,6 +91,26 @@ impl Picked {
             })
             .collect()
     }
+}
+
+/// `restore NAME DEST [--path P...]`: as [`super::restore`]; with paths, of only the
+/// entries they name and what is under them, each path taken as the absolute source
+/// path, as stored, or relative to the schedule's PATH. A path the generation does not
+/// hold is refused before anything is written.
+pub fn restore_paths(
+    home: &Home,
+    name: &str,
+    dest: &Path,
+    flags: (bool, bool),
+    paths: &[String],
+) -> Result<super::Finished> {
+    if paths.is_empty() {
+        return restore_only(home, name, dest, flags, None);
+    }
+    let picked = Picked::new(home, name, None)?;
+    let view = picked.view()?;
+    let only = picked.resolve(home, paths, |n| view.find(n).is_some())?;
+    restore_only(home, name, dest, flags, Some(&only))
 }
 
 /// Whether `name` is `under` or inside it.

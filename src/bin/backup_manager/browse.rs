@@ -5,7 +5,7 @@ use backup::home::Home;
 use backup::manager::{self, FileInfo, TarLines};
 use clap::Subcommand;
 
-use crate::output::{print_json, say};
+use crate::output::{print_all, print_json, say};
 
 #[derive(Debug, Subcommand)]
 pub enum BrowseCommand {
@@ -34,6 +34,33 @@ pub enum BrowseCommand {
         #[arg(long, value_name = "GENERATION")]
         at: Option<String>,
     },
+    /// Find a path or glob in every generation of the NAMEs (every schedule's, by
+    /// default): each version with its generation, size and mtime, newest first.
+    Find {
+        /// A path or glob (`src/parser.rs`, `*.rs`, `src/**/mod.rs`): matched against
+        /// names as stored and relative to the schedule's PATH; one without `/` against
+        /// file names too.
+        pattern: String,
+        /// The schedules' NAMEs.
+        names: Vec<String>,
+        /// Print JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What was added, removed and changed between two generations (by default the last
+    /// two; with one, it and the newest).
+    Diff {
+        /// The schedule's NAME, or an archive file name as `backups` lists it.
+        name: String,
+        /// The older generation, as its date in `backups` (YYYY-MM-DD_HHMM) or its file
+        /// name.
+        old: Option<String>,
+        /// The newer generation.
+        new: Option<String>,
+        /// Print JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs one of the commands that read the archives.
@@ -48,6 +75,26 @@ pub fn run(home: &Home, command: BrowseCommand) -> Result<()> {
         BrowseCommand::Cat { name, path, at } => {
             let mut out = std::io::stdout().lock();
             manager::cat(home, &name, at.as_deref(), &path, &mut out)?
+        }
+        BrowseCommand::Find {
+            pattern,
+            names,
+            json,
+        } => {
+            let found = manager::find(home, &pattern, &names)?;
+            print_all(&found.versions, json)?;
+            found.warnings
+        }
+        BrowseCommand::Diff {
+            name,
+            old,
+            new,
+            json,
+        } => {
+            let diff = manager::diff(home, &name, old.as_deref(), new.as_deref())?;
+            print_all(&diff.changes, json)?;
+            say(&diff.summary);
+            diff.warnings
         }
     };
     for warning in warnings {

@@ -143,6 +143,10 @@ pub enum Command {
         /// file name; an incremental one comes back with its chain.
         #[arg(long, value_name = "GENERATION")]
         at: Option<String>,
+        /// Only this file or folder (repeatable): as the absolute source path, as stored
+        /// in the archive, or relative to the schedule's PATH.
+        #[arg(long = "path", value_name = "PATH")]
+        paths: Vec<String>,
     },
     #[command(flatten)]
     Browse(crate::browse::BrowseCommand),

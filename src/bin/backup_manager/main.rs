@@ -146,7 +146,8 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
             force,
             delete,
             at,
-        } => restore(home, &name, &dest, (force, delete), at.as_deref())?,
+            paths,
+        } => restore(home, &name, &dest, (force, delete), at.as_deref(), &paths)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -223,12 +224,13 @@ fn restore(
     dest: &Path,
     (force, delete): (bool, bool),
     at: Option<&str>,
+    paths: &[String],
 ) -> Result<()> {
     let name = match at {
         Some(at) => manager::generation(home, name, at)?,
         None => name.to_owned(),
     };
-    let finished = manager::restore(home, &name, dest, force, delete)?;
+    let finished = manager::restore_paths(home, &name, dest, (force, delete), paths)?;
     for warning in &finished.warnings {
         say(&format!("warning: {warning}"));
     }
