@@ -149,9 +149,9 @@ fn compare(before: &View, after: &View) -> Result<Vec<Change>> {
     Ok(changes)
 }
 
-/// What changed from `a` (of `before`) to `b` (of `after`). A file's content is compared
-/// when its size or mtime changed (the same size and mtime are taken for the same
-/// content, as rsync and tar --diff take them), by reading both versions.
+/// What changed from `a` (of `before`) to `b` (of `after`). A file's content is compared,
+/// by reading both versions, when its mtime changed or an incremental stored it again;
+/// otherwise the same size and mtime are taken for the same content, as rsync takes them.
 fn changed(before: &View, a: &Item, after: &View, b: &Item) -> Result<Vec<&'static str>> {
     let (x, y) = (&a.entry, &b.entry);
     if x.kind() != y.kind() {
@@ -160,9 +160,13 @@ fn changed(before: &View, a: &Item, after: &View, b: &Item) -> Result<Vec<&'stat
     let same_entry = before.catalogs[a.archive].path() == after.catalogs[b.archive].path()
         && x.header == y.header;
     let mut what = Vec::new();
+    // An incremental stores a file again when anything about it changed, even what an
+    // mtime set back hides: such a file is compared too.
+    let stored_again = after.catalogs.len() > 1 && b.archive == after.catalogs.len() - 1;
     if x.kind() == Kind::File && !same_entry {
         let content = x.size != y.size
-            || (x.mtime != y.mtime && before.hash_data(a)? != after.hash_data(b)?);
+            || ((x.mtime != y.mtime || stored_again)
+                && before.hash_data(a)? != after.hash_data(b)?);
         if content {
             what.push("content");
         }
