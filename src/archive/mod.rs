@@ -8,6 +8,7 @@
 pub mod check;
 mod framed;
 mod label;
+mod reindex;
 mod restore;
 mod sink;
 mod verify;
@@ -28,6 +29,7 @@ use crate::naming::Compression;
 use crate::schedule::Options;
 
 pub use label::{is_full, label};
+pub use reindex::{check_index, rebuild_index};
 pub use restore::{Options as RestoreOptions, Protected, Restored, restore, restore_chain};
 pub use verify::{Report, Source, verify};
 

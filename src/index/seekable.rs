@@ -109,3 +109,75 @@ pub fn read_zstd_seek_table(file: &File) -> io::Result<Option<Vec<Frame>>> {
     }
     Ok(Some(frames))
 }
+
+/// The tar stream of a gzip archive read member by member, noting where each starts,
+/// to rebuild the index of an archive written in members.
+pub struct GzMembers {
+    /// The member being read, or the file between members.
+    state: Option<Member>,
+    /// Each member's start, in the tar stream and in the file.
+    frames: Vec<Frame>,
+    /// Bytes of tar stream read so far.
+    tar: u64,
+    /// The archive's length.
+    len: u64,
+}
+
+enum Member {
+    Reading(flate2::bufread::GzDecoder<BufReader<File>>),
+    Between(BufReader<File>),
+}
+
+impl GzMembers {
+    /// Reads the gzip archive open as `file`, from its start.
+    pub fn new(mut file: File) -> io::Result<Self> {
+        let len = file.metadata()?.len();
+        file.seek(SeekFrom::Start(0))?;
+        Ok(GzMembers {
+            state: Some(Member::Between(BufReader::with_capacity(1 << 16, file))),
+            frames: Vec::new(),
+            tar: 0,
+            len,
+        })
+    }
+
+    /// Where each member starts; complete once the stream was read to its end.
+    pub fn frames(&self) -> &[Frame] {
+        &self.frames
+    }
+}
+
+impl Read for GzMembers {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.state.take() {
+                None => return Ok(0),
+                Some(Member::Between(mut file)) => {
+                    let at = file.stream_position()?;
+                    if at >= self.len {
+                        return Ok(0);
+                    }
+                    self.frames.push(Frame {
+                        tar: self.tar,
+                        file: at,
+                    });
+                    // Positioned on the member's first byte: `bufread` decoders read no
+                    // further than their member.
+                    let _ = file.fill_buf()?;
+                    self.state = Some(Member::Reading(flate2::bufread::GzDecoder::new(file)));
+                }
+                Some(Member::Reading(mut member)) => {
+                    let n = member.read(buf)?;
+                    if n > 0 || buf.is_empty() {
+                        self.tar += n as u64;
+                        self.state = Some(Member::Reading(member));
+                        return Ok(n);
+                    }
+                    self.state = Some(Member::Between(member.into_inner()));
+                }
+            }
+        }
+    }
+}
+
+use std::io::BufRead;

@@ -8,6 +8,7 @@ mod diff;
 mod find;
 mod forget;
 mod listing;
+mod reindex;
 mod run;
 mod schedules;
 
@@ -26,6 +27,7 @@ pub use diff::{Change, Diff, diff};
 pub use find::{Found as FoundVersions, Version, find};
 pub use forget::{Forget, Forgotten, forget};
 pub use listing::{FileInfo, TarLines};
+pub use reindex::verify_indexes;
 pub use run::run_now;
 pub use schedules::{bad_lines, create, delete, list};
 

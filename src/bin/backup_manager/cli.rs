@@ -124,6 +124,10 @@ pub enum Command {
         /// Also compare every entry with the source it was made from, listing differences.
         #[arg(long)]
         source: bool,
+        /// Make again the index of each archive whose index is missing or does not
+        /// match it.
+        #[arg(long)]
+        rebuild_index: bool,
     },
     /// Extract an archive into DEST (new or empty), never writing outside it.
     Restore {

@@ -116,7 +116,11 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
             }
             return run_now(home, index);
         }
-        Command::Verify { name, source } => verify(home, &name, source)?,
+        Command::Verify {
+            name,
+            source,
+            rebuild_index,
+        } => verify(home, &name, source, rebuild_index)?,
         Command::Forget {
             name,
             dry_run,
@@ -207,13 +211,18 @@ fn status(home: &Home, json: bool) -> Result<ExitCode> {
 }
 
 /// `verify`: the differences on stdout, then what was verified on stderr.
-fn verify(home: &Home, name: &str, source: bool) -> Result<()> {
+fn verify(home: &Home, name: &str, source: bool, rebuild_index: bool) -> Result<()> {
     let mut differences = Vec::new();
     let result = manager::verify(home, name, source, &mut |line| {
         differences.push(line.to_owned())
     });
     print_all(&differences, false)?;
-    say(&result?);
+    let verified = result?;
+    // The archives are sound: now their indexes.
+    for line in manager::verify_indexes(home, name, rebuild_index)? {
+        say(&line);
+    }
+    say(&verified);
     Ok(())
 }
 
