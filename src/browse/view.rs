@@ -36,6 +36,16 @@ impl View {
     /// The tree as of the last archive of `chain` (a full archive and the incrementals
     /// after it, in order, as [`crate::generations::chain::chain_to`] gives them).
     pub fn open(chain: &[PathBuf], compression: Compression) -> Result<Self> {
+        Self::open_only(chain, compression, &|_| true)
+    }
+
+    /// As [`View::open`], with only the entries `wanted` takes: the rest are not kept,
+    /// so that looking for a few names in a large tree holds only those.
+    pub fn open_only(
+        chain: &[PathBuf],
+        compression: Compression,
+        wanted: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<Self> {
         let catalogs = chain
             .iter()
             .map(|path| Catalog::open(path, compression))
@@ -52,7 +62,7 @@ impl View {
                     items.push(item);
                 }
             };
-            resolver.step(catalog, i, &|_| true, &mut each)?;
+            resolver.step(catalog, i, wanted, i < last, &mut each)?;
         }
         Ok(View { catalogs, items })
     }
@@ -79,7 +89,8 @@ impl View {
         self.catalogs[item.archive].hash_data(&item.entry)
     }
 
-    /// The item holding the data of `item`: itself, or a hard link's target.
+    /// The item holding the data of `item`: itself, or a hard link's target (which a
+    /// view of only some entries must hold too).
     fn data_of<'a>(&'a self, item: &'a Item) -> Result<&'a Item> {
         let item = match item.entry.kind() {
             Kind::HardLink => self.find(&item.entry.link).ok_or_else(|| {
@@ -114,12 +125,14 @@ impl Resolver {
     /// Reads `catalog`, archive number `number` of the series (oldest first), and gives
     /// each entry of its generation's tree that `wanted` takes to `each`: folders before
     /// what they hold, a file a chain did not store again from the archive that did. A
-    /// full archive (any but one labelled incremental) starts a new chain.
+    /// full archive (any but one labelled incremental) starts a new chain. What it stored
+    /// is kept for the next step only when `remember`.
     pub fn step(
         &mut self,
         catalog: &Catalog,
         number: usize,
         wanted: &dyn Fn(&[u8]) -> bool,
+        remember: bool,
         each: &mut dyn FnMut(Item),
     ) -> Result<()> {
         let mut first = true;
@@ -161,7 +174,7 @@ impl Resolver {
                         entry,
                         archive: number,
                     };
-                    if !item.entry.is_dir() {
+                    if remember && !item.entry.is_dir() {
                         self.stored.insert(item.entry.name.clone(), item.clone());
                     }
                     each(item);

@@ -37,8 +37,25 @@ impl Picked {
 
     /// The generation's tree.
     pub(super) fn view(&self) -> Result<View> {
-        View::open(&self.chain, self.found.compression)
+        self.view_only(&|_| true)
+    }
+
+    /// The entries of the generation's tree that `wanted` takes.
+    pub(super) fn view_only(&self, wanted: &dyn Fn(&[u8]) -> bool) -> Result<View> {
+        View::open_only(&self.chain, self.found.compression, wanted)
             .with_context(|| format!("reading {}", self.found.shown()))
+    }
+
+    /// The entries of the generation's tree that the `paths` name, and those under them:
+    /// each path must name one.
+    pub(super) fn view_under(&self, home: &Home, paths: &[String]) -> Result<(View, Vec<Vec<u8>>)> {
+        let candidates: Vec<Vec<u8>> = paths
+            .iter()
+            .flat_map(|p| self.stored_names(home, p))
+            .collect();
+        let view = self.view_only(&|n| candidates.iter().any(|c| is_under(n, c)))?;
+        let wanted = self.resolve(home, paths, |n| view.find(n).is_some())?;
+        Ok((view, wanted))
     }
 
     /// The names an entry may be stored under for `path`, as the user gave it: the
@@ -108,8 +125,7 @@ pub fn restore_paths(
         return restore_only(home, name, dest, flags, None);
     }
     let picked = Picked::new(home, name, None)?;
-    let view = picked.view()?;
-    let only = picked.resolve(home, paths, |n| view.find(n).is_some())?;
+    let (_, only) = picked.view_under(home, paths)?;
     restore_only(home, name, dest, flags, Some(&only))
 }
 
@@ -147,9 +163,12 @@ pub fn files(
         })?;
         return Ok(catalog.warning.into_iter().collect());
     }
-    let view = picked.view()?;
+    let (view, wanted) = if paths.is_empty() {
+        (picked.view()?, Vec::new())
+    } else {
+        picked.view_under(home, paths)?
+    };
     let warnings = view.warnings().map(str::to_owned).collect();
-    let wanted = picked.resolve(home, paths, |n| view.find(n).is_some())?;
     for item in &view.items {
         if wanted.is_empty() || wanted.iter().any(|w| is_under(&item.entry.name, w)) {
             each(&item.entry)?;
@@ -168,13 +187,27 @@ pub fn cat(
     out: &mut dyn Write,
 ) -> Result<Vec<String>> {
     let picked = Picked::new(home, name, at)?;
-    let view = picked.view()?;
-    let warnings = view.warnings().map(str::to_owned).collect();
     let names = picked.stored_names(home, path);
+    let view = picked.view_only(&|n| names.iter().any(|c| c == n))?;
+    let warnings = view.warnings().map(str::to_owned).collect();
     let Some(item): Option<&Item> = names.iter().find_map(|n| view.find(n)) else {
         bail!("{} holds no {path:?}", picked.found.shown());
     };
-    view.copy_data(item, out)?;
+    if item.entry.kind() == crate::tar::Kind::HardLink {
+        // Its data is its target's.
+        let target = item.entry.link.clone();
+        let linked = picked.view_only(&|n| n == target.as_slice())?;
+        match linked.find(&target) {
+            Some(found) => linked.copy_data(found, out)?,
+            None => bail!(
+                "{path:?} is a hard link to {}, which {} does not hold",
+                String::from_utf8_lossy(&target),
+                picked.found.shown()
+            ),
+        };
+    } else {
+        view.copy_data(item, out)?;
+    }
     out.flush().context("writing to stdout")?;
     Ok(warnings)
 }

@@ -182,7 +182,13 @@ fn search(
                 });
             };
             resolver
-                .step(&catalog, number, &|n| pattern.matches(n, prefix), &mut each)
+                .step(
+                    &catalog,
+                    number,
+                    &|n| pattern.matches(n, prefix),
+                    true,
+                    &mut each,
+                )
                 .with_context(|| format!("reading {}", catalog.path().display()))?;
             per_generation.push(versions);
         }
