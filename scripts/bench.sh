@@ -17,18 +17,26 @@
 # of a full and an incremental backup of a generated tree of 1,000,000 files; then the
 # RSS of an idle backup_service, alone and with 10,000 schedules, and the time `list`
 # takes to show 10,000 schedules; then an encrypted zstd backup of the small tree (to one
-# age key) against the same backup unencrypted; and the load average before and after,
-# since other work on the machine skews the times (rerun when it was loaded). Everything is
+# age key) against the same backup unencrypted; then getting files back (the browse
+# section): `cat` of an archive's last file against GNU tar extracting it, plain and zstd,
+# `find` across a chain of 30 generations, listing a 1,000,000-entry archive (first line,
+# peak RSS), the index's size and time against the archive's, and seekable zstd's size
+# against one frame, with the disk's direct write speed (`dd oflag=direct`) at the start
+# and end of the section and each full backup's time as a share of that floor; and the
+# load average before and after, since other
+# work on the machine skews the times (rerun when it was loaded). Everything is
 # generated under a temporary folder (TMPDIR, /tmp by default) and removed at the end.
 #
 # Usage: scripts/bench.sh [RUNS] [SECTION...]
 #   RUNS defaults to 5; SECTIONs (all by default): archive excludes incremental million
-#   service encryption
+#   service encryption browse. For a quick check of the browse section on a small scale:
+#   BROWSE_FILES=2000 BROWSE_ENTRIES=20000 BROWSE_GENERATIONS=5 DD_MIB=16 \
+#     scripts/bench.sh 1 browse
 set -euo pipefail
 
 runs=${1:-5}
 shift || true
-sections=${*:-archive excludes incremental million service encryption}
+sections=${*:-archive excludes incremental million service encryption browse}
 want() { [[ " $sections " == *" $1 "* ]]; }
 root=$(cd "$(dirname "$0")/.." && pwd)
 cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bins --examples
@@ -327,5 +335,9 @@ if want encryption; then
   zstd_plain=("$ours" "$work/small" "$work/out/ours.tar" zstd)
   zstd_sealed=("$ours" "$work/small" "$work/out/ours.tar" zstd "encrypt=$recipient")
   versus "small tree, zstd encrypted to one age key against zstd" zstd_sealed zstd_plain
+fi
+
+if want browse; then
+  source "$root/scripts/bench-browse.sh"
 fi
 echo "Load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

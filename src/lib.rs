@@ -6,6 +6,7 @@
 
 pub mod archive;
 pub mod atomic_file;
+pub mod browse;
 pub mod descriptors;
 pub mod edit_lock;
 pub mod encryption;
@@ -14,6 +15,7 @@ pub mod generations;
 pub mod home;
 pub mod hooks;
 pub mod incremental;
+pub mod index;
 pub mod interrupt;
 pub mod job;
 pub mod logging;

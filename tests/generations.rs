@@ -58,12 +58,29 @@ fn contents(home: &TestHome) -> Vec<String> {
     names.iter().map(|name| restored(home, name)).collect()
 }
 
-/// The visible (not hidden) files of `backups/`.
+/// The visible (not hidden) archives of `backups/`; each has its index beside it, and
+/// no index is left without its archive.
 fn visible_files(home: &TestHome) -> BTreeSet<String> {
+    let all: BTreeSet<String> = backup_files(home)
+        .into_iter()
+        .filter(|name| !name.starts_with('.'))
+        .collect();
+    for name in &all {
+        match name.strip_suffix(".idx") {
+            Some(archive) => assert!(all.contains(archive), "{name} is left alone: {all:?}"),
+            None => assert!(all.contains(&format!("{name}.idx")), "{name} has no index"),
+        }
+    }
+    all.into_iter()
+        .filter(|name| !name.starts_with('.') && !name.ends_with(".idx"))
+        .collect()
+}
+
+/// The files of `backups/`, but indexes.
+fn backup_files(home: &TestHome) -> BTreeSet<String> {
     fs::read_dir(home.path().join("backups"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|name| !name.starts_with('.'))
         .collect()
 }
 
@@ -155,11 +172,9 @@ fn a_plain_schedule_writes_one_archive_and_nothing_else() {
     );
     back_up(&home, "v1");
     back_up(&home, "v2");
-    let all: Vec<String> = fs::read_dir(home.path().join("backups"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let all: Vec<String> = visible_files(&home).into_iter().collect();
     assert_eq!(all, ["code.tar"]);
+    assert_eq!(backup_files(&home).len(), 2, "the archive and its index");
     assert_eq!(listed(&home), ["code.tar"]);
     assert_eq!(contents(&home), ["v2"]);
     let status = home.manager(&["status"]);
@@ -310,12 +325,11 @@ fn lowering_keep_to_one_by_hand_leaves_one_plain_archive() {
     fs::write(home.path().join("backup_schedules.txt"), "src;03:00;code\n").unwrap();
     back_up(&home, "v4");
     assert_eq!(contents(&home), ["v4"]);
-    let all: Vec<String> = fs::read_dir(home.path().join("backups"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|name| name != ".code.lock")
-        .collect();
+    let all: Vec<String> = visible_files(&home).into_iter().collect();
     assert_eq!(all, ["code.tar"]);
+    let mut rest = backup_files(&home);
+    rest.remove(".code.lock");
+    assert_eq!(rest.len(), 2, "the archive and its index: {rest:?}");
     // From then on, plain backups.
     back_up(&home, "v5");
     assert_eq!(contents(&home), ["v5"]);

@@ -32,13 +32,13 @@ const FLOORS: &[&[&str]] = &[
     &["metrics"],
     // Formats and matchers.
     &["encryption", "tar"],
-    &["excludes", "incremental"],
+    &["excludes", "incremental", "index"],
     // The archive engine.
     &["archive"],
     // The backups folder.
     &["generations"],
     // Processes and hooks; then one backup as a unit.
-    &["hooks", "process"],
+    &["browse", "hooks", "process"],
     &["job"],
     // The backups as a file system.
     &["mount"],

@@ -8,8 +8,10 @@
 
 pub mod check;
 mod extras;
+mod framed;
 mod label;
 mod open;
+mod reindex;
 mod restore;
 mod sink;
 mod verify;
@@ -27,11 +29,13 @@ use crate::encryption::{Mark, Recipients};
 use crate::excludes::Excludes;
 use crate::incremental::FULL_LABEL;
 use crate::incremental::Tracker;
+use crate::index;
 use crate::naming::{Compression, Format};
 use crate::schedule::Options;
 
 pub use label::{is_full, label};
 pub use open::{Reading, needs_identity};
+pub use reindex::{check_index, rebuild_index};
 pub use restore::{Options as RestoreOptions, Protected, Restored, restore, restore_chain};
 pub use verify::{Report, Source, verify};
 
@@ -131,19 +135,99 @@ pub fn create(request: &Request<'_>) -> Result<Summary> {
     Ok(summary)
 }
 
-/// Writes the archive under its temporary name and returns it uncommitted, for the
-/// caller to put in place ([`AtomicFile::commit`]) or to drop (which removes it).
-pub fn create_aside(request: &Request<'_>) -> Result<(Summary, AtomicFile)> {
-    let mut out = AtomicFile::create(request.target, ARCHIVE_MODE)?;
+/// A finished archive and its index, under their temporary names.
+pub struct Aside {
+    /// The archive.
+    pub archive: AtomicFile,
+    /// Its index, for `ARCHIVE.idx`; none for an encrypted archive, whose index in
+    /// clear would tell the names it holds.
+    pub index: Option<AtomicFile>,
+}
+
+impl Aside {
+    /// Puts both in place: the archive, then its index (until then, the index there is
+    /// the previous archive's, which readers tell from this one's and pass over).
+    pub fn commit(self) -> Result<()> {
+        self.archive.commit()?;
+        self.index.map_or(Ok(()), AtomicFile::commit)
+    }
+
+    /// Flushes both to disk, so that links made to them now are to whole files.
+    pub fn sync(&mut self) -> Result<()> {
+        self.archive.sync()?;
+        self.index.as_mut().map_or(Ok(()), AtomicFile::sync)
+    }
+}
+
+/// Writes the archive and its index under their temporary names and returns them
+/// uncommitted, for the caller to put in place ([`Aside::commit`]) or to drop (which
+/// removes them).
+pub fn create_aside(request: &Request<'_>) -> Result<(Summary, Aside)> {
     let target = request.target;
-    let mut summary = write_into(request, out.file(), None)
+    let mut out = AtomicFile::create(target, ARCHIVE_MODE)?;
+    let index_path = index::sidecar(target);
+    let mut index_out = (!request.format.encrypted)
+        .then(|| AtomicFile::create(&index_path, ARCHIVE_MODE))
+        .transpose()?;
+    let index_file = index_out.as_mut().map(AtomicFile::file);
+    let tap = move |tar: &mut dyn std::io::Read| -> Result<_> {
+        let Some(index_file) = index_file else {
+            return Ok(None);
+        };
+        let mut writer = index::Writer::new(std::io::BufWriter::new(index_file))?;
+        let tar_len = index::write_all(tar, &mut writer)?;
+        Ok(Some((writer, tar_len)))
+    };
+    let (mut summary, written, indexed) = write_into(request, out.file(), None, tap)
         .with_context(|| format!("writing archive {}", target.display()))?;
+    if let Some((writer, tar_len)) =
+        indexed.with_context(|| format!("indexing archive {}", target.display()))?
+    {
+        finish_index(writer, &out, written, tar_len, request.format.compression)
+            .with_context(|| format!("writing the index {}", index_path.display()))?;
+    }
     summary.bytes = out
         .file()
         .metadata()
-        .with_context(|| format!("reading the size of {}", request.target.display()))?
+        .with_context(|| format!("reading the size of {}", target.display()))?
         .len();
-    Ok((summary, out))
+    Ok((
+        summary,
+        Aside {
+            archive: out,
+            index: index_out,
+        },
+    ))
+}
+
+/// Ends the index of the archive written aside as `out`, with what the writer says of
+/// it.
+fn finish_index<W: std::io::Write>(
+    writer: index::Writer<W>,
+    out: &AtomicFile,
+    written: sink::Written,
+    tar_len: u64,
+    compression: Compression,
+) -> Result<()> {
+    if tar_len != written.tar_len {
+        anyhow::bail!(
+            "the index read {tar_len} bytes of the tar stream, the writer wrote {}",
+            written.tar_len
+        );
+    }
+    // Read back through a descriptor of its own: the writer's may bypass the page cache.
+    let archive = crate::tar::open_archive(out.temp_path())?;
+    let identity = index::Identity::of(&archive)?;
+    let trailer = index::Trailer {
+        identity,
+        compression: Some(compression),
+        tar_len,
+        frames: written.frames,
+        entries: 0,
+    };
+    let mut done = writer.finish(trailer)?;
+    std::io::Write::flush(&mut done)?;
+    Ok(())
 }
 
 /// Walks the tree as [`create`] would, telling `listing` of each entry, and writes
@@ -175,54 +259,29 @@ pub fn dry_run(request: &Request<'_>, listing: ListFn<'_>) -> Result<Summary> {
         progress: Some(&count),
         ..request
     };
-    let mut summary = write_into(&request, &mut null, Some(listing))
+    let (mut summary, _, ()) = write_into(&request, &mut null, Some(listing), |_| ())
         .with_context(|| format!("walking {}", request.source.display()))?;
     summary.bytes = data.get();
     Ok(summary)
 }
 
-/// Writes the archive `request` asks for into `file`, telling `listing` of each entry.
-fn write_into(
+/// Writes the archive `request` asks for into `file`, telling `listing` of each entry
+/// and `tap` the tar stream as it goes. Returns the walk's summary, what the writer
+/// wrote, and what the tap made of the stream.
+fn write_into<T: Send>(
     request: &Request<'_>,
     file: &mut fs::File,
     listing: Option<ListFn<'_>>,
-) -> Result<Summary> {
-    // Compared by identity, so that any path to them is recognised; what does not exist
-    // cannot be met.
-    let exclude = request
-        .exclude
-        .iter()
-        .filter_map(|path| fs::metadata(path).ok())
-        .map(|m| (m.dev(), m.ino()))
-        .collect();
-    let recipients = request
-        .format
-        .encrypted
-        .then(|| Recipients::new(&request.options.encrypt))
-        .transpose()
-        .with_context(|| format!("encrypting {}", request.target.display()))?;
-    // A chain's archive says in clear whether it is a full one, for pruning without keys.
-    let mark = request.incremental.map(|t| match t.borrow().label() {
-        FULL_LABEL => Mark::Full,
-        _ => Mark::Incremental,
-    });
+    tap: impl FnOnce(&mut dyn std::io::Read) -> T + Send,
+) -> Result<(Summary, sink::Written, T)> {
+    let (recipients, mark) = sealing(request)?;
     let seal = recipients.as_ref().map(|r| (r, mark));
-    let plan = walk::Plan {
-        exclude,
-        excludes: Excludes::new(request.options, request.source)?,
-        one_file_system: request.options.choosing.one_file_system,
-        larger_than: request
-            .options
-            .choosing
-            .exclude_larger_than
-            .map(|size| size.0),
-        progress: request.progress,
-        listing,
-    };
+    let plan = plan(request, listing)?;
     let name = entry_name(request.written);
     std::thread::scope(|scope| {
-        let (mut stream, writer) = sink::start(scope, file, request.format.compression, seal)
-            .context("starting to write")?;
+        let (mut stream, writer, tap) =
+            sink::start(scope, file, request.format.compression, seal, tap)
+                .context("starting to write")?;
         let mut tracker = request.incremental.map(|t| t.borrow_mut());
         let walked = walk::write_tree(
             &mut stream,
@@ -243,13 +302,56 @@ fn write_into(
         let written = writer
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let tapped = tap
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         match (walked, sent, written) {
             // The writer's own error says why; the walk's would only say it stopped.
             (_, _, Err(e)) => Err(anyhow::Error::from(e).context("writing to the archive")),
             (Err(e), _, _) => Err(e),
             (Ok(_), Err(e), _) => Err(anyhow::Error::from(e).context("finishing the archive")),
-            (Ok(summary), Ok(()), Ok(())) => Ok(summary),
+            (Ok(summary), Ok(()), Ok(written)) => Ok((summary, written, tapped)),
         }
+    })
+}
+
+/// The recipients an encrypted archive is sealed to, and the chain mark its header
+/// carries in clear (whether it is a full one, for pruning without keys).
+fn sealing(request: &Request<'_>) -> Result<(Option<Recipients>, Option<Mark>)> {
+    let recipients = request
+        .format
+        .encrypted
+        .then(|| Recipients::new(&request.options.encrypt))
+        .transpose()
+        .with_context(|| format!("encrypting {}", request.target.display()))?;
+    let mark = request.incremental.map(|t| match t.borrow().label() {
+        FULL_LABEL => Mark::Full,
+        _ => Mark::Incremental,
+    });
+    Ok((recipients, mark))
+}
+
+/// What the walk leaves out, and whom it tells.
+fn plan<'p>(request: &Request<'p>, listing: Option<ListFn<'p>>) -> Result<walk::Plan<'p>> {
+    // Compared by identity, so that any path to them is recognised; what does not exist
+    // cannot be met.
+    let exclude = request
+        .exclude
+        .iter()
+        .filter_map(|path| fs::metadata(path).ok())
+        .map(|m| (m.dev(), m.ino()))
+        .collect();
+    Ok(walk::Plan {
+        exclude,
+        excludes: Excludes::new(request.options, request.source)?,
+        one_file_system: request.options.choosing.one_file_system,
+        larger_than: request
+            .options
+            .choosing
+            .exclude_larger_than
+            .map(|size| size.0),
+        progress: request.progress,
+        listing,
     })
 }
 

@@ -58,6 +58,10 @@ pub struct Options<'a> {
     pub delete: bool,
     /// What is never written or removed, whatever DEST is.
     pub protected: Option<&'a Protected>,
+    /// Only these entries and what is under them (names as stored, canonical); every
+    /// entry is still checked. The folders above them are made as needed, and not
+    /// given their archived modes.
+    pub only: Option<&'a [Vec<u8>]>,
 }
 
 /// Restores the archive at `path` into `dest`, which must be missing or empty unless
@@ -140,6 +144,7 @@ pub fn restore_chain(
         kept_extras: 0,
         delete: options.delete,
         root_held: false,
+        only: options.only.map(<[Vec<u8>]>::to_vec),
         done: Restored::default(),
     };
     let written = archives
@@ -305,6 +310,8 @@ struct Extract {
     /// Whether an archive holds DEST itself (as `./`, as `tar -C DIR .` writes): then
     /// `--delete` mirrors DEST too.
     root_held: bool,
+    /// Only these entries and what is under them, when set.
+    only: Option<Vec<Vec<u8>>>,
     done: Restored,
 }
 
@@ -323,6 +330,9 @@ impl Extract {
             let shown = || String::from_utf8_lossy(&header.name).into_owned();
             let name = canonical(&header.name)
                 .map_err(|why| anyhow::anyhow!("entry {:?} {why}", shown()))?;
+            if !self.selects(&name) {
+                continue;
+            }
             if name.is_empty() {
                 self.root_held |= matches!(header.kind, Kind::Dir | Kind::DUMPDIR);
                 if header.kind == Kind::DUMPDIR {
@@ -337,6 +347,19 @@ impl Extract {
                 .with_context(|| format!("restoring {} into {}", shown(), dest.display()))?;
         }
         Ok(())
+    }
+
+    /// Whether the entry `name` is to be restored.
+    fn selects(&self, name: &[u8]) -> bool {
+        self.only.as_ref().is_none_or(|only| {
+            only.iter().any(|under| {
+                under.is_empty()
+                    || name == under.as_slice()
+                    || (name.len() > under.len()
+                        && name.starts_with(under)
+                        && name[under.len()] == b'/')
+            })
+        })
     }
 
     /// A dumpdir of DEST itself.

@@ -17,17 +17,19 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SendError, SyncSender, sync_channel};
 use std::thread::{Scope, ScopedJoinHandle};
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 
+use super::framed::Framed;
 use crate::encryption::{Mark, Recipients};
+use crate::index::Frame;
 use crate::naming::Compression;
 
 mod sealed;
 
-use sealed::Out;
+pub(super) use sealed::Out;
 
 /// The size of a batch: the most the writer hands to the kernel in one `write`.
 const BATCH: usize = 1 << 20;
@@ -52,12 +54,6 @@ const COMPRESSED_BATCHES: usize = 2;
 /// When written through the page cache, every this many bytes of the file are handed to
 /// the disk.
 const WRITEBACK_STEP: u64 = 16 << 20;
-
-/// The size of the jobs zstd's workers compress.
-const ZSTD_JOB: u32 = 512 << 10;
-
-/// zstd's window, as a power of two: 1 MiB, so that a worker's history stays small.
-const ZSTD_WINDOW_LOG: u32 = 20;
 
 /// Ranges waiting for the flusher, at most.
 const FLUSHES: usize = 4;
@@ -98,37 +94,70 @@ pub struct Stream {
     done: Receiver<Batch>,
 }
 
+/// What the writer wrote: the tar stream's length, and the frames of a compressed one.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// The length of the (uncompressed) tar stream.
+    pub tar_len: u64,
+    /// Where each independent frame (zstd) or member (gzip) starts; none for a plain
+    /// archive.
+    pub frames: Vec<Frame>,
+}
+
 /// How the archive is sealed, when it is encrypted: to whom, and the chain mark its
 /// header carries.
 pub type Seal<'a> = Option<(&'a Recipients, Option<Mark>)>;
 
 /// Starts the writer thread in `scope`, writing `file` in `compression`, encrypted when
-/// `seal` says to whom (compressed first, then encrypted). The stream is ended by
-/// [`Stream::finish`]; the writer's handle then says whether all went in.
-pub fn start<'scope>(
+/// `seal` says to whom (compressed first, then encrypted), and a thread that reads the
+/// tar stream as it is written, in `tap` (to index it). The stream is
+/// ended by [`Stream::finish`]; the writer's handle then says whether all went in, and
+/// the tap's what it made of the stream.
+pub fn start<'scope, T: Send + 'scope>(
     scope: &'scope Scope<'scope, '_>,
     file: &'scope mut File,
     compression: Compression,
     seal: Seal<'_>,
-) -> io::Result<(Stream, ScopedJoinHandle<'scope, io::Result<()>>)> {
+    tap: impl FnOnce(&mut dyn io::Read) -> T + Send + 'scope,
+) -> io::Result<(
+    Stream,
+    ScopedJoinHandle<'scope, io::Result<Written>>,
+    ScopedJoinHandle<'scope, T>,
+)> {
     let (mut sink, batches) = match (compression, seal) {
         (Compression::None, None) => (Sink::Plain(Plain::new(scope, file)?), BATCHES),
         (Compression::None, Some(_)) => (Sink::Sealed(Out::new(scope, file, seal)?), BATCHES),
         (compressed, _) => (
-            Sink::compressed(Out::new(scope, file, seal)?, compressed)?,
+            Sink::Framed(Framed::new(Out::new(scope, file, seal)?, compressed)?),
             COMPRESSED_BATCHES,
         ),
     };
     let (jobs, queued) = sync_channel::<(Batch, usize)>(batches);
-    // Room for every batch: the writer never waits to give one back.
+    // Room for every batch: neither the writer nor the tap ever waits to pass one on.
     let (gave_back, done) = sync_channel(batches);
+    let (to_tap, tapped) = sync_channel::<(Batch, usize)>(batches);
+    let back = gave_back.clone();
+    let tap = scope.spawn(move || {
+        let mut reader = Tap {
+            queued: tapped,
+            back,
+            current: None,
+        };
+        tap(&mut reader)
+    });
     let writer = scope.spawn(move || {
+        let mut tar_len = 0;
         for (batch, len) in queued {
             sink.write_all(&batch.bytes()[..len])?;
-            // The walk may have stopped waiting (it failed); that is its to say.
-            let _ = gave_back.send(batch);
+            tar_len += len as u64;
+            // A tap that stopped (it failed) no longer takes batches; the walk may have
+            // stopped waiting (it failed): either is theirs to say.
+            if let Err(SendError((batch, _))) = to_tap.send((batch, len)) {
+                let _ = gave_back.send(batch);
+            }
         }
-        sink.finish()
+        let frames = sink.finish()?;
+        Ok(Written { tar_len, frames })
     });
     let stream = Stream {
         batch: Batch::new(),
@@ -137,7 +166,47 @@ pub fn start<'scope>(
         jobs,
         done,
     };
-    Ok((stream, writer))
+    Ok((stream, writer, tap))
+}
+
+/// The tar stream as the writer wrote it, batch after batch; each is given back to the
+/// walk once read.
+struct Tap {
+    queued: Receiver<(Batch, usize)>,
+    back: SyncSender<Batch>,
+    /// The batch being read, its length and how much of it was read.
+    current: Option<(Batch, usize, usize)>,
+}
+
+impl io::Read for Tap {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if let Some((batch, len, read)) = &mut self.current {
+                if *read < *len {
+                    let n = buf.len().min(*len - *read);
+                    buf[..n].copy_from_slice(&batch.bytes()[*read..*read + n]);
+                    *read += n;
+                    return Ok(n);
+                }
+                if let Some((batch, _, _)) = self.current.take() {
+                    let _ = self.back.send(batch);
+                }
+            }
+            match self.queued.recv() {
+                Ok((batch, len)) => self.current = Some((batch, len, 0)),
+                // The writer is done: the end of the stream.
+                Err(_) => return Ok(0),
+            }
+        }
+    }
+}
+
+impl Drop for Tap {
+    fn drop(&mut self) {
+        if let Some((batch, _, _)) = self.current.take() {
+            let _ = self.back.send(batch);
+        }
+    }
 }
 
 /// The writer stopped (a write failed); its own error says why.
@@ -227,56 +296,26 @@ enum Sink<'a> {
     Plain(Plain<'a>),
     /// An uncompressed archive, encrypted.
     Sealed(Out<'a>),
-    /// A gzip stream.
-    Gzip(flate2::write::GzEncoder<Out<'a>>),
-    /// A zstd stream.
-    Zstd(zstd::stream::write::Encoder<'static, Out<'a>>),
+    /// A compressed one, in independent frames.
+    Framed(Framed<'a>),
 }
 
-impl<'a> Sink<'a> {
-    /// A sink writing `out` compressed in `compression` (gzip or zstd).
-    fn compressed(out: Out<'a>, compression: Compression) -> io::Result<Self> {
-        Ok(match compression {
-            Compression::None => unreachable!("a plain archive is not compressed"),
-            Compression::Gzip => Sink::Gzip(flate2::write::GzEncoder::new(
-                out,
-                flate2::Compression::default(),
-            )),
-            Compression::Zstd => {
-                let mut encoder = zstd::stream::write::Encoder::new(out, 3)?;
-                // Compression runs on worker threads, one per core, fed by the writer.
-                let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-                encoder.multithread(workers as u32)?;
-                // A checksum of the content, so that damage to the data itself is caught on
-                // reading, not only damage to the frame.
-                encoder.include_checksum(true)?;
-                // Fed by its own thread, the encoder keeps several jobs in flight, each
-                // holding its input, output and window: with the default job size memory
-                // grows with the number of cores on incompressible data, so jobs and the
-                // window are kept small (see docs/benchmarks.md for what it measured).
-                encoder.set_parameter(zstd::zstd_safe::CParameter::JobSize(ZSTD_JOB))?;
-                encoder.set_parameter(zstd::zstd_safe::CParameter::WindowLog(ZSTD_WINDOW_LOG))?;
-                Sink::Zstd(encoder)
-            }
-        })
-    }
-
+impl Sink<'_> {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match self {
             Sink::Plain(plain) => plain.write_all(buf),
             Sink::Sealed(out) => out.write_all(buf),
-            Sink::Gzip(gz) => gz.write_all(buf),
-            Sink::Zstd(zstd) => zstd.write_all(buf),
+            Sink::Framed(framed) => framed.write_all(buf),
         }
     }
 
-    /// Ends the stream (the compressed trailer) and flushes everything to the file.
-    fn finish(self) -> io::Result<()> {
+    /// Ends the stream (the last frame, the seek table) and flushes everything to the
+    /// file. Returns the frames.
+    fn finish(self) -> io::Result<Vec<Frame>> {
         match self {
-            Sink::Plain(plain) => plain.file.flush(),
-            Sink::Sealed(out) => out.finish(),
-            Sink::Gzip(gz) => gz.finish()?.finish(),
-            Sink::Zstd(zstd) => zstd.finish()?.finish(),
+            Sink::Plain(plain) => plain.file.flush().map(|()| Vec::new()),
+            Sink::Sealed(out) => out.finish().map(|()| Vec::new()),
+            Sink::Framed(framed) => framed.finish(),
         }
     }
 }
@@ -398,7 +437,8 @@ mod tests {
         let mut file = File::create(&path).unwrap();
         let mut sent = Vec::new();
         std::thread::scope(|scope| {
-            let (mut stream, writer) = start(scope, &mut file, Compression::None, None).unwrap();
+            let (mut stream, writer, tap) =
+                start(scope, &mut file, Compression::None, None, |_| ()).unwrap();
             for (i, &len) in lengths.iter().enumerate() {
                 let piece = pattern(sent.len(), len);
                 match i % 3 {
@@ -422,6 +462,7 @@ mod tests {
             }
             stream.finish().unwrap();
             writer.join().unwrap().unwrap();
+            tap.join().unwrap();
         });
         (std::fs::read(&path).unwrap(), sent)
     }

@@ -97,6 +97,7 @@ pub fn forget(dir: &Path, schedule: &Schedule, dry_run: bool) -> Result<Vec<Deci
     let decisions = decide_for(dir, format, &generations, keeping);
     if !dry_run {
         prune(dir, &decisions, keeping)?;
+        rotate::remove_orphan_indexes(dir, &schedule.name, format)?;
         crate::atomic_file::sync_dir(dir)?;
     }
     Ok(decisions)

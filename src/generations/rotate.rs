@@ -14,8 +14,9 @@ use log::{info, warn};
 use super::series::Series;
 use super::{Decision, Generation, decide};
 use crate::archive;
-use crate::atomic_file::{self, AtomicFile};
+use crate::atomic_file;
 use crate::home::BACKUPS_DIR;
+use crate::index;
 use crate::naming::{Format, Stamp, dated_file_name, hidden_file_name, next_stamp};
 use crate::pause;
 use crate::retention::Policy;
@@ -78,13 +79,13 @@ pub(super) fn rotate(
     dir: &Path,
     name: &str,
     format: Format,
-    mut out: AtomicFile,
+    mut out: archive::Aside,
     made: DateTime<Local>,
     keeping: Keeping,
 ) -> Result<Rotated> {
     repair(dir, name, format)?;
     let series = Series::scan(dir, name, format)?;
-    super::list::mark_started(out.file(), &made);
+    super::list::mark_started(out.archive.file(), &made);
     out.sync()?;
     pause::at("written");
     let latest_path = dir.join(format!("{name}{}", format.suffix()));
@@ -101,9 +102,15 @@ pub(super) fn rotate(
     let mut undo = Undo(Vec::new());
     let lasting = dated_file_name(name, stamp, format);
     let lasting_path = dir.join(&lasting);
-    fs::hard_link(out.temp_path(), &lasting_path)
+    fs::hard_link(out.archive.temp_path(), &lasting_path)
         .with_context(|| format!("linking the new archive as {}", lasting_path.display()))?;
-    undo.0.push(lasting_path);
+    undo.0.push(lasting_path.clone());
+    if let Some(index_out) = &out.index {
+        let lasting_index = index::sidecar(&lasting_path);
+        fs::hard_link(index_out.temp_path(), &lasting_index)
+            .with_context(|| format!("linking the new index as {}", lasting_index.display()))?;
+        undo.0.push(lasting_index);
+    }
     atomic_file::sync_dir(dir)?;
     pause::at("linked");
 
@@ -116,7 +123,8 @@ pub(super) fn rotate(
                 kept.display()
             )
         })?;
-        undo.0.push(kept);
+        undo.0.push(kept.clone());
+        keep_index(&latest_path, &kept, &mut undo)?;
         atomic_file::sync_dir(dir)?;
     }
     pause::at("kept");
@@ -159,8 +167,30 @@ fn tidy(
         // the next backup is a plain one again.
         remove(&dir.join(dated_file_name(name, stamp, format)))?;
     }
+    remove_orphan_indexes(dir, name, format)?;
     atomic_file::sync_dir(dir)?;
     Ok(pruned)
+}
+
+/// Removes the indexes of NAME whose archive is gone (removed by hand, or by a rotation
+/// that stopped between the two).
+pub(super) fn remove_orphan_indexes(dir: &Path, name: &str, format: Format) -> Result<()> {
+    let entries = fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+        let Ok(file_name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let Some(archive) = index::archive_of(&file_name) else {
+            continue;
+        };
+        let ours = crate::naming::parse_file_name(archive)
+            .is_some_and(|(n, _, f)| n == name && f == format);
+        if ours && fs::symlink_metadata(dir.join(archive)).is_err() {
+            remove_one(&entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// The generations of `series`, newest first: `NAME.tar` (made at `newest`, or at its
@@ -226,8 +256,28 @@ pub(super) fn decide_for(
     decide(newest_first, &keeping.policy, chain)
 }
 
-/// Removes the file at `path`; one already gone is no error.
+/// Links the index of the archive at `from`, if it has one, as that of `to`.
+fn keep_index(from: &Path, to: &Path, undo: &mut Undo) -> Result<()> {
+    let kept_index = index::sidecar(to);
+    match fs::hard_link(index::sidecar(from), &kept_index) {
+        Ok(()) => {
+            undo.0.push(kept_index);
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e)
+            .with_context(|| format!("keeping the previous index as {}", kept_index.display())),
+    }
+}
+
+/// Removes the archive at `path` and its index; one already gone is no error.
 pub(super) fn remove(path: &Path) -> Result<()> {
+    remove_one(path)?;
+    remove_one(&index::sidecar(path))
+}
+
+/// Removes the file at `path`; one already gone is no error.
+fn remove_one(path: &Path) -> Result<()> {
     match fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -308,6 +358,13 @@ fn promote(dir: &Path, name: &str, format: Format, series: &Series) -> Result<bo
         return Err(e).with_context(|| {
             format!("renaming {} over {}", temp.display(), latest_path.display())
         });
+    }
+    // Its index goes with it, if it has one; without, readers fall back to the archive.
+    let _ = fs::remove_file(index::sidecar(&temp));
+    if fs::hard_link(index::sidecar(&newest_path), index::sidecar(&temp)).is_ok()
+        && fs::rename(index::sidecar(&temp), index::sidecar(&latest_path)).is_err()
+    {
+        let _ = fs::remove_file(index::sidecar(&temp));
     }
     info!(
         "Kept {BACKUPS_DIR}/{} as {BACKUPS_DIR}/{name}{}, made by an interrupted backup",

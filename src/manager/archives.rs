@@ -200,6 +200,18 @@ pub fn restore(
     (force, delete): (bool, bool),
     identity: Option<&Path>,
 ) -> Result<Finished> {
+    restore_only(home, name, dest, (force, delete), identity, None)
+}
+
+/// As [`restore`], of only the entries named `only` (as stored) and what is under them.
+pub(super) fn restore_only(
+    home: &Home,
+    name: &str,
+    dest: &Path,
+    (force, delete): (bool, bool),
+    identity: Option<&Path>,
+    only: Option<&[Vec<u8>]>,
+) -> Result<Finished> {
     let identity = identity.map(Identity::load).transpose()?;
     let found = find_archive(home, name)?;
     let shown = found.shown();
@@ -218,6 +230,7 @@ pub fn restore(
         force,
         delete,
         protected: Some(&protected),
+        only,
     };
     let reading = archive::Reading::new(found.format, identity.as_ref());
     let restored = archive::restore_chain(&chain, reading, &dest, options)
@@ -350,23 +363,23 @@ pub struct Finished {
 }
 
 /// An archive found for a NAME given on the command line.
-struct Found {
-    path: PathBuf,
-    file_name: String,
-    format: Format,
+pub(super) struct Found {
+    pub(super) path: PathBuf,
+    pub(super) file_name: String,
+    pub(super) format: Format,
     /// The schedule that writes it, if one does.
-    schedule: Option<Schedule>,
+    pub(super) schedule: Option<Schedule>,
 }
 
 impl Found {
-    fn shown(&self) -> String {
+    pub(super) fn shown(&self) -> String {
         format!("{BACKUPS_DIR}/{}", self.file_name)
     }
 }
 
 /// Finds the archive for `name`: a schedule's NAME (its archive, whatever its
 /// compression), or a file name as `backups` lists it.
-fn find_archive(home: &Home, name: &str) -> Result<Found> {
+pub(super) fn find_archive(home: &Home, name: &str) -> Result<Found> {
     let schedules: Vec<Schedule> = schedule_file::read_each_line(&home.schedules())?
         .iter()
         .flatten()

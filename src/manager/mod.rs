@@ -2,9 +2,14 @@
 //! printed and logged by the binary, once.
 
 mod archives;
+mod browse;
 mod control;
+mod diff;
 mod edit;
+mod find;
 mod forget;
+mod listing;
+mod reindex;
 mod run;
 mod schedules;
 
@@ -19,9 +24,14 @@ pub use crate::schedule_file::{Entry, Replaced};
 pub use archives::{
     ArchiveKind, Finished, Verified, backups, backups_long, generation, restore, verify,
 };
+pub use browse::{cat, files, restore_paths};
 pub use control::{start, stop};
+pub use diff::{Change, Diff, diff};
 pub use edit::edit;
+pub use find::{Found as FoundVersions, Version, find};
 pub use forget::{Forget, Forgotten, forget};
+pub use listing::{FileInfo, TarLines};
+pub use reindex::verify_indexes;
 pub use run::{DryRun, dry_run, run_now};
 pub use schedules::{bad_lines, create, delete, list};
 

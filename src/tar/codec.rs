@@ -27,7 +27,7 @@ impl Compression {
     pub fn decode<R: BufRead + 'static>(self, input: R, path: &Path) -> Result<Box<dyn Read>> {
         Ok(match self {
             Compression::None => Box::new(input),
-            Compression::Gzip => Box::new(flate2::bufread::GzDecoder::new(input)),
+            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
             Compression::Zstd => Box::new(
                 zstd::stream::read::Decoder::with_buffer(input)
                     .with_context(|| format!("starting to decompress {}", path.display()))?,

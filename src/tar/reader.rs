@@ -28,6 +28,9 @@ pub struct Reader<R: Read> {
     offset: u64,
     /// The current entry's name, for error messages.
     current: Vec<u8>,
+    /// Where the current entry starts: its first block, a long name's or pax records'
+    /// if it has them.
+    start: u64,
 }
 
 impl<R: Read> Reader<R> {
@@ -39,13 +42,27 @@ impl<R: Read> Reader<R> {
             padding: 0,
             offset: 0,
             current: Vec::new(),
+            start: 0,
         }
+    }
+
+    /// Where in the tar stream the entry last returned starts (its first block, a long
+    /// name's or pax records' if it has them), for an index to come back to it.
+    pub fn entry_start(&self) -> u64 {
+        self.start
+    }
+
+    /// Where in the tar stream the reader is: after [`Reader::next_entry`], where the
+    /// entry's data starts.
+    pub fn offset(&self) -> u64 {
+        self.offset
     }
 
     /// The next entry's header, or `None` after the end marker. Fails on a bad checksum,
     /// a truncated archive, or anything but zeros after the end marker.
     pub fn next_entry(&mut self) -> Result<Option<Header>> {
         self.skip_rest()?;
+        self.start = self.offset;
         let mut meta = Meta::default();
         loop {
             let at = self.offset;

@@ -18,7 +18,7 @@ const PIPE: usize = 256 << 10;
 const PIPES: usize = 4;
 
 /// What the writer thread writes a compressed or sealed stream to.
-pub(super) enum Out<'scope> {
+pub(in crate::archive) enum Out<'scope> {
     /// The archive file itself.
     File(BufWriter<&'scope mut File>),
     /// Encrypted on another thread, then the archive file.
@@ -27,7 +27,7 @@ pub(super) enum Out<'scope> {
 
 impl<'scope> Out<'scope> {
     /// The archive `file`, sealed when `seal` says to whom (its thread in `scope`).
-    pub(super) fn new(
+    pub(in crate::archive) fn new(
         scope: &'scope Scope<'scope, '_>,
         file: &'scope mut File,
         seal: Seal<'_>,
@@ -43,7 +43,7 @@ impl<'scope> Out<'scope> {
     }
 
     /// Writes what is left (an age file's last chunk) and flushes it all to the file.
-    pub(super) fn finish(self) -> io::Result<()> {
+    pub(in crate::archive) fn finish(self) -> io::Result<()> {
         match self {
             Out::File(mut file) => file.flush(),
             Out::Sealed(piped) => piped.finish(),
@@ -70,7 +70,7 @@ impl Write for Out<'_> {
 }
 
 /// The writer's end of the sealing thread.
-pub(super) struct Piped<'scope> {
+pub(in crate::archive) struct Piped<'scope> {
     /// The buffer being filled.
     buf: Vec<u8>,
     /// How many buffers were made so far.

@@ -154,6 +154,10 @@ pub enum Command {
         /// without it, only what can be checked without the key is (exit 3).
         #[arg(long, value_name = "FILE")]
         identity: Option<PathBuf>,
+        /// Make again the index of each archive whose index is missing or does not
+        /// match it.
+        #[arg(long)]
+        rebuild_index: bool,
     },
     /// Extract an archive into DEST (new or empty), never writing outside it.
     Restore {
@@ -176,7 +180,13 @@ pub enum Command {
         /// The age identity file or SSH private key that opens an encrypted archive.
         #[arg(long, value_name = "FILE")]
         identity: Option<PathBuf>,
+        /// Only this file or folder (repeatable): as the absolute source path, as stored
+        /// in the archive, or relative to the schedule's PATH.
+        #[arg(long = "path", value_name = "PATH")]
+        paths: Vec<String>,
     },
+    #[command(flatten)]
+    Browse(crate::browse::BrowseCommand),
     /// Print a systemd user unit running backup_service for this home.
     ///
     /// backup_manager unit > ~/.config/systemd/user/backup_service.service

@@ -1,5 +1,6 @@
 //! `backup_manager`: edits the schedules and starts, stops and questions the service.
 
+mod browse;
 mod cli;
 mod output;
 
@@ -109,6 +110,7 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
         command @ (Command::Backups { .. }
         | Command::Verify { .. }
         | Command::Forget { .. }
+        | Command::Browse(_)
         | Command::Restore { .. }) => return archives(home, command),
         Command::Status { json } => return status(home, json),
         Command::Run {
@@ -143,7 +145,8 @@ fn archives(home: &Home, command: Command) -> Result<ExitCode> {
             name,
             source,
             identity,
-        } => return verify(home, &name, source, identity.as_deref()),
+            rebuild_index,
+        } => return verify(home, &name, (source, rebuild_index), identity.as_deref()),
         Command::Forget {
             name,
             dry_run,
@@ -153,6 +156,7 @@ fn archives(home: &Home, command: Command) -> Result<ExitCode> {
             print_all(&forget.generations, json)?;
             say(&forget.summary);
         }
+        Command::Browse(command) => browse::run(home, command)?,
         Command::Restore {
             name,
             dest,
@@ -160,12 +164,14 @@ fn archives(home: &Home, command: Command) -> Result<ExitCode> {
             delete,
             at,
             identity,
+            paths,
         } => restore(
             home,
             &name,
             &dest,
             (force, delete),
             (at.as_deref(), identity.as_deref()),
+            &paths,
         )?,
         _ => unreachable!("only the archive commands come here"),
     }
@@ -305,7 +311,12 @@ fn status(home: &Home, json: bool) -> Result<ExitCode> {
 
 /// `verify`: the differences on stdout, then what was verified on stderr; exit 3 when
 /// an encrypted archive could only be checked from outside, without its identity.
-fn verify(home: &Home, name: &str, source: bool, identity: Option<&Path>) -> Result<ExitCode> {
+fn verify(
+    home: &Home,
+    name: &str,
+    (source, rebuild_index): (bool, bool),
+    identity: Option<&Path>,
+) -> Result<ExitCode> {
     let mut differences = Vec::new();
     let result = manager::verify(home, name, source, identity, &mut |line: &str| {
         differences.push(line.to_owned())
@@ -313,6 +324,10 @@ fn verify(home: &Home, name: &str, source: bool, identity: Option<&Path>) -> Res
     print_all(&differences, false)?;
     Ok(match result? {
         manager::Verified::Whole(message) => {
+            // The archives are sound: now their indexes.
+            for line in manager::verify_indexes(home, name, rebuild_index)? {
+                say(&line);
+            }
             say(&message);
             ExitCode::SUCCESS
         }
@@ -330,12 +345,13 @@ fn restore(
     dest: &Path,
     (force, delete): (bool, bool),
     (at, identity): (Option<&str>, Option<&Path>),
+    paths: &[String],
 ) -> Result<()> {
     let name = match at {
         Some(at) => manager::generation(home, name, at)?,
         None => name.to_owned(),
     };
-    let finished = manager::restore(home, &name, dest, (force, delete), identity)?;
+    let finished = manager::restore_paths(home, &name, dest, (force, delete), identity, paths)?;
     for warning in &finished.warnings {
         say(&format!("warning: {warning}"));
     }

@@ -1,0 +1,118 @@
+# The browse section of scripts/bench.sh, sourced by it (it sets work, bin, runs, median):
+# getting files back from the indexes, measured beside GNU tar.
+
+files=${BROWSE_FILES:-50000}
+entries=${BROWSE_ENTRIES:-1000000}
+generations=${BROWSE_GENERATIONS:-30}
+manager="$bin/backup_manager"
+
+# The disk's direct write speed in MB/s, writing DD_MIB (256) MiB past the page cache.
+disk_speed() {
+  local mib=${DD_MIB:-256} start end
+  sync
+  start=$(date +%s%N)
+  dd if=/dev/zero of="$work/dd.bin" bs=1M count="$mib" oflag=direct status=none
+  end=$(date +%s%N)
+  rm -f "$work/dd.bin"
+  awk -v b=$((mib << 20)) -v ns=$((end - start)) 'BEGIN { printf "%.0f", b / 1e6 / (ns / 1e9) }'
+}
+
+# Milliseconds of one run of the command, its output thrown away.
+millis() {
+  local start end
+  start=$(date +%s%N)
+  "$@" >/dev/null 2>&1
+  end=$(date +%s%N)
+  echo $(( (end - start) / 1000000 ))
+}
+
+# The median milliseconds of RUNS (at least 5) runs of the command, after one untimed.
+timed() {
+  local n=$(( runs > 5 ? runs : 5 ))
+  "$@" >/dev/null 2>&1
+  for _ in $(seq "$n"); do millis "$@"; done | median
+}
+
+speed=$(disk_speed)
+echo "browse: disk direct write speed at the start: $speed MB/s"
+
+# A tree of $files files in folders of 100, as the small tree of the archive section.
+python3 - "$work/browse/tree" "$files" <<'PY'
+import os, random, sys
+random.seed(7)
+root, count = sys.argv[1], int(sys.argv[2])
+for i in range(count):
+    folder = os.path.join(root, f"dir{i // 100:04}")
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, f"file{i % 100:03}.dat"), "wb") as out:
+        out.write(os.urandom(int(random.triangular(100, 16384, 1500))))
+PY
+home="$work/browse"
+"$manager" --home "$home" create "$home/tree;03:00;plain" >/dev/null
+"$manager" --home "$home" create --compress zstd "$home/tree;03:00;packed" >/dev/null
+for i in 0 1; do
+  ms=$(millis "$manager" --home "$home" run "$i")
+  name=$( [ "$i" = 0 ] && echo plain.tar || echo packed.tar.zst )
+  bytes=$(stat -c %s "$home/backups/$name")
+  idx=$(stat -c %s "$home/backups/$name.idx")
+  awk -v ms="$ms" -v b="$bytes" -v i="$idx" -v s="$speed" -v n="$name" 'BEGIN {
+    floor = b / 1e6 / s * 1000
+    printf "browse: full backup %s: %.2f s, %.1fx the disk floor (%.2f s for %.0f MB); index %.0f KB, %.2f%% of the archive\n",
+      n, ms / 1000, ms / floor, floor / 1000, b / 1e6, i / 1e3, 100 * i / b }'
+done
+# The index's time: made again from the (cached) plain archive, an upper bound of what
+# its thread adds to a backup, which it runs beside.
+full=$(millis "$manager" --home "$home" run 0)
+rebuild=$(timed sh -c "rm \"$home/backups/plain.tar.idx\" && \"$manager\" --home \"$home\" verify plain --rebuild-index")
+verify=$(timed "$manager" --home "$home" verify plain)
+awk -v f="$full" -v r="$rebuild" -v v="$verify" 'BEGIN {
+  printf "browse: verify with its index check %.2f s; verify --rebuild-index %.2f s; a full backup %.2f s\n",
+    v / 1000, r / 1000, f / 1000 }'
+one=$(zstd -3 -T0 -q -c "$home/backups/plain.tar" | wc -c)
+seekable=$(stat -c %s "$home/backups/packed.tar.zst")
+awk -v o="$one" -v s="$seekable" 'BEGIN {
+  printf "browse: seekable zstd %.1f MB against one frame (zstd -3 -T0) %.1f MB: %+.2f%%\n",
+    s / 1e6, o / 1e6, 100 * (s - o) / o }'
+
+last=$(tar -tf "$home/backups/plain.tar" | tail -1)
+for pair in "plain:plain.tar:" "packed:packed.tar.zst:--zstd"; do
+  IFS=: read -r name file flag <<< "$pair"
+  ours=$(timed "$manager" --home "$home" cat "$name" "$last")
+  gnu=$(timed tar $flag -xOf "$home/backups/$file" "$last")
+  awk -v o="$ours" -v g="$gnu" -v f="$file" 'BEGIN {
+    printf "browse: cat of the last file of %s: %d ms; GNU tar -xO of it: %d ms (%.3fx)\n",
+      f, o, g, (g > 0 ? o / g : 0) }'
+done
+
+# A chain of a full and $generations - 1 incrementals, 1% of the files changed each time.
+"$manager" --home "$home" create --incremental --keep "$generations" "$home/tree;03:00;chain" >/dev/null
+for g in $(seq "$generations"); do
+  for f in $(seq 0 100 $(( files - 1 )) | head -n $(( files / 100 ))); do
+    printf '%s' "$g" >> "$home/tree/dir$(printf %04d $(( f / 100 )))/file$(printf %03d $(( (f + g) % 100 ))).dat"
+  done
+  "$manager" --home "$home" run 2 2>/dev/null
+done
+found=$(timed "$manager" --home "$home" find 'file042.dat' chain)
+versions=$("$manager" --home "$home" find 'file042.dat' chain | wc -l)
+echo "browse: find across $generations generations of a chain: $found ms ($versions versions)"
+
+# An archive of $entries entries: empty files in folders of 1,000.
+python3 - "$work/browse/many" "$entries" <<'PY'
+import os, sys
+root, count = sys.argv[1], int(sys.argv[2])
+for i in range(count):
+    folder = os.path.join(root, f"d{i // 1000:04}")
+    if i % 1000 == 0:
+        os.makedirs(folder)
+    open(os.path.join(folder, f"f{i % 1000:03}"), "wb").close()
+PY
+"$manager" --home "$home" create "$home/many;03:00;many" >/dev/null
+"$manager" --home "$home" run 3 2>/dev/null
+first=$(timed sh -c "\"$manager\" --home \"$home\" files many | head -1")
+/usr/bin/time -f "%M" -o "$work/rss" "$manager" --home "$home" files many >/dev/null
+listed=$("$manager" --home "$home" files many | wc -l)
+awk -v f="$first" -v r="$(cat "$work/rss")" -v n="$listed" 'BEGIN {
+  printf "browse: listing %d entries: first line after %d ms; whole listing peak RSS %.1f MiB\n",
+    n, f, r / 1024 }'
+rm -rf "$work/browse"
+echo "browse: disk direct write speed at the end: $(disk_speed) MB/s"

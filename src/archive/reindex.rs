@@ -1,0 +1,135 @@
+//! An archive's index checked against the archive, and made again from it: for an
+//! archive whose index is missing, damaged or stale (`verify --rebuild-index`).
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+use super::ARCHIVE_MODE;
+use crate::atomic_file::AtomicFile;
+use crate::index::{self, Entry, Frame, Identity, Index, Trailer, seekable};
+use crate::naming::Compression;
+use crate::tar::open_archive;
+
+/// Checks the index of the archive at `path` against the archive: every entry the
+/// archive holds, where it starts, and its frames. `Ok(None)` when they agree; the
+/// reason when the index is missing or does not match.
+pub fn check_index(path: &Path, compression: Compression) -> Result<Option<String>> {
+    let sidecar = index::sidecar(path);
+    if std::fs::symlink_metadata(&sidecar).is_err() {
+        return Ok(Some("it has no index".to_owned()));
+    }
+    let archive = open_archive(path)?;
+    let index = match Index::open(&sidecar, &archive) {
+        Ok(index) => index,
+        Err(err) => {
+            return Ok(Some(format!(
+                "its index cannot be used: {}",
+                err.root_cause()
+            )));
+        }
+    };
+    let mut listed = index.entries()?;
+    let mut mismatch: Option<String> = None;
+    let tar_len = rebuild_entries(path, compression, &mut |entry| {
+        if mismatch.is_some() {
+            return Ok(());
+        }
+        match listed.next().transpose()? {
+            Some(indexed) if indexed == entry => {}
+            Some(indexed) => {
+                mismatch = Some(format!(
+                    "its index says {} where the archive holds {}",
+                    String::from_utf8_lossy(&indexed.name),
+                    String::from_utf8_lossy(&entry.name)
+                ))
+            }
+            None => {
+                mismatch = Some(format!(
+                    "its index ends before {}",
+                    String::from_utf8_lossy(&entry.name)
+                ))
+            }
+        }
+        Ok(())
+    })?;
+    if mismatch.is_none() && listed.next().is_some() {
+        mismatch = Some("its index lists more entries than the archive holds".to_owned());
+    }
+    if mismatch.is_none() && tar_len.0 != index.trailer.tar_len {
+        mismatch = Some("its index gives another length of the tar stream".to_owned());
+    }
+    if mismatch.is_none() && several(tar_len.1) != several(index.trailer.frames.clone()) {
+        mismatch = Some("its index gives other frames than the archive has".to_owned());
+    }
+    Ok(mismatch)
+}
+
+/// Reads the archive at `path`, giving each entry to `each`; returns the tar stream's
+/// length and the frames found.
+fn rebuild_entries(
+    path: &Path,
+    compression: Compression,
+    each: &mut dyn FnMut(Entry) -> Result<()>,
+) -> Result<(u64, Vec<Frame>)> {
+    let shown = || format!("reading {}", path.display());
+    let file = open_archive(path)?;
+    match compression {
+        Compression::Gzip => {
+            let mut members = seekable::GzMembers::new(file).with_context(shown)?;
+            let tar_len = index::build(&mut members, each).with_context(shown)?;
+            Ok((tar_len, members.frames().to_vec()))
+        }
+        Compression::Zstd => {
+            let frames = seekable::read_zstd_seek_table(&file)
+                .with_context(|| format!("reading the seek table of {}", path.display()))?
+                .unwrap_or_default();
+            let tar_len = index::build(compression.read(file, path)?, each).with_context(shown)?;
+            Ok((tar_len, frames))
+        }
+        Compression::None => {
+            let tar_len = index::build(compression.read(file, path)?, each).with_context(shown)?;
+            Ok((tar_len, Vec::new()))
+        }
+    }
+}
+
+/// The frames an index keeps: none for an archive of one (read from its start).
+fn several(frames: Vec<Frame>) -> Vec<Frame> {
+    if frames.len() > 1 { frames } else { Vec::new() }
+}
+
+/// Makes the index of the archive at `path` again, from the archive, and puts it in
+/// place (written aside, then renamed). Returns how many entries it holds.
+pub fn rebuild_index(path: &Path, compression: Compression) -> Result<u64> {
+    let sidecar = index::sidecar(path);
+    let mut out = AtomicFile::create(&sidecar, ARCHIVE_MODE)?;
+    let mut writer = index::Writer::new(BufWriter::new(out.file()))?;
+    let mut entries = 0;
+    let (tar_len, frames) = rebuild_entries(path, compression, &mut |entry| {
+        entries += 1;
+        writer.push(&entry).context("writing the index")?;
+        Ok(())
+    })?;
+    // A gzip archive of one member, or a zstd one without a seek table: read from its
+    // start, as it always was.
+    let frames = several(frames);
+    let identity = Identity::of(&open_archive(path)?)?;
+    let trailer = Trailer {
+        identity,
+        compression: Some(compression),
+        tar_len,
+        frames,
+        entries: 0,
+    };
+    let mut done = writer.finish(trailer)?;
+    done.flush()
+        .with_context(|| format!("writing {}", sidecar.display()))?;
+    drop(done);
+    out.commit()?;
+    if entries == 0 {
+        bail!("{} holds no entry", path.display());
+    }
+    Ok(entries)
+}

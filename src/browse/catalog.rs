@@ -1,0 +1,193 @@
+//! One archive's entries and the data of each.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::home::BACKUPS_DIR;
+use crate::index::{self, Entry, Frame, Index, seekable};
+use crate::naming::Compression;
+use crate::tar::sparse::Expand;
+use crate::tar::{Reader, open_archive};
+
+/// One archive, open for its entries.
+pub struct Catalog {
+    path: PathBuf,
+    compression: Compression,
+    /// Its index, when it has a sound one.
+    index: Option<Index>,
+    /// Where its frames start, from the index or the archive's own seek table.
+    frames: Vec<Frame>,
+    /// Why the index was not used, if it was not: said once, as a warning.
+    pub warning: Option<String>,
+}
+
+impl Catalog {
+    /// Opens the archive at `path`, compressed in `compression`, with its index when it
+    /// has a sound one; otherwise its entries are read from the archive itself, and the
+    /// warning says why.
+    pub fn open(path: &Path, compression: Compression) -> Result<Self> {
+        let archive = open_archive(path)?;
+        let sidecar = index::sidecar(path);
+        // As the user knows it: `backups/NAME.tar`.
+        let shown = format!(
+            "{BACKUPS_DIR}/{}",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        );
+        let (index, warning) = match Index::open(&sidecar, &archive) {
+            Ok(index) => (Some(index), None),
+            Err(_) if std::fs::symlink_metadata(&sidecar).is_err() => (
+                None,
+                Some(format!("{shown} has no index; reading the archive instead")),
+            ),
+            Err(err) => (
+                None,
+                Some(format!(
+                    "the index of {shown} cannot be used: {}; reading the archive instead",
+                    err.root_cause()
+                )),
+            ),
+        };
+        let frames = match (&index, compression) {
+            (Some(index), _) => index.trailer.frames.clone(),
+            // Without an index, a zstd archive's own seek table still says where its
+            // frames start; a damaged one is only passed over.
+            (None, Compression::Zstd) => seekable::read_zstd_seek_table(&archive)
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+            (None, _) => Vec::new(),
+        };
+        Ok(Catalog {
+            path: path.to_owned(),
+            compression,
+            index,
+            frames,
+            warning,
+        })
+    }
+
+    /// The archive's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether its index was used.
+    pub fn indexed(&self) -> bool {
+        self.index.is_some()
+    }
+
+    /// Gives each entry, in the archive's order, to `each`, until it breaks.
+    pub fn for_each(&self, each: &mut dyn FnMut(Entry) -> Result<ControlFlow<()>>) -> Result<()> {
+        let shown = || format!("reading the entries of {}", self.path.display());
+        if let Some(index) = &self.index {
+            for entry in index.entries().with_context(shown)? {
+                if each(entry?)?.is_break() {
+                    return Ok(());
+                }
+            }
+            return Ok(());
+        }
+        let stream = self.compression.open(&self.path)?;
+        // Stopped early by `each`: the rest is not read.
+        let mut stop = false;
+        let built = index::build(stream, &mut |entry| {
+            if stop {
+                return Ok(());
+            }
+            if each(entry)?.is_break() {
+                stop = true;
+                bail!(Stopped);
+            }
+            Ok(())
+        });
+        match built {
+            Err(err) if stop && err.is::<Stopped>() => Ok(()),
+            other => other.map(|_| ()).with_context(shown),
+        }
+    }
+
+    /// Every entry, in the archive's order.
+    pub fn entries(&self) -> Result<Vec<Entry>> {
+        let mut all = Vec::new();
+        self.for_each(&mut |entry| {
+            all.push(entry);
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(all)
+    }
+
+    /// Writes the contents of the file `entry` (an entry of this archive) to `out`,
+    /// reading the archive from where the entry starts. Returns how many bytes it wrote.
+    pub fn copy_data(&self, entry: &Entry, out: &mut dyn Write) -> Result<u64> {
+        let shown = || {
+            format!(
+                "reading {} from {}",
+                String::from_utf8_lossy(&entry.name),
+                self.path.display()
+            )
+        };
+        let file: File = open_archive(&self.path)?;
+        let stream = seekable::open_at(file, self.compression, &self.frames, entry.header)
+            .with_context(shown)?;
+        let mut reader = Reader::new(stream);
+        let header = reader
+            .next_entry()
+            .with_context(shown)?
+            .with_context(|| format!("{}: no entry where the index says", shown()))?;
+        if header.name != entry.name {
+            bail!(
+                "{}: the archive holds {} where the index says {}",
+                shown(),
+                String::from_utf8_lossy(&header.name),
+                String::from_utf8_lossy(&entry.name)
+            );
+        }
+        let copied = match &header.sparse {
+            Some(sparse) => io::copy(&mut Expand::new(reader.data(), sparse), out),
+            None => io::copy(&mut reader.data(), out),
+        };
+        copied.with_context(shown)
+    }
+
+    /// The contents of the file `entry`, read whole (for small files and comparisons).
+    pub fn read_data(&self, entry: &Entry) -> Result<Vec<u8>> {
+        let mut data = Vec::new();
+        self.copy_data(entry, &mut data)?;
+        Ok(data)
+    }
+
+    /// A reader of the file `entry`'s contents, hashed: for comparing two versions.
+    pub fn hash_data(&self, entry: &Entry) -> Result<u64> {
+        let mut hash = HashOut(xxhash_rust::xxh3::Xxh3::new());
+        self.copy_data(entry, &mut hash)?;
+        Ok(hash.0.digest())
+    }
+}
+
+/// What `for_each` stops an archive's reading with, when its caller is done.
+#[derive(Debug)]
+struct Stopped;
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stopped")
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+struct HashOut(xxhash_rust::xxh3::Xxh3);
+
+impl Write for HashOut {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,197 @@
+//! A generation's tree: the entries of one archive, or, for an incremental one, the tree
+//! as of that backup resolved through its chain. Each folder's dumpdir (GNU format) says
+//! which names it held; a file's contents come from whichever archive of the chain last
+//! stored it.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+
+use super::Catalog;
+use crate::index::Entry;
+use crate::naming::Compression;
+use crate::tar::dumpdir::{Listing, NOT_STORED};
+use crate::tar::{DUMPDIR, Kind, VOLUME_LABEL};
+
+/// An entry of a generation's tree, and the archive of its chain that holds it.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// The entry (a dumpdir shown as the folder it is).
+    pub entry: Entry,
+    /// Which archive of the chain holds it, from 0, the full one.
+    pub archive: usize,
+}
+
+/// A generation's tree.
+pub struct View {
+    /// The archives of its chain, the full one first, the generation itself last.
+    pub catalogs: Vec<Catalog>,
+    /// Its entries: folders before what they hold.
+    pub items: Vec<Item>,
+}
+
+impl View {
+    /// The tree as of the last archive of `chain` (a full archive and the incrementals
+    /// after it, in order, as [`crate::generations::chain::chain_to`] gives them).
+    pub fn open(chain: &[PathBuf], compression: Compression) -> Result<Self> {
+        Self::open_only(chain, compression, &|_| true)
+    }
+
+    /// As [`View::open`], with only the entries `wanted` takes: the rest are not kept,
+    /// so that looking for a few names in a large tree holds only those.
+    pub fn open_only(
+        chain: &[PathBuf],
+        compression: Compression,
+        wanted: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<Self> {
+        let catalogs = chain
+            .iter()
+            .map(|path| Catalog::open(path, compression))
+            .collect::<Result<Vec<_>>>()?;
+        if catalogs.is_empty() {
+            bail!("no archive to read");
+        }
+        let last = catalogs.len() - 1;
+        let mut resolver = Resolver::default();
+        let mut items = Vec::new();
+        for (i, catalog) in catalogs.iter().enumerate() {
+            let mut each = |item: Item| {
+                if i == last {
+                    items.push(item);
+                }
+            };
+            resolver.step(catalog, i, wanted, i < last, &mut each)?;
+        }
+        Ok(View { catalogs, items })
+    }
+
+    /// Why an archive's index was not used, once for each.
+    pub fn warnings(&self) -> impl Iterator<Item = &str> {
+        self.catalogs.iter().filter_map(|c| c.warning.as_deref())
+    }
+
+    /// The entry named `name`, if the tree holds it.
+    pub fn find(&self, name: &[u8]) -> Option<&Item> {
+        self.items.iter().find(|item| item.entry.name == name)
+    }
+
+    /// Writes the contents of the file `item` to `out`; a hard link's are its target's.
+    pub fn copy_data(&self, item: &Item, out: &mut dyn Write) -> Result<u64> {
+        let item = self.data_of(item)?;
+        self.catalogs[item.archive].copy_data(&item.entry, out)
+    }
+
+    /// A hash of the contents of the file `item`.
+    pub fn hash_data(&self, item: &Item) -> Result<u64> {
+        let item = self.data_of(item)?;
+        self.catalogs[item.archive].hash_data(&item.entry)
+    }
+
+    /// The item holding the data of `item`: itself, or a hard link's target (which a
+    /// view of only some entries must hold too).
+    fn data_of<'a>(&'a self, item: &'a Item) -> Result<&'a Item> {
+        let item = match item.entry.kind() {
+            Kind::HardLink => self.find(&item.entry.link).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} is a hard link to {}, which the archive does not hold",
+                    String::from_utf8_lossy(&item.entry.name),
+                    String::from_utf8_lossy(&item.entry.link)
+                )
+            })?,
+            _ => item,
+        };
+        if item.entry.kind() != Kind::File {
+            bail!(
+                "{} is a {}, not a file",
+                String::from_utf8_lossy(&item.entry.name),
+                item.entry.kind()
+            );
+        }
+        Ok(item)
+    }
+}
+
+/// Resolves the generations of a series, oldest first, one archive at a time: what each
+/// stored is kept for the incrementals after it, until the next full one.
+#[derive(Default)]
+pub struct Resolver {
+    /// The latest version of each name the chain stored so far.
+    stored: HashMap<Vec<u8>, Item>,
+}
+
+impl Resolver {
+    /// Reads `catalog`, archive number `number` of the series (oldest first), and gives
+    /// each entry of its generation's tree that `wanted` takes to `each`: folders before
+    /// what they hold, a file a chain did not store again from the archive that did. A
+    /// full archive (any but one labelled incremental) starts a new chain. What it stored
+    /// is kept for the next step only when `remember`.
+    pub fn step(
+        &mut self,
+        catalog: &Catalog,
+        number: usize,
+        wanted: &dyn Fn(&[u8]) -> bool,
+        remember: bool,
+        each: &mut dyn FnMut(Item),
+    ) -> Result<()> {
+        let mut first = true;
+        catalog.for_each(&mut |mut entry| {
+            if std::mem::take(&mut first) {
+                let incremental = entry.type_flag == VOLUME_LABEL
+                    && entry.name == crate::incremental::INCREMENTAL_LABEL;
+                if !incremental {
+                    self.stored.clear();
+                }
+            }
+            match entry.type_flag {
+                VOLUME_LABEL => {}
+                DUMPDIR => {
+                    let listing = std::mem::take(&mut entry.listing);
+                    let dir = entry.name.clone();
+                    entry.type_flag = b'5';
+                    if wanted(&dir) {
+                        each(Item {
+                            entry,
+                            archive: number,
+                        });
+                    }
+                    for (flag, child) in Listing::new(&listing).iter() {
+                        if flag != NOT_STORED {
+                            continue;
+                        }
+                        let name = child_name(&dir, child);
+                        if !wanted(&name) {
+                            continue;
+                        }
+                        if let Some(item) = self.stored.get(&name) {
+                            each(item.clone());
+                        }
+                    }
+                }
+                _ if wanted(&entry.name) => {
+                    let item = Item {
+                        entry,
+                        archive: number,
+                    };
+                    if remember && !item.entry.is_dir() {
+                        self.stored.insert(item.entry.name.clone(), item.clone());
+                    }
+                    each(item);
+                }
+                _ => {}
+            }
+            Ok(std::ops::ControlFlow::Continue(()))
+        })
+    }
+}
+
+/// The name of `child` in the folder named `dir`.
+pub fn child_name(dir: &[u8], child: &[u8]) -> Vec<u8> {
+    let mut name = dir.to_vec();
+    if !name.is_empty() {
+        name.push(b'/');
+    }
+    name.extend_from_slice(child);
+    name
+}

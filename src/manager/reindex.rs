@@ -1,0 +1,85 @@
+//! `verify`'s look at the indexes: each archive of the chain checked against its index,
+//! and with `--rebuild-index`, an index that is missing or does not match made again.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use log::info;
+
+use super::browse::Picked;
+use crate::archive;
+use crate::home::{BACKUPS_DIR, Home};
+use crate::index;
+
+/// Checks the index of every archive of the generation `name`'s chain against the
+/// archive; with `rebuild`, makes again each that is missing or does not match. Returns
+/// what to say: a warning for each archive without an index (older archives have none),
+/// and what was rebuilt. Fails for an index that does not match, unless rebuilt.
+pub fn verify_indexes(home: &Home, name: &str, rebuild: bool) -> Result<Vec<String>> {
+    let picked = Picked::new(home, name, None)?;
+    let mut said = Vec::new();
+    for path in &picked.chain {
+        let shown = format!(
+            "{BACKUPS_DIR}/{}",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        );
+        let problem = archive::check_index(path, picked.found.format.compression)
+            .with_context(|| format!("checking the index of {shown}"))?;
+        let Some(problem) = problem else {
+            continue;
+        };
+        if rebuild {
+            let entries = archive::rebuild_index(path, picked.found.format.compression)
+                .with_context(|| format!("rebuilding the index of {shown}"))?;
+            link_to_twins(path)?;
+            info!("Rebuilt the index of {shown} ({entries} entries): {problem}");
+            said.push(format!(
+                "rebuilt the index of {shown} ({entries} entries): {problem}"
+            ));
+        } else if problem == "it has no index" {
+            said.push(format!(
+                "warning: {shown} has no index; `verify --rebuild-index` makes it"
+            ));
+        } else {
+            bail!("{shown} is sound, but {problem}; `verify --rebuild-index` rebuilds it");
+        }
+    }
+    Ok(said)
+}
+
+/// Gives the other names of the archive at `path` (`NAME.tar` and its dated name are
+/// one file) its new index too.
+fn link_to_twins(path: &Path) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let meta = fs::symlink_metadata(path)?;
+    let built = index::sidecar(path);
+    for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let entry = entry?;
+        let other = entry.path();
+        let Some(file_name) = other.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if other == path || crate::naming::parse_file_name(file_name).is_none() {
+            continue;
+        }
+        let same = entry
+            .metadata()
+            .is_ok_and(|m| m.is_file() && m.dev() == meta.dev() && m.ino() == meta.ino());
+        if !same {
+            continue;
+        }
+        let temp = dir.join(format!(".{file_name}.idx.{}.partial", std::process::id()));
+        let _ = fs::remove_file(&temp);
+        fs::hard_link(&built, &temp)
+            .with_context(|| format!("linking {} as {}", built.display(), temp.display()))?;
+        let target = index::sidecar(&other);
+        if let Err(e) = fs::rename(&temp, &target) {
+            let _ = fs::remove_file(&temp);
+            return Err(e)
+                .with_context(|| format!("renaming {} over {}", temp.display(), target.display()));
+        }
+    }
+    crate::atomic_file::sync_dir(dir)
+}

@@ -1,0 +1,280 @@
+//! Browsing an incremental chain (a full backup and three incrementals) at every one of
+//! its generations: `files` lists the tree as it was, `cat` prints each file as it was,
+//! `restore --path` gives back a folder as it was, `diff` lists exactly the changes made
+//! between two backups, and `find` finds every version of a file, a deleted one too.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::Path;
+use std::process::Command;
+
+use common::{TestHome, assert_same_map};
+
+/// What a tree holds, by name relative to the home: kind, mode, and contents or link.
+type Tree = BTreeMap<String, (String, u32, Vec<u8>)>;
+
+fn tree(root: &Path, base: &Path, out: &mut Tree) {
+    for entry in fs::read_dir(root).unwrap() {
+        let path = entry.unwrap().path();
+        let meta = fs::symlink_metadata(&path).unwrap();
+        let name = path
+            .strip_prefix(base)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let mode = meta.mode() & 0o7777;
+        if meta.is_dir() {
+            out.insert(name, ("dir".into(), mode, Vec::new()));
+            tree(&path, base, out);
+        } else if meta.file_type().is_symlink() {
+            let link = fs::read_link(&path).unwrap();
+            out.insert(
+                name,
+                (
+                    "symlink".into(),
+                    0,
+                    link.to_string_lossy().as_bytes().to_vec(),
+                ),
+            );
+        } else {
+            out.insert(name, ("file".into(), mode, fs::read(&path).unwrap()));
+        }
+    }
+}
+
+fn snapshot(home: &TestHome, under: &str) -> Tree {
+    let mut out = Tree::new();
+    let root = home.path().join(under);
+    let (kind, mode) = (
+        "dir".to_owned(),
+        fs::metadata(&root).unwrap().mode() & 0o7777,
+    );
+    out.insert(under.to_owned(), (kind, mode, Vec::new()));
+    tree(&root, home.path(), &mut out);
+    out
+}
+
+/// The generation's tree as `files --json` and `cat` give it.
+fn browsed(home: &TestHome, at: &str) -> Tree {
+    let out = home.manager(&["files", "src", "--at", at, "--json"]);
+    out.success();
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+    let mut got = Tree::new();
+    for item in listed {
+        let name = item["name"].as_str().unwrap().to_owned();
+        let kind = item["type"].as_str().unwrap().to_owned();
+        let mode = u32::from_str_radix(item["mode"].as_str().unwrap(), 8).unwrap();
+        let (mode, data) = match kind.as_str() {
+            "file" => (mode, cat(home, at, &name)),
+            "symlink" => (0, item["link"].as_str().unwrap().as_bytes().to_vec()),
+            _ => (mode, Vec::new()),
+        };
+        assert!(
+            got.insert(name.clone(), (kind, mode, data)).is_none(),
+            "{name} twice"
+        );
+    }
+    got
+}
+
+fn cat(home: &TestHome, at: &str, name: &str) -> Vec<u8> {
+    let out = Command::new(env!("CARGO_BIN_EXE_backup_manager"))
+        .arg("--home")
+        .arg(home.path())
+        .args(["cat", "src", name, "--at", at])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The changes `diff` lists between two generations: sign and name, and what changed.
+fn diffed(home: &TestHome, old: &str, new: &str) -> Vec<String> {
+    let out = home.manager(&["diff", "src", old, new]);
+    out.success();
+    out.stdout_lines().iter().map(|l| l.to_string()).collect()
+}
+
+fn touch(path: &Path, when: &str) {
+    let touched = Command::new("touch").args(["-d", when]).arg(path).status();
+    assert!(touched.unwrap().success());
+}
+
+/// Four backups of a changing tree; returns each generation's `--at` name and the tree
+/// as it was, oldest first.
+fn make_chain(home: &TestHome, compress: &[&str]) -> Vec<(String, Tree)> {
+    home.write("src/a.txt", "alpha");
+    home.write("src/sub/b.txt", "bravo");
+    home.write("src/sub/deeper/c.txt", "charlie");
+    home.write("src/old/gone.txt", "deleted two generations ago");
+    home.write(
+        "src/big.bin",
+        (0..3_000_000u32)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<_>>(),
+    );
+    home.write("src/same.txt", "12345");
+    let s = home.path().join("src");
+    let mut create = vec!["create", "--incremental", "--keep", "10"];
+    create.extend_from_slice(compress);
+    create.push("src;03:00;src");
+    home.manager(&create).success();
+    let mut trees = Vec::new();
+    let mut step = |home: &TestHome| {
+        home.run_ok(0);
+        trees.push(snapshot(home, "src"));
+    };
+    step(home);
+    home.write("src/a.txt", "alpha, edited");
+    touch(&s.join("a.txt"), "2030-01-02 03:04:05");
+    home.write("src/sub/new.txt", "new");
+    fs::remove_dir_all(s.join("old")).unwrap();
+    step(home);
+    fs::set_permissions(s.join("sub/b.txt"), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::remove_file(s.join("a.txt")).unwrap();
+    symlink("sub/b.txt", s.join("a.txt")).unwrap();
+    step(home);
+    let before = fs::metadata(s.join("same.txt")).unwrap();
+    fs::write(s.join("same.txt"), "54321").unwrap();
+    let back = format!("@{}", before.mtime());
+    assert!(
+        Command::new("touch")
+            .args(["-d", &back])
+            .arg(s.join("same.txt"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    fs::rename(s.join("sub/deeper"), s.join("moved")).unwrap();
+    step(home);
+    // `backups` lists the newest first, as src.tar.
+    let mut names: Vec<String> = home
+        .manager(&["backups"])
+        .stdout_lines()
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+    names.reverse();
+    assert_eq!(names.len(), 4, "{names:?}");
+    names.into_iter().zip(trees).collect()
+}
+
+#[test]
+fn every_generation_of_a_chain_lists_prints_restores_and_diffs_as_it_was() {
+    for compress in [&[][..], &["--compress", "gzip"], &["--compress", "zstd"]] {
+        a_chain_browses_as_it_was(compress);
+    }
+}
+
+fn a_chain_browses_as_it_was(compress: &[&str]) {
+    let home = TestHome::new();
+    let generations = make_chain(&home, compress);
+    for (at, was) in &generations {
+        assert_same_map(&browsed(&home, at), was, &format!("files and cat at {at}"));
+        let dest = home.path().join(format!("restored-{at}"));
+        home.manager(&[
+            "restore",
+            "src",
+            dest.to_str().unwrap(),
+            "--at",
+            at,
+            "--path",
+            "sub",
+        ])
+        .success();
+        let mut got = Tree::new();
+        tree(&dest, &dest, &mut got);
+        let expected: Tree = was
+            .iter()
+            .filter(|(name, _)| name.starts_with("src/sub"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        // The folders above the path are made, not restored: only what is under it counts.
+        got.remove("src");
+        assert_same_map(&got, &expected, &format!("restore --path sub at {at}"));
+    }
+    let at = |i: usize| generations[i].0.as_str();
+    assert_eq!(
+        diffed(&home, at(0), at(1)),
+        [
+            "M    src/a.txt  (content, size, mtime)",
+            "-    src/old/",
+            "-    src/old/gone.txt",
+            "+    src/sub/new.txt",
+        ]
+    );
+    assert_eq!(
+        diffed(&home, at(1), at(2)),
+        ["M    src/a.txt  (type)", "M    src/sub/b.txt  (mode)"]
+    );
+    assert_eq!(
+        diffed(&home, at(2), at(3)),
+        [
+            "+    src/moved/",
+            "+    src/moved/c.txt",
+            "M    src/same.txt  (content)",
+            "-    src/sub/deeper/",
+            "-    src/sub/deeper/c.txt",
+        ]
+    );
+    // By default, the last two.
+    assert_eq!(
+        home.manager(&["diff", "src"]).stdout,
+        home.manager(&["diff", "src", at(2), at(3)]).stdout
+    );
+}
+
+#[test]
+fn find_finds_every_version_newest_first_and_a_deleted_file_prints() {
+    let home = TestHome::new();
+    let generations = make_chain(&home, &[]);
+    let out = home.manager(&["find", "gone.txt"]);
+    out.success();
+    let lines = out.stdout_lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains(&generations[0].0) && lines[0].ends_with("src/old/gone.txt"),
+        "{lines:?}"
+    );
+    assert_eq!(
+        cat(&home, &generations[0].0, "old/gone.txt"),
+        b"deleted two generations ago"
+    );
+    // A glob across the generations: a.txt is a file in three, a link in the last.
+    let out = home.manager(&["find", "src/*.txt", "src", "--json"]);
+    out.success();
+    let found: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+    let a: Vec<(&str, &str)> = found
+        .iter()
+        .filter(|v| v["name"] == "src/a.txt")
+        .map(|v| {
+            (
+                v["generation"].as_str().unwrap(),
+                v["type"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = generations.iter().rev().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        a,
+        [
+            (names[0], "symlink"),
+            (names[1], "symlink"),
+            (names[2], "file"),
+            (names[3], "file")
+        ]
+    );
+    let out = home.manager(&["find", "src/{a"]);
+    assert!(
+        out.failure(1).contains("is not a valid pattern"),
+        "{}",
+        out.stderr
+    );
+}
