@@ -427,7 +427,12 @@ fn backup_in_progress(home: &TestHome, pid: i32, done_line: &str) -> Option<Stri
             "no backup in progress after 30 s: {:#?}",
             home.service_log()
         );
-        if let Some(name) = home.partial_files().pop() {
+        // The archive's, not its index's.
+        if let Some(name) = home
+            .partial_files()
+            .into_iter()
+            .find(|name| !name.contains(".idx."))
+        {
             return Some(name);
         }
         assert!(
@@ -461,8 +466,10 @@ fn assert_interrupted_left_the_good_archive(
         assert_eq!(home.partial_files(), Vec::<String>::new());
         return;
     }
-    // After kill -9 the hidden temporary file stays (unlisted) until the next start.
-    assert_eq!(home.partial_files(), &[partial.to_owned()]);
+    // After kill -9 the hidden temporary files (the archive's and its index's) stay
+    // (unlisted) until the next start.
+    let index_partial = partial.replacen(".tar.", ".tar.idx.", 1);
+    assert_eq!(home.partial_files(), &[partial.to_owned(), index_partial]);
     // Without its schedule, so that the next service does not start another backup.
     home.manager(&["delete", "0"]).success();
     home.start();

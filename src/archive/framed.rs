@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use zstd::zstd_safe::zstd_sys::ZSTD_EndDirective;
 use zstd::zstd_safe::{CCtx, CParameter, InBuffer, OutBuffer};
 
-use super::sink::Out;
+use super::sealed::Out;
 use crate::index::Frame;
 use crate::index::seekable::zstd_seek_table;
 use crate::naming::Compression;

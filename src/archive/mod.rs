@@ -13,6 +13,7 @@ mod label;
 mod open;
 mod reindex;
 mod restore;
+mod sealed;
 mod sink;
 mod verify;
 mod walk;

@@ -23,13 +23,9 @@ use std::thread::{Scope, ScopedJoinHandle};
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 
 use super::framed::Framed;
-use crate::encryption::{Mark, Recipients};
+use super::sealed::{Out, Seal};
 use crate::index::Frame;
 use crate::naming::Compression;
-
-mod sealed;
-
-pub(super) use sealed::Out;
 
 /// The size of a batch: the most the writer hands to the kernel in one `write`.
 const BATCH: usize = 1 << 20;
@@ -103,10 +99,6 @@ pub struct Written {
     /// archive.
     pub frames: Vec<Frame>,
 }
-
-/// How the archive is sealed, when it is encrypted: to whom, and the chain mark its
-/// header carries.
-pub type Seal<'a> = Option<(&'a Recipients, Option<Mark>)>;
 
 /// Starts the writer thread in `scope`, writing `file` in `compression`, encrypted when
 /// `seal` says to whom (compressed first, then encrypted), and a thread that reads the

@@ -132,10 +132,12 @@ impl TestHome {
         let Ok(entries) = fs::read_dir(self.root.join("backups")) else {
             return Vec::new();
         };
-        entries
+        let mut found: Vec<String> = entries
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter(|name| name.starts_with('.') && name.ends_with(".partial"))
-            .collect()
+            .collect();
+        found.sort();
+        found
     }
 
     /// Every running `backup_service` of this build whose working directory is this home.

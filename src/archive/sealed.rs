@@ -8,8 +8,11 @@ use std::io::{self, BufWriter, Write};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::{Scope, ScopedJoinHandle};
 
-use super::Seal;
-use crate::encryption::{self, Sealer};
+use crate::encryption::{self, Mark, Recipients, Sealer};
+
+/// How the archive is sealed, when it is encrypted: to whom, and the chain mark its
+/// header carries.
+pub type Seal<'a> = Option<(&'a Recipients, Option<Mark>)>;
 
 /// The size of a buffer handed to the sealing thread.
 const PIPE: usize = 256 << 10;
@@ -18,7 +21,7 @@ const PIPE: usize = 256 << 10;
 const PIPES: usize = 4;
 
 /// What the writer thread writes a compressed or sealed stream to.
-pub(in crate::archive) enum Out<'scope> {
+pub(super) enum Out<'scope> {
     /// The archive file itself.
     File(BufWriter<&'scope mut File>),
     /// Encrypted on another thread, then the archive file.
@@ -27,7 +30,7 @@ pub(in crate::archive) enum Out<'scope> {
 
 impl<'scope> Out<'scope> {
     /// The archive `file`, sealed when `seal` says to whom (its thread in `scope`).
-    pub(in crate::archive) fn new(
+    pub(super) fn new(
         scope: &'scope Scope<'scope, '_>,
         file: &'scope mut File,
         seal: Seal<'_>,
@@ -43,7 +46,7 @@ impl<'scope> Out<'scope> {
     }
 
     /// Writes what is left (an age file's last chunk) and flushes it all to the file.
-    pub(in crate::archive) fn finish(self) -> io::Result<()> {
+    pub(super) fn finish(self) -> io::Result<()> {
         match self {
             Out::File(mut file) => file.flush(),
             Out::Sealed(piped) => piped.finish(),
@@ -70,7 +73,7 @@ impl Write for Out<'_> {
 }
 
 /// The writer's end of the sealing thread.
-pub(in crate::archive) struct Piped<'scope> {
+pub(super) struct Piped<'scope> {
     /// The buffer being filled.
     buf: Vec<u8>,
     /// How many buffers were made so far.
