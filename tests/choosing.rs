@@ -69,9 +69,12 @@ fn an_exclude_file_is_read_at_each_backup_and_a_missing_one_fails_it() {
     let before = fs::read(&archive).unwrap();
     fs::remove_file(&list).unwrap();
     let err = home.manager(&["run", "0"]).failure(1).to_owned();
-    assert!(
-        err.contains(&format!("reading exclude file {list_arg}")),
-        "{err}"
+    assert_eq!(
+        err,
+        format!(
+            "backup_manager: backup of data into backups/d.tar failed: reading exclude file \
+             {list_arg}: No such file or directory (os error 2)"
+        )
     );
     assert!(has_message(
         &home.manager_log(),

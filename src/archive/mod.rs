@@ -134,9 +134,11 @@ pub fn create(request: &Request<'_>) -> Result<Summary> {
 /// Writes the archive under its temporary name and returns it uncommitted, for the
 /// caller to put in place ([`AtomicFile::commit`]) or to drop (which removes it).
 pub fn create_aside(request: &Request<'_>) -> Result<(Summary, AtomicFile)> {
+    // Read first (an exclude file may be missing): an error then says only that.
+    let excludes = Excludes::new(request.options, request.source)?;
     let mut out = AtomicFile::create(request.target, ARCHIVE_MODE)?;
     let target = request.target;
-    let mut summary = write_into(request, out.file(), None)
+    let mut summary = write_into(request, out.file(), None, excludes)
         .with_context(|| format!("writing archive {}", target.display()))?;
     summary.bytes = out
         .file()
@@ -175,17 +177,20 @@ pub fn dry_run(request: &Request<'_>, listing: ListFn<'_>) -> Result<Summary> {
         progress: Some(&count),
         ..request
     };
-    let mut summary = write_into(&request, &mut null, Some(listing))
+    let excludes = Excludes::new(request.options, request.source)?;
+    let mut summary = write_into(&request, &mut null, Some(listing), excludes)
         .with_context(|| format!("walking {}", request.source.display()))?;
     summary.bytes = data.get();
     Ok(summary)
 }
 
-/// Writes the archive `request` asks for into `file`, telling `listing` of each entry.
+/// Writes the archive `request` asks for into `file`, leaving out what `excludes` say and
+/// telling `listing` of each entry.
 fn write_into(
     request: &Request<'_>,
     file: &mut fs::File,
     listing: Option<ListFn<'_>>,
+    excludes: Option<Excludes>,
 ) -> Result<Summary> {
     // Compared by identity, so that any path to them is recognised; what does not exist
     // cannot be met.
@@ -209,7 +214,7 @@ fn write_into(
     let seal = recipients.as_ref().map(|r| (r, mark));
     let plan = walk::Plan {
         exclude,
-        excludes: Excludes::new(request.options, request.source)?,
+        excludes,
         one_file_system: request.options.choosing.one_file_system,
         larger_than: request
             .options
