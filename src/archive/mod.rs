@@ -150,15 +150,15 @@ pub fn create_aside(request: &Request<'_>) -> Result<(Summary, AtomicFile)> {
 
 /// Walks the tree as [`create`] would, telling `listing` of each entry, and writes
 /// nothing: the stream goes to `/dev/null`. The summary's `bytes` is the size of the
-/// file data the archive would hold, uncompressed. Incremental settings are not looked
-/// at: this is the tree a full backup would hold.
+/// file data the archive would hold, uncompressed. With an incremental tracker, what it
+/// stores is what changed; the tracker's record must go nowhere ([`crate::generations`]
+/// gives such a tracker for a dry run).
 pub fn dry_run(request: &Request<'_>, listing: ListFn<'_>) -> Result<Summary> {
     let mut null = fs::OpenOptions::new()
         .write(true)
         .open("/dev/null")
         .context("opening /dev/null")?;
     let request = Request {
-        incremental: None,
         format: Format {
             compression: Compression::None,
             encrypted: false,
