@@ -60,7 +60,7 @@ pub struct Entry {
 }
 
 /// One generation's tree, with a way to read its files' contents.
-pub trait Snapshot: Send + Sync {
+pub trait Snapshot {
     /// Its entries, in the archive's order (for a chain, as of the generation).
     fn entries(&self) -> &[Entry];
 
@@ -79,7 +79,7 @@ pub struct Generation {
 }
 
 /// The backups of a home, as the mount sees them.
-pub trait Backups: Send + 'static {
+pub trait Backups {
     /// The schedules' names.
     fn names(&self) -> Result<Vec<String>>;
 
@@ -189,13 +189,27 @@ mod tests {
         let fake = Fake {
             generations: generations.clone(),
         };
-        let session = fuser::spawn_mount2(
+        let mut session = fuser::Session::new(
             fs::BackupsFs::new(Box::new(fake)),
             dir.path(),
             &[fuser::MountOption::RO],
         )
         .unwrap();
+        let mut unmounter = session.unmount_callable();
         let root = dir.path().join("proj");
+        let checks = std::thread::spawn(move || {
+            let result = std::panic::catch_unwind(|| look(&root, &generations));
+            unmounter.unmount().unwrap();
+            result
+        });
+        session.run().unwrap();
+        if let Err(panic) = checks.join().unwrap() {
+            std::panic::resume_unwind(panic);
+        }
+    }
+
+    /// What a user sees in the mount of the two generations, at `root`.
+    fn look(root: &std::path::Path, generations: &Shared) {
         let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
         assert_eq!(read("2026-12-01_0200/src/a.rs"), "old a");
         assert_eq!(read("latest/src/a.rs"), "new a, longer");
@@ -214,12 +228,11 @@ mod tests {
         // A file open keeps reading what it opened after its generation is pruned.
         let open = std::fs::File::open(root.join("2026-12-01_0200/src/a.rs")).unwrap();
         generations.lock().unwrap().pop();
-        let listed: Vec<_> = std::fs::read_dir(&root)
+        let listed: Vec<_> = std::fs::read_dir(root)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(listed, ["latest", "2026-12-02_0200"]);
         assert_eq!(io::read_to_string(open).unwrap(), "old a");
-        drop(session);
     }
 }

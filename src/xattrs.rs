@@ -39,7 +39,7 @@ pub fn list(fd: BorrowedFd<'_>) -> io::Result<Vec<Vec<u8>>> {
         let e = io::Error::last_os_error();
         match e.raw_os_error() {
             Some(libc::ERANGE) if buf.len() < MAX_LIST => buf.resize(MAX_LIST, 0),
-            Some(libc::ENOTSUP) => return Ok(Vec::new()),
+            Some(libc::ENOTSUP | libc::ENOSYS) => return Ok(Vec::new()),
             _ => return Err(e),
         }
     }

@@ -142,10 +142,26 @@ fn backups_files(home: &TestHome) -> Vec<PathBuf> {
 fn a_bad_recipient_is_refused_and_nothing_is_written() {
     let home = TestHome::new();
     let keys = tempfile::tempdir().unwrap();
-    let err = home
-        .manager(&["create", "--encrypt", "age1nope", "src;02:00;code"])
-        .code();
-    assert_eq!(err, Some(2));
+    for bad in [
+        "age1nope",
+        "ssh-dss AAAAB3NzaC1kc3MAAACBAPqx",
+        "AGE-SECRET-KEY-1QQQ",
+    ] {
+        let out = home.manager(&["create", "--encrypt", bad, "src;02:00;code"]);
+        assert!(
+            out.failure(1).contains("is not a public key to encrypt to"),
+            "{out:?}"
+        );
+    }
+    // A secret given by mistake is repeated neither on stderr nor in the log.
+    let log = fs::read_to_string(home.path().join("logs/backup_manager.log")).unwrap();
+    assert!(log.contains("secret key") && !log.contains("1QQQ"), "{log}");
+    let line = home.manager(&["create", "src;02:00;code;encrypt=age1nope"]);
+    assert!(
+        line.failure(1)
+            .starts_with("backup_manager: malformed schedule"),
+        "{line:?}"
+    );
     assert_eq!(home.schedule_bytes(), None);
     let file = keys.path().join("recipients.txt");
     let good = age_key(keys.path(), "k").public;

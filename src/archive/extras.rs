@@ -136,6 +136,22 @@ pub fn differences(archived: &Extras, live: &Extras) -> Vec<String> {
     found
 }
 
+/// The mode a restore gives the entry `header`: its archived mode, with the permission
+/// bits its access ACL sets after it (its mask for the group's bits: bsdtar archives the
+/// group's own entry there).
+pub fn restored_mode(header: &Header) -> u32 {
+    let bits = header
+        .extras
+        .acl_access
+        .as_deref()
+        .and_then(|text| parse(text).ok())
+        .and_then(|entries| acl::mode_bits(&entries));
+    match bits {
+        Some(bits) => header.mode & !0o777 | bits,
+        None => header.mode,
+    }
+}
+
 /// An ACL's text form as sorted entries.
 fn parse(text: &[u8]) -> Result<Vec<acl::Entry>, String> {
     let text = std::str::from_utf8(text).map_err(|_| "an ACL that is not text".to_owned())?;
@@ -152,6 +168,8 @@ pub struct Setter {
     as_root: bool,
     /// Entries whose extras the file system refused to keep at all.
     unsupported: Noted,
+    /// The last of them, not to count it twice.
+    last_unsupported: Option<Box<[u8]>>,
     /// Attributes of the `security` and `trusted` namespaces, not set by a user.
     privileged: Noted,
     /// Attributes or ACLs refused for another reason.
@@ -197,51 +215,48 @@ impl Setter {
         }
     }
 
-    /// Sets `extras` on the open file `fd`, the entry `name` of the archive: the ACLs
-    /// first (they set the mode's group bits, as the archived mode has them), then the
-    /// other attributes.
-    pub fn apply(&mut self, fd: BorrowedFd<'_>, extras: &Extras, name: &[u8]) {
-        if extras.is_empty() {
-            return;
-        }
-        let shown = || String::from_utf8_lossy(name).into_owned();
-        let mut unsupported = false;
-        for (attr, text) in [
-            (ACL_ACCESS, &extras.acl_access),
-            (ACL_DEFAULT, &extras.acl_default),
-        ] {
-            let Some(text) = text else { continue };
-            match parse(text) {
-                Ok(entries) => self.set(fd, attr, &acl::encode(&entries), name, &mut unsupported),
-                Err(e) => self
-                    .failed
-                    .note(|| format!("{}: ACL not restored: {e}", shown())),
-            }
-        }
+    /// Sets the extended attributes of `extras`, but for ACLs, on the open file `fd`, the
+    /// entry `name` of the archive: before its mode, which may take away the owner's
+    /// right to set them.
+    pub fn attributes(&mut self, fd: BorrowedFd<'_>, extras: &Extras, name: &[u8]) {
         for (attr, value) in &extras.xattrs {
-            // Restored from their text form, when the archive has it.
-            let from_text = (attr == ACL_ACCESS && extras.acl_access.is_some())
-                || (attr == ACL_DEFAULT && extras.acl_default.is_some());
-            if from_text {
+            if attr == ACL_ACCESS || attr == ACL_DEFAULT {
                 continue;
             }
             if xattrs::is_privileged(attr) && !self.as_root {
                 let attr = String::from_utf8_lossy(attr);
-                self.privileged.note(|| format!("{} on {}", attr, shown()));
+                self.privileged
+                    .note(|| format!("{attr} on {}", String::from_utf8_lossy(name)));
                 continue;
             }
-            self.set(fd, attr, value, name, &mut unsupported);
+            self.set(fd, attr, value, name);
         }
     }
 
-    fn set(
-        &mut self,
-        fd: BorrowedFd<'_>,
-        attr: &[u8],
-        value: &[u8],
-        name: &[u8],
-        unsupported: &mut bool,
-    ) {
+    /// Sets the ACLs of `extras` on the open file `fd`, the entry `name`: after its mode,
+    /// as GNU tar does, so that the ACL's mask wins over the mode's group bits (bsdtar's
+    /// archives give the group's own entry there). From their text form, or else from
+    /// the binary attributes GNU tar writes too.
+    pub fn acls(&mut self, fd: BorrowedFd<'_>, extras: &Extras, name: &[u8]) {
+        for (attr, text) in [
+            (ACL_ACCESS, &extras.acl_access),
+            (ACL_DEFAULT, &extras.acl_default),
+        ] {
+            match text.as_deref().map(parse) {
+                Some(Ok(entries)) => self.set(fd, attr, &acl::encode(&entries), name),
+                Some(Err(e)) => self
+                    .failed
+                    .note(|| format!("{}: ACL not restored: {e}", String::from_utf8_lossy(name))),
+                None => {
+                    if let Some((_, value)) = extras.xattrs.iter().find(|(n, _)| n == attr) {
+                        self.set(fd, attr, value, name);
+                    }
+                }
+            }
+        }
+    }
+
+    fn set(&mut self, fd: BorrowedFd<'_>, attr: &[u8], value: &[u8], name: &[u8]) {
         let shown = || String::from_utf8_lossy(name).into_owned();
         // The check refused names with a NUL before anything was written.
         let Ok(c_attr) = CString::new(attr) else {
@@ -250,8 +265,11 @@ impl Setter {
         match xattrs::set(fd, &c_attr, value) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => {
-                if !std::mem::replace(unsupported, true) {
-                    self.unsupported.note(shown);
+                // Once an entry.
+                if self.last_unsupported.as_deref() != Some(name) {
+                    self.last_unsupported = Some(name.into());
+                    let attr = String::from_utf8_lossy(attr);
+                    self.unsupported.note(|| format!("{}: {attr}", shown()));
                 }
             }
             Err(e) => self.failed.note(|| {
@@ -270,8 +288,8 @@ impl Setter {
         let mut warnings = Vec::new();
         if self.unsupported.count > 0 {
             warnings.push(format!(
-                "the file system restored to keeps no extended attributes or ACLs: those of {} \
-                 entr{} ({}) are not restored",
+                "extended attributes or ACLs of {} entr{} not restored: the file system \
+                 restored to does not keep them ({})",
                 self.unsupported.count,
                 if self.unsupported.count == 1 {
                     "y"
@@ -325,7 +343,7 @@ mod tests {
             ..Extras::default()
         };
         let mut setter = Setter::new(false);
-        setter.apply(file.as_fd(), &extras, b"src/f");
+        setter.attributes(file.as_fd(), &extras, b"src/f");
         assert_eq!(
             setter.warnings(),
             [
@@ -348,7 +366,8 @@ mod tests {
             ..Extras::default()
         };
         let mut setter = Setter::new(false);
-        setter.apply(file.as_fd(), &extras, b"f");
+        setter.attributes(file.as_fd(), &extras, b"f");
+        setter.acls(file.as_fd(), &extras, b"f");
         if setter.unsupported.count > 0 {
             eprintln!("note: the temporary folder keeps no attributes or ACLs; skipped");
             return;

@@ -137,6 +137,7 @@ pub fn restore_chain(
         guard,
         as_root,
         extras: Setter::new(as_root),
+        kept_extras: 0,
         delete: options.delete,
         root_held: false,
         done: Restored::default(),
@@ -298,6 +299,8 @@ struct Extract {
     as_root: bool,
     /// Sets extended attributes and ACLs, and gathers what could not be set.
     extras: Setter,
+    /// The bytes of folders' attributes kept for the end.
+    kept_extras: usize,
     delete: bool,
     /// Whether an archive holds DEST itself (as `./`, as `tar -C DIR .` writes): then
     /// `--delete` mirrors DEST too.
@@ -359,6 +362,7 @@ impl Extract {
             delete,
             root_held,
             done,
+            ..
         } = self;
         let delete = *delete && written;
         let mut first_error = None;

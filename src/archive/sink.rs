@@ -16,14 +16,18 @@
 //! the final fsync has little left to do.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::{Scope, ScopedJoinHandle};
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 
-use crate::encryption::{self, Mark, Recipients, Sealer};
+use crate::encryption::{Mark, Recipients};
 use crate::naming::Compression;
+
+mod sealed;
+
+use sealed::Out;
 
 /// The size of a batch: the most the writer hands to the kernel in one `write`.
 const BATCH: usize = 1 << 20;
@@ -109,9 +113,9 @@ pub fn start<'scope>(
 ) -> io::Result<(Stream, ScopedJoinHandle<'scope, io::Result<()>>)> {
     let (mut sink, batches) = match (compression, seal) {
         (Compression::None, None) => (Sink::Plain(Plain::new(scope, file)?), BATCHES),
-        (Compression::None, Some(_)) => (Sink::Sealed(Out::new(file, seal)?), BATCHES),
+        (Compression::None, Some(_)) => (Sink::Sealed(Out::new(scope, file, seal)?), BATCHES),
         (compressed, _) => (
-            Sink::compressed(Out::new(file, seal)?, compressed)?,
+            Sink::compressed(Out::new(scope, file, seal)?, compressed)?,
             COMPRESSED_BATCHES,
         ),
     };
@@ -214,49 +218,6 @@ impl Write for Stream {
     /// sends the last.
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
-    }
-}
-
-/// What a compressed (or sealed) stream is written to: the file, through a buffer, or
-/// an age file's encryption on its way there.
-enum Out<'a> {
-    /// The archive file itself.
-    File(BufWriter<&'a mut File>),
-    /// Encrypted, then the archive file.
-    Sealed(Sealer<BufWriter<&'a mut File>>),
-}
-
-impl<'a> Out<'a> {
-    fn new(file: &'a mut File, seal: Seal<'_>) -> io::Result<Self> {
-        let buffered = BufWriter::with_capacity(1 << 16, file);
-        Ok(match seal {
-            None => Out::File(buffered),
-            Some((recipients, mark)) => Out::Sealed(encryption::seal(recipients, mark, buffered)?),
-        })
-    }
-
-    /// Writes what is left (an age file's last chunk) and flushes it all to the file.
-    fn finish(self) -> io::Result<()> {
-        match self {
-            Out::File(mut file) => file.flush(),
-            Out::Sealed(sealer) => sealer.finish()?.flush(),
-        }
-    }
-}
-
-impl Write for Out<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Out::File(file) => file.write(buf),
-            Out::Sealed(sealer) => sealer.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Out::File(file) => file.flush(),
-            Out::Sealed(sealer) => sealer.flush(),
-        }
     }
 }
 

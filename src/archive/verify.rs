@@ -217,7 +217,8 @@ impl<'a> Compare<'a> {
 /// keeps a fraction, else to the second (an archive of GNU tar's default format, or one
 /// made by an earlier version of this program, keeps none).
 fn same_metadata(header: &Header, meta: &fs::Metadata, differ: &mut dyn FnMut(&str)) {
-    if meta.mode() & 0o7777 != header.mode && header.kind != Kind::Symlink {
+    let mode = super::extras::restored_mode(header);
+    if meta.mode() & 0o7777 != mode && header.kind != Kind::Symlink {
         differ("mode differs");
     }
     if (u64::from(meta.uid()), u64::from(meta.gid())) != (header.uid, header.gid) {

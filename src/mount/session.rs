@@ -3,8 +3,8 @@
 use std::fs::OpenOptions;
 use std::io::ErrorKind;
 use std::path::Path;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use fuser::MountOption;
@@ -17,8 +17,8 @@ use crate::interrupt::Watch;
 /// The file system's type, as `mount` and `/proc/self/mountinfo` show it: `fuse.` this.
 pub const FS_NAME: &str = "backup_manager";
 
-/// How long an unmount may wait for the kernel's last requests before the process ends,
-/// which ends the connection anyway.
+/// How long a mount detached while in use is served before the process ends, which
+/// ends the connection.
 const UNMOUNT_PATIENCE: Duration = Duration::from_secs(3);
 
 /// Whether this machine can mount a FUSE file system for this user; if not, what is
@@ -47,9 +47,10 @@ fn on_path(program: &str) -> bool {
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
-/// Mounts `backups` read-only at `dir` and serves it until SIGINT, SIGTERM or SIGHUP
-/// (then unmounts) or an unmount from outside (`fusermount3 -u DIR`). `on_mounted` is
-/// called once the mount is there. Returns the signal that ended it, if one did.
+/// Mounts `backups` read-only at `dir` and serves it on this thread until SIGINT, SIGTERM
+/// or SIGHUP (then unmounts) or an unmount from outside (`fusermount3 -u DIR`).
+/// `on_mounted` is called once the mount is there. Returns the signal that ended it, if
+/// one did.
 pub fn mount(
     dir: &Path,
     backups: Box<dyn Backups>,
@@ -60,10 +61,6 @@ pub fn mount(
     if !meta.is_dir() {
         bail!("cannot mount at {}: not a folder", dir.display());
     }
-    let (sender, signals) = mpsc::channel();
-    Watch::start(move |signal| {
-        let _ = sender.send(signal);
-    })?;
     let options = [
         MountOption::RO,
         MountOption::NoSuid,
@@ -72,32 +69,45 @@ pub fn mount(
         MountOption::FSName(FS_NAME.to_owned()),
         MountOption::Subtype(FS_NAME.to_owned()),
     ];
-    let session = fuser::spawn_mount2(BackupsFs::new(backups), dir, &options)
+    let mut session = fuser::Session::new(BackupsFs::new(backups), dir, &options)
         .with_context(|| format!("mounting the backups at {}", dir.display()))?;
+    let mut unmounter = session.unmount_callable();
+    let caught = Arc::new(Mutex::new(None));
+    let (told, mounted) = (caught.clone(), dir.to_owned());
+    Watch::start(move |signal| {
+        *told.lock().unwrap_or_else(|e| e.into_inner()) = Some(signal);
+        let _ = unmounter.unmount();
+        // Still there: something in it is in use. Detached, it is gone from DIR now,
+        // and the kernel lets those using it finish; the process ends soon after.
+        if is_mounted(&mounted) {
+            detach(&mounted);
+            std::thread::sleep(UNMOUNT_PATIENCE);
+            log::info!("Unmounted {} on {signal}, detached", mounted.display());
+            std::process::exit(0);
+        }
+    })?;
     log::info!("Mounted the backups at {}", dir.display());
     on_mounted();
-    loop {
-        match signals.recv_timeout(Duration::from_millis(200)) {
-            Ok(signal) => {
-                unmount(session);
-                log::info!("Unmounted {} on {signal}", dir.display());
-                return Ok(Some(signal));
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) if session.guard.is_finished() => {
-                log::info!("Unmounted {} from outside", dir.display());
-                return Ok(None);
-            }
-            Err(_) => {}
-        }
+    session
+        .run()
+        .with_context(|| format!("serving the backups at {}", dir.display()))?;
+    let signal = *caught.lock().unwrap_or_else(|e| e.into_inner());
+    match signal {
+        Some(signal) => log::info!("Unmounted {} on {signal}", dir.display()),
+        None => log::info!("Unmounted {} from outside", dir.display()),
     }
+    Ok(signal)
 }
 
-/// Unmounts and waits a little for the session to end.
-fn unmount(session: fuser::BackgroundSession) {
-    let waiting = std::thread::spawn(move || session.join());
-    let start = Instant::now();
-    while !waiting.is_finished() && start.elapsed() < UNMOUNT_PATIENCE {
-        std::thread::sleep(Duration::from_millis(20));
+/// Takes the mount at `dir` away even while it is in use (`umount -l`).
+fn detach(dir: &Path) {
+    if nix::unistd::geteuid().is_root() {
+        let _ = nix::mount::umount2(dir, nix::mount::MntFlags::MNT_DETACH);
+    } else {
+        let _ = std::process::Command::new("fusermount3")
+            .args(["-u", "-z"])
+            .arg(dir)
+            .status();
     }
 }
 

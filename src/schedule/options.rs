@@ -152,8 +152,7 @@ impl Options {
                 }
                 ("keep-within", Some(value)) => {
                     once("keep-within")?;
-                    let within = value.parse().map_err(OptionError::Within)?;
-                    options.periods.within = Some(within);
+                    options.periods.within = Some(value.parse().map_err(OptionError::Within)?);
                 }
                 (key, Some(value)) if period(key).is_some() => {
                     let (name, rule) = period(key).expect("just matched");
@@ -167,13 +166,13 @@ impl Options {
                         options.exclude.push(pattern.to_owned());
                     }
                 }
-                ("exclude-caches", None) => {
-                    once("exclude-caches")?;
-                    options.exclude_caches = true;
-                }
-                ("gitignore", None) => {
-                    once("gitignore")?;
-                    options.gitignore = true;
+                (flag @ ("exclude-caches" | "gitignore"), None) => {
+                    let (name, on) = match flag {
+                        "gitignore" => ("gitignore", &mut options.gitignore),
+                        _ => ("exclude-caches", &mut options.exclude_caches),
+                    };
+                    once(name)?;
+                    *on = true;
                 }
                 (key, value) if choosing::key(key).is_some() => {
                     once(choosing::key(key).expect("just matched"))?;

@@ -43,6 +43,16 @@ impl FromStr for Recipient {
             why,
         };
         let text = text.trim();
+        // A secret pasted by mistake is not repeated in the error, nor so in the log.
+        if text.to_ascii_uppercase().starts_with("AGE-SECRET-KEY-") || text.contains("PRIVATE KEY")
+        {
+            return Err(BadRecipient {
+                key: "(a secret key, not shown)".to_owned(),
+                why: "this is a secret key: give its public key (`age-keygen -y FILE`, or the \
+                      `.pub` file of an SSH key), and keep the secret off this machine"
+                    .to_owned(),
+            });
+        }
         if text.starts_with("age1") {
             let key = age::x25519::Recipient::from_str(text).map_err(|e| bad(e.to_string()))?;
             return Ok(Recipient(key.to_string()));
@@ -139,6 +149,12 @@ mod tests {
             let err = bad.parse::<Recipient>().unwrap_err();
             assert!(err.to_string().starts_with("recipient "), "{err}");
         }
+        let secret = "AGE-SECRET-KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQS";
+        let err = secret.parse::<Recipient>().unwrap_err().to_string();
+        assert!(
+            !err.contains("QYQSZ") && err.contains("secret key"),
+            "{err}"
+        );
     }
 
     #[test]

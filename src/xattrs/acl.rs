@@ -97,6 +97,20 @@ pub fn encode(entries: &[Entry]) -> Vec<u8> {
     out
 }
 
+/// The permission bits (`0o777`) a file with the access ACL `entries` has: the owner's
+/// entry, the mask's (or, with no mask, the group's) and everyone else's; `None` for an
+/// ACL without them.
+pub fn mode_bits(entries: &[Entry]) -> Option<u32> {
+    let perm = |tag: u16| {
+        entries
+            .iter()
+            .find(|e| e.tag == tag)
+            .map(|e| u32::from(e.perm & 7))
+    };
+    let group = perm(MASK).or_else(|| perm(GROUP_OBJ))?;
+    Some(perm(USER_OBJ)? << 6 | group << 3 | perm(OTHER)?)
+}
+
 /// GNU tar's text form of `entries`: one a line, each ending in a new line.
 pub fn to_text(entries: &[Entry]) -> Result<String, Invalid> {
     let mut text = String::new();
@@ -169,7 +183,7 @@ fn entry(line: &str) -> Result<Entry, Invalid> {
     };
     let id = if named {
         let number = id.and_then(|id| id.parse::<u32>().ok());
-        resolve(who, tag == USER)
+        resolve(&unescaped(who), tag == USER)
             .or(number)
             .ok_or_else(|| invalid(format!("an ACL entry for {who:?}, unknown here")))?
     } else {
@@ -189,17 +203,48 @@ fn resolve(who: &str, user: bool) -> Option<u32> {
 }
 
 fn user_name(id: u32) -> String {
-    User::from_uid(Uid::from_raw(id))
-        .ok()
-        .flatten()
-        .map_or_else(|| id.to_string(), |u| u.name)
+    let name = User::from_uid(Uid::from_raw(id)).ok().flatten();
+    plain(name.map(|u| u.name)).unwrap_or_else(|| id.to_string())
 }
 
 fn group_name(id: u32) -> String {
-    Group::from_gid(Gid::from_raw(id))
-        .ok()
-        .flatten()
-        .map_or_else(|| id.to_string(), |g| g.name)
+    let name = Group::from_gid(Gid::from_raw(id)).ok().flatten();
+    plain(name.map(|g| g.name)).unwrap_or_else(|| id.to_string())
+}
+
+/// A name that the text form holds as it is: one with a separator or a space in it would
+/// need libacl's escapes (`\040`), so it is written as its number instead.
+fn plain(name: Option<String>) -> Option<String> {
+    name.filter(|n| {
+        !n.is_empty() && !n.contains([':', ',', '#', '\\']) && !n.contains(char::is_whitespace)
+    })
+}
+
+/// A name as libacl writes it, its special characters as `\ooo`.
+fn unescaped(name: &str) -> String {
+    let bytes = name.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        match (bytes[i], octal) {
+            (b'\\', Some(d)) => {
+                out.push(
+                    (u32::from(d[0] - b'0') * 64
+                        + u32::from(d[1] - b'0') * 8
+                        + u32::from(d[2] - b'0')) as u8,
+                );
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -223,6 +268,8 @@ mod tests {
         );
         assert_eq!(from_text(&text).unwrap(), entries);
         assert_eq!(encode(&entries), BINARY);
+        assert_eq!(mode_bits(&entries), Some(0o664));
+        assert_eq!(mode_bits(&entries[..2]), None);
     }
 
     #[test]
@@ -248,6 +295,8 @@ mod tests {
         ] {
             assert!(from_text(text).is_err(), "{text}");
         }
+        assert_eq!(unescaped("a\\040b\\\\x"), "a b\\\\x");
+        assert_eq!(plain(Some("a b".to_owned())), None);
         let many = "user::rw-\n".repeat(MAX_ENTRIES + 1);
         assert!(from_text(&many).is_err());
     }

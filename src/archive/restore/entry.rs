@@ -19,11 +19,18 @@ use super::dumpdir::{self, Purge};
 use super::{Extract, canonical, folders};
 use crate::archive::extras::Setter;
 use crate::tar::dumpdir::Listing;
-use crate::tar::{Header, Kind, Reader, sparse};
+use crate::tar::{Extras, Header, Kind, Reader, sparse};
 
 /// Set-user-id and set-group-id: dropped from what a user other than root restores, as
 /// GNU tar does, so that a restore never makes a program run as someone else.
 const SET_ID: u32 = 0o6000;
+
+/// The most memory the extended attributes and ACLs of folders, kept to be set at the
+/// end, take (counted as their records' bytes and [`PER_ATTRIBUTE`] for each).
+const MAX_KEPT_EXTRAS: usize = 32 << 20;
+
+/// What keeping an attribute costs beyond its bytes: its name's and value's vectors.
+const PER_ATTRIBUTE: usize = 128;
 
 /// A folder not held by the archive, made on the way to an entry: all but the umask.
 fn implicit() -> Option<Mode> {
@@ -111,7 +118,20 @@ impl Extract {
         let node = self.tree.open(name, Some(rwx))?.expect("made");
         // Left read-only by an earlier restore into this DEST, maybe.
         folders::make_writable(self.tree.here()?.1)?;
-        self.tree.restored(node, header);
+        // Its attributes are kept for the end with its mode, within a bound: past it (an
+        // archive of very many folders with large attributes) they are set now.
+        let size = header.extras.record_bytes() + PER_ATTRIBUTE * header.extras.xattrs.len();
+        if size > 0 && self.kept_extras + size > MAX_KEPT_EXTRAS {
+            let dir = self.tree.here()?.1.as_fd();
+            self.extras.attributes(dir, &header.extras, &header.name);
+            self.extras.acls(dir, &header.extras, &header.name);
+            let mut rest = header.clone();
+            rest.extras = Extras::default();
+            self.tree.restored(node, &rest);
+        } else {
+            self.kept_extras += size;
+            self.tree.restored(node, header);
+        }
         if header.kind == Kind::DUMPDIR {
             let data = reader.listing()?;
             let listing = Listing::new(&data);
@@ -176,9 +196,10 @@ fn file<R: io::Read>(
     }
     // After chown, which drops file capabilities, and while the file is still writable
     // by its owner, as setting a user's attribute asks.
-    extras.apply(file.as_fd(), &header.extras, &header.name);
+    extras.attributes(file.as_fd(), &header.extras, &header.name);
     // After chown, which clears setuid and setgid.
     nix::sys::stat::fchmod(&file, mode(header, as_root))?;
+    extras.acls(file.as_fd(), &header.extras, &header.name);
     nix::sys::stat::futimens(&file, &TimeSpec::UTIME_OMIT, &mtime(header))?;
     Ok(())
 }

@@ -67,12 +67,14 @@ impl Final {
                 Some(Gid::from_raw(self.gid as u32)),
             )?;
         }
-        // Before the mode, which may take away the owner's right to set them.
         if let Some(attrs) = &self.extras {
-            extras.apply(dir.as_fd(), attrs, &self.name);
+            extras.attributes(dir.as_fd(), attrs, &self.name);
         }
         // After chown, which may clear setgid.
         nix::sys::stat::fchmod(dir, Mode::from_bits_truncate(self.mode))?;
+        if let Some(attrs) = &self.extras {
+            extras.acls(dir.as_fd(), attrs, &self.name);
+        }
         nix::sys::stat::futimens(dir, &TimeSpec::UTIME_OMIT, &self.mtime)
     }
 }

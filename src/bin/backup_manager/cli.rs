@@ -262,7 +262,7 @@ pub struct OptionFlags {
     /// Encrypt the archives to this public key (age1... or ssh-ed25519/ssh-rsa ...):
     /// backups/NAME.tar[.gz|.zst].age; repeatable. Only its identity can read them.
     #[arg(long, value_name = "RECIPIENT")]
-    encrypt: Vec<Recipient>,
+    encrypt: Vec<String>,
     /// Encrypt to the public keys in FILE, one a line, as age -R reads them; the keys
     /// are copied onto the schedule's line.
     #[arg(long, value_name = "FILE")]
@@ -274,7 +274,6 @@ impl OptionFlags {
     pub fn options(mut self) -> anyhow::Result<Options> {
         let keys = self.keys()?;
         let mut options = Options::from(self);
-        options.encrypt = Vec::new();
         for key in keys {
             if !options.encrypt.contains(&key) {
                 options.encrypt.push(key);
@@ -309,7 +308,8 @@ impl From<OptionFlags> for Options {
             incremental: flags.incremental.then(|| Incremental {
                 full_every_days: flags.full_every.unwrap_or(DEFAULT_FULL_EVERY),
             }),
-            encrypt: flags.encrypt,
+            // Parsed by [`OptionFlags::options`], which reads the recipients files too.
+            encrypt: Vec::new(),
         }
     }
 }
@@ -370,7 +370,12 @@ impl OptionFlags {
 
     /// The keys of `--encrypt` and of every `--recipients-file`, taken out of the flags.
     fn keys(&mut self) -> anyhow::Result<Vec<Recipient>> {
-        let mut keys = std::mem::take(&mut self.encrypt);
+        // Checked here rather than by clap: a bad key is an error of one line, as a bad
+        // exclude pattern is.
+        let mut keys = std::mem::take(&mut self.encrypt)
+            .iter()
+            .map(|key| key.parse::<Recipient>())
+            .collect::<Result<Vec<_>, _>>()?;
         for path in std::mem::take(&mut self.recipients_file) {
             keys.extend(backup::encryption::read_recipients_file(&path)?);
         }

@@ -106,8 +106,10 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
                 say(msg)
             })?
         }
-        Command::Backups { json, long: false } => print_all(&manager::backups(home)?, json)?,
-        Command::Backups { long: true, .. } => backups_long(home)?,
+        command @ (Command::Backups { .. }
+        | Command::Verify { .. }
+        | Command::Forget { .. }
+        | Command::Restore { .. }) => return archives(home, command),
         Command::Status { json } => return status(home, json),
         Command::Run {
             which,
@@ -115,6 +117,28 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
             ..
         } => return dry_run(home, &which),
         Command::Run { which, metrics, .. } => return run_now(home, &which, metrics),
+        Command::Unit {
+            timer,
+            once,
+            metrics,
+        } => {
+            let kind = match (timer, once) {
+                (true, _) => unit::Kind::Timer,
+                (false, true) => unit::Kind::Once,
+                (false, false) => unit::Kind::Service,
+            };
+            print_text(&unit::for_home(home, kind, metrics.as_deref())?)?;
+        }
+        Command::Completions { .. } | Command::Man => unreachable!("handled before the home"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The commands about the archives of `backups/`.
+fn archives(home: &Home, command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Backups { json, long: false } => print_all(&manager::backups(home)?, json)?,
+        Command::Backups { long: true, .. } => backups_long(home)?,
         Command::Verify {
             name,
             source,
@@ -129,19 +153,6 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
             print_all(&forget.generations, json)?;
             say(&forget.summary);
         }
-        Command::Unit {
-            timer,
-            once,
-            metrics,
-        } => {
-            let kind = match (timer, once) {
-                (true, _) => unit::Kind::Timer,
-                (false, true) => unit::Kind::Once,
-                (false, false) => unit::Kind::Service,
-            };
-            print_text(&unit::for_home(home, kind, metrics.as_deref())?)?;
-        }
-        Command::Completions { .. } | Command::Man => unreachable!("handled before the home"),
         Command::Restore {
             name,
             dest,
@@ -156,6 +167,7 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
             (force, delete),
             (at.as_deref(), identity.as_deref()),
         )?,
+        _ => unreachable!("only the archive commands come here"),
     }
     Ok(ExitCode::SUCCESS)
 }
