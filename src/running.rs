@@ -166,12 +166,29 @@ fn is_live(running: &Running) -> bool {
     ours && process_start(running.pid) == Some(running.process_start)
 }
 
-/// Removes the running files whose writer is gone.
+/// Removes the running files whose writer is gone, and the temporary files of their
+/// replacing (`..backup_running.PID.NAME.PID.partial`) that a killed writer left.
 fn remove_stale(home: &Home) {
+    let alive = |pid: i32| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
     for (name, pid) in files(home) {
-        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
-        if !alive {
+        if !alive(pid) {
             let _ = fs::remove_file(home.root().join(name));
+        }
+    }
+    let Ok(entries) = fs::read_dir(home.root()) else {
+        return;
+    };
+    for name in entries.filter_map(|entry| entry.ok().map(|e| e.file_name())) {
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix('.')) else {
+            continue;
+        };
+        let writer = rest
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.strip_suffix(".partial"))
+            .and_then(|rest| rest.rsplit_once('.'))
+            .and_then(|(_, pid)| pid.parse::<i32>().ok());
+        if writer.is_some_and(|pid| !alive(pid)) {
+            let _ = fs::remove_file(home.root().join(&name));
         }
     }
 }
@@ -210,5 +227,17 @@ mod tests {
         assert!(!is_live(&forged) && !is_live(&record));
         drop(writer);
         assert!(files(&home).is_empty());
+        // What a killed writer left goes at the next start; a live writer's stays.
+        let dead = 99_999_999;
+        let left = home.root().join(format!("{PREFIX}{dead}.a"));
+        let half = home
+            .root()
+            .join(format!(".{PREFIX}{dead}.a.{dead}.partial"));
+        let live = home.root().join(format!(".{PREFIX}1.a.1.partial"));
+        for path in [&left, &half, &live] {
+            fs::write(path, "{}").unwrap();
+        }
+        drop(Writer::start(&home, "a;01:00;a", "a", true));
+        assert!(!left.exists() && !half.exists() && live.exists());
     }
 }

@@ -145,6 +145,17 @@ fn edit_changes_one_line_in_place_and_keeps_its_history() {
             .ends_with(b"\nother;04:30;o\n"),
         "a line cleared of every option is a plain line again"
     );
+    // Encrypted, then plain again.
+    let age = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+    home.manager(&["edit", "o", "--encrypt", age]).success();
+    assert!(
+        home.schedule_bytes()
+            .unwrap()
+            .ends_with(format!("\nother;04:30;o;encrypt={age}\n").as_bytes()),
+        "{:?}",
+        String::from_utf8(home.schedule_bytes().unwrap())
+    );
+    home.manager(&["edit", "o", "--clear", "encrypt"]).success();
     assert!(common::has_message(
         &home.manager_log(),
         "Schedule edited: other;04:30;o;zstd;gitignore is now other;04:30;o"

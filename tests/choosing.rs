@@ -69,9 +69,12 @@ fn an_exclude_file_is_read_at_each_backup_and_a_missing_one_fails_it() {
     let before = fs::read(&archive).unwrap();
     fs::remove_file(&list).unwrap();
     let err = home.manager(&["run", "0"]).failure(1).to_owned();
-    assert!(
-        err.contains(&format!("reading exclude file {list_arg}")),
-        "{err}"
+    assert_eq!(
+        err,
+        format!(
+            "backup_manager: backup of data into backups/d.tar failed: reading exclude file \
+             {list_arg}: No such file or directory (os error 2)"
+        )
     );
     assert!(has_message(
         &home.manager_log(),
@@ -321,4 +324,47 @@ fn a_dry_run_runs_no_hook() {
         fs::read_to_string(home.path().join("hook-ran")).unwrap(),
         "ran\n"
     );
+}
+
+#[test]
+fn a_dry_run_of_a_chain_lists_what_the_next_incremental_would_store() {
+    let home = TestHome::new();
+    home.write("data/a", "a");
+    home.write("data/sub/b", "b");
+    home.manager(&["create", "--incremental", "data;02:00;d"])
+        .success();
+    let out = home.manager(&["run", "--dry-run", "d"]);
+    out.success();
+    assert_eq!(
+        out.stdout_lines(),
+        ["data/", "data/a", "data/sub/", "data/sub/b"]
+    );
+    assert!(
+        out.stderr.contains("(the full backup of a chain)"),
+        "{out:#?}"
+    );
+    assert!(!home.path().join("backups").exists());
+    home.run_ok(0);
+    let record = home.archive_path(".d.record");
+    let before = fs::read(&record).unwrap();
+    let listing = fs::read_dir(home.path().join("backups")).unwrap().count();
+    home.write("data/sub/b", "changed, and longer");
+    let out = home.manager(&["run", "--dry-run", "d"]);
+    out.success();
+    assert_eq!(out.stdout_lines(), ["data/", "data/sub/", "data/sub/b"]);
+    assert!(out.stderr.contains("(an incremental backup: "), "{out:#?}");
+    assert_eq!(
+        fs::read(&record).unwrap(),
+        before,
+        "the record is untouched"
+    );
+    let now = fs::read_dir(home.path().join("backups")).unwrap().count();
+    assert_eq!(now, listing, "nothing new in backups/");
+    // The backup then stores just that.
+    home.run_ok(0);
+    let stored: Vec<String> = tar_list(&home.archive_path("d.tar"))
+        .into_iter()
+        .filter(|n| n.starts_with("data"))
+        .collect();
+    assert_eq!(stored, out.stdout_lines());
 }

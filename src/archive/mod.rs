@@ -164,6 +164,8 @@ impl Aside {
 /// uncommitted, for the caller to put in place ([`Aside::commit`]) or to drop (which
 /// removes them).
 pub fn create_aside(request: &Request<'_>) -> Result<(Summary, Aside)> {
+    // Read first (an exclude file may be missing): an error then says only that.
+    let excludes = Excludes::new(request.options, request.source)?;
     let target = request.target;
     let mut out = AtomicFile::create(target, ARCHIVE_MODE)?;
     let index_path = index::sidecar(target);
@@ -179,7 +181,7 @@ pub fn create_aside(request: &Request<'_>) -> Result<(Summary, Aside)> {
         let tar_len = index::write_all(tar, &mut writer)?;
         Ok(Some((writer, tar_len)))
     };
-    let (mut summary, written, indexed) = write_into(request, out.file(), None, tap)
+    let (mut summary, written, indexed) = write_into(request, out.file(), (None, excludes), tap)
         .with_context(|| format!("writing archive {}", target.display()))?;
     if let Some((writer, tar_len)) =
         indexed.with_context(|| format!("indexing archive {}", target.display()))?
@@ -233,15 +235,15 @@ fn finish_index<W: std::io::Write>(
 
 /// Walks the tree as [`create`] would, telling `listing` of each entry, and writes
 /// nothing: the stream goes to `/dev/null`. The summary's `bytes` is the size of the
-/// file data the archive would hold, uncompressed. Incremental settings are not looked
-/// at: this is the tree a full backup would hold.
+/// file data the archive would hold, uncompressed. With an incremental tracker, what it
+/// stores is what changed; the tracker's record must go nowhere ([`crate::generations`]
+/// gives such a tracker for a dry run).
 pub fn dry_run(request: &Request<'_>, listing: ListFn<'_>) -> Result<Summary> {
     let mut null = fs::OpenOptions::new()
         .write(true)
         .open("/dev/null")
         .context("opening /dev/null")?;
     let request = Request {
-        incremental: None,
         format: Format {
             compression: Compression::None,
             encrypted: false,
@@ -260,24 +262,25 @@ pub fn dry_run(request: &Request<'_>, listing: ListFn<'_>) -> Result<Summary> {
         progress: Some(&count),
         ..request
     };
-    let (mut summary, _, ()) = write_into(&request, &mut null, Some(listing), |_| ())
+    let excludes = Excludes::new(request.options, request.source)?;
+    let (mut summary, _, ()) = write_into(&request, &mut null, (Some(listing), excludes), |_| ())
         .with_context(|| format!("walking {}", request.source.display()))?;
     summary.bytes = data.get();
     Ok(summary)
 }
 
-/// Writes the archive `request` asks for into `file`, telling `listing` of each entry
-/// and `tap` the tar stream as it goes. Returns the walk's summary, what the writer
+/// Writes the archive `request` asks for into `file`, leaving out what `excludes` say,
+/// telling `listing` of each entry and `tap` the tar stream as it goes. Returns the walk's summary, what the writer
 /// wrote, and what the tap made of the stream.
 fn write_into<T: Send>(
     request: &Request<'_>,
     file: &mut fs::File,
-    listing: Option<ListFn<'_>>,
+    (listing, excludes): (Option<ListFn<'_>>, Option<Excludes>),
     tap: impl FnOnce(&mut dyn std::io::Read) -> T + Send,
 ) -> Result<(Summary, sink::Written, T)> {
     let (recipients, mark) = sealing(request)?;
     let seal = recipients.as_ref().map(|r| (r, mark));
-    let plan = plan(request, listing)?;
+    let plan = plan(request, listing, excludes);
     let name = entry_name(request.written);
     std::thread::scope(|scope| {
         let (mut stream, writer, tap) =
@@ -333,7 +336,11 @@ fn sealing(request: &Request<'_>) -> Result<(Option<Recipients>, Option<Mark>)> 
 }
 
 /// What the walk leaves out, and whom it tells.
-fn plan<'p>(request: &Request<'p>, listing: Option<ListFn<'p>>) -> Result<walk::Plan<'p>> {
+fn plan<'p>(
+    request: &Request<'p>,
+    listing: Option<ListFn<'p>>,
+    excludes: Option<Excludes>,
+) -> walk::Plan<'p> {
     // Compared by identity, so that any path to them is recognised; what does not exist
     // cannot be met.
     let exclude = request
@@ -342,9 +349,9 @@ fn plan<'p>(request: &Request<'p>, listing: Option<ListFn<'p>>) -> Result<walk::
         .filter_map(|path| fs::metadata(path).ok())
         .map(|m| (m.dev(), m.ino()))
         .collect();
-    Ok(walk::Plan {
+    walk::Plan {
         exclude,
-        excludes: Excludes::new(request.options, request.source)?,
+        excludes,
         one_file_system: request.options.choosing.one_file_system,
         larger_than: request
             .options
@@ -353,7 +360,7 @@ fn plan<'p>(request: &Request<'p>, listing: Option<ListFn<'p>>) -> Result<walk::
             .map(|size| size.0),
         progress: request.progress,
         listing,
-    })
+    }
 }
 
 /// The name entries take: the path as written, without a leading `/` or `./`, with `..`

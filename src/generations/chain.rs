@@ -101,6 +101,68 @@ pub fn start(
     latest: &Path,
     now: DateTime<Local>,
 ) -> Result<(Step, Option<String>)> {
+    let (path, reader, chain_start, warning) = previous(backups, schedule, settings, latest, now)?;
+    let full = reader.is_none();
+    let mut record = AtomicFile::create(&path, RECORD_MODE)?;
+    let file = record
+        .file()
+        .try_clone()
+        .with_context(|| format!("writing {}", path.display()))?;
+    let head = Head {
+        chain_start,
+        source: schedule.path.as_bytes().to_vec(),
+    };
+    let tracker = Tracker::new(reader, file, &head)?;
+    Ok((
+        Step {
+            tracker: RefCell::new(tracker),
+            full,
+            record,
+        },
+        warning,
+    ))
+}
+
+/// For `run --dry-run`: the tracker [`start`] would give, deciding what the next backup
+/// stores by the same record, but writing its new record to `/dev/null`: nothing is
+/// written. Says whether that backup would be a full one.
+pub fn dry_start(
+    backups: &Path,
+    schedule: &Schedule,
+    settings: Incremental,
+    latest: &Path,
+    now: DateTime<Local>,
+) -> Result<(RefCell<Tracker>, bool)> {
+    let (_, reader, chain_start, _) = previous(backups, schedule, settings, latest, now)?;
+    let full = reader.is_none();
+    let null = fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .context("opening /dev/null")?;
+    let head = Head {
+        chain_start,
+        source: schedule.path.as_bytes().to_vec(),
+    };
+    Ok((RefCell::new(Tracker::new(reader, null, &head)?), full))
+}
+
+/// What [`previous`] finds: the record's path; its reader and files to try again, if
+/// the record can be used; when the chain started; and why the record cannot be used.
+type Previous = (
+    PathBuf,
+    Option<(record::Reader<fs::File>, record::Retries)>,
+    i64,
+    Option<String>,
+);
+
+/// The record a chain's next backup compares with, if it can be used (see [`start`]).
+fn previous(
+    backups: &Path,
+    schedule: &Schedule,
+    settings: Incremental,
+    latest: &Path,
+    now: DateTime<Local>,
+) -> Result<Previous> {
     let path = record_path_for(backups, schedule)?;
     let mut warning = None;
     let previous = match record::check(&path) {
@@ -147,25 +209,7 @@ pub fn start(
         }
         None => (None, now.timestamp()),
     };
-    let full = reader.is_none();
-    let mut record = AtomicFile::create(&path, RECORD_MODE)?;
-    let file = record
-        .file()
-        .try_clone()
-        .with_context(|| format!("writing {}", path.display()))?;
-    let head = Head {
-        chain_start,
-        source: schedule.path.as_bytes().to_vec(),
-    };
-    let tracker = Tracker::new(reader, file, &head)?;
-    Ok((
-        Step {
-            tracker: RefCell::new(tracker),
-            full,
-            record,
-        },
-        warning,
-    ))
+    Ok((path, reader, chain_start, warning))
 }
 
 /// For a schedule with `incremental`, [`start`] its next backup; `None` for others.

@@ -90,6 +90,16 @@ pub fn dry_run(home: &Home, which: &Which, list: &mut dyn FnMut(&str)) -> Result
     let backups = home.backups();
     let target = backups.join(schedule.archive_file_name());
     let options = job::options_in(home, &schedule);
+    let tracker = match schedule.options.incremental {
+        Some(settings) => Some(generations::chain::dry_start(
+            &backups,
+            &schedule,
+            settings,
+            &target,
+            chrono::Local::now(),
+        )?),
+        None => None,
+    };
     let list = std::cell::RefCell::new(list);
     let tell = |name: &[u8], _size: u64| (list.borrow_mut())(&String::from_utf8_lossy(name));
     let request = archive::Request {
@@ -100,7 +110,7 @@ pub fn dry_run(home: &Home, which: &Which, list: &mut dyn FnMut(&str)) -> Result
         options: &options,
         format: schedule.format(),
         progress: None,
-        incremental: None,
+        incremental: tracker.as_ref().map(|(tracker, _)| tracker),
     };
     let summary = archive::dry_run(&request, &tell)
         .map_err(|err| anyhow::anyhow!("dry run of {}: {err:#}", schedule.path))?;
@@ -113,10 +123,10 @@ pub fn dry_run(home: &Home, which: &Which, list: &mut dyn FnMut(&str)) -> Result
             "more warnings",
         ));
     }
-    let chain = if schedule.options.incremental.is_some() {
-        " (as a full backup: an incremental one holds only what changed)"
-    } else {
-        ""
+    let chain = match tracker {
+        Some((_, true)) => " (the full backup of a chain)",
+        Some((_, false)) => " (an incremental backup: what changed since the last one)",
+        None => "",
     };
     Ok(DryRun {
         summary: format!(

@@ -7,7 +7,7 @@ use crate::retention::Rule;
 
 /// The options `edit --clear` takes, named as on the line (`compress` for the
 /// compression, as `create`'s flag says it).
-pub const CLEARABLE: [&str; 17] = [
+pub const CLEARABLE: [&str; 18] = [
     "days",
     "compress",
     "keep",
@@ -25,6 +25,7 @@ pub const CLEARABLE: [&str; 17] = [
     "exclude-larger-than",
     "full-every",
     "incremental",
+    "encrypt",
 ];
 
 impl Options {
@@ -42,6 +43,7 @@ impl Options {
             "exclude-caches" => self.exclude_caches = false,
             "gitignore" => self.gitignore = false,
             "incremental" => self.incremental = None,
+            "encrypt" => self.encrypt.clear(),
             "full-every" => {
                 if let Some(chain) = self.incremental.as_mut() {
                     chain.full_every_days = super::DEFAULT_FULL_EVERY;
@@ -80,7 +82,8 @@ mod tests {
         let fields = "days=mon-fri;zstd;keep=3;keep-hourly=1;keep-daily=2;keep-weekly=3;\
                       keep-monthly=4;keep-yearly=5;keep-within=2w;exclude=a;exclude-caches;\
                       gitignore;exclude-from=/x;one-file-system;exclude-larger-than=1G;\
-                      incremental;full-every=9";
+                      incremental;full-every=9;\
+                      encrypt=age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
         let mut options = Options::parse(&fields.split(';').collect::<Vec<_>>()).unwrap();
         for key in CLEARABLE {
             assert!(!options.is_default(), "{key}");

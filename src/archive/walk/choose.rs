@@ -86,6 +86,10 @@ impl Walk<'_, '_, '_> {
         let Some(listing) = self.listing else {
             return;
         };
+        // A chain's label is not an entry extraction makes.
+        if header.kind == Kind::VOLUME_LABEL {
+            return;
+        }
         if header.kind == Kind::Dir || header.kind == Kind::DUMPDIR {
             let mut name = header.name.clone();
             name.push(b'/');

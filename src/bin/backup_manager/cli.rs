@@ -282,15 +282,7 @@ pub struct OptionFlags {
 impl OptionFlags {
     /// The options the flags ask for, with the keys of every recipients file read in.
     pub fn options(mut self) -> anyhow::Result<Options> {
-        // Checked here rather than by clap: a bad key is an error of one line, as a bad
-        // exclude pattern is.
-        let mut keys = std::mem::take(&mut self.encrypt)
-            .iter()
-            .map(|key| key.parse::<Recipient>())
-            .collect::<Result<Vec<_>, _>>()?;
-        for path in std::mem::take(&mut self.recipients_file) {
-            keys.extend(backup::encryption::read_recipients_file(&path)?);
-        }
+        let keys = self.keys()?;
         let mut options = Options::from(self);
         for key in keys {
             if !options.encrypt.contains(&key) {
@@ -335,8 +327,14 @@ impl From<OptionFlags> for Options {
 impl OptionFlags {
     /// For `edit`: sets on `options` each option given, leaving the others as they are
     /// (excludes add up). Returns whether any was given.
-    pub fn apply(self, options: &mut Options) -> bool {
-        let mut given = false;
+    pub fn apply(mut self, options: &mut Options) -> anyhow::Result<bool> {
+        let keys = self.keys()?;
+        let mut given = !keys.is_empty();
+        for key in keys {
+            if !options.encrypt.contains(&key) {
+                options.encrypt.push(key);
+            }
+        }
         let mut set = |is: bool| given |= is;
         macro_rules! put {
             ($flag:expr, $field:expr) => {
@@ -377,7 +375,21 @@ impl OptionFlags {
             });
             set(true);
         }
-        given
+        Ok(given)
+    }
+
+    /// The keys of `--encrypt` and of every `--recipients-file`, taken out of the flags.
+    fn keys(&mut self) -> anyhow::Result<Vec<Recipient>> {
+        // Checked here rather than by clap: a bad key is an error of one line, as a bad
+        // exclude pattern is.
+        let mut keys = std::mem::take(&mut self.encrypt)
+            .iter()
+            .map(|key| key.parse::<Recipient>())
+            .collect::<Result<Vec<_>, _>>()?;
+        for path in std::mem::take(&mut self.recipients_file) {
+            keys.extend(backup::encryption::read_recipients_file(&path)?);
+        }
+        Ok(keys)
     }
 }
 
