@@ -427,7 +427,12 @@ fn backup_in_progress(home: &TestHome, pid: i32, done_line: &str) -> Option<Stri
             "no backup in progress after 30 s: {:#?}",
             home.service_log()
         );
-        if let Some(name) = home.partial_files().pop() {
+        // The archive's own, not its index's.
+        if let Some(name) = home
+            .partial_files()
+            .into_iter()
+            .find(|n| !n.contains(".idx."))
+        {
             return Some(name);
         }
         assert!(
@@ -461,19 +466,27 @@ fn assert_interrupted_left_the_good_archive(
         assert_eq!(home.partial_files(), Vec::<String>::new());
         return;
     }
-    // After kill -9 the hidden temporary file stays (unlisted) until the next start.
-    assert_eq!(home.partial_files(), &[partial.to_owned()]);
+    // After kill -9 the hidden temporary files (the archive's and its index's) stay
+    // (unlisted) until the next start.
+    let index_partial = partial.replacen(".tar.", ".tar.idx.", 1);
+    let mut left = home.partial_files();
+    left.sort();
+    let mut expected = [index_partial.clone(), partial.to_owned()];
+    expected.sort();
+    assert_eq!(left, expected);
     // Without its schedule, so that the next service does not start another backup.
     home.manager(&["delete", "0"]).success();
     home.start();
     assert_eq!(home.partial_files(), Vec::<String>::new());
-    assert_message(
-        &home.service_log(),
-        &format!(
-            "Removed {}, left by an interrupted backup",
-            home.path().join("backups").join(partial).display()
-        ),
-    );
+    for left in [partial, &index_partial] {
+        assert_message(
+            &home.service_log(),
+            &format!(
+                "Removed {}, left by an interrupted backup",
+                home.path().join("backups").join(left).display()
+            ),
+        );
+    }
     home.stop();
     assert!(fs::read(&archive).unwrap() == good, "big.tar changed");
 }

@@ -40,7 +40,7 @@ const IDENTITY_SPAN: u64 = 64 << 10;
 /// An index larger than this is not read: no archive has that many entries.
 const MAX_INDEX: u64 = 1 << 40;
 /// A trailer larger than this is not read: it holds one pair of numbers a frame.
-const MAX_TRAILER: u64 = 256 << 20;
+const MAX_TRAILER: u64 = 64 << 20;
 
 /// The index file of the archive at `archive`: its name with `.idx` added.
 pub fn sidecar(archive: &Path) -> PathBuf {
@@ -375,7 +375,8 @@ fn read_trailer(input: &mut impl Read, len: u64) -> Result<Trailer> {
     if count > len / 2 {
         bail!("its trailer claims {count} frames, more than it can hold");
     }
-    let mut frames = Vec::with_capacity(count as usize);
+    // Grown as they are read: what the count claims is not allocated at once.
+    let mut frames = Vec::with_capacity(count.min(1 << 16) as usize);
     let mut previous = Frame { tar: 0, file: 0 };
     for _ in 0..count {
         let tar = previous.tar.checked_add(read_varint(input)?);

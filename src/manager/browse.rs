@@ -125,7 +125,17 @@ pub fn restore_paths(
         return restore_only(home, name, dest, flags, None);
     }
     let picked = Picked::new(home, name, None)?;
-    let (_, only) = picked.view_under(home, paths)?;
+    let (view, mut only) = picked.view_under(home, paths)?;
+    // A hard link comes back with the file it links to, wherever that is: the archive
+    // holds the data only once, with the first of its names.
+    let targets: Vec<Vec<u8>> = view
+        .items
+        .iter()
+        .filter(|item| item.entry.kind() == crate::tar::Kind::HardLink)
+        .map(|item| item.entry.link.clone())
+        .filter(|target| !only.iter().any(|o| is_under(target, o)))
+        .collect();
+    only.extend(targets);
     restore_only(home, name, dest, flags, Some(&only))
 }
 
