@@ -160,14 +160,15 @@ pub fn files(
     if picked.chain.len() == 1 && paths.is_empty() {
         // One archive, whole: read as it is listed, never held in memory.
         let catalog = crate::browse::Catalog::open(&picked.chain[0], picked.found.compression)?;
-        catalog.for_each(&mut |mut entry| {
+        catalog.for_each(&mut |entry| {
             match entry.type_flag {
                 VOLUME_LABEL => {}
                 DUMPDIR => {
-                    entry.type_flag = b'5';
-                    each(&entry)?;
+                    let mut dir = entry.clone();
+                    dir.type_flag = b'5';
+                    each(&dir)?;
                 }
-                _ => each(&entry)?,
+                _ => each(entry)?,
             }
             Ok(std::ops::ControlFlow::Continue(()))
         })?;
