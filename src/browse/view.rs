@@ -136,6 +136,8 @@ impl Resolver {
         each: &mut dyn FnMut(Item),
     ) -> Result<()> {
         let mut first = true;
+        // Each child's name, made in one buffer.
+        let mut name = Vec::new();
         catalog.for_each(&mut |entry| {
             if std::mem::take(&mut first) {
                 let incremental = entry.type_flag == VOLUME_LABEL
@@ -160,7 +162,12 @@ impl Resolver {
                         if flag != NOT_STORED {
                             continue;
                         }
-                        let name = child_name(&entry.name, child);
+                        name.clear();
+                        name.extend_from_slice(&entry.name);
+                        if !name.is_empty() {
+                            name.push(b'/');
+                        }
+                        name.extend_from_slice(child);
                         if !wanted(&name) {
                             continue;
                         }
