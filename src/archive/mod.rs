@@ -11,6 +11,7 @@ mod label;
 mod reindex;
 mod restore;
 mod sink;
+mod tap;
 mod verify;
 mod walk;
 
