@@ -275,6 +275,22 @@ fn files_under_a_path_and_cat_take_the_path_as_the_user_knows_it() {
         cat.success();
         assert_eq!(cat.stdout, "fn main() {}\n");
     }
+    // Each name of a hard link, alone, comes back with its data.
+    for (i, path) in ["a.txt", "hard"].into_iter().enumerate() {
+        let dest = home.path().join(format!("only-{i}"));
+        home.manager(&["restore", "src", dest.to_str().unwrap(), "--path", path])
+            .success();
+        assert_eq!(fs::read(dest.join("src").join(path)).unwrap(), b"alpha\n");
+        assert!(!dest.join("src/sub").exists());
+    }
+    let dest = home.path().join("refused");
+    let out = home.manager(&["restore", "src", dest.to_str().unwrap(), "--path", "nope"]);
+    assert!(
+        out.failure(1).contains("holds no \"nope\""),
+        "{}",
+        out.stderr
+    );
+    assert!(!dest.exists(), "a refused restore made its destination");
     let out = home.manager(&["cat", "src", "nope.txt"]);
     assert!(
         out.failure(1).contains("holds no \"nope.txt\""),

@@ -224,11 +224,49 @@ fn a_chain_browses_as_it_was(compress: &[&str]) {
             "-    src/sub/deeper/c.txt",
         ]
     );
+    without_indexes_the_answers_are_the_same(&home, &generations);
     // By default, the last two.
     assert_eq!(
         home.manager(&["diff", "src"]).stdout,
         home.manager(&["diff", "src", at(2), at(3)]).stdout
     );
+}
+
+/// With every index removed, or one damaged, the chain is read from its archives: the
+/// same trees and the same differences, with a warning for each archive.
+fn without_indexes_the_answers_are_the_same(home: &TestHome, generations: &[(String, Tree)]) {
+    let (first, last) = (&generations[0].0, &generations[3].0);
+    let diff = home.manager(&["diff", "src", first, last]).stdout;
+    let mut indexes: Vec<_> = fs::read_dir(home.path().join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "idx"))
+        .collect();
+    indexes.sort();
+    let mut damaged = fs::read(&indexes[0]).unwrap();
+    damaged[20] ^= 1;
+    fs::write(&indexes[0], damaged).unwrap();
+    for index in &indexes[1..] {
+        fs::remove_file(index).unwrap();
+    }
+    for (at, was) in generations {
+        assert_same_map(
+            &browsed(home, at),
+            was,
+            &format!("without indexes, at {at}"),
+        );
+    }
+    let out = home.manager(&["diff", "src", first, last]);
+    assert_eq!(out.stdout, diff);
+    assert!(
+        out.stderr.contains("reading the archive instead"),
+        "{}",
+        out.stderr
+    );
+    home.manager(&["verify", "src", "--rebuild-index"])
+        .success();
+    let out = home.manager(&["files", "src"]);
+    assert_eq!(out.stderr, "", "the indexes were rebuilt");
 }
 
 #[test]

@@ -15,6 +15,7 @@ mod reindex;
 mod restore;
 mod sealed;
 mod sink;
+mod tap;
 mod verify;
 mod walk;
 

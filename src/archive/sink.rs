@@ -24,6 +24,7 @@ use nix::fcntl::{FcntlArg, OFlag, fcntl};
 
 use super::framed::Framed;
 use super::sealed::{Out, Seal};
+use super::tap::Tap;
 use crate::index::Frame;
 use crate::naming::Compression;
 
@@ -74,6 +75,12 @@ impl Batch {
 
     fn bytes_mut(&mut self) -> &mut [u8] {
         &mut self.memory[self.start..self.start + BATCH]
+    }
+}
+
+impl AsRef<[u8]> for Batch {
+    fn as_ref(&self) -> &[u8] {
+        self.bytes()
     }
 }
 
@@ -130,11 +137,7 @@ pub fn start<'scope, T: Send + 'scope>(
     let (to_tap, tapped) = sync_channel::<(Batch, usize)>(batches);
     let back = gave_back.clone();
     let tap = scope.spawn(move || {
-        let mut reader = Tap {
-            queued: tapped,
-            back,
-            current: None,
-        };
+        let mut reader = Tap::new(tapped, back);
         tap(&mut reader)
     });
     let writer = scope.spawn(move || {
@@ -159,46 +162,6 @@ pub fn start<'scope, T: Send + 'scope>(
         done,
     };
     Ok((stream, writer, tap))
-}
-
-/// The tar stream as the writer wrote it, batch after batch; each is given back to the
-/// walk once read.
-struct Tap {
-    queued: Receiver<(Batch, usize)>,
-    back: SyncSender<Batch>,
-    /// The batch being read, its length and how much of it was read.
-    current: Option<(Batch, usize, usize)>,
-}
-
-impl io::Read for Tap {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if let Some((batch, len, read)) = &mut self.current {
-                if *read < *len {
-                    let n = buf.len().min(*len - *read);
-                    buf[..n].copy_from_slice(&batch.bytes()[*read..*read + n]);
-                    *read += n;
-                    return Ok(n);
-                }
-                if let Some((batch, _, _)) = self.current.take() {
-                    let _ = self.back.send(batch);
-                }
-            }
-            match self.queued.recv() {
-                Ok((batch, len)) => self.current = Some((batch, len, 0)),
-                // The writer is done: the end of the stream.
-                Err(_) => return Ok(0),
-            }
-        }
-    }
-}
-
-impl Drop for Tap {
-    fn drop(&mut self) {
-        if let Some((batch, _, _)) = self.current.take() {
-            let _ = self.back.send(batch);
-        }
-    }
 }
 
 /// The writer stopped (a write failed); its own error says why.
@@ -498,6 +461,37 @@ mod tests {
             std::fs::read(&path).unwrap() == sent,
             "the file differs from what was sent"
         );
+    }
+
+    #[test]
+    fn the_tap_reads_every_byte_written_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = File::create(dir.path().join("out.tar")).unwrap();
+        let sent = pattern(0, 5 * BATCH + 4321);
+        let tapped = std::thread::scope(|scope| {
+            let read_all = |tar: &mut dyn io::Read| {
+                let mut all = Vec::new();
+                // In small reads, as the index's reader reads headers.
+                let mut buf = [0u8; 700];
+                loop {
+                    match tar.read(&mut buf).unwrap() {
+                        0 => return all,
+                        n => all.extend_from_slice(&buf[..n]),
+                    }
+                }
+            };
+            let (mut stream, writer, tap) =
+                start(scope, &mut file, Compression::Zstd, None, read_all).unwrap();
+            for piece in sent.chunks(BATCH / 3 + 11) {
+                stream.write_all(piece).unwrap();
+            }
+            stream.finish().unwrap();
+            let written = writer.join().unwrap().unwrap();
+            assert_eq!(written.tar_len, sent.len() as u64);
+            assert!(written.frames.len() >= 2, "{:?}", written.frames);
+            tap.join().unwrap()
+        });
+        assert!(tapped == sent, "the tap read other bytes than were written");
     }
 
     #[test]

@@ -81,10 +81,11 @@ impl Catalog {
     }
 
     /// Gives each entry, in the archive's order, to `each`, until it breaks.
-    pub fn for_each(&self, each: &mut dyn FnMut(Entry) -> Result<ControlFlow<()>>) -> Result<()> {
+    pub fn for_each(&self, each: &mut dyn FnMut(&Entry) -> Result<ControlFlow<()>>) -> Result<()> {
         let shown = || format!("reading the entries of {}", self.path.display());
         if let Some(index) = &self.index {
-            for entry in index.entries().with_context(shown)? {
+            let mut entries = index.entries().with_context(shown)?;
+            while let Some(entry) = entries.next_entry() {
                 if each(entry?)?.is_break() {
                     return Ok(());
                 }
@@ -98,7 +99,7 @@ impl Catalog {
             if stop {
                 return Ok(());
             }
-            if each(entry)?.is_break() {
+            if each(&entry)?.is_break() {
                 stop = true;
                 bail!(Stopped);
             }
@@ -114,7 +115,7 @@ impl Catalog {
     pub fn entries(&self) -> Result<Vec<Entry>> {
         let mut all = Vec::new();
         self.for_each(&mut |entry| {
-            all.push(entry);
+            all.push(entry.clone());
             Ok(ControlFlow::Continue(()))
         })?;
         Ok(all)

@@ -136,7 +136,9 @@ impl Resolver {
         each: &mut dyn FnMut(Item),
     ) -> Result<()> {
         let mut first = true;
-        catalog.for_each(&mut |mut entry| {
+        // Each child's name, made in one buffer.
+        let mut name = Vec::new();
+        catalog.for_each(&mut |entry| {
             if std::mem::take(&mut first) {
                 let incremental = entry.type_flag == VOLUME_LABEL
                     && entry.name == crate::incremental::INCREMENTAL_LABEL;
@@ -147,20 +149,25 @@ impl Resolver {
             match entry.type_flag {
                 VOLUME_LABEL => {}
                 DUMPDIR => {
-                    let listing = std::mem::take(&mut entry.listing);
-                    let dir = entry.name.clone();
-                    entry.type_flag = b'5';
-                    if wanted(&dir) {
+                    if wanted(&entry.name) {
+                        let mut dir = entry.clone();
+                        dir.type_flag = b'5';
+                        dir.listing = Vec::new();
                         each(Item {
-                            entry,
+                            entry: dir,
                             archive: number,
                         });
                     }
-                    for (flag, child) in Listing::new(&listing).iter() {
+                    for (flag, child) in Listing::new(&entry.listing).iter() {
                         if flag != NOT_STORED {
                             continue;
                         }
-                        let name = child_name(&dir, child);
+                        name.clear();
+                        name.extend_from_slice(&entry.name);
+                        if !name.is_empty() {
+                            name.push(b'/');
+                        }
+                        name.extend_from_slice(child);
                         if !wanted(&name) {
                             continue;
                         }
@@ -171,7 +178,7 @@ impl Resolver {
                 }
                 _ if wanted(&entry.name) => {
                     let item = Item {
-                        entry,
+                        entry: entry.clone(),
                         archive: number,
                     };
                     if remember && !item.entry.is_dir() {

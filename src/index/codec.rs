@@ -67,37 +67,100 @@ fn unzigzag(n: u64) -> i64 {
     ((n >> 1) as i64) ^ -((n & 1) as i64)
 }
 
-/// A reader that knows how many bytes its input has left, to bound lengths by it.
-pub(super) struct Counted<'a, R: Read> {
-    pub(super) inner: &'a mut R,
+/// The entries part of an index, read through a buffer of its own: entries are decoded
+/// a byte at a time, which a reader behind a trait would make slow. Knows how many bytes
+/// are left, to bound every length by it.
+pub(super) struct Input<R: Read> {
+    inner: R,
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+    /// Bytes left, buffered or not.
     pub(super) left: u64,
 }
 
-impl<R: Read> Read for Counted<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let want = buf
+impl<R: Read> Input<R> {
+    /// Reads `len` bytes of `inner`.
+    pub(super) fn new(inner: R, len: u64) -> Self {
+        Input {
+            inner,
+            buf: vec![0; 1 << 16],
+            pos: 0,
+            end: 0,
+            left: len,
+        }
+    }
+
+    fn refill(&mut self) -> io::Result<()> {
+        if self.left == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let want = self
+            .buf
             .len()
             .min(usize::try_from(self.left).unwrap_or(usize::MAX));
-        let n = self.inner.read(&mut buf[..want])?;
-        self.left -= n as u64;
-        Ok(n)
-    }
-}
-
-impl<R: Read> Counted<'_, R> {
-    /// Reads a length-prefixed byte string of at most `max` bytes.
-    fn bytes(&mut self, max: u64, what: &str) -> Result<Vec<u8>> {
-        let len = read_varint(self)?;
-        self.exactly(len, max, what)
+        let n = self.inner.read(&mut self.buf[..want])?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        (self.pos, self.end) = (0, n);
+        Ok(())
     }
 
-    fn exactly(&mut self, len: u64, max: u64, what: &str) -> Result<Vec<u8>> {
+    fn byte(&mut self) -> io::Result<u8> {
+        if self.pos == self.end {
+            self.refill()?;
+        }
+        let b = self.buf[self.pos];
+        self.pos += 1;
+        self.left -= 1;
+        Ok(b)
+    }
+
+    fn varint(&mut self) -> io::Result<u64> {
+        let mut n = 0u64;
+        for shift in (0..70).step_by(7) {
+            let byte = self.byte()?;
+            let part = u64::from(byte & 0x7f);
+            if shift == 63 && part > 1 {
+                break;
+            }
+            n |= part << shift;
+            if byte & 0x80 == 0 {
+                return Ok(n);
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "a number of more than 64 bits",
+        ))
+    }
+
+    /// Appends `len` bytes to `out`: at most `max`, and no more than the input has left.
+    fn append(&mut self, len: u64, max: u64, what: &str, out: &mut Vec<u8>) -> Result<()> {
         if len > max || len > self.left {
             bail!("{what} of {len} bytes, more than the index or an archive holds");
         }
-        let mut data = vec![0; len as usize];
-        self.read_exact(&mut data)?;
-        Ok(data)
+        let mut want = len as usize;
+        out.reserve(want);
+        while want > 0 {
+            if self.pos == self.end {
+                self.refill()?;
+            }
+            let n = want.min(self.end - self.pos);
+            out.extend_from_slice(&self.buf[self.pos..self.pos + n]);
+            self.pos += n;
+            self.left -= n as u64;
+            want -= n;
+        }
+        Ok(())
+    }
+
+    /// Reads a length-prefixed byte string of at most `max` bytes into `out`.
+    fn string(&mut self, max: u64, what: &str, out: &mut Vec<u8>) -> Result<()> {
+        let len = self.varint()?;
+        out.clear();
+        self.append(len, max, what, out)
     }
 }
 
@@ -177,76 +240,53 @@ impl EntryEncoder {
     }
 }
 
-/// Reads entries, each against the one before.
-#[derive(Default)]
-pub(super) struct EntryDecoder {
-    previous: Entry,
-}
-
-impl EntryDecoder {
-    /// Reads the next entry.
-    pub(super) fn decode<R: Read>(&mut self, input: &mut Counted<'_, R>) -> Result<Entry> {
-        let prev = &self.previous;
-        let mut byte = [0u8; 2];
-        input.read_exact(&mut byte)?;
-        let [flags, type_flag] = byte;
-        let shared = read_varint(input)?;
-        if shared > prev.name.len() as u64 {
-            bail!("a name sharing more than the previous name holds");
-        }
-        let rest = input.bytes(MAX_NAME, "a name")?;
-        let mut name = prev.name[..shared as usize].to_vec();
-        name.extend_from_slice(&rest);
-        let mut entry = Entry {
-            name,
-            type_flag,
-            ..Entry::default()
-        };
-        entry.mode = if flags & SAME_MODE != 0 {
-            prev.mode
-        } else {
-            u32::try_from(read_varint(input)?).unwrap_or(u32::MAX)
-        };
-        entry.uid = same_or(flags & SAME_UID != 0, prev.uid, input)?;
-        entry.gid = same_or(flags & SAME_GID != 0, prev.gid, input)?;
-        entry.uname = if flags & SAME_UNAME != 0 {
-            prev.uname.clone()
-        } else {
-            input.bytes(MAX_NAME, "an owner name")?
-        };
-        entry.gname = if flags & SAME_GNAME != 0 {
-            prev.gname.clone()
-        } else {
-            input.bytes(MAX_NAME, "a group name")?
-        };
-        entry.size = read_varint(input)?;
-        entry.mtime = prev.mtime.wrapping_add(unzigzag(read_varint(input)?));
-        entry.header = prev.header.wrapping_add(read_varint(input)?);
-        entry.data = entry.header.wrapping_add(read_varint(input)?);
-        if flags & HAS_LINK != 0 {
-            entry.link = input.bytes(MAX_NAME, "a link target")?;
-        }
-        if flags & HAS_LISTING != 0 {
-            entry.listing = input.bytes(MAX_LISTING, "a folder listing")?;
-        }
-        if flags & HAS_DEVICE != 0 {
-            let major = read_varint(input)?;
-            let minor = read_varint(input)?;
-            entry.device = (
-                u32::try_from(major).unwrap_or(u32::MAX),
-                u32::try_from(minor).unwrap_or(u32::MAX),
-            );
-        }
-        self.previous.clone_from(&entry);
-        self.previous.listing = Vec::new();
-        Ok(entry)
+/// Reads an entry over the one before it, in place: what did not change is kept, and
+/// the buffers are reused.
+pub(super) fn decode_into<R: Read>(input: &mut Input<R>, entry: &mut Entry) -> Result<()> {
+    let flags = input.byte()?;
+    entry.type_flag = input.byte()?;
+    let shared = input.varint()?;
+    if shared > entry.name.len() as u64 {
+        bail!("a name sharing more than the previous name holds");
     }
-}
-
-fn same_or(same: bool, previous: u64, input: &mut impl Read) -> io::Result<u64> {
-    if same {
-        Ok(previous)
-    } else {
-        read_varint(input)
+    entry.name.truncate(shared as usize);
+    let rest = input.varint()?;
+    input.append(rest, MAX_NAME, "a name", &mut entry.name)?;
+    if flags & SAME_MODE == 0 {
+        entry.mode = u32::try_from(input.varint()?).unwrap_or(u32::MAX);
     }
+    if flags & SAME_UID == 0 {
+        entry.uid = input.varint()?;
+    }
+    if flags & SAME_GID == 0 {
+        entry.gid = input.varint()?;
+    }
+    if flags & SAME_UNAME == 0 {
+        input.string(MAX_NAME, "an owner name", &mut entry.uname)?;
+    }
+    if flags & SAME_GNAME == 0 {
+        input.string(MAX_NAME, "a group name", &mut entry.gname)?;
+    }
+    entry.size = input.varint()?;
+    entry.mtime = entry.mtime.wrapping_add(unzigzag(input.varint()?));
+    entry.header = entry.header.wrapping_add(input.varint()?);
+    entry.data = entry.header.wrapping_add(input.varint()?);
+    entry.link.clear();
+    if flags & HAS_LINK != 0 {
+        input.string(MAX_NAME, "a link target", &mut entry.link)?;
+    }
+    entry.listing.clear();
+    if flags & HAS_LISTING != 0 {
+        input.string(MAX_LISTING, "a folder listing", &mut entry.listing)?;
+    }
+    entry.device = (0, 0);
+    if flags & HAS_DEVICE != 0 {
+        let major = input.varint()?;
+        let minor = input.varint()?;
+        entry.device = (
+            u32::try_from(major).unwrap_or(u32::MAX),
+            u32::try_from(minor).unwrap_or(u32::MAX),
+        );
+    }
+    Ok(())
 }

@@ -13,6 +13,9 @@ use crate::naming::Compression;
 const SKIPPABLE_MAGIC: u32 = 0x184D_2A5E;
 /// The magic number ending the seek table.
 const SEEKABLE_MAGIC: u32 = 0x8F92_EAB1;
+/// Seek tables of more frames than this are not read: 16 TiB of tar stream in frames of
+/// 4 MiB, and a table of 32 MiB at most.
+const MAX_FRAMES: u64 = 1 << 22;
 
 /// The tar stream of the archive open as `file`, compressed in `compression` with the
 /// given `frames`, from byte `offset` of the tar stream on. Only the frames from the one
@@ -41,7 +44,9 @@ pub fn open_at(
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(file)),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(file)?),
     };
-    let skip = offset - start.tar;
+    let skip = offset
+        .checked_sub(start.tar)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "frames out of order"))?;
     let skipped = io::copy(&mut (&mut stream).take(skip), &mut io::sink())?;
     if skipped < skip {
         return Err(io::Error::new(
@@ -87,6 +92,9 @@ pub fn read_zstd_seek_table(file: &File) -> io::Result<Option<Vec<Frame>>> {
     }
     let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, format!("seek table: {why}"));
     let count = u64::from(word(&foot[..4]));
+    if count > MAX_FRAMES {
+        return Err(bad("more frames than an archive has"));
+    }
     let entry = if foot[4] & 0x80 != 0 { 12 } else { 8 };
     let table_len = count * entry + 17;
     if table_len > len {

@@ -133,7 +133,17 @@ pub fn restore_paths(
         return restore_only(home, name, dest, flags, identity, None);
     }
     let picked = Picked::new(home, name, None)?;
-    let (_, only) = picked.view_under(home, paths)?;
+    let (view, mut only) = picked.view_under(home, paths)?;
+    // A hard link comes back with the file it links to, wherever that is: the archive
+    // holds the data only once, with the first of its names.
+    let targets: Vec<Vec<u8>> = view
+        .items
+        .iter()
+        .filter(|item| item.entry.kind() == crate::tar::Kind::HardLink)
+        .map(|item| item.entry.link.clone())
+        .filter(|target| !only.iter().any(|o| is_under(target, o)))
+        .collect();
+    only.extend(targets);
     restore_only(home, name, dest, flags, identity, Some(&only))
 }
 
@@ -159,14 +169,15 @@ pub fn files(
         // One archive, whole: read as it is listed, never held in memory.
         let catalog =
             crate::browse::Catalog::open(&picked.chain[0], picked.found.format.compression)?;
-        catalog.for_each(&mut |mut entry| {
+        catalog.for_each(&mut |entry| {
             match entry.type_flag {
                 VOLUME_LABEL => {}
                 DUMPDIR => {
-                    entry.type_flag = b'5';
-                    each(&entry)?;
+                    let mut dir = entry.clone();
+                    dir.type_flag = b'5';
+                    each(&dir)?;
                 }
-                _ => each(&entry)?,
+                _ => each(entry)?,
             }
             Ok(std::ops::ControlFlow::Continue(()))
         })?;

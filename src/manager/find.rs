@@ -62,43 +62,55 @@ pub struct Found {
     pub warnings: Vec<String>,
 }
 
-/// A pattern as the user gave it, matched against an entry's name as stored, its name
-/// relative to the schedule's PATH, and, for a pattern without `/`, its file name.
+/// A pattern as the user gave it, matched against an entry's name as stored and its name
+/// relative to the schedule's PATH; one without `/` against file names (a `*` never
+/// crosses a `/`, so such a pattern can match nothing else).
 struct Pattern {
     matcher: GlobMatcher,
+    /// The pattern itself when it has no glob syntax: compared as bytes, quickly.
+    literal: Option<Vec<u8>>,
     /// Whether the pattern has a `/`.
     anchored: bool,
 }
 
 impl Pattern {
     fn new(text: &str) -> Result<Self> {
-        let glob = GlobBuilder::new(text.trim_end_matches('/'))
+        let text = text.trim_end_matches('/');
+        let glob = GlobBuilder::new(text)
             .literal_separator(true)
             .backslash_escape(true)
             .build()
             .with_context(|| format!("{text:?} is not a valid pattern"))?;
+        let literal = (!text.contains(['*', '?', '[', ']', '{', '}', '\\']))
+            .then(|| text.as_bytes().to_vec());
         Ok(Pattern {
             matcher: glob.compile_matcher(),
-            anchored: text.trim_end_matches('/').contains('/'),
+            literal,
+            anchored: text.contains('/'),
         })
     }
 
+    fn is(&self, name: &[u8]) -> bool {
+        match &self.literal {
+            Some(literal) => name == literal.as_slice(),
+            None => self
+                .matcher
+                .is_match(Path::new(std::ffi::OsStr::from_bytes(name))),
+        }
+    }
+
     fn matches(&self, name: &[u8], prefix: &[u8]) -> bool {
-        let is = |n: &[u8]| {
-            self.matcher
-                .is_match(Path::new(std::ffi::OsStr::from_bytes(n)))
-        };
-        if is(name) {
+        if !self.anchored {
+            return self.is(name.rsplit(|&b| b == b'/').next().unwrap_or(name));
+        }
+        if self.is(name) {
             return true;
         }
-        if !prefix.is_empty() {
-            if let Some(rest) = name.strip_prefix(prefix).and_then(|r| r.strip_prefix(b"/")) {
-                if is(rest) {
-                    return true;
-                }
-            }
-        }
-        !self.anchored && is(name.rsplit(|&b| b == b'/').next().unwrap_or(name))
+        !prefix.is_empty()
+            && name
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.strip_prefix(b"/"))
+                .is_some_and(|rest| self.is(rest))
     }
 }
 

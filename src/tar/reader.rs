@@ -31,6 +31,8 @@ pub struct Reader<R: Read> {
     /// Where the current entry starts: its first block, a long name's or pax records'
     /// if it has them.
     start: u64,
+    /// Where skipped data goes.
+    scratch: Vec<u8>,
 }
 
 impl<R: Read> Reader<R> {
@@ -43,6 +45,7 @@ impl<R: Read> Reader<R> {
             offset: 0,
             current: Vec::new(),
             start: 0,
+            scratch: Vec::new(),
         }
     }
 
@@ -216,9 +219,23 @@ impl<R: Read> Reader<R> {
     }
 
     fn skip_rest(&mut self) -> Result<()> {
-        let mut buf = [0u8; 64 * 1024];
+        if self.remaining == 0 && self.padding == 0 {
+            return Ok(());
+        }
+        // One buffer for every entry skipped: zeroing a new one each time would cost more
+        // than the skipping of small files.
+        let mut buf = std::mem::take(&mut self.scratch);
+        if buf.is_empty() {
+            buf = vec![0u8; 64 * 1024];
+        }
+        let skipped = self.skip_into(&mut buf);
+        self.scratch = buf;
+        skipped
+    }
+
+    fn skip_into(&mut self, buf: &mut [u8]) -> Result<()> {
         while self.remaining > 0 {
-            self.read_data(&mut buf)?;
+            self.read_data(buf)?;
         }
         while self.padding > 0 {
             let n = (self.padding as usize).min(buf.len());
