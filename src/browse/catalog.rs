@@ -154,6 +154,54 @@ impl Catalog {
         copied.with_context(shown)
     }
 
+    /// A reader of the file `entry`'s contents from byte `offset` on, straight from where
+    /// they lie in the archive, once its header there was found to be the entry's. `None`
+    /// for a sparse file, whose bytes are not stored in order: [`Catalog::copy_data`]
+    /// expands it.
+    pub fn data_from(&self, entry: &Entry, offset: u64) -> Result<Option<Box<dyn io::Read>>> {
+        let shown = || {
+            format!(
+                "reading {} from {}",
+                String::from_utf8_lossy(&entry.name),
+                self.path.display()
+            )
+        };
+        let stream = seekable::open_at(
+            open_archive(&self.path)?,
+            self.compression,
+            &self.frames,
+            entry.header,
+        )
+        .with_context(shown)?;
+        let mut reader = Reader::new(stream);
+        let header = reader
+            .next_entry()
+            .with_context(shown)?
+            .with_context(|| format!("{}: no entry where the index says", shown()))?;
+        if header.name != entry.name {
+            bail!(
+                "{}: the archive does not hold it where the index says",
+                shown()
+            );
+        }
+        if header.sparse.is_some() {
+            return Ok(None);
+        }
+        if header.size != entry.size {
+            bail!("{}: its size in the archive is not the index's", shown());
+        }
+        let left = header.size.saturating_sub(offset);
+        let at = entry.data + offset.min(header.size);
+        let stream = seekable::open_at(
+            open_archive(&self.path)?,
+            self.compression,
+            &self.frames,
+            at,
+        )
+        .with_context(shown)?;
+        Ok(Some(Box::new(io::Read::take(stream, left))))
+    }
+
     /// The contents of the file `entry`, read whole (for small files and comparisons).
     pub fn read_data(&self, entry: &Entry) -> Result<Vec<u8>> {
         let mut data = Vec::new();

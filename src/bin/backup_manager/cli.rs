@@ -187,6 +187,18 @@ pub enum Command {
     },
     #[command(flatten)]
     Browse(crate::browse::BrowseCommand),
+    /// Mount every kept generation read-only at DIR: DIR/NAME/GENERATION/... and
+    /// DIR/NAME/latest. Stays in the foreground until Ctrl-C, SIGTERM or
+    /// `fusermount3 -u DIR`.
+    Mount {
+        /// An empty folder outside the home.
+        dir: PathBuf,
+        /// Only these schedules (all with archives by default).
+        names: Vec<String>,
+        /// Mount in the background and return once the mount is there.
+        #[arg(long)]
+        daemon: bool,
+    },
     /// Print a systemd user unit running backup_service for this home.
     ///
     /// backup_manager unit > ~/.config/systemd/user/backup_service.service
