@@ -274,20 +274,30 @@ impl OptionFlags {
     pub fn options(mut self) -> anyhow::Result<Options> {
         // Checked here rather than by clap: a bad key is an error of one line, as a bad
         // exclude pattern is.
-        let mut keys = std::mem::take(&mut self.encrypt)
-            .iter()
-            .map(|key| key.parse::<Recipient>())
-            .collect::<Result<Vec<_>, _>>()?;
-        for path in std::mem::take(&mut self.recipients_file) {
-            keys.extend(backup::encryption::read_recipients_file(&path)?);
-        }
+        let keys = self.keys()?;
         let mut options = Options::from(self);
-        for key in keys {
-            if !options.encrypt.contains(&key) {
-                options.encrypt.push(key);
+        options.encrypt = keys;
+        Ok(options)
+    }
+
+    /// The keys of `--encrypt` and of every `--recipients-file`, each once, taken out of
+    /// the flags.
+    fn keys(&mut self) -> anyhow::Result<Vec<Recipient>> {
+        let mut keys: Vec<Recipient> = Vec::new();
+        for key in std::mem::take(&mut self.encrypt) {
+            let key = key.parse::<Recipient>()?;
+            if !keys.contains(&key) {
+                keys.push(key);
             }
         }
-        Ok(options)
+        for path in std::mem::take(&mut self.recipients_file) {
+            for key in backup::encryption::read_recipients_file(&path)? {
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+        }
+        Ok(keys)
     }
 }
 
@@ -324,9 +334,14 @@ impl From<OptionFlags> for Options {
 
 impl OptionFlags {
     /// For `edit`: sets on `options` each option given, leaving the others as they are
-    /// (excludes add up). Returns whether any was given.
-    pub fn apply(self, options: &mut Options) -> bool {
-        let mut given = false;
+    /// (excludes add up; the keys given replace the line's, so that who can read the
+    /// archives is exactly what was typed). Returns whether any was given.
+    pub fn apply(mut self, options: &mut Options) -> anyhow::Result<bool> {
+        let keys = self.keys()?;
+        let mut given = !keys.is_empty();
+        if given {
+            options.encrypt = keys;
+        }
         let mut set = |is: bool| given |= is;
         macro_rules! put {
             ($flag:expr, $field:expr) => {
@@ -367,7 +382,7 @@ impl OptionFlags {
             });
             set(true);
         }
-        given
+        Ok(given)
     }
 }
 

@@ -208,7 +208,7 @@ fn edit(
         for key in clear {
             schedule.options.clear(key).map_err(anyhow::Error::msg)?;
         }
-        let given = options.apply(&mut schedule.options);
+        let given = options.apply(&mut schedule.options)?;
         if let Some(time) = time {
             schedule.time = time;
         }

@@ -1,0 +1,81 @@
+//! `edit` with `--encrypt` and `--recipients-file`: the keys given become the line's, the
+//! next archive is sealed to them, and a bad key leaves the file untouched.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::TestHome;
+
+/// A new age identity in `dir`, made by `age-keygen`: its file and its public key.
+fn age_key(dir: &Path, name: &str) -> (PathBuf, String) {
+    let identity = dir.join(name);
+    let out = Command::new("age-keygen")
+        .arg("-o")
+        .arg(&identity)
+        .output()
+        .expect("running age-keygen");
+    assert!(out.status.success(), "{out:?}");
+    let text = fs::read_to_string(&identity).unwrap();
+    let public = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .to_owned();
+    (identity, public)
+}
+
+#[test]
+fn edit_encrypts_a_schedule_to_the_keys_given_and_refuses_a_bad_one() {
+    let home = TestHome::new();
+    let keys = tempfile::tempdir().unwrap();
+    let (first_id, first) = age_key(keys.path(), "first.txt");
+    let (second_id, second) = age_key(keys.path(), "second.txt");
+    home.write("src/notes.txt", "hello\n");
+    home.manager(&["create", "src;02:00;data"]).success();
+
+    // Given with another flag, the key is not lost on the way.
+    let out = home.manager(&["edit", "data", "--keep", "3", "--encrypt", &first]);
+    out.success();
+    let line = format!("src;02:00;data;keep=3;encrypt={first}");
+    assert_eq!(
+        home.schedule_bytes().unwrap(),
+        format!("{line}\n").as_bytes()
+    );
+
+    // The keys given replace the line's: the second key alone reads what comes next.
+    let list = keys.path().join("recipients.txt");
+    fs::write(&list, format!("# the off-box key\n{second}\n")).unwrap();
+    let list_s = list.to_str().unwrap();
+    home.manager(&["edit", "0", "--recipients-file", list_s])
+        .success();
+    let line = format!("src;02:00;data;keep=3;encrypt={second}");
+    assert_eq!(
+        home.schedule_bytes().unwrap(),
+        format!("{line}\n").as_bytes()
+    );
+    home.manager(&["run", "data"]).success();
+    let dest = keys.path().join("out");
+    let dest_s = dest.to_str().unwrap();
+    let first_s = first_id.to_str().unwrap();
+    let refused = home.manager(&["restore", "data.tar.age", dest_s, "--identity", first_s]);
+    assert!(
+        refused.failure(1).contains("opens none of its recipients"),
+        "{refused:?}"
+    );
+    assert!(!dest.exists());
+    let second_s = second_id.to_str().unwrap();
+    home.manager(&["restore", "data.tar.age", dest_s, "--identity", second_s])
+        .success();
+    assert_eq!(fs::read(dest.join("src/notes.txt")).unwrap(), b"hello\n");
+
+    // A bad key: one line, and the file as it was.
+    let before = home.schedule_bytes();
+    let out = home.manager(&["edit", "0", "--keep", "5", "--encrypt", "age1nope"]);
+    let err = out.failure(1);
+    assert!(err.contains("is not a public key to encrypt to"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(home.schedule_bytes(), before);
+}
