@@ -79,3 +79,47 @@ fn edit_encrypts_a_schedule_to_the_keys_given_and_refuses_a_bad_one() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert_eq!(home.schedule_bytes(), before);
 }
+
+#[test]
+fn new_keys_on_an_incremental_schedule_start_a_new_chain() {
+    let home = TestHome::new();
+    let keys = tempfile::tempdir().unwrap();
+    let (_, old) = age_key(keys.path(), "old.txt");
+    let (new_id, new) = age_key(keys.path(), "new.txt");
+    home.write("src/notes.txt", "hello\n");
+    let args = ["--incremental", "--keep", "5", "--encrypt", &old];
+    let (index, _) = home.back_up(&args, "src;02:00;data");
+    home.write("src/more.txt", "more\n");
+    home.run_ok(index);
+    home.manager(&["edit", "data", "--encrypt", &new]).success();
+    home.write("src/last.txt", "last\n");
+    home.run_ok(index);
+    let long = home.manager(&["backups", "--long"]);
+    let kinds: Vec<&str> = long
+        .stdout
+        .lines()
+        .map(|l| l.rsplit(' ').next().unwrap())
+        .collect();
+    assert_eq!(kinds, ["full", "incremental", "full"], "{long:?}");
+    // The new key alone restores the newest backup, whole.
+    let dest = keys.path().join("out");
+    let id = new_id.to_str().unwrap();
+    let out = home.manager(&[
+        "restore",
+        "data.tar.age",
+        dest.to_str().unwrap(),
+        "--identity",
+        id,
+    ]);
+    out.success();
+    for (file, text) in [
+        ("notes.txt", "hello\n"),
+        ("more.txt", "more\n"),
+        ("last.txt", "last\n"),
+    ] {
+        assert_eq!(
+            fs::read_to_string(dest.join("src").join(file)).unwrap(),
+            text
+        );
+    }
+}

@@ -41,6 +41,14 @@ pub fn edit(
         return Ok((replaced, warning));
     }
     info!("Schedule edited: {before} is now {after}");
+    if before.options.encrypt != after.options.encrypt && after.options.incremental.is_some() {
+        // A chain is sealed to one set of keys: the next backup starts a new one.
+        if let Err(err) = crate::generations::chain::forget(&home.backups(), after) {
+            warning = Some(format!(
+                "{err:#}: the next backup may extend the chain sealed to the old keys"
+            ));
+        }
+    }
     let (old, new) = (before.to_string(), after.to_string());
     // A copy of the old line written by hand keeps the old record.
     let copy_left = schedule_file::read_each_line(&home.schedules()).map(|lines| {
