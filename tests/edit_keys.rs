@@ -123,3 +123,37 @@ fn new_keys_on_an_incremental_schedule_start_a_new_chain() {
         );
     }
 }
+
+#[test]
+fn a_recipients_file_that_is_a_fifo_is_refused_at_once_and_nothing_is_written() {
+    let home = TestHome::new();
+    home.write("src/notes.txt", "hello\n");
+    home.manager(&["create", "src;02:00;data"]).success();
+    let before = home.schedule_bytes();
+    let fifo = home.path().join("keys.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let fifo_s = fifo.to_str().unwrap();
+    for args in [
+        &["edit", "data", "--recipients-file", fifo_s][..],
+        &["create", "src;03:00;other", "--recipients-file", fifo_s],
+    ] {
+        let mut child = home.spawn_manager(args);
+        // A reader waiting on the FIFO would wait for ever, holding the schedule's lock.
+        let mut exited = false;
+        for _ in 0..250 {
+            if child.try_wait().unwrap().is_some() {
+                exited = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if !exited {
+            child.kill().unwrap();
+        }
+        let out = common::finish(child);
+        assert!(exited, "{args:?} waited on the FIFO: {out:?}");
+        let err = out.failure(1);
+        assert!(err.contains("is not a regular file"), "{err}");
+        assert_eq!(home.schedule_bytes(), before);
+    }
+}

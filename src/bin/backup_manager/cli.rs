@@ -282,7 +282,7 @@ impl OptionFlags {
 
     /// The keys of `--encrypt` and of every `--recipients-file`, each once, taken out of
     /// the flags.
-    fn keys(&mut self) -> anyhow::Result<Vec<Recipient>> {
+    pub fn keys(&mut self) -> anyhow::Result<Vec<Recipient>> {
         let mut keys: Vec<Recipient> = Vec::new();
         for key in std::mem::take(&mut self.encrypt) {
             let key = key.parse::<Recipient>()?;
@@ -335,9 +335,9 @@ impl From<OptionFlags> for Options {
 impl OptionFlags {
     /// For `edit`: sets on `options` each option given, leaving the others as they are
     /// (excludes add up; the keys given replace the line's, so that who can read the
-    /// archives is exactly what was typed). Returns whether any was given.
-    pub fn apply(mut self, options: &mut Options) -> anyhow::Result<bool> {
-        let keys = self.keys()?;
+    /// archives is exactly what was typed): `keys`, taken out by [`OptionFlags::keys`]
+    /// before the schedule file is locked. Returns whether any was given.
+    pub fn apply(self, options: &mut Options, keys: Vec<Recipient>) -> bool {
         let mut given = !keys.is_empty();
         if given {
             options.encrypt = keys;
@@ -382,7 +382,7 @@ impl OptionFlags {
             });
             set(true);
         }
-        Ok(given)
+        given
     }
 }
 
