@@ -157,3 +157,25 @@ fn a_recipients_file_that_is_a_fifo_is_refused_at_once_and_nothing_is_written() 
         assert_eq!(home.schedule_bytes(), before);
     }
 }
+
+#[test]
+fn encrypting_a_schedule_says_that_its_earlier_archives_stay_in_clear() {
+    let home = TestHome::new();
+    let keys = tempfile::tempdir().unwrap();
+    let (_, key) = age_key(keys.path(), "key.txt");
+    home.write("src/notes.txt", "hello\n");
+    let (index, _) = home.back_up(&["--keep", "2"], "src;02:00;data");
+    home.run_ok(index);
+    let out = home.manager(&["edit", "data", "--encrypt", &key]);
+    out.success();
+    assert_eq!(
+        out.stderr.lines().next().unwrap(),
+        "backup_manager: 2 archives of data made before stay unencrypted in backups/ \
+         (data.tar...), and in any copy of it; remove them once the encrypted ones are enough",
+        "{out:?}"
+    );
+    // Keys changed again: the earlier archives are encrypted ones, nothing to say.
+    let (_, other) = age_key(keys.path(), "other.txt");
+    let out = home.manager(&["edit", "data", "--encrypt", &other]);
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+}
