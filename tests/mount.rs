@@ -83,7 +83,10 @@ impl Mounted {
 impl Drop for Mounted {
     fn drop(&mut self) {
         if mounted(&self.dir) {
-            let _ = Command::new("fusermount3").arg("-u").arg(&self.dir).status();
+            let _ = Command::new("fusermount3")
+                .arg("-u")
+                .arg(&self.dir)
+                .status();
         }
         let _ = fs::remove_dir(&self.dir);
     }
@@ -106,8 +109,11 @@ fn tree(home: &TestHome) {
     home.write("src/a.txt", "one\n");
     home.write("src/sub/b.txt", "nested\n");
     home.write("src/private", "secret\n");
-    fs::set_permissions(home.path().join("src/private"), fs::Permissions::from_mode(0o600))
-        .unwrap();
+    fs::set_permissions(
+        home.path().join("src/private"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
     fs::create_dir_all(home.path().join("src/empty")).unwrap();
     std::os::unix::fs::symlink("a.txt", home.path().join("src/link")).unwrap();
     fs::hard_link(home.path().join("src/a.txt"), home.path().join("src/hard")).unwrap();
@@ -140,7 +146,11 @@ fn every_generation_reads_as_restore_gives_it() {
     }
     let home = TestHome::new();
     tree(&home);
-    let schedules = [("plain", ""), ("z", "--compress zstd"), ("inc", "--incremental")];
+    let schedules = [
+        ("plain", ""),
+        ("z", "--compress zstd"),
+        ("inc", "--incremental"),
+    ];
     for (i, (name, flags)) in schedules.iter().enumerate() {
         let mut args = vec!["--keep", "5"];
         args.extend(flags.split_whitespace());
@@ -178,7 +188,11 @@ fn every_generation_reads_as_restore_gives_it() {
         fs::metadata(newest.join("a.txt")).unwrap(),
         fs::metadata(newest.join("hard")).unwrap(),
     );
-    assert_eq!((a.ino(), a.nlink()), (hard.ino(), 2), "a hard link shares its inode");
+    assert_eq!(
+        (a.ino(), a.nlink()),
+        (hard.ino(), 2),
+        "a hard link shares its inode"
+    );
     refuses_writes(&newest);
     unmounts_on_sigterm(mount);
 }
@@ -186,7 +200,9 @@ fn every_generation_reads_as_restore_gives_it() {
 /// Nothing can be written in the mount.
 fn refuses_writes(folder: &Path) {
     let erofs = |e: std::io::Error| e.raw_os_error() == Some(libc::EROFS);
-    let write = fs::OpenOptions::new().append(true).open(folder.join("a.txt"));
+    let write = fs::OpenOptions::new()
+        .append(true)
+        .open(folder.join("a.txt"));
     assert!(write.is_err_and(erofs), "a file opened for writing");
     assert!(fs::write(folder.join("made"), "x").is_err_and(erofs));
     assert!(fs::create_dir(folder.join("made")).is_err_and(erofs));
@@ -218,16 +234,22 @@ fn a_generation_pruned_while_mounted_goes_and_an_open_file_reads_on() {
     let open = fs::File::open(mount.generation("p", &before[1]).join("src/f")).unwrap();
     home.write("src/f", "third\n");
     home.run_ok(0);
-    wait_for("the pruned generation to go and the new one to come", || {
-        let now = labels(&mount, "p");
-        now.len() == 2 && !now.contains(&before[1]) && now.contains(&before[0])
-    });
+    wait_for(
+        "the pruned generation to go and the new one to come",
+        || {
+            let now = labels(&mount, "p");
+            now.len() == 2 && !now.contains(&before[1]) && now.contains(&before[0])
+        },
+    );
     assert_eq!(std::io::read_to_string(open).unwrap(), "first\n");
     let newest = labels(&mount, "p").remove(0);
     let read = fs::read_to_string(mount.generation("p", &newest).join("src/f")).unwrap();
     assert_eq!(read, "third\n");
     // Unmounted from outside: the mount ends well.
-    let unmount = Command::new("fusermount3").arg("-u").arg(&mount.dir).status();
+    let unmount = Command::new("fusermount3")
+        .arg("-u")
+        .arg(&mount.dir)
+        .status();
     assert!(unmount.unwrap().success());
     assert!(mount.child.wait().success());
     assert!(!mounted(&mount.dir));
@@ -250,20 +272,34 @@ fn daemon_returns_once_mounted_and_bad_places_and_names_are_refused() {
     let out = home.manager(&["mount", dir_text, "--daemon"]);
     out.success();
     assert!(mounted(&dir), "{out:?}");
-    assert_eq!(fs::read_to_string(dir.join("p/latest/src/f")).unwrap(), "data\n");
+    assert_eq!(
+        fs::read_to_string(dir.join("p/latest/src/f")).unwrap(),
+        "data\n"
+    );
     // Mounted already: refused, and the mount stays.
-    assert!(home.manager(&["mount", dir_text]).failure(1).contains("already"));
-    assert!(Command::new("fusermount3").arg("-u").arg(&dir).status().unwrap().success());
+    let again = home.manager(&["mount", dir_text]);
+    assert!(again.failure(1).contains("already"), "{again:?}");
+    assert!(
+        Command::new("fusermount3")
+            .arg("-u")
+            .arg(&dir)
+            .status()
+            .unwrap()
+            .success()
+    );
     wait_for("the daemon's mount to go", || !mounted(&dir));
     fs::remove_dir(&dir).unwrap();
     let home_text = home.path().to_str().unwrap();
-    let err = home.manager(&["mount", home_text]).failure(1);
+    let out = home.manager(&["mount", home_text]);
+    let err = out.failure(1);
     assert!(err.contains("would hide this home"), "{err}");
     let elsewhere = home.path().join("elsewhere");
     fs::create_dir(&elsewhere).unwrap();
-    let err = home
-        .manager(&["mount", elsewhere.to_str().unwrap(), "nope"])
-        .failure(1);
-    assert!(err.contains("no archive of a schedule named \"nope\""), "{err}");
+    let out = home.manager(&["mount", elsewhere.to_str().unwrap(), "nope"]);
+    let err = out.failure(1);
+    assert!(
+        err.contains("no archive of a schedule named \"nope\""),
+        "{err}"
+    );
     assert!(!mounted(&elsewhere));
 }

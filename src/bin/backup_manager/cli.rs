@@ -294,14 +294,32 @@ pub struct OptionFlags {
 impl OptionFlags {
     /// The options the flags ask for, with the keys of every recipients file read in.
     pub fn options(mut self) -> anyhow::Result<Options> {
+        // Checked here rather than by clap: a bad key is an error of one line, as a bad
+        // exclude pattern is.
         let keys = self.keys()?;
         let mut options = Options::from(self);
-        for key in keys {
-            if !options.encrypt.contains(&key) {
-                options.encrypt.push(key);
+        options.encrypt = keys;
+        Ok(options)
+    }
+
+    /// The keys of `--encrypt` and of every `--recipients-file`, each once, taken out of
+    /// the flags.
+    pub fn keys(&mut self) -> anyhow::Result<Vec<Recipient>> {
+        let mut keys: Vec<Recipient> = Vec::new();
+        for key in std::mem::take(&mut self.encrypt) {
+            let key = key.parse::<Recipient>()?;
+            if !keys.contains(&key) {
+                keys.push(key);
             }
         }
-        Ok(options)
+        for path in std::mem::take(&mut self.recipients_file) {
+            for key in backup::encryption::read_recipients_file(&path)? {
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+        }
+        Ok(keys)
     }
 }
 
@@ -338,14 +356,13 @@ impl From<OptionFlags> for Options {
 
 impl OptionFlags {
     /// For `edit`: sets on `options` each option given, leaving the others as they are
-    /// (excludes add up). Returns whether any was given.
-    pub fn apply(mut self, options: &mut Options) -> anyhow::Result<bool> {
-        let keys = self.keys()?;
+    /// (excludes add up; the keys given replace the line's, so that who can read the
+    /// archives is exactly what was typed): `keys`, taken out by [`OptionFlags::keys`]
+    /// before the schedule file is locked. Returns whether any was given.
+    pub fn apply(self, options: &mut Options, keys: Vec<Recipient>) -> bool {
         let mut given = !keys.is_empty();
-        for key in keys {
-            if !options.encrypt.contains(&key) {
-                options.encrypt.push(key);
-            }
+        if given {
+            options.encrypt = keys;
         }
         let mut set = |is: bool| given |= is;
         macro_rules! put {

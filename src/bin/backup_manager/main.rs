@@ -230,13 +230,15 @@ fn edit(
     which: &Which,
     time: Option<TimeOfDay>,
     clear: &[String],
-    options: cli::OptionFlags,
+    mut options: cli::OptionFlags,
 ) -> Result<()> {
+    // Read before the lock is taken: a recipients file slow to read holds up no one.
+    let keys = options.keys()?;
     let (replaced, warning) = manager::edit(home, which, |schedule| {
         for key in clear {
             schedule.options.clear(key).map_err(anyhow::Error::msg)?;
         }
-        let given = options.apply(&mut schedule.options)?;
+        let given = options.apply(&mut schedule.options, keys);
         if let Some(time) = time {
             schedule.time = time;
         }
