@@ -404,21 +404,7 @@ impl OptionFlags {
             });
             set(true);
         }
-        Ok(given)
-    }
-
-    /// The keys of `--encrypt` and of every `--recipients-file`, taken out of the flags.
-    fn keys(&mut self) -> anyhow::Result<Vec<Recipient>> {
-        // Checked here rather than by clap: a bad key is an error of one line, as a bad
-        // exclude pattern is.
-        let mut keys = std::mem::take(&mut self.encrypt)
-            .iter()
-            .map(|key| key.parse::<Recipient>())
-            .collect::<Result<Vec<_>, _>>()?;
-        for path in std::mem::take(&mut self.recipients_file) {
-            keys.extend(backup::encryption::read_recipients_file(&path)?);
-        }
-        Ok(keys)
+        given
     }
 }
 
