@@ -41,7 +41,7 @@ fn mounted(dir: &Path) -> bool {
     fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
-        .any(|l| l.split(' ').nth(4) == Some(dir.to_str().unwrap()) && l.contains("fuse."))
+        .any(|l| l.split(' ').nth(4) == Some(dir.to_str().unwrap()) && l.contains(" - fuse"))
 }
 
 /// `backup_manager mount DIR NAMES...` running in the foreground.

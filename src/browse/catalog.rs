@@ -23,6 +23,9 @@ pub struct Catalog {
     frames: Vec<Frame>,
     /// Why the index was not used, if it was not: said once, as a warning.
     pub warning: Option<String>,
+    /// The archive, open since the catalog was: what it reads stays readable after the
+    /// archive is pruned (a mount's open file).
+    archive: File,
 }
 
 impl Catalog {
@@ -62,12 +65,22 @@ impl Catalog {
             (None, _) => Vec::new(),
         };
         Ok(Catalog {
+            archive,
             path: path.to_owned(),
             compression,
             index,
             frames,
             warning,
         })
+    }
+
+    /// The archive opened again, with an offset of its own (several readers may read it
+    /// at once): the same file, even if its name is gone since.
+    fn reopen(&self) -> Result<File> {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&self.archive);
+        // Our own descriptor's link in /proc, followed to the file it holds open.
+        File::open(format!("/proc/self/fd/{fd}"))
+            .with_context(|| format!("opening {} again", self.path.display()))
     }
 
     /// The archive's path.
@@ -131,7 +144,7 @@ impl Catalog {
                 self.path.display()
             )
         };
-        let file: File = open_archive(&self.path)?;
+        let file: File = self.reopen()?;
         let stream = seekable::open_at(file, self.compression, &self.frames, entry.header)
             .with_context(shown)?;
         let mut reader = Reader::new(stream);
@@ -166,13 +179,9 @@ impl Catalog {
                 self.path.display()
             )
         };
-        let stream = seekable::open_at(
-            open_archive(&self.path)?,
-            self.compression,
-            &self.frames,
-            entry.header,
-        )
-        .with_context(shown)?;
+        let stream =
+            seekable::open_at(self.reopen()?, self.compression, &self.frames, entry.header)
+                .with_context(shown)?;
         let mut reader = Reader::new(stream);
         let header = reader
             .next_entry()
@@ -192,13 +201,8 @@ impl Catalog {
         }
         let left = header.size.saturating_sub(offset);
         let at = entry.data + offset.min(header.size);
-        let stream = seekable::open_at(
-            open_archive(&self.path)?,
-            self.compression,
-            &self.frames,
-            at,
-        )
-        .with_context(shown)?;
+        let stream = seekable::open_at(self.reopen()?, self.compression, &self.frames, at)
+            .with_context(shown)?;
         Ok(Some(Box::new(io::Read::take(stream, left))))
     }
 

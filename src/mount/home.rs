@@ -2,9 +2,11 @@
 //! each generation's tree from its index (or its archive), resolved through its chain.
 
 use std::cell::RefCell;
+use std::fs;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use anyhow::{Result, bail};
@@ -42,17 +44,33 @@ impl HomeBackups {
 }
 
 /// A generation's folder name: its date as `backups` and `restore --at` show it, with
-/// the `-N` of a dated name that has one.
-pub fn label(archive: &Archive) -> String {
-    let dated = archive
-        .name
-        .strip_prefix(&format!("{}.", archive.schedule))
-        .and_then(|rest| rest.split_once(".tar"))
-        .map(|(stamp, _)| stamp.to_owned());
-    match dated {
-        Some(stamp) if !archive.latest => stamp,
-        _ => archive.made.format("%Y-%m-%d_%H%M").to_string(),
+/// the `-N` of a dated name that has one. `NAME.tar` goes by the dated name it is
+/// linked to (its lasting name), found in `dir`; by its time when it has none.
+pub fn label(dir: &Path, archive: &Archive) -> String {
+    let stamp_of = |file_name: &str| {
+        file_name
+            .strip_prefix(&format!("{}.", archive.schedule))
+            .and_then(|rest| rest.strip_suffix(archive.format().suffix()))
+            .map(str::to_owned)
+    };
+    if !archive.latest {
+        if let Some(stamp) = stamp_of(&archive.name) {
+            return stamp;
+        }
     }
+    let twin = fs::metadata(dir.join(&archive.name))
+        .ok()
+        .and_then(|latest| {
+            fs::read_dir(dir).ok()?.flatten().find_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                let meta = entry.metadata().ok()?;
+                let same = meta.ino() == latest.ino() && meta.dev() == latest.dev();
+                (same && name != archive.name && !name.starts_with('.'))
+                    .then(|| stamp_of(&name))
+                    .flatten()
+            })
+        });
+    twin.unwrap_or_else(|| archive.made.format("%Y-%m-%d_%H%M").to_string())
 }
 
 impl Backups for HomeBackups {
@@ -73,7 +91,7 @@ impl Backups for HomeBackups {
     fn generations(&self, name: &str) -> Result<Vec<Generation>> {
         let mut out: Vec<Generation> = Vec::new();
         for archive in self.archives(name)? {
-            let label = label(&archive);
+            let label = label(&self.home.backups(), &archive);
             if !out.iter().any(|g| g.label == label) {
                 out.push(Generation {
                     label,
@@ -88,7 +106,7 @@ impl Backups for HomeBackups {
         let Some(archive) = self
             .archives(name)?
             .into_iter()
-            .find(|a| label(a) == wanted)
+            .find(|a| label(&self.home.backups(), a) == wanted)
         else {
             bail!("{name} has no generation {wanted} any more");
         };
