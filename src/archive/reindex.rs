@@ -21,7 +21,7 @@ pub fn check_index(path: &Path, compression: Compression) -> Result<Option<Strin
         return Ok(Some("it has no index".to_owned()));
     }
     let archive = open_archive(path)?;
-    let index = match Index::open(&sidecar, &archive) {
+    let index = match Index::open(&sidecar, &archive, None) {
         Ok(index) => index,
         Err(err) => {
             return Ok(Some(format!(

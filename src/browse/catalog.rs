@@ -4,12 +4,15 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use anyhow::{Context, Result, bail};
 
+use crate::archive::{Reading, needs_identity};
+use crate::encryption::{self, Identity};
 use crate::home::BACKUPS_DIR;
 use crate::index::{self, Entry, Frame, Index, seekable};
-use crate::naming::Compression;
+use crate::naming::{Compression, Format};
 use crate::tar::sparse::Expand;
 use crate::tar::{Reader, open_archive};
 
@@ -17,6 +20,8 @@ use crate::tar::{Reader, open_archive};
 pub struct Catalog {
     path: PathBuf,
     compression: Compression,
+    /// The identity that opens it and its index, when it is encrypted.
+    key: Option<Rc<Identity>>,
     /// Its index, when it has a sound one.
     index: Option<Index>,
     /// Where its frames start, from the index or the archive's own seek table.
@@ -30,6 +35,22 @@ impl Catalog {
     /// has a sound one; otherwise its entries are read from the archive itself, and the
     /// warning says why.
     pub fn open(path: &Path, compression: Compression) -> Result<Self> {
+        let format = Format {
+            compression,
+            encrypted: false,
+        };
+        Self::open_as(path, format, None)
+    }
+
+    /// As [`Catalog::open`], for an archive of `format`: an encrypted one, and its sealed
+    /// index, are read with `key`, without which it is refused.
+    pub fn open_as(path: &Path, format: Format, key: Option<Rc<Identity>>) -> Result<Self> {
+        let compression = format.compression;
+        let key = match (format.encrypted, key) {
+            (false, _) => None,
+            (true, Some(key)) => Some(key),
+            (true, None) => bail!("{}", needs_identity(path)),
+        };
         let archive = open_archive(path)?;
         let sidecar = index::sidecar(path);
         // As the user knows it: `backups/NAME.tar`.
@@ -37,7 +58,7 @@ impl Catalog {
             "{BACKUPS_DIR}/{}",
             path.file_name().unwrap_or_default().to_string_lossy()
         );
-        let (index, warning) = match Index::open(&sidecar, &archive) {
+        let (index, warning) = match Index::open(&sidecar, &archive, key.as_deref()) {
             Ok(index) => (Some(index), None),
             Err(_) if std::fs::symlink_metadata(&sidecar).is_err() => (
                 None,
@@ -55,7 +76,7 @@ impl Catalog {
             (Some(index), _) => index.trailer.frames.clone(),
             // Without an index, a zstd archive's own seek table still says where its
             // frames start; a damaged one is only passed over.
-            (None, Compression::Zstd) => seekable::read_zstd_seek_table(&archive)
+            (None, Compression::Zstd) if key.is_none() => seekable::read_zstd_seek_table(&archive)
                 .ok()
                 .flatten()
                 .unwrap_or_default(),
@@ -64,6 +85,7 @@ impl Catalog {
         Ok(Catalog {
             path: path.to_owned(),
             compression,
+            key,
             index,
             frames,
             warning,
@@ -92,7 +114,11 @@ impl Catalog {
             }
             return Ok(());
         }
-        let stream = self.compression.open(&self.path)?;
+        let format = Format {
+            compression: self.compression,
+            encrypted: self.key.is_some(),
+        };
+        let stream = Reading::new(format, self.key.as_deref()).open(&self.path)?;
         // Stopped early by `each`: the rest is not read.
         let mut stop = false;
         let built = index::build(stream, &mut |entry| {
@@ -132,8 +158,14 @@ impl Catalog {
             )
         };
         let file: File = open_archive(&self.path)?;
-        let stream = seekable::open_at(file, self.compression, &self.frames, entry.header)
-            .with_context(shown)?;
+        let stream = match &self.key {
+            None => seekable::open_at(file, self.compression, &self.frames, entry.header),
+            Some(key) => {
+                let opened = encryption::open(file, &self.path, key).with_context(shown)?;
+                seekable::open_at(opened, self.compression, &self.frames, entry.header)
+            }
+        }
+        .with_context(shown)?;
         let mut reader = Reader::new(stream);
         let header = reader
             .next_entry()

@@ -18,11 +18,11 @@ use crate::index;
 /// what to say: a warning for each archive without an index (older archives have none),
 /// and what was rebuilt. Fails for an index that does not match, unless rebuilt.
 pub fn verify_indexes(home: &Home, name: &str, rebuild: bool) -> Result<Vec<String>> {
-    // An encrypted archive has no index, so that nothing in clear tells its names.
+    // An encrypted archive's index is sealed: it is checked with the identity.
     if super::archives::find_archive(home, name)?.format.encrypted {
         return Ok(Vec::new());
     }
-    let picked = Picked::new(home, name, None)?;
+    let picked = Picked::new(home, name, None, None)?;
     let mut said = Vec::new();
     for path in &picked.chain {
         let shown = format!(
