@@ -193,11 +193,15 @@ fn an_encrypted_archive_browses_as_the_plain_one_and_without_the_identity_refuse
     sealed
         .manager(&["verify", "sealed", "--identity", id])
         .success();
-    // A byte changed in the sealed index: a warning, then the same answers.
+    // A byte changed in the sealed index: verify fails, saying so; the others warn,
+    // then give the same answers.
     let mut bytes = fs::read(&idx).unwrap();
     let at = bytes.len() - 40;
     bytes[at] ^= 1;
     fs::write(&idx, bytes).unwrap();
+    let out = sealed.manager(&["verify", "sealed", "--identity", id]);
+    let err = out.failure(1);
+    assert!(err.contains("its index cannot be used"), "{err}");
     let (_, err) = answer(sealed, &["files", "sealed", "--identity", id]);
     assert!(
         err.contains("cannot be used") && err.contains("reading the archive instead"),

@@ -325,7 +325,7 @@ fn verify(
     Ok(match result? {
         manager::Verified::Whole(message) => {
             // The archives are sound: now their indexes.
-            for line in manager::verify_indexes(home, name, rebuild_index)? {
+            for line in manager::verify_indexes(home, name, rebuild_index, identity)? {
                 say(&line);
             }
             say(&message);
