@@ -171,15 +171,20 @@ fn an_encrypted_mirror_restores_on_a_fresh_home_with_the_identity_only() {
     // headers alone (taken for fulls, the three older would go).
     let kept = home.manager(&["backups"]).stdout_lines().len();
     assert_eq!(kept, 5, "forget removed part of the chain");
-    // Each archive with its sealed index.
+    assert_mirrored(remote.path(), kept);
+}
+
+/// The mirror holds `kept` archives, each with its sealed index.
+fn assert_mirrored(remote: &Path, kept: usize) {
+    let names = names(remote);
     assert_eq!(
-        names(remote.path()).len(),
+        names.len(),
         2 * kept,
-        "the mirror follows forget"
+        "the mirror follows forget: {names:?}"
     );
-    let indexes = names(remote.path())
+    let indexes = names
         .iter()
         .filter(|n| n.ends_with(".tar.zst.age.idx"))
         .count();
-    assert_eq!(indexes, kept, "{:?}", names(remote.path()));
+    assert_eq!(indexes, kept, "{names:?}");
 }
