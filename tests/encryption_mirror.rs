@@ -60,8 +60,10 @@ fn five_backups(home: &TestHome, remote: &Path) -> Vec<(String, BTreeMap<String,
             .into_iter()
             .filter(|n| !before.contains(n))
             .collect();
-        assert_eq!(new.len(), 1, "the mirror got {new:?}");
+        // The archive and its sealed index.
+        assert_eq!(new.len(), 2, "the mirror got {new:?}");
         assert!(new[0].ends_with(".tar.zst.age"), "{new:?}");
+        assert_eq!(new[1], format!("{}.idx", new[0]), "{new:?}");
         states.push((new[0].clone(), tree(&home.path().join("src"))));
     }
     states
@@ -96,7 +98,8 @@ fn an_encrypted_mirror_restores_on_a_fresh_home_with_the_identity_only() {
     args.extend(["--encrypt", &public, line]);
     home.manager(&args).success();
     let states = five_backups(&home, remote.path());
-    // The mirror: age files only, none showing a name or content; no record.
+    // The mirror: age files only (archives and their indexes), none showing a name or
+    // content; no record.
     for name in names(remote.path()) {
         let bytes = fs::read(remote.path().join(&name)).unwrap();
         assert!(bytes.starts_with(b"age-encryption.org/v1\n"), "{name}");
@@ -137,9 +140,20 @@ fn an_encrypted_mirror_restores_on_a_fresh_home_with_the_identity_only() {
     // headers alone (taken for fulls, the three older would go).
     let kept = home.manager(&["backups"]).stdout_lines().len();
     assert_eq!(kept, 5, "forget removed part of the chain");
+    assert_mirrored(remote.path(), kept);
+}
+
+/// The mirror holds `kept` archives, each with its sealed index.
+fn assert_mirrored(remote: &Path, kept: usize) {
+    let names = names(remote);
     assert_eq!(
-        names(remote.path()).len(),
-        kept,
-        "the mirror follows forget"
+        names.len(),
+        2 * kept,
+        "the mirror follows forget: {names:?}"
     );
+    let indexes = names
+        .iter()
+        .filter(|n| n.ends_with(".tar.zst.age.idx"))
+        .count();
+    assert_eq!(indexes, kept, "{names:?}");
 }

@@ -303,3 +303,51 @@ fn daemon_returns_once_mounted_and_bad_places_and_names_are_refused() {
     );
     assert!(!mounted(&elsewhere));
 }
+
+#[test]
+fn an_encrypted_schedule_is_shown_only_with_its_identity() {
+    if !fuse_here() || !which("age-keygen") {
+        return;
+    }
+    let home = TestHome::new();
+    let key = home.path().join("key.txt");
+    let made = Command::new("age-keygen")
+        .arg("-o")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    let text = fs::read_to_string(&key).unwrap();
+    let public = text
+        .split_whitespace()
+        .find(|w| w.starts_with("age1"))
+        .unwrap();
+    home.write("src/s.txt", "sealed\n");
+    home.back_up(
+        &["--compress", "zstd", "--encrypt", public],
+        "src;02:00;enc",
+    );
+    home.back_up(&[], "src;02:00;plain");
+    let mount = Mounted::start(&home, &[]);
+    assert!(mount.dir.join("plain/latest/src/s.txt").exists());
+    assert!(
+        !mount.dir.join("enc").exists(),
+        "shown without its identity"
+    );
+    drop(mount);
+    let dir = home.path().parent().unwrap().join(format!(
+        "sealed-{}",
+        home.path().file_name().unwrap().to_string_lossy()
+    ));
+    fs::create_dir_all(&dir).unwrap();
+    let (dir_text, key_text) = (dir.to_str().unwrap(), key.to_str().unwrap());
+    let out = home.manager(&["mount", dir_text, "enc", "--identity", key_text, "--daemon"]);
+    out.success();
+    let read = fs::read_to_string(dir.join("enc/latest/src/s.txt"));
+    let unmount = Command::new("fusermount3").arg("-u").arg(&dir).status();
+    assert_eq!(read.unwrap(), "sealed\n");
+    assert!(unmount.unwrap().success());
+    wait_for("the mount to go", || !mounted(&dir));
+    fs::remove_dir(&dir).unwrap();
+}

@@ -9,6 +9,7 @@
 pub mod check;
 mod extras;
 mod framed;
+mod index_out;
 mod label;
 mod open;
 mod reindex;
@@ -37,7 +38,7 @@ use crate::schedule::Options;
 
 pub use label::{is_full, label};
 pub use open::{Reading, needs_identity};
-pub use reindex::{check_index, rebuild_index};
+pub use reindex::{check_index, check_index_as, rebuild_index};
 pub use restore::{Options as RestoreOptions, Protected, Restored, restore, restore_chain};
 pub use verify::{Report, Source, verify};
 
@@ -141,8 +142,8 @@ pub fn create(request: &Request<'_>) -> Result<Summary> {
 pub struct Aside {
     /// The archive.
     pub archive: AtomicFile,
-    /// Its index, for `ARCHIVE.idx`; none for an encrypted archive, whose index in
-    /// clear would tell the names it holds.
+    /// Its index, for `ARCHIVE.idx` (sealed to the same recipients when the archive is
+    /// encrypted, so that it tells no name in clear).
     pub index: Option<AtomicFile>,
 }
 
@@ -170,26 +171,15 @@ pub fn create_aside(request: &Request<'_>) -> Result<(Summary, Aside)> {
     let target = request.target;
     let mut out = AtomicFile::create(target, ARCHIVE_MODE)?;
     let index_path = index::sidecar(target);
-    let mut index_out = (!request.format.encrypted)
-        .then(|| AtomicFile::create(&index_path, ARCHIVE_MODE))
-        .transpose()?;
-    let index_file = index_out.as_mut().map(AtomicFile::file);
-    let tap = move |tar: &mut dyn std::io::Read| -> Result<_> {
-        let Some(index_file) = index_file else {
-            return Ok(None);
-        };
-        let mut writer = index::Writer::new(std::io::BufWriter::new(index_file))?;
-        let tar_len = index::write_all(tar, &mut writer)?;
-        Ok(Some((writer, tar_len)))
-    };
+    let mut index_out = AtomicFile::create(&index_path, ARCHIVE_MODE)?;
+    let recipients = sealing(request)?.0;
+    let tap = index_tap(index_out.file(), recipients.as_ref());
     let (mut summary, written, indexed) = write_into(request, out.file(), (None, excludes), tap)
         .with_context(|| format!("writing archive {}", target.display()))?;
-    if let Some((writer, tar_len)) =
-        indexed.with_context(|| format!("indexing archive {}", target.display()))?
-    {
-        finish_index(writer, &out, written, tar_len, request.format.compression)
-            .with_context(|| format!("writing the index {}", index_path.display()))?;
-    }
+    let (writer, tar_len) =
+        indexed.with_context(|| format!("indexing archive {}", target.display()))?;
+    finish_index(writer, &out, written, tar_len, request.format.compression)
+        .with_context(|| format!("writing the index {}", index_path.display()))?;
     summary.bytes = out
         .file()
         .metadata()
@@ -199,15 +189,31 @@ pub fn create_aside(request: &Request<'_>) -> Result<(Summary, Aside)> {
         summary,
         Aside {
             archive: out,
-            index: index_out,
+            index: Some(index_out),
         },
     ))
 }
 
+/// What reads the tar stream as it is written, and writes its index into `file`
+/// (sealed to `recipients`, if any): the writer, to finish, and the stream's length.
+fn index_tap<'a>(
+    file: &'a mut fs::File,
+    recipients: Option<&'a Recipients>,
+) -> impl FnOnce(&mut dyn std::io::Read) -> Result<(index::Writer<index_out::IndexOut<'a>>, u64)>
++ Send
++ 'a {
+    move |tar| {
+        let out = index_out::IndexOut::new(file, recipients)?;
+        let mut writer = index::Writer::new(out)?;
+        let tar_len = index::write_all(tar, &mut writer)?;
+        Ok((writer, tar_len))
+    }
+}
+
 /// Ends the index of the archive written aside as `out`, with what the writer says of
 /// it.
-fn finish_index<W: std::io::Write>(
-    writer: index::Writer<W>,
+fn finish_index(
+    writer: index::Writer<index_out::IndexOut<'_>>,
     out: &AtomicFile,
     written: sink::Written,
     tar_len: u64,
@@ -229,8 +235,7 @@ fn finish_index<W: std::io::Write>(
         frames: written.frames,
         entries: 0,
     };
-    let mut done = writer.finish(trailer)?;
-    std::io::Write::flush(&mut done)?;
+    writer.finish(trailer)?.finish()?;
     Ok(())
 }
 

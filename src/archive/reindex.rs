@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use super::ARCHIVE_MODE;
+use super::{ARCHIVE_MODE, Reading};
 use crate::atomic_file::AtomicFile;
 use crate::index::{self, Entry, Frame, Identity, Index, Trailer, seekable};
 use crate::naming::Compression;
@@ -16,12 +16,28 @@ use crate::tar::open_archive;
 /// archive holds, where it starts, and its frames. `Ok(None)` when they agree; the
 /// reason when the index is missing or does not match.
 pub fn check_index(path: &Path, compression: Compression) -> Result<Option<String>> {
+    let format = crate::naming::Format {
+        compression,
+        encrypted: false,
+    };
+    check_index_as(path, Reading::new(format, None))
+}
+
+/// As [`check_index`], for an archive read as `reading` says: an encrypted one and its
+/// sealed index with its identity. Its frames are not compared (they are in the sealed
+/// stream), only its entries and the length of its tar stream.
+pub fn check_index_as(path: &Path, reading: Reading<'_>) -> Result<Option<String>> {
+    let compression = reading.format.compression;
+    let key = reading.identity.filter(|_| reading.format.encrypted);
+    if reading.format.encrypted && key.is_none() {
+        bail!("{}", super::needs_identity(path));
+    }
     let sidecar = index::sidecar(path);
     if std::fs::symlink_metadata(&sidecar).is_err() {
         return Ok(Some("it has no index".to_owned()));
     }
     let archive = open_archive(path)?;
-    let index = match Index::open(&sidecar, &archive) {
+    let index = match Index::open(&sidecar, &archive, key) {
         Ok(index) => index,
         Err(err) => {
             return Ok(Some(format!(
@@ -32,7 +48,7 @@ pub fn check_index(path: &Path, compression: Compression) -> Result<Option<Strin
     };
     let mut listed = index.entries()?;
     let mut mismatch: Option<String> = None;
-    let tar_len = rebuild_entries(path, compression, &mut |entry| {
+    let mut each = |entry: Entry| {
         if mismatch.is_some() {
             return Ok(());
         }
@@ -53,7 +69,16 @@ pub fn check_index(path: &Path, compression: Compression) -> Result<Option<Strin
             }
         }
         Ok(())
-    })?;
+    };
+    let tar_len = match key {
+        None => rebuild_entries(path, compression, &mut each)?,
+        Some(_) => {
+            let stream = reading.open(path)?;
+            let tar_len = index::build(stream, &mut each)
+                .with_context(|| format!("reading {}", path.display()))?;
+            (tar_len, index.trailer.frames.clone())
+        }
+    };
     if mismatch.is_none() && listed.next().is_some() {
         mismatch = Some("its index lists more entries than the archive holds".to_owned());
     }

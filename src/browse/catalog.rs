@@ -4,19 +4,24 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use anyhow::{Context, Result, bail};
 
+use crate::archive::{Reading, needs_identity};
+use crate::encryption::{self, Identity};
 use crate::home::BACKUPS_DIR;
 use crate::index::{self, Entry, Frame, Index, seekable};
-use crate::naming::Compression;
+use crate::naming::{Compression, Format};
 use crate::tar::sparse::Expand;
-use crate::tar::{Reader, open_archive};
+use crate::tar::{Header, Reader, open_archive};
 
 /// One archive, open for its entries.
 pub struct Catalog {
     path: PathBuf,
     compression: Compression,
+    /// The identity that opens it and its index, when it is encrypted.
+    key: Option<Rc<Identity>>,
     /// Its index, when it has a sound one.
     index: Option<Index>,
     /// Where its frames start, from the index or the archive's own seek table.
@@ -33,6 +38,22 @@ impl Catalog {
     /// has a sound one; otherwise its entries are read from the archive itself, and the
     /// warning says why.
     pub fn open(path: &Path, compression: Compression) -> Result<Self> {
+        let format = Format {
+            compression,
+            encrypted: false,
+        };
+        Self::open_as(path, format, None)
+    }
+
+    /// As [`Catalog::open`], for an archive of `format`: an encrypted one, and its sealed
+    /// index, are read with `key`, without which it is refused.
+    pub fn open_as(path: &Path, format: Format, key: Option<Rc<Identity>>) -> Result<Self> {
+        let compression = format.compression;
+        let key = match (format.encrypted, key) {
+            (false, _) => None,
+            (true, Some(key)) => Some(key),
+            (true, None) => bail!("{}", needs_identity(path)),
+        };
         let archive = open_archive(path)?;
         let sidecar = index::sidecar(path);
         // As the user knows it: `backups/NAME.tar`.
@@ -40,7 +61,7 @@ impl Catalog {
             "{BACKUPS_DIR}/{}",
             path.file_name().unwrap_or_default().to_string_lossy()
         );
-        let (index, warning) = match Index::open(&sidecar, &archive) {
+        let (index, warning) = match Index::open(&sidecar, &archive, key.as_deref()) {
             Ok(index) => (Some(index), None),
             Err(_) if std::fs::symlink_metadata(&sidecar).is_err() => (
                 None,
@@ -58,7 +79,7 @@ impl Catalog {
             (Some(index), _) => index.trailer.frames.clone(),
             // Without an index, a zstd archive's own seek table still says where its
             // frames start; a damaged one is only passed over.
-            (None, Compression::Zstd) => seekable::read_zstd_seek_table(&archive)
+            (None, Compression::Zstd) if key.is_none() => seekable::read_zstd_seek_table(&archive)
                 .ok()
                 .flatten()
                 .unwrap_or_default(),
@@ -68,6 +89,7 @@ impl Catalog {
             archive,
             path: path.to_owned(),
             compression,
+            key,
             index,
             frames,
             warning,
@@ -105,7 +127,11 @@ impl Catalog {
             }
             return Ok(());
         }
-        let stream = self.compression.open(&self.path)?;
+        let format = Format {
+            compression: self.compression,
+            encrypted: self.key.is_some(),
+        };
+        let stream = Reading::new(format, self.key.as_deref()).open(&self.path)?;
         // Stopped early by `each`: the rest is not read.
         let mut stop = false;
         let built = index::build(stream, &mut |entry| {
@@ -134,37 +160,53 @@ impl Catalog {
         Ok(all)
     }
 
-    /// Writes the contents of the file `entry` (an entry of this archive) to `out`,
-    /// reading the archive from where the entry starts. Returns how many bytes it wrote.
-    pub fn copy_data(&self, entry: &Entry, out: &mut dyn Write) -> Result<u64> {
-        let shown = || {
-            format!(
-                "reading {} from {}",
-                String::from_utf8_lossy(&entry.name),
-                self.path.display()
-            )
-        };
-        let file: File = self.reopen()?;
-        let stream = seekable::open_at(file, self.compression, &self.frames, entry.header)
-            .with_context(shown)?;
-        let mut reader = Reader::new(stream);
+    /// The tar stream from `offset` on, decoding only the frames from the one that holds
+    /// it (and decrypting only the chunks from there, for an encrypted archive).
+    fn stream_at(&self, offset: u64) -> Result<Box<dyn io::Read>> {
+        let file = self.reopen()?;
+        Ok(match &self.key {
+            None => seekable::open_at(file, self.compression, &self.frames, offset)?,
+            Some(key) => {
+                let opened = encryption::open(file, &self.path, key)?;
+                seekable::open_at(opened, self.compression, &self.frames, offset)?
+            }
+        })
+    }
+
+    /// The archive read from where `entry` starts, past its header, once that header was
+    /// found to be the entry's; and the header.
+    fn at_entry(&self, entry: &Entry) -> Result<(Reader<Box<dyn io::Read>>, Header)> {
+        let mut reader = Reader::new(self.stream_at(entry.header)?);
         let header = reader
-            .next_entry()
-            .with_context(shown)?
-            .with_context(|| format!("{}: no entry where the index says", shown()))?;
+            .next_entry()?
+            .context("no entry where the index says")?;
         if header.name != entry.name {
             bail!(
-                "{}: the archive holds {} where the index says {}",
-                shown(),
+                "the archive holds {} where the index says {}",
                 String::from_utf8_lossy(&header.name),
                 String::from_utf8_lossy(&entry.name)
             );
         }
+        Ok((reader, header))
+    }
+
+    fn reading(&self, entry: &Entry) -> String {
+        format!(
+            "reading {} from {}",
+            String::from_utf8_lossy(&entry.name),
+            self.path.display()
+        )
+    }
+
+    /// Writes the contents of the file `entry` (an entry of this archive) to `out`,
+    /// reading the archive from where the entry starts. Returns how many bytes it wrote.
+    pub fn copy_data(&self, entry: &Entry, out: &mut dyn Write) -> Result<u64> {
+        let (mut reader, header) = self.at_entry(entry).with_context(|| self.reading(entry))?;
         let copied = match &header.sparse {
             Some(sparse) => io::copy(&mut Expand::new(reader.data(), sparse), out),
             None => io::copy(&mut reader.data(), out),
         };
-        copied.with_context(shown)
+        copied.with_context(|| self.reading(entry))
     }
 
     /// A reader of the file `entry`'s contents from byte `offset` on, straight from where
@@ -172,37 +214,20 @@ impl Catalog {
     /// for a sparse file, whose bytes are not stored in order: [`Catalog::copy_data`]
     /// expands it.
     pub fn data_from(&self, entry: &Entry, offset: u64) -> Result<Option<Box<dyn io::Read>>> {
-        let shown = || {
-            format!(
-                "reading {} from {}",
-                String::from_utf8_lossy(&entry.name),
-                self.path.display()
-            )
-        };
-        let stream =
-            seekable::open_at(self.reopen()?, self.compression, &self.frames, entry.header)
-                .with_context(shown)?;
-        let mut reader = Reader::new(stream);
-        let header = reader
-            .next_entry()
-            .with_context(shown)?
-            .with_context(|| format!("{}: no entry where the index says", shown()))?;
-        if header.name != entry.name {
-            bail!(
-                "{}: the archive does not hold it where the index says",
-                shown()
-            );
-        }
+        let (_, header) = self.at_entry(entry).with_context(|| self.reading(entry))?;
         if header.sparse.is_some() {
             return Ok(None);
         }
         if header.size != entry.size {
-            bail!("{}: its size in the archive is not the index's", shown());
+            bail!(
+                "{}: its size in the archive is not the index's",
+                self.reading(entry)
+            );
         }
         let left = header.size.saturating_sub(offset);
-        let at = entry.data + offset.min(header.size);
-        let stream = seekable::open_at(self.reopen()?, self.compression, &self.frames, at)
-            .with_context(shown)?;
+        let stream = self
+            .stream_at(entry.data + offset.min(header.size))
+            .with_context(|| self.reading(entry))?;
         Ok(Some(Box::new(io::Read::take(stream, left))))
     }
 

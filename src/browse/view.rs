@@ -6,12 +6,14 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
+use std::rc::Rc;
 
 use anyhow::{Result, bail};
 
 use super::Catalog;
+use crate::encryption::Identity;
 use crate::index::Entry;
-use crate::naming::Compression;
+use crate::naming::{Compression, Format};
 use crate::tar::dumpdir::{Listing, NOT_STORED};
 use crate::tar::{DUMPDIR, Kind, VOLUME_LABEL};
 
@@ -46,9 +48,23 @@ impl View {
         compression: Compression,
         wanted: &dyn Fn(&[u8]) -> bool,
     ) -> Result<Self> {
+        let format = Format {
+            compression,
+            encrypted: false,
+        };
+        Self::open_as(chain, (format, None), wanted)
+    }
+
+    /// As [`View::open_only`], for archives of `format`, read with `key` when they are
+    /// encrypted.
+    pub fn open_as(
+        chain: &[PathBuf],
+        (format, key): (Format, Option<Rc<Identity>>),
+        wanted: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<Self> {
         let catalogs = chain
             .iter()
-            .map(|path| Catalog::open(path, compression))
+            .map(|path| Catalog::open_as(path, format, key.clone()))
             .collect::<Result<Vec<_>>>()?;
         if catalogs.is_empty() {
             bail!("no archive to read");

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use xxhash_rust::xxh3::Xxh3;
 
+use crate::encryption::{self, Identity as Key};
 use crate::naming::Compression;
 use crate::tar::Kind;
 
@@ -39,6 +40,9 @@ const FOOT_LEN: u64 = 24;
 const IDENTITY_SPAN: u64 = 64 << 10;
 /// An index larger than this is not read: no archive has that many entries.
 const MAX_INDEX: u64 = 1 << 40;
+/// A sealed index larger than this is not read: it is decrypted into memory, and no
+/// archive has that many entries.
+const MAX_SEALED_INDEX: u64 = 1 << 30;
 /// A trailer larger than this is not read: it holds one pair of numbers a frame.
 const MAX_TRAILER: u64 = 64 << 20;
 
@@ -258,7 +262,7 @@ impl<W: Write> Write for Hashing<W> {
 
 /// An index, checked whole and open for reading its entries.
 pub struct Index {
-    file: File,
+    data: Data,
     path: PathBuf,
     /// What its end says.
     pub trailer: Trailer,
@@ -266,12 +270,63 @@ pub struct Index {
     entries_end: u64,
 }
 
+/// Where an index's bytes are: its file, or, for a sealed one, decrypted in memory.
+enum Data {
+    File(File),
+    Memory(Vec<u8>),
+}
+
+impl Data {
+    fn len(&self) -> io::Result<u64> {
+        match self {
+            Data::File(file) => Ok(file.metadata()?.len()),
+            Data::Memory(bytes) => Ok(bytes.len() as u64),
+        }
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], at: u64) -> io::Result<()> {
+        match self {
+            Data::File(file) => file.read_exact_at(buf, at),
+            Data::Memory(bytes) => {
+                let part = usize::try_from(at)
+                    .ok()
+                    .and_then(|at| bytes.get(at..at.checked_add(buf.len())?))
+                    .ok_or(io::ErrorKind::UnexpectedEof)?;
+                buf.copy_from_slice(part);
+                Ok(())
+            }
+        }
+    }
+
+    /// `len` bytes from `at` on.
+    fn reader(&self, at: u64, len: u64) -> io::Result<Box<dyn Read + '_>> {
+        match self {
+            Data::File(file) => {
+                let mut file = file;
+                file.seek(SeekFrom::Start(at))?;
+                Ok(Box::new(file.take(len)))
+            }
+            Data::Memory(bytes) => {
+                let mut part = bytes.get(at as usize..).unwrap_or_default();
+                part = &part[..part.len().min(usize::try_from(len).unwrap_or(usize::MAX))];
+                Ok(Box::new(part))
+            }
+        }
+    }
+}
+
 impl Index {
     /// Opens the index at `path` and checks it: its magic, version and checksum, and that
-    /// it describes the archive open as `archive`. Fails, saying why, otherwise.
-    pub fn open(path: &Path, archive: &File) -> Result<Self> {
+    /// it describes the archive open as `archive`. Fails, saying why, otherwise. The index
+    /// of an encrypted archive is sealed: `key` opens it.
+    pub fn open(path: &Path, archive: &File, key: Option<&Key>) -> Result<Self> {
         let file = crate::tar::open_archive(path)?;
-        let index = Self::check(file, path)
+        let data = match key {
+            None => Ok(Data::File(file)),
+            Some(key) => unseal(file, path, key).map(Data::Memory),
+        };
+        let index = data
+            .and_then(|data| Self::check(data, path))
             .with_context(|| format!("reading the index {}", path.display()))?;
         let found = Identity::of(archive)
             .with_context(|| format!("reading the archive {} describes", path.display()))?;
@@ -284,14 +339,14 @@ impl Index {
         Ok(index)
     }
 
-    /// Checks the index open as `file`, and reads its trailer.
-    fn check(mut file: File, path: &Path) -> Result<Self> {
-        let len = file.metadata()?.len();
+    /// Checks the index in `data`, and reads its trailer.
+    fn check(data: Data, path: &Path) -> Result<Self> {
+        let len = data.len()?;
         if !(HEAD_LEN + FOOT_LEN..=MAX_INDEX).contains(&len) {
             bail!("it is {len} bytes long, which no index is");
         }
         let mut head = [0u8; HEAD_LEN as usize];
-        file.read_exact_at(&mut head, 0)?;
+        data.read_exact_at(&mut head, 0)?;
         if &head[..8] != MAGIC {
             bail!("it is not an index (no magic number)");
         }
@@ -300,14 +355,15 @@ impl Index {
             bail!("it is of version {version}; this program reads version {VERSION}");
         }
         let mut foot = [0u8; FOOT_LEN as usize];
-        file.read_exact_at(&mut foot, len - FOOT_LEN)?;
+        data.read_exact_at(&mut foot, len - FOOT_LEN)?;
         if &foot[8..16] != END_MAGIC {
             bail!("it was cut short (no end marker)");
         }
         let stored = u64::from_le_bytes(foot[16..24].try_into().expect("8 bytes"));
         let mut hash = Xxh3::new();
-        let mut reader = BufReader::with_capacity(1 << 16, (&file).take(len - 8));
+        let mut reader = BufReader::with_capacity(1 << 16, data.reader(0, len - 8)?);
         io::copy(&mut reader, &mut HashSink(&mut hash))?;
+        drop(reader);
         if hash.digest() != stored {
             bail!("its checksum does not match (it is damaged)");
         }
@@ -316,10 +372,12 @@ impl Index {
             .checked_sub(entries_end)
             .filter(|&n| entries_end >= HEAD_LEN && n <= MAX_TRAILER)
             .context("its trailer is out of place")?;
-        file.seek(SeekFrom::Start(entries_end))?;
-        let trailer = read_trailer(&mut BufReader::new((&file).take(trailer_len)), trailer_len)?;
+        let trailer = read_trailer(
+            &mut BufReader::new(data.reader(entries_end, trailer_len)?),
+            trailer_len,
+        )?;
         Ok(Index {
-            file,
+            data,
             path: path.to_owned(),
             trailer,
             entries_end,
@@ -328,16 +386,34 @@ impl Index {
 
     /// The entries, in the archive's order, read one at a time.
     pub fn entries(&self) -> Result<Entries<'_>> {
-        let mut file = &self.file;
-        file.seek(SeekFrom::Start(HEAD_LEN))?;
         let len = self.entries_end - HEAD_LEN;
         Ok(Entries {
-            input: Input::new(file.take(len), len),
+            input: Input::new(self.data.reader(HEAD_LEN, len)?, len),
             current: Entry::default(),
             left: self.trailer.entries,
             path: &self.path,
         })
     }
+}
+
+/// The plaintext of the sealed index open as `file`: refused, before anything is
+/// allocated, when its header says it is larger than any index.
+fn unseal(mut file: File, path: &Path, key: &Key) -> Result<Vec<u8>> {
+    let header = encryption::inspect(&mut file, path)?;
+    if header.plaintext_bytes > MAX_SEALED_INDEX {
+        bail!(
+            "it is {} bytes long once decrypted, more than any index",
+            header.plaintext_bytes
+        );
+    }
+    let mut opened = encryption::open(file, path, key)?;
+    // Grown as it is read: what the header claims is not allocated at once.
+    let mut plain = Vec::new();
+    (&mut opened)
+        .take(MAX_SEALED_INDEX + 1)
+        .read_to_end(&mut plain)
+        .context("decrypting it")?;
+    Ok(plain)
 }
 
 /// Feeds what is written to a hash.
@@ -398,7 +474,7 @@ fn read_trailer(input: &mut impl Read, len: u64) -> Result<Trailer> {
 
 /// The entries of an [`Index`], one at a time.
 pub struct Entries<'a> {
-    input: Input<io::Take<&'a File>>,
+    input: Input<Box<dyn Read + 'a>>,
     /// The entry last read, which the next is read over.
     current: Entry,
     left: u64,

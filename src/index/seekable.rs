@@ -17,11 +17,12 @@ const SEEKABLE_MAGIC: u32 = 0x8F92_EAB1;
 /// 4 MiB, and a table of 32 MiB at most.
 const MAX_FRAMES: u64 = 1 << 22;
 
-/// The tar stream of the archive open as `file`, compressed in `compression` with the
+/// The tar stream of the archive open as `file` (the archive file, or an encrypted one's
+/// plaintext), compressed in `compression` with the
 /// given `frames`, from byte `offset` of the tar stream on. Only the frames from the one
 /// holding `offset` are decoded.
-pub fn open_at(
-    mut file: File,
+pub fn open_at<R: Read + Seek + 'static>(
+    mut file: R,
     compression: Compression,
     frames: &[Frame],
     offset: u64,

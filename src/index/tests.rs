@@ -57,7 +57,7 @@ fn entries_and_trailer_come_back_as_written() {
     let bytes = written(&entries, trailer.clone());
     let path = dir.path().join("a.tar.idx");
     std::fs::write(&path, &bytes).unwrap();
-    let index = Index::open(&path, &archive).unwrap();
+    let index = Index::open(&path, &archive, None).unwrap();
     assert_eq!(index.trailer.frames, trailer.frames);
     assert_eq!(index.trailer.entries, 3);
     let read: Vec<Entry> = index.entries().unwrap().map(Result::unwrap).collect();
@@ -81,16 +81,16 @@ fn a_damaged_or_foreign_index_is_refused() {
         damaged[at] ^= 0x40;
         std::fs::write(&path, &damaged).unwrap();
         assert!(
-            Index::open(&path, &archive).is_err(),
+            Index::open(&path, &archive, None).is_err(),
             "damage at {at} passed"
         );
     }
     std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
-    assert!(Index::open(&path, &archive).is_err());
+    assert!(Index::open(&path, &archive, None).is_err());
     std::fs::write(&path, &bytes).unwrap();
-    assert!(Index::open(&path, &archive).is_ok());
+    assert!(Index::open(&path, &archive, None).is_ok());
     std::fs::write(&archive_path, b"another").unwrap();
     let other = File::open(&archive_path).unwrap();
-    let err = Index::open(&path, &other).err().unwrap();
+    let err = Index::open(&path, &other, None).err().unwrap();
     assert!(format!("{err:#}").contains("another one"), "{err:#}");
 }

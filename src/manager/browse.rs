@@ -3,20 +3,18 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use anyhow::{Context, Result, bail};
 
 use super::archives::{Found, find_archive, generation, restore_only};
-use crate::archive::entry_name;
+use crate::archive::{entry_name, needs_identity};
 use crate::browse::{Item, View};
+use crate::encryption::Identity;
 use crate::generations::chain;
 use crate::home::Home;
 use crate::index::Entry;
 use crate::tar::{DUMPDIR, VOLUME_LABEL};
-
-/// Why an encrypted archive is not browsed.
-pub(super) const ENCRYPTED: &str = "files, cat, find, diff, restore --path and mount do \
-    not read encrypted archives yet (`restore --identity FILE` restores one whole)";
 
 /// A generation picked on the command line, and its chain.
 pub(super) struct Picked {
@@ -24,22 +22,32 @@ pub(super) struct Picked {
     pub(super) found: Found,
     /// Its chain: itself, or its full and every incremental up to it.
     pub(super) chain: Vec<PathBuf>,
+    /// The identity that opens it, when it is encrypted.
+    pub(super) key: Option<Rc<Identity>>,
 }
 
 impl Picked {
-    /// The generation of `name` (a NAME or an archive's file name) at `at`, or the newest.
-    pub(super) fn new(home: &Home, name: &str, at: Option<&str>) -> Result<Self> {
+    /// The generation of `name` (a NAME or an archive's file name) at `at`, or the newest;
+    /// an encrypted one needs the identity file `identity`, which is read here.
+    pub(super) fn new(
+        home: &Home,
+        name: &str,
+        at: Option<&str>,
+        identity: Option<&Path>,
+    ) -> Result<Self> {
         let name = match at {
             Some(at) => generation(home, name, at)?,
             None => name.to_owned(),
         };
         let found = find_archive(home, &name)?;
-        if found.format.encrypted {
-            bail!("{} is encrypted: {ENCRYPTED}", found.shown());
-        }
+        let key = match (found.format.encrypted, identity) {
+            (false, _) => None,
+            (true, None) => bail!("{}", needs_identity(Path::new(&found.shown()))),
+            (true, Some(path)) => Some(Rc::new(Identity::load(path)?)),
+        };
         let chain = chain::chain_to(&home.backups(), &found.file_name, found.format)
             .with_context(|| format!("reading {}", found.shown()))?;
-        Ok(Picked { found, chain })
+        Ok(Picked { found, chain, key })
     }
 
     /// The generation's tree.
@@ -49,7 +57,7 @@ impl Picked {
 
     /// The entries of the generation's tree that `wanted` takes.
     pub(super) fn view_only(&self, wanted: &dyn Fn(&[u8]) -> bool) -> Result<View> {
-        View::open_only(&self.chain, self.found.format.compression, wanted)
+        View::open_as(&self.chain, (self.found.format, self.key.clone()), wanted)
             .with_context(|| format!("reading {}", self.found.shown()))
     }
 
@@ -132,7 +140,7 @@ pub fn restore_paths(
     if paths.is_empty() {
         return restore_only(home, name, dest, flags, identity, None);
     }
-    let picked = Picked::new(home, name, None)?;
+    let picked = Picked::new(home, name, None, identity)?;
     let (view, mut only) = picked.view_under(home, paths)?;
     // A hard link comes back with the file it links to, wherever that is: the archive
     // holds the data only once, with the first of its names.
@@ -160,15 +168,18 @@ pub(super) fn is_under(name: &[u8], under: &[u8]) -> bool {
 pub fn files(
     home: &Home,
     name: &str,
-    at: Option<&str>,
+    (at, identity): (Option<&str>, Option<&Path>),
     paths: &[String],
     each: &mut dyn FnMut(&Entry) -> Result<()>,
 ) -> Result<Vec<String>> {
-    let picked = Picked::new(home, name, at)?;
+    let picked = Picked::new(home, name, at, identity)?;
     if picked.chain.len() == 1 && paths.is_empty() {
         // One archive, whole: read as it is listed, never held in memory.
-        let catalog =
-            crate::browse::Catalog::open(&picked.chain[0], picked.found.format.compression)?;
+        let catalog = crate::browse::Catalog::open_as(
+            &picked.chain[0],
+            picked.found.format,
+            picked.key.clone(),
+        )?;
         catalog.for_each(&mut |entry| {
             match entry.type_flag {
                 VOLUME_LABEL => {}
@@ -202,11 +213,11 @@ pub fn files(
 pub fn cat(
     home: &Home,
     name: &str,
-    at: Option<&str>,
+    (at, identity): (Option<&str>, Option<&Path>),
     path: &str,
     out: &mut dyn Write,
 ) -> Result<Vec<String>> {
-    let picked = Picked::new(home, name, at)?;
+    let picked = Picked::new(home, name, at, identity)?;
     let names = picked.stored_names(home, path);
     let view = picked.view_only(&|n| names.iter().any(|c| c == n))?;
     let warnings = view.warnings().map(str::to_owned).collect();

@@ -59,18 +59,23 @@ pub struct Diff {
 
 /// `diff NAME [OLD [NEW]]`: the two generations given; with one, it against the newest;
 /// with none, the last two.
-pub fn diff(home: &Home, name: &str, old: Option<&str>, new: Option<&str>) -> Result<Diff> {
+pub fn diff(
+    home: &Home,
+    name: &str,
+    (old, new): (Option<&str>, Option<&str>),
+    identity: Option<&std::path::Path>,
+) -> Result<Diff> {
     let (old, new) = match (old, new) {
         (Some(old), Some(new)) => (
-            Picked::new(home, name, Some(old))?,
-            Picked::new(home, name, Some(new))?,
+            Picked::new(home, name, Some(old), identity)?,
+            Picked::new(home, name, Some(new), identity)?,
         ),
         (Some(old), None) => (
-            Picked::new(home, name, Some(old))?,
-            Picked::new(home, name, None)?,
+            Picked::new(home, name, Some(old), identity)?,
+            Picked::new(home, name, None, identity)?,
         ),
         (None, _) => {
-            let newest = Picked::new(home, name, None)?;
+            let newest = Picked::new(home, name, None, identity)?;
             let series: Vec<String> = generations::list(&home.backups())?
                 .into_iter()
                 .filter(|a| {
@@ -85,7 +90,7 @@ pub fn diff(home: &Home, name: &str, old: Option<&str>, new: Option<&str>) -> Re
                     newest.found.shown()
                 );
             };
-            (Picked::new(home, previous, None)?, newest)
+            (Picked::new(home, previous, None, identity)?, newest)
         }
     };
     let (before, after) = (old.view()?, new.view()?);

@@ -4,15 +4,16 @@
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::rc::Rc;
 
 use anyhow::{Context, Result};
 use globset::{GlobBuilder, GlobMatcher};
 use serde::Serialize;
 
-use super::browse::ENCRYPTED;
 use super::listing::FileInfo;
 use crate::archive::entry_name;
 use crate::browse::{Catalog, Item, Resolver};
+use crate::encryption::Identity;
 use crate::generations::{self, Archive};
 use crate::home::Home;
 use crate::schedule::Schedule;
@@ -116,7 +117,13 @@ impl Pattern {
 
 /// `find PATTERN [NAME...]`: every version of what PATTERN names in every generation of
 /// the NAMEs (of every schedule with archives, when none is given).
-pub fn find(home: &Home, pattern: &str, names: &[String]) -> Result<Found> {
+pub fn find(
+    home: &Home,
+    pattern: &str,
+    names: &[String],
+    identity: Option<&Path>,
+) -> Result<Found> {
+    let key = identity.map(Identity::load).transpose()?.map(Rc::new);
     let schedules: Vec<Schedule> = schedule_file::read_each_line(&home.schedules())?
         .iter()
         .flatten()
@@ -144,7 +151,7 @@ pub fn find(home: &Home, pattern: &str, names: &[String]) -> Result<Found> {
         let pattern = Pattern::new(&relative_pattern(home, schedule, pattern))?;
         let prefix = schedule.map(|s| entry_name(&s.path)).unwrap_or_default();
         let prefix = prefix.as_os_str().as_bytes();
-        search(home, &series, &pattern, prefix, &mut found)?;
+        search(home, (&series, key.as_ref()), &pattern, prefix, &mut found)?;
     }
     // Newest first across schedules; within one, as the series lists them.
     found.versions.sort_by(|a, b| b.made.cmp(&a.made));
@@ -164,31 +171,41 @@ fn relative_pattern(home: &Home, schedule: Option<&Schedule>, pattern: &str) -> 
 }
 
 /// Looks for `pattern` in each generation of `series` (newest first, as `backups`
-/// lists them), reading each archive once, oldest first, through its chain.
+/// lists them), reading each archive once, oldest first, through its chain; encrypted
+/// ones with `key`, and without it not at all (a warning says so).
 fn search(
     home: &Home,
-    series: &[&Archive],
+    (series, key): (&[&Archive], Option<&Rc<Identity>>),
     pattern: &Pattern,
     prefix: &[u8],
     found: &mut Found,
 ) -> Result<()> {
     let dir = home.backups();
     let mut per_generation: Vec<Vec<Version>> = Vec::new();
-    if let Some(sealed) = series.iter().find(|a| a.encrypted) {
+    if let Some(sealed) = series
+        .iter()
+        .find(|a| a.encrypted)
+        .filter(|_| key.is_none())
+    {
         found.warnings.push(format!(
-            "{} and the other encrypted archives of {} were not searched: {ENCRYPTED}",
+            "{} and the other encrypted archives of {} were not searched: reading them \
+             needs the identity of one of their recipients, given with --identity FILE",
             sealed.name, sealed.schedule
         ));
     }
-    for compression in crate::naming::Compression::ALL {
+    for format in crate::naming::Format::ALL {
+        if format.encrypted && key.is_none() {
+            continue;
+        }
         let mut resolver = Resolver::default();
         for (number, archive) in series
             .iter()
             .rev()
-            .filter(|a| a.compression == compression && !a.encrypted)
+            .filter(|a| a.format() == format)
             .enumerate()
         {
-            let catalog = Catalog::open(&dir.join(&archive.name), compression)?;
+            let path = dir.join(&archive.name);
+            let catalog = Catalog::open_as(&path, format, key.cloned())?;
             found.warnings.extend(catalog.warning.clone());
             let mut versions = Vec::new();
             let made = archive.made.format("%Y-%m-%d_%H%M").to_string();

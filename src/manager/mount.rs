@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use std::rc::Rc;
+
+use crate::encryption::Identity;
 use crate::home::Home;
 use crate::mount::{self, Backups, HomeBackups};
 
@@ -41,8 +44,9 @@ fn place(home: &Home, dir: &Path) -> Result<PathBuf> {
 }
 
 /// The backups to show: of the schedules `names`, each of which must have an archive.
-fn backups(home: &Home, names: Vec<String>) -> Result<HomeBackups> {
-    let all = HomeBackups::new(home.clone(), Vec::new()).names()?;
+fn backups(home: &Home, names: Vec<String>, identity: Option<&Path>) -> Result<HomeBackups> {
+    let key = identity.map(Identity::load).transpose()?.map(Rc::new);
+    let all = HomeBackups::new(home.clone(), Vec::new(), key.clone()).names()?;
     if let Some(missing) = names.iter().find(|n| !all.contains(n)) {
         bail!(
             "no archive of a schedule named {missing:?}; those with archives: {}",
@@ -53,7 +57,7 @@ fn backups(home: &Home, names: Vec<String>) -> Result<HomeBackups> {
             }
         );
     }
-    Ok(HomeBackups::new(home.clone(), names))
+    Ok(HomeBackups::new(home.clone(), names, key))
 }
 
 /// Mounts in the foreground: returns once unmounted. `on_mounted` is told the mount
@@ -61,11 +65,11 @@ fn backups(home: &Home, names: Vec<String>) -> Result<HomeBackups> {
 pub fn mount_here(
     home: &Home,
     dir: &Path,
-    names: Vec<String>,
+    (names, identity): (Vec<String>, Option<&Path>),
     on_mounted: impl FnOnce(&Path),
 ) -> Result<()> {
     let dir = place(home, dir)?;
-    let backups = backups(home, names)?;
+    let backups = backups(home, names, identity)?;
     mount::check_fuse()?;
     mount::mount(&dir, Box::new(backups), || on_mounted(&dir))?;
     Ok(())
@@ -73,9 +77,13 @@ pub fn mount_here(
 
 /// Mounts in the background: starts `backup_manager mount` again, in a session of its
 /// own, and returns its pid once the mount is there; if it ends first, its error.
-pub fn mount_daemon(home: &Home, dir: &Path, names: Vec<String>) -> Result<u32> {
+pub fn mount_daemon(
+    home: &Home,
+    dir: &Path,
+    (names, identity): (Vec<String>, Option<&Path>),
+) -> Result<u32> {
     let dir = place(home, dir)?;
-    backups(home, names.clone())?;
+    backups(home, names.clone(), identity)?;
     mount::check_fuse()?;
     let manager = std::env::current_exe().context("finding backup_manager itself")?;
     // Its stderr goes to a file of its own, read should it fail at the start; once it
@@ -92,6 +100,7 @@ pub fn mount_daemon(home: &Home, dir: &Path, names: Vec<String>) -> Result<u32> 
         .arg("mount")
         .arg(&dir)
         .args(&names)
+        .args(identity.iter().flat_map(|i| [Path::new("--identity"), i]))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(errors);

@@ -17,24 +17,41 @@ use crate::index;
 /// archive; with `rebuild`, makes again each that is missing or does not match. Returns
 /// what to say: a warning for each archive without an index (older archives have none),
 /// and what was rebuilt. Fails for an index that does not match, unless rebuilt.
-pub fn verify_indexes(home: &Home, name: &str, rebuild: bool) -> Result<Vec<String>> {
-    // An encrypted archive has no index, so that nothing in clear tells its names.
-    if super::archives::find_archive(home, name)?.format.encrypted {
+pub fn verify_indexes(
+    home: &Home,
+    name: &str,
+    rebuild: bool,
+    identity: Option<&Path>,
+) -> Result<Vec<String>> {
+    // An encrypted archive's index is sealed: it is checked only with the identity.
+    let encrypted = super::archives::find_archive(home, name)?.format.encrypted;
+    if encrypted && identity.is_none() {
         return Ok(Vec::new());
     }
-    let picked = Picked::new(home, name, None)?;
+    let picked = Picked::new(home, name, None, identity)?;
+    let reading = archive::Reading::new(picked.found.format, picked.key.as_deref());
     let mut said = Vec::new();
     for path in &picked.chain {
         let shown = format!(
             "{BACKUPS_DIR}/{}",
             path.file_name().unwrap_or_default().to_string_lossy()
         );
-        let problem = archive::check_index(path, picked.found.format.compression)
+        let problem = archive::check_index_as(path, reading)
             .with_context(|| format!("checking the index of {shown}"))?;
         let Some(problem) = problem else {
             continue;
         };
-        if rebuild {
+        if encrypted && problem == "it has no index" {
+            said.push(format!(
+                "warning: {shown} has no index (made before indexes were sealed); the \
+                 archive itself is read instead"
+            ));
+        } else if encrypted {
+            bail!(
+                "{shown} is sound, but {problem}; a sealed index is not rebuilt (without it, \
+                 the archive itself is read)"
+            );
+        } else if rebuild {
             let entries = archive::rebuild_index(path, picked.found.format.compression)
                 .with_context(|| format!("rebuilding the index of {shown}"))?;
             link_to_twins(path)?;

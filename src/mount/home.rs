@@ -13,6 +13,7 @@ use anyhow::{Result, bail};
 
 use super::{Backups, Entry, Generation, Kind, Snapshot};
 use crate::browse::{Item, View};
+use crate::encryption::Identity;
 use crate::generations::{self, Archive, chain};
 use crate::home::Home;
 use crate::tar;
@@ -25,20 +26,26 @@ const READERS_KEPT: usize = 4;
 pub struct HomeBackups {
     home: Home,
     only: Vec<String>,
+    /// What opens encrypted archives; without it, they are not shown.
+    key: Option<Rc<Identity>>,
 }
 
 impl HomeBackups {
     /// The generations of the schedules named `only` (all if none) of `home`.
-    pub fn new(home: Home, only: Vec<String>) -> Self {
-        HomeBackups { home, only }
+    pub fn new(home: Home, only: Vec<String>, key: Option<Rc<Identity>>) -> Self {
+        HomeBackups { home, only, key }
     }
 
-    /// The archives of `name`, newest first; encrypted ones are not shown (reading them
-    /// needs an identity the mount does not take yet).
+    /// Whether `archive` can be read: it is not encrypted, or there is an identity.
+    fn readable(&self, archive: &Archive) -> bool {
+        !archive.encrypted || self.key.is_some()
+    }
+
+    /// The archives of `name` that can be read, newest first.
     fn archives(&self, name: &str) -> Result<Vec<Archive>> {
         Ok(generations::list(&self.home.backups())?
             .into_iter()
-            .filter(|a| a.schedule == name && !a.encrypted)
+            .filter(|a| a.schedule == name && self.readable(a))
             .collect())
     }
 }
@@ -77,7 +84,7 @@ impl Backups for HomeBackups {
     fn names(&self) -> Result<Vec<String>> {
         let mut names: Vec<String> = Vec::new();
         for archive in generations::list(&self.home.backups())? {
-            if archive.encrypted {
+            if !self.readable(&archive) {
                 continue;
             }
             let wanted = self.only.is_empty() || self.only.contains(&archive.schedule);
@@ -111,7 +118,7 @@ impl Backups for HomeBackups {
             bail!("{name} has no generation {wanted} any more");
         };
         let chain = chain::chain_to(&self.home.backups(), &archive.name, archive.format())?;
-        let view = View::open(&chain, archive.compression)?;
+        let view = View::open_as(&chain, (archive.format(), self.key.clone()), &|_| true)?;
         for warning in view.warnings() {
             log::warn!("Warning: {warning}");
         }

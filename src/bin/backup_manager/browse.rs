@@ -1,5 +1,7 @@
 //! The commands that read what the archives hold: `files`, `cat`, `find` and `diff`.
 
+use std::path::{Path, PathBuf};
+
 use anyhow::Result;
 use backup::home::Home;
 use backup::manager::{self, FileInfo, TarLines};
@@ -19,6 +21,9 @@ pub enum BrowseCommand {
         /// The generation, as its date in `backups` (YYYY-MM-DD_HHMM) or its file name.
         #[arg(long, value_name = "GENERATION")]
         at: Option<String>,
+        /// The age identity file or SSH private key that opens an encrypted archive.
+        #[arg(long, value_name = "FILE")]
+        identity: Option<PathBuf>,
         /// Print JSON, for scripts.
         #[arg(long)]
         json: bool,
@@ -33,6 +38,9 @@ pub enum BrowseCommand {
         /// The generation, as its date in `backups` (YYYY-MM-DD_HHMM) or its file name.
         #[arg(long, value_name = "GENERATION")]
         at: Option<String>,
+        /// The age identity file or SSH private key that opens an encrypted archive.
+        #[arg(long, value_name = "FILE")]
+        identity: Option<PathBuf>,
     },
     /// Find a path or glob in every generation of the NAMEs (every schedule's, by
     /// default): each version with its generation, size and mtime, newest first.
@@ -43,6 +51,9 @@ pub enum BrowseCommand {
         pattern: String,
         /// The schedules' NAMEs.
         names: Vec<String>,
+        /// The age identity file or SSH private key that opens an encrypted archive.
+        #[arg(long, value_name = "FILE")]
+        identity: Option<PathBuf>,
         /// Print JSON, for scripts.
         #[arg(long)]
         json: bool,
@@ -57,6 +68,9 @@ pub enum BrowseCommand {
         old: Option<String>,
         /// The newer generation.
         new: Option<String>,
+        /// The age identity file or SSH private key that opens an encrypted archive.
+        #[arg(long, value_name = "FILE")]
+        identity: Option<PathBuf>,
         /// Print JSON, for scripts.
         #[arg(long)]
         json: bool,
@@ -70,18 +84,32 @@ pub fn run(home: &Home, command: BrowseCommand) -> Result<()> {
             name,
             paths,
             at,
+            identity,
             json,
-        } => files(home, &name, at.as_deref(), &paths, json)?,
-        BrowseCommand::Cat { name, path, at } => {
+        } => files(
+            home,
+            &name,
+            (at.as_deref(), identity.as_deref()),
+            &paths,
+            json,
+        )?,
+        BrowseCommand::Cat {
+            name,
+            path,
+            at,
+            identity,
+        } => {
             let mut out = std::io::stdout().lock();
-            manager::cat(home, &name, at.as_deref(), &path, &mut out)?
+            let at = (at.as_deref(), identity.as_deref());
+            manager::cat(home, &name, at, &path, &mut out)?
         }
         BrowseCommand::Find {
             pattern,
             names,
+            identity,
             json,
         } => {
-            let found = manager::find(home, &pattern, &names)?;
+            let found = manager::find(home, &pattern, &names, identity.as_deref())?;
             print_all(&found.versions, json)?;
             found.warnings
         }
@@ -89,9 +117,11 @@ pub fn run(home: &Home, command: BrowseCommand) -> Result<()> {
             name,
             old,
             new,
+            identity,
             json,
         } => {
-            let diff = manager::diff(home, &name, old.as_deref(), new.as_deref())?;
+            let generations = (old.as_deref(), new.as_deref());
+            let diff = manager::diff(home, &name, generations, identity.as_deref())?;
             print_all(&diff.changes, json)?;
             say(&diff.summary);
             diff.warnings
@@ -107,7 +137,7 @@ pub fn run(home: &Home, command: BrowseCommand) -> Result<()> {
 fn files(
     home: &Home,
     name: &str,
-    at: Option<&str>,
+    at: (Option<&str>, Option<&Path>),
     paths: &[String],
     json: bool,
 ) -> Result<Vec<String>> {

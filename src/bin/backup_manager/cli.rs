@@ -198,6 +198,10 @@ pub enum Command {
         /// Mount in the background and return once the mount is there.
         #[arg(long)]
         daemon: bool,
+        /// The age identity file or SSH private key that opens encrypted archives;
+        /// without it, they are not shown.
+        #[arg(long, value_name = "FILE")]
+        identity: Option<PathBuf>,
     },
     /// Print a systemd user unit running backup_service for this home.
     ///

@@ -158,7 +158,12 @@ fn archives(home: &Home, command: Command) -> Result<ExitCode> {
             say(&forget.summary);
         }
         Command::Browse(command) => browse::run(home, command)?,
-        Command::Mount { dir, names, daemon } => mount(home, &dir, names, daemon)?,
+        Command::Mount {
+            dir,
+            names,
+            daemon,
+            identity,
+        } => mount(home, &dir, (names, identity.as_deref()), daemon)?,
         Command::Restore {
             name,
             dest,
@@ -181,9 +186,9 @@ fn archives(home: &Home, command: Command) -> Result<ExitCode> {
 }
 
 /// `mount`: in the foreground, said once mounted; with `daemon`, in the background.
-fn mount(home: &Home, dir: &Path, names: Vec<String>, daemon: bool) -> Result<()> {
+fn mount(home: &Home, dir: &Path, which: (Vec<String>, Option<&Path>), daemon: bool) -> Result<()> {
     if daemon {
-        let pid = manager::mount_daemon(home, dir, names)?;
+        let pid = manager::mount_daemon(home, dir, which)?;
         say(&format!(
             "mounted the backups at {} (pid {pid}); `fusermount3 -u {}` unmounts them",
             dir.display(),
@@ -191,7 +196,7 @@ fn mount(home: &Home, dir: &Path, names: Vec<String>, daemon: bool) -> Result<()
         ));
         return Ok(());
     }
-    manager::mount_here(home, dir, names, |at| {
+    manager::mount_here(home, dir, which, |at| {
         say(&format!(
             "mounted the backups at {}; Ctrl-C or `fusermount3 -u {}` unmounts them",
             at.display(),
@@ -349,7 +354,7 @@ fn verify(
     Ok(match result? {
         manager::Verified::Whole(message) => {
             // The archives are sound: now their indexes.
-            for line in manager::verify_indexes(home, name, rebuild_index)? {
+            for line in manager::verify_indexes(home, name, rebuild_index, identity)? {
                 say(&line);
             }
             say(&message);
