@@ -36,8 +36,12 @@ pub use choose::Plan;
 mod choose;
 mod data;
 mod dumpdir;
+mod header;
 mod helper;
+mod links;
 mod list;
+
+use header::{gone_or_unreadable, kind_of, walk_header};
 
 use dumpdir::{Store, Upcoming};
 use helper::{Ahead, Helper};
@@ -472,119 +476,4 @@ impl Walk<'_, '_, '_> {
         };
         self.children(dir, listed, &mut disk.to_path_buf(), name, Some(header))
     }
-
-    /// Archives the symbolic link `file_name` of `parent` as a link, never following it.
-    fn symlink(
-        &mut self,
-        parent: BorrowedFd<'_>,
-        file_name: &CStr,
-        disk: &Path,
-        name: &[u8],
-        kind: Kind,
-        stat: &FileStat,
-    ) -> Result<()> {
-        let target = match nix::fcntl::readlinkat(parent, file_name) {
-            Ok(target) => target,
-            Err(e) => {
-                self.warn(gone_or_unreadable(disk, e));
-                return Ok(());
-            }
-        };
-        if self.hard_link(name, stat)? {
-            return Ok(());
-        }
-        let mut header = walk_header(&mut self.users, &mut self.groups, name, kind, stat);
-        header.link = target.as_bytes().to_vec();
-        self.put(&header)
-    }
-
-    /// Stores the entry as a hard link if an earlier entry is the same file; remembers
-    /// it otherwise. True when it was stored as a link.
-    fn hard_link(&mut self, name: &[u8], stat: &FileStat) -> Result<bool> {
-        if stat.st_nlink <= 1 {
-            return Ok(false);
-        }
-        let key = (stat.st_dev, stat.st_ino);
-        if let Some(first) = self.hard_links.get(&key) {
-            let mut header = walk_header(
-                &mut self.users,
-                &mut self.groups,
-                name,
-                Kind::HardLink,
-                stat,
-            );
-            header.link = first.clone();
-            self.put(&header)?;
-            return Ok(true);
-        }
-        self.hard_links.insert(key, name.to_vec());
-        Ok(false)
-    }
-}
-
-fn gone_or_unreadable(disk: &Path, e: Errno) -> String {
-    match e {
-        Errno::ENOENT => format!(
-            "{}: vanished while the backup ran; left out",
-            disk.display()
-        ),
-        e => format!(
-            "{}: cannot read it ({}); left out",
-            disk.display(),
-            e.desc()
-        ),
-    }
-}
-
-fn kind_of(stat: &FileStat) -> Option<Kind> {
-    let format = SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits());
-    Some(match format {
-        SFlag::S_IFREG => Kind::File,
-        SFlag::S_IFDIR => Kind::Dir,
-        SFlag::S_IFLNK => Kind::Symlink,
-        SFlag::S_IFIFO => Kind::Fifo,
-        SFlag::S_IFCHR => Kind::CharDevice,
-        SFlag::S_IFBLK => Kind::BlockDevice,
-        _ => return None,
-    })
-}
-
-/// The header for an entry, from its `stat`; owner and group names looked up once each.
-fn walk_header(
-    users: &mut HashMap<u32, Vec<u8>>,
-    groups: &mut HashMap<u32, Vec<u8>>,
-    name: &[u8],
-    kind: Kind,
-    stat: &FileStat,
-) -> Header {
-    let mut header = Header::new(name.to_vec(), kind);
-    header.mode = stat.st_mode & 0o7777;
-    header.uid = stat.st_uid.into();
-    header.gid = stat.st_gid.into();
-    header.mtime = stat.st_mtime;
-    header.mtime_nsec = stat.st_mtime_nsec as u32;
-    if kind == Kind::File {
-        header.size = stat.st_size as u64;
-    }
-    header.uname = users
-        .entry(stat.st_uid)
-        .or_insert_with(|| {
-            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(stat.st_uid))
-                .ok()
-                .flatten()
-                .map(|u| u.name.into_bytes())
-                .unwrap_or_default()
-        })
-        .clone();
-    header.gname = groups
-        .entry(stat.st_gid)
-        .or_insert_with(|| {
-            nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(stat.st_gid))
-                .ok()
-                .flatten()
-                .map(|g| g.name.into_bytes())
-                .unwrap_or_default()
-        })
-        .clone();
-    header
 }
