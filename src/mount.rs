@@ -7,16 +7,18 @@
 //! the [`Snapshot`] it was opened from, and reads on from it.
 
 mod fs;
+mod home;
 mod inodes;
 mod session;
 mod tree;
 
 use std::io;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::rc::Rc;
 
 use anyhow::Result;
 
+pub use home::{HomeBackups, label};
 pub use session::{FS_NAME, check_fuse, is_mounted, mount};
 
 /// What an entry is.
@@ -87,14 +89,14 @@ pub trait Backups {
     fn generations(&self, name: &str) -> Result<Vec<Generation>>;
 
     /// The tree of one generation.
-    fn open(&self, name: &str, label: &str) -> Result<Arc<dyn Snapshot>>;
+    fn open(&self, name: &str, label: &str) -> Result<Rc<dyn Snapshot>>;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
     /// Generations in memory, newest first, each with its files.
     type Shared = Arc<Mutex<Vec<(Generation, Arc<Memory>)>>>;
@@ -103,6 +105,7 @@ mod tests {
         generations: Shared,
     }
 
+    #[derive(Clone)]
     struct Memory {
         entries: Vec<Entry>,
         contents: Vec<Vec<u8>>,
@@ -134,10 +137,10 @@ mod tests {
                 .map(|g| g.0.clone())
                 .collect())
         }
-        fn open(&self, _name: &str, label: &str) -> Result<Arc<dyn Snapshot>> {
+        fn open(&self, _name: &str, label: &str) -> Result<Rc<dyn Snapshot>> {
             let all = self.generations.lock().unwrap();
             let found = all.iter().find(|g| g.0.label == label).unwrap();
-            Ok(found.1.clone())
+            Ok(Rc::new(Memory::clone(&found.1)))
         }
     }
 

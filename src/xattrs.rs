@@ -102,6 +102,15 @@ pub fn is_privileged(name: &[u8]) -> bool {
     name.starts_with(b"security.") || name.starts_with(b"trusted.")
 }
 
+/// Whether `name` is in one of the namespaces Linux keeps attributes in; a name in no
+/// other (another system's, such as macOS's `com.apple.*`) is refused by every file system
+/// with "not supported", which would else read as a file system that keeps none.
+pub fn is_linux_namespace(name: &[u8]) -> bool {
+    [&b"user."[..], b"security.", b"trusted.", b"system."]
+        .iter()
+        .any(|space| name.starts_with(space))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

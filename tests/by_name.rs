@@ -232,3 +232,29 @@ fn edit_keeps_a_windows_line_end_and_the_other_lines_byte_for_byte() {
         b"a;01:00;a\r\n\xffjunk\nb;03:00;b\r\n"
     );
 }
+
+#[test]
+fn a_name_on_a_bad_line_is_pointed_to_not_said_to_be_missing() {
+    let home = TestHome::new();
+    home.write("src/a", "a\n");
+    home.write(
+        "backup_schedules.txt",
+        "src;02:00;ok\nsrc;02:00;z;encrypt=age1bad\n",
+    );
+    let before = home.schedule_bytes();
+    for command in ["run", "delete", "edit"] {
+        let mut args = vec![command, "z"];
+        if command == "edit" {
+            args.extend(["--keep", "2"]);
+        }
+        let out = home.manager(&args);
+        assert_eq!(
+            out.failure(1),
+            "backup_manager: schedule \"z\" is on a bad line, index 1, which the service \
+             skips: `list` says why; fix it by hand or `delete 1`",
+            "{command}"
+        );
+        assert_eq!(home.schedule_bytes(), before, "{command}");
+    }
+    assert!(!home.path().join("backups").exists());
+}

@@ -13,40 +13,9 @@ use std::path::Path;
 use std::process::Command;
 
 use common::TestHome;
+use common::offsite::{manager, tree};
 
 const SECRET: &str = "CONTENT-MARKER-51c0ffee";
-
-/// The tree under `root`: each file's path and contents.
-fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut found = BTreeMap::new();
-    let mut todo = vec![root.to_path_buf()];
-    while let Some(dir) = todo.pop() {
-        for entry in fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                todo.push(path);
-            } else {
-                let rel = path.strip_prefix(root).unwrap().display().to_string();
-                found.insert(rel, fs::read(&path).unwrap());
-            }
-        }
-    }
-    found
-}
-
-/// Runs `backup_manager ARGS` in `home` with the rclone remote `offsite` at `remote`.
-fn manager(home: &TestHome, remote: &Path, args: &[&str]) -> common::Output {
-    home.manager_env(
-        &[
-            ("RCLONE_CONFIG_OFFSITE_TYPE", "local"),
-            (
-                "BACKUP_RCLONE_DEST",
-                &format!("offsite:{}", remote.display()),
-            ),
-        ],
-        args,
-    )
-}
 
 /// The file names in `dir`, sorted.
 fn names(dir: &Path) -> Vec<String> {

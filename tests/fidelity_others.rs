@@ -106,6 +106,48 @@ fn an_attribute_no_file_can_have_is_refused_before_anything_is_written() {
 }
 
 #[test]
+fn an_attribute_of_another_system_is_said_to_be_so_not_blamed_on_the_file_system() {
+    let home = TestHome::new();
+    fs::create_dir(home.path().join("backups")).unwrap();
+    let mut archive = with_attribute(b"com.apple.quarantine");
+    archive.truncate(archive.len() - 1024);
+    let mut header = backup::tar::Header::new(b"g".to_vec(), backup::tar::Kind::File);
+    header.mode = 0o644;
+    header
+        .extras
+        .xattrs
+        .push((b"user.kept".to_vec(), b"1".to_vec()));
+    header.encode(&mut archive);
+    archive.extend_from_slice(&[0u8; 1024]);
+    fs::write(home.path().join("backups/mac.tar"), archive).unwrap();
+    let dest = home.path().join("out");
+    let out = home.manager(&["restore", "mac.tar", dest.to_str().unwrap()]);
+    out.success();
+    let warnings: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("warning"))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "backup_manager: warning: 1 extended attribute not restored: its name is in no \
+          namespace Linux has (user, security, trusted, system) (com.apple.quarantine on f)"
+        ],
+        "{}",
+        out.stderr
+    );
+    if supported(&home) {
+        let got = Command::new("getfattr")
+            .args(["--only-values", "-n", "user.kept"])
+            .arg(dest.join("g"))
+            .output()
+            .unwrap();
+        assert_eq!(got.stdout, b"1", "{got:?}");
+    }
+}
+
+#[test]
 fn as_root_trusted_attributes_and_file_capabilities_come_back() {
     let home = TestHome::new();
     if !nix::unistd::Uid::effective().is_root() {

@@ -12,44 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::TestHome;
-
-/// The tree under `root`: each file's path and contents.
-fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut found = BTreeMap::new();
-    let mut todo = vec![root.to_path_buf()];
-    while let Some(dir) = todo.pop() {
-        for entry in fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                todo.push(path);
-            } else {
-                let rel = path.strip_prefix(root).unwrap().display().to_string();
-                found.insert(rel, fs::read(&path).unwrap());
-            }
-        }
-    }
-    found
-}
-
-/// Runs `backup_manager ARGS` in `home` with the rclone remote `offsite` at `remote`.
-fn manager(home: &TestHome, remote: &Path, args: &[&str]) -> common::Output {
-    let out = Command::new(common::MANAGER)
-        .arg("--home")
-        .arg(home.path())
-        .args(args)
-        .env("RCLONE_CONFIG_OFFSITE_TYPE", "local")
-        .env(
-            "BACKUP_RCLONE_DEST",
-            format!("offsite:{}", remote.display()),
-        )
-        .output()
-        .unwrap();
-    common::Output {
-        status: out.status,
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
-}
+use common::offsite::{manager, tree};
 
 /// The dated name that is the same file as `NAME.tar`: what the last backup wrote.
 fn newest(home: &TestHome, name: &str) -> String {

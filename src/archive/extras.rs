@@ -172,6 +172,8 @@ pub struct Setter {
     last_unsupported: Option<Box<[u8]>>,
     /// Attributes of the `security` and `trusted` namespaces, not set by a user.
     privileged: Noted,
+    /// Attributes in no namespace Linux has (another system's, `com.apple.*`, or made up).
+    foreign: Noted,
     /// Attributes or ACLs refused for another reason.
     failed: Noted,
 }
@@ -221,6 +223,12 @@ impl Setter {
     pub fn attributes(&mut self, fd: BorrowedFd<'_>, extras: &Extras, name: &[u8]) {
         for (attr, value) in &extras.xattrs {
             if attr == ACL_ACCESS || attr == ACL_DEFAULT {
+                continue;
+            }
+            if !xattrs::is_linux_namespace(attr) {
+                let attr = String::from_utf8_lossy(attr);
+                self.foreign
+                    .note(|| format!("{attr} on {}", String::from_utf8_lossy(name)));
                 continue;
             }
             if xattrs::is_privileged(attr) && !self.as_root {
@@ -306,6 +314,20 @@ impl Setter {
                 self.privileged.count,
                 if self.privileged.count == 1 { "" } else { "s" },
                 self.privileged.shown()
+            ));
+        }
+        if self.foreign.count > 0 {
+            warnings.push(format!(
+                "{} extended attribute{} not restored: {} in no namespace Linux has \
+                 (user, security, trusted, system) ({})",
+                self.foreign.count,
+                if self.foreign.count == 1 { "" } else { "s" },
+                if self.foreign.count == 1 {
+                    "its name is"
+                } else {
+                    "their names are"
+                },
+                self.foreign.shown()
             ));
         }
         if self.failed.count > 0 {

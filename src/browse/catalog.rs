@@ -28,6 +28,9 @@ pub struct Catalog {
     frames: Vec<Frame>,
     /// Why the index was not used, if it was not: said once, as a warning.
     pub warning: Option<String>,
+    /// The archive, open since the catalog was: what it reads stays readable after the
+    /// archive is pruned (a mount's open file).
+    archive: File,
 }
 
 impl Catalog {
@@ -83,6 +86,7 @@ impl Catalog {
             (None, _) => Vec::new(),
         };
         Ok(Catalog {
+            archive,
             path: path.to_owned(),
             compression,
             key,
@@ -90,6 +94,15 @@ impl Catalog {
             frames,
             warning,
         })
+    }
+
+    /// The archive opened again, with an offset of its own (several readers may read it
+    /// at once): the same file, even if its name is gone since.
+    fn reopen(&self) -> Result<File> {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&self.archive);
+        // Our own descriptor's link in /proc, followed to the file it holds open.
+        File::open(format!("/proc/self/fd/{fd}"))
+            .with_context(|| format!("opening {} again", self.path.display()))
     }
 
     /// The archive's path.
@@ -157,15 +170,7 @@ impl Catalog {
                 self.path.display()
             )
         };
-        let file: File = open_archive(&self.path)?;
-        let stream = match &self.key {
-            None => seekable::open_at(file, self.compression, &self.frames, entry.header),
-            Some(key) => {
-                let opened = encryption::open(file, &self.path, key).with_context(shown)?;
-                seekable::open_at(opened, self.compression, &self.frames, entry.header)
-            }
-        }
-        .with_context(shown)?;
+        let stream = self.stream_at(entry.header).with_context(shown)?;
         let mut reader = Reader::new(stream);
         let header = reader
             .next_entry()
@@ -184,6 +189,56 @@ impl Catalog {
             None => io::copy(&mut reader.data(), out),
         };
         copied.with_context(shown)
+    }
+
+    /// A reader of the file `entry`'s contents from byte `offset` on, straight from where
+    /// they lie in the archive, once its header there was found to be the entry's. `None`
+    /// for a sparse file, whose bytes are not stored in order: [`Catalog::copy_data`]
+    /// expands it.
+    pub fn data_from(&self, entry: &Entry, offset: u64) -> Result<Option<Box<dyn io::Read>>> {
+        let shown = || {
+            format!(
+                "reading {} from {}",
+                String::from_utf8_lossy(&entry.name),
+                self.path.display()
+            )
+        };
+        let stream = self.stream_at(entry.header).with_context(shown)?;
+        let mut reader = Reader::new(stream);
+        let header = reader
+            .next_entry()
+            .with_context(shown)?
+            .with_context(|| format!("{}: no entry where the index says", shown()))?;
+        if header.name != entry.name {
+            bail!(
+                "{}: the archive does not hold it where the index says",
+                shown()
+            );
+        }
+        if header.sparse.is_some() {
+            return Ok(None);
+        }
+        if header.size != entry.size {
+            bail!("{}: its size in the archive is not the index's", shown());
+        }
+        let left = header.size.saturating_sub(offset);
+        let at = entry.data + offset.min(header.size);
+        let stream = self.stream_at(at).with_context(shown)?;
+        Ok(Some(Box::new(io::Read::take(stream, left))))
+    }
+
+    /// The tar stream from byte `offset` on, from the frame that holds it: through the
+    /// archive's decryption, when it is encrypted, which decrypts only the chunks read.
+    fn stream_at(&self, offset: u64) -> Result<Box<dyn io::Read>> {
+        let file = self.reopen()?;
+        let stream = match &self.key {
+            None => seekable::open_at(file, self.compression, &self.frames, offset),
+            Some(key) => {
+                let opened = encryption::open(file, &self.path, key)?;
+                seekable::open_at(opened, self.compression, &self.frames, offset)
+            }
+        };
+        Ok(stream?)
     }
 
     /// The contents of the file `entry`, read whole (for small files and comparisons).

@@ -99,6 +99,11 @@ impl View {
         self.catalogs[item.archive].copy_data(&item.entry, out)
     }
 
+    /// The archive of the chain that holds `item`.
+    pub fn catalog_of(&self, item: &Item) -> &Catalog {
+        &self.catalogs[item.archive]
+    }
+
     /// A hash of the contents of the file `item`.
     pub fn hash_data(&self, item: &Item) -> Result<u64> {
         let item = self.data_of(item)?;
@@ -107,7 +112,7 @@ impl View {
 
     /// The item holding the data of `item`: itself, or a hard link's target (which a
     /// view of only some entries must hold too).
-    fn data_of<'a>(&'a self, item: &'a Item) -> Result<&'a Item> {
+    pub fn data_of<'a>(&'a self, item: &'a Item) -> Result<&'a Item> {
         let item = match item.entry.kind() {
             Kind::HardLink => self.find(&item.entry.link).ok_or_else(|| {
                 anyhow::anyhow!(

@@ -15,8 +15,8 @@
 mod header;
 mod identity;
 
-use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -214,9 +214,19 @@ pub fn open<R: Read + Seek>(mut file: R, path: &Path, identity: &Identity) -> Re
 pub fn read_recipients_file(path: &Path) -> Result<Vec<Recipient>> {
     const MAX: u64 = 1 << 20;
     let mut text = String::new();
-    File::open(path)
-        .and_then(|f| f.take(MAX + 1).read_to_string(&mut text))
-        .with_context(|| format!("reading recipients file {}", path.display()))?;
+    let reading = || format!("reading recipients file {}", path.display());
+    // Without waiting on a FIFO or a device: the file is checked once open.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .with_context(reading)?;
+    if !file.metadata().with_context(reading)?.is_file() {
+        bail!("{}: it is not a regular file", reading());
+    }
+    file.take(MAX + 1)
+        .read_to_string(&mut text)
+        .with_context(reading)?;
     if text.len() as u64 > MAX {
         bail!("recipients file {} is larger than 1 MiB", path.display());
     }

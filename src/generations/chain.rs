@@ -62,6 +62,17 @@ pub fn record_path_for(backups: &Path, schedule: &Schedule) -> Result<PathBuf> {
     Ok(dir.join(format!("{}.record", schedule.name)))
 }
 
+/// Removes the record of `schedule`'s chain (none is fine), so that its next backup is a
+/// full one: after the keys an encrypted schedule is sealed to change, an incremental
+/// sealed to the new keys would need, to be restored, a full that only the old ones open.
+pub fn forget(backups: &Path, schedule: &Schedule) -> Result<()> {
+    let path = record_path_for(backups, schedule)?;
+    fs::remove_file(&path).or_else(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Ok(()),
+        _ => Err(e).with_context(|| format!("removing {}", path.display())),
+    })
+}
+
 /// Whether a backup at `now` must be a full one, for a chain whose full backup started
 /// at `chain_start`: once that is `full_every_days` calendar days back (local dates, so
 /// that a DST change does not move a daily backup across the boundary).

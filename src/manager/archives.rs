@@ -329,11 +329,21 @@ pub fn generation(home: &Home, name: &str, at: &str) -> Result<String> {
     };
     let by_time =
         |a: &&generations::Archive| a.latest && a.made.format("%Y-%m-%d_%H%M").to_string() == at;
-    match archives
-        .iter()
-        .find(by_name)
-        .or_else(|| archives.iter().find(by_time))
-    {
+    // The newest's own lasting name, which `backups` lists as `NAME.tar`.
+    let lasting = || {
+        archives.iter().filter(|a| a.latest).find_map(|a| {
+            let dated = format!("{name}.{at}{}", a.format().suffix());
+            let meta = fs::symlink_metadata(home.backups().join(&dated)).ok()?;
+            meta.is_file().then_some(dated)
+        })
+    };
+    if let Some(archive) = archives.iter().find(by_name) {
+        return Ok(archive.name.clone());
+    }
+    if let Some(dated) = lasting() {
+        return Ok(dated);
+    }
+    match archives.iter().find(by_time) {
         Some(archive) => Ok(archive.name.clone()),
         None => bail!(
             "{name} has no generation {at:?}; it has: {}",

@@ -41,6 +41,12 @@ pub fn edit(
         return Ok((replaced, warning));
     }
     info!("Schedule edited: {before} is now {after}");
+    if let Some(said) = keys_changed(home, before, after) {
+        warning = Some(match warning {
+            Some(first) => format!("{first}; {said}"),
+            None => said,
+        });
+    }
     let (old, new) = (before.to_string(), after.to_string());
     // A copy of the old line written by hand keeps the old record.
     let copy_left = schedule_file::read_each_line(&home.schedules()).map(|lines| {
@@ -68,4 +74,39 @@ pub fn edit(
     drop(state);
     notify_service(home);
     Ok((replaced, warning))
+}
+
+/// What follows from the keys of `before` changed into those of `after`, and what the
+/// user must hear of it: an incremental chain is sealed to one set of keys, so the next
+/// backup starts a new one; and the archives made before encryption was asked for stay
+/// in clear under `backups/` (and in any mirror of it), as another series of the NAME.
+fn keys_changed(home: &Home, before: &Schedule, after: &Schedule) -> Option<String> {
+    if before.options.encrypt == after.options.encrypt {
+        return None;
+    }
+    let mut said = Vec::new();
+    if after.options.incremental.is_some() {
+        if let Err(err) = crate::generations::chain::forget(&home.backups(), after) {
+            said.push(format!(
+                "{err:#}: the next backup may extend the chain sealed to the old keys"
+            ));
+        }
+    }
+    if !before.options.is_encrypted() {
+        match crate::generations::count(&home.backups(), before) {
+            Ok((0, _)) => {}
+            Ok((n, _)) => said.push(format!(
+                "{} of {} made before stay{} unencrypted in {}/ ({}...), and in any copy \
+                 of it; remove {} once the encrypted ones are enough",
+                crate::logging::counted(n as u64, "archive", "archives"),
+                before.name,
+                if n == 1 { "s" } else { "" },
+                crate::home::BACKUPS_DIR,
+                before.archive_file_name(),
+                if n == 1 { "it" } else { "them" },
+            )),
+            Err(err) => said.push(format!("{err:#}")),
+        }
+    }
+    (!said.is_empty()).then(|| said.join("; "))
 }

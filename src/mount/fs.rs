@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::Arc;
+use std::rc::Rc;
 use std::time::Duration;
 
 use fuser::{
@@ -21,7 +21,7 @@ const TTL: Duration = Duration::from_secs(1);
 
 /// A file open: the snapshot it was opened from, and its entry.
 struct Handle {
-    snapshot: Arc<dyn Snapshot>,
+    snapshot: Rc<dyn Snapshot>,
     entry: usize,
 }
 
@@ -80,7 +80,7 @@ impl BackupsFs {
 
     /// The tree of `slot`, built if it is not, dropping the one used longest ago beyond
     /// [`TREES_KEPT`].
-    fn loaded(&mut self, slot: usize) -> Result<(Arc<dyn Snapshot>, Arc<Tree>), i32> {
+    fn loaded(&mut self, slot: usize) -> Result<(Rc<dyn Snapshot>, Rc<Tree>), i32> {
         self.clock += 1;
         let clock = self.clock;
         if let Some(loaded) = &self.slots.get(slot).ok_or(ENOENT)?.loaded {
@@ -96,7 +96,7 @@ impl BackupsFs {
                 log::error!("Error: mount: opening {}: {e:#}", s.label);
                 EIO
             })?;
-        let tree = Arc::new(Tree::new(snapshot.entries()));
+        let tree = Rc::new(Tree::new(snapshot.entries()));
         if tree.nodes.len() >= 1 << 32 {
             return Err(EIO);
         }

@@ -7,7 +7,7 @@
 //! tree may be dropped (the oldest used, beyond a few) and is built again from the same
 //! entries, to the same numbers.
 
-use std::sync::Arc;
+use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{FileAttr, FileType};
@@ -60,9 +60,9 @@ impl Ino {
 /// A generation's tree, built.
 pub struct Loaded {
     /// Where its files' contents come from.
-    pub snapshot: Arc<dyn Snapshot>,
+    pub snapshot: Rc<dyn Snapshot>,
     /// Its folders.
-    pub tree: Arc<Tree>,
+    pub tree: Rc<Tree>,
 }
 
 /// A generation given a slot.

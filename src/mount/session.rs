@@ -119,8 +119,13 @@ pub fn is_mounted(dir: &Path) -> bool {
     let wanted = escape(&dir.to_string_lossy());
     info.lines().any(|line| {
         let fields: Vec<&str> = line.split(' ').collect();
-        let kind = fields.iter().skip_while(|f| **f != "-").nth(1);
-        fields.get(4) == Some(&wanted.as_str()) && kind == Some(&"fuse.backup_manager")
+        let mut after = fields.iter().skip_while(|f| **f != "-").skip(1);
+        let (kind, source) = (after.next(), after.next());
+        // Mounted by the system call, the type is `fuse` and the source names us; through
+        // fusermount3, the type carries our name as its subtype.
+        let ours = kind == Some(&"fuse.backup_manager")
+            || (kind.is_some_and(|k| k.starts_with("fuse")) && source == Some(&FS_NAME));
+        fields.get(4) == Some(&wanted.as_str()) && ours
     })
 }
 

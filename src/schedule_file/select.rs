@@ -21,6 +21,19 @@ pub fn choose(lines: &[Result<String, NotUtf8>], which: &Which) -> Result<Vec<us
                 .map(|(index, _)| index)
                 .collect();
             if named.is_empty() {
+                // A line that names it but does not parse is the likely meaning.
+                let bad = lines.iter().position(|line| {
+                    schedule_of(line).is_none()
+                        && line
+                            .as_deref()
+                            .is_ok_and(|l| l.split(';').nth(2).map(str::trim) == Some(name))
+                });
+                if let Some(at) = bad {
+                    return Err(format!(
+                        "schedule {name:?} is on a bad line, index {at}, which the service \
+                         skips: `list` says why; fix it by hand or `delete {at}`"
+                    ));
+                }
                 return Err(format!(
                     "no schedule is named {name:?} (`list` shows the schedules; an argument \
                      of digits only is an INDEX)"

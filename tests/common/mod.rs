@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod clock;
+pub mod offsite;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};

@@ -187,6 +187,18 @@ pub enum Command {
     },
     #[command(flatten)]
     Browse(crate::browse::BrowseCommand),
+    /// Mount every kept generation read-only at DIR: DIR/NAME/GENERATION/... and
+    /// DIR/NAME/latest. Stays in the foreground until Ctrl-C, SIGTERM or
+    /// `fusermount3 -u DIR`.
+    Mount {
+        /// An empty folder outside the home.
+        dir: PathBuf,
+        /// Only these schedules (all with archives by default).
+        names: Vec<String>,
+        /// Mount in the background and return once the mount is there.
+        #[arg(long)]
+        daemon: bool,
+    },
     /// Print a systemd user unit running backup_service for this home.
     ///
     /// backup_manager unit > ~/.config/systemd/user/backup_service.service
@@ -282,14 +294,32 @@ pub struct OptionFlags {
 impl OptionFlags {
     /// The options the flags ask for, with the keys of every recipients file read in.
     pub fn options(mut self) -> anyhow::Result<Options> {
+        // Checked here rather than by clap: a bad key is an error of one line, as a bad
+        // exclude pattern is.
         let keys = self.keys()?;
         let mut options = Options::from(self);
-        for key in keys {
-            if !options.encrypt.contains(&key) {
-                options.encrypt.push(key);
+        options.encrypt = keys;
+        Ok(options)
+    }
+
+    /// The keys of `--encrypt` and of every `--recipients-file`, each once, taken out of
+    /// the flags.
+    pub fn keys(&mut self) -> anyhow::Result<Vec<Recipient>> {
+        let mut keys: Vec<Recipient> = Vec::new();
+        for key in std::mem::take(&mut self.encrypt) {
+            let key = key.parse::<Recipient>()?;
+            if !keys.contains(&key) {
+                keys.push(key);
             }
         }
-        Ok(options)
+        for path in std::mem::take(&mut self.recipients_file) {
+            for key in backup::encryption::read_recipients_file(&path)? {
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+        }
+        Ok(keys)
     }
 }
 
@@ -326,14 +356,13 @@ impl From<OptionFlags> for Options {
 
 impl OptionFlags {
     /// For `edit`: sets on `options` each option given, leaving the others as they are
-    /// (excludes add up). Returns whether any was given.
-    pub fn apply(mut self, options: &mut Options) -> anyhow::Result<bool> {
-        let keys = self.keys()?;
+    /// (excludes add up; the keys given replace the line's, so that who can read the
+    /// archives is exactly what was typed): `keys`, taken out by [`OptionFlags::keys`]
+    /// before the schedule file is locked. Returns whether any was given.
+    pub fn apply(self, options: &mut Options, keys: Vec<Recipient>) -> bool {
         let mut given = !keys.is_empty();
-        for key in keys {
-            if !options.encrypt.contains(&key) {
-                options.encrypt.push(key);
-            }
+        if given {
+            options.encrypt = keys;
         }
         let mut set = |is: bool| given |= is;
         macro_rules! put {
@@ -375,21 +404,7 @@ impl OptionFlags {
             });
             set(true);
         }
-        Ok(given)
-    }
-
-    /// The keys of `--encrypt` and of every `--recipients-file`, taken out of the flags.
-    fn keys(&mut self) -> anyhow::Result<Vec<Recipient>> {
-        // Checked here rather than by clap: a bad key is an error of one line, as a bad
-        // exclude pattern is.
-        let mut keys = std::mem::take(&mut self.encrypt)
-            .iter()
-            .map(|key| key.parse::<Recipient>())
-            .collect::<Result<Vec<_>, _>>()?;
-        for path in std::mem::take(&mut self.recipients_file) {
-            keys.extend(backup::encryption::read_recipients_file(&path)?);
-        }
-        Ok(keys)
+        given
     }
 }
 

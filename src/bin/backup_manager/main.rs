@@ -111,6 +111,7 @@ fn run(home: &Home, command: Command) -> Result<ExitCode> {
         | Command::Verify { .. }
         | Command::Forget { .. }
         | Command::Browse(_)
+        | Command::Mount { .. }
         | Command::Restore { .. }) => return archives(home, command),
         Command::Status { json } => return status(home, json),
         Command::Run {
@@ -157,6 +158,7 @@ fn archives(home: &Home, command: Command) -> Result<ExitCode> {
             say(&forget.summary);
         }
         Command::Browse(command) => browse::run(home, command)?,
+        Command::Mount { dir, names, daemon } => mount(home, &dir, names, daemon)?,
         Command::Restore {
             name,
             dest,
@@ -176,6 +178,26 @@ fn archives(home: &Home, command: Command) -> Result<ExitCode> {
         _ => unreachable!("only the archive commands come here"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `mount`: in the foreground, said once mounted; with `daemon`, in the background.
+fn mount(home: &Home, dir: &Path, names: Vec<String>, daemon: bool) -> Result<()> {
+    if daemon {
+        let pid = manager::mount_daemon(home, dir, names)?;
+        say(&format!(
+            "mounted the backups at {} (pid {pid}); `fusermount3 -u {}` unmounts them",
+            dir.display(),
+            dir.display()
+        ));
+        return Ok(());
+    }
+    manager::mount_here(home, dir, names, |at| {
+        say(&format!(
+            "mounted the backups at {}; Ctrl-C or `fusermount3 -u {}` unmounts them",
+            at.display(),
+            at.display()
+        ))
+    })
 }
 
 /// `list`: every line is shown first, so that the bad ones can be found and deleted.
@@ -208,13 +230,15 @@ fn edit(
     which: &Which,
     time: Option<TimeOfDay>,
     clear: &[String],
-    options: cli::OptionFlags,
+    mut options: cli::OptionFlags,
 ) -> Result<()> {
+    // Read before the lock is taken: a recipients file slow to read holds up no one.
+    let keys = options.keys()?;
     let (replaced, warning) = manager::edit(home, which, |schedule| {
         for key in clear {
             schedule.options.clear(key).map_err(anyhow::Error::msg)?;
         }
-        let given = options.apply(&mut schedule.options)?;
+        let given = options.apply(&mut schedule.options, keys);
         if let Some(time) = time {
             schedule.time = time;
         }
