@@ -351,3 +351,34 @@ fn an_encrypted_schedule_is_shown_only_with_its_identity() {
     wait_for("the mount to go", || !mounted(&dir));
     fs::remove_dir(&dir).unwrap();
 }
+
+#[test]
+fn another_tools_archive_with_a_sparse_file_reads_as_restore_gives_it() {
+    if !fuse_here() {
+        return;
+    }
+    let home = TestHome::new();
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/foreign/posix-sparse-1.0.tar");
+    fs::create_dir_all(home.path().join("backups")).unwrap();
+    let archive = home.archive_path("sp.tar");
+    fs::copy(&fixture, &archive).unwrap();
+    fs::set_permissions(&archive, fs::Permissions::from_mode(0o600)).unwrap();
+    let dest = home.path().join("restored");
+    home.manager(&["restore", "sp", dest.to_str().unwrap()])
+        .success();
+    let mount = Mounted::start(&home, &[]);
+    let label = labels(&mount, "sp").remove(0);
+    let seen = mount.generation("sp", &label);
+    let diff = Command::new("diff")
+        .args(["-r", "--no-dereference"])
+        .arg(&dest)
+        .arg(&seen)
+        .output()
+        .unwrap();
+    assert!(diff.status.success(), "{diff:?}");
+    // Its holes read as zeros from anywhere in the file.
+    let sparse = fs::read(seen.join("tree/sparse.bin")).unwrap();
+    assert_eq!(sparse, fs::read(dest.join("tree/sparse.bin")).unwrap());
+    assert_eq!(sparse.len(), 65536);
+}
