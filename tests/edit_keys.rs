@@ -4,28 +4,8 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use common::TestHome;
-
-/// A new age identity in `dir`, made by `age-keygen`: its file and its public key.
-fn age_key(dir: &Path, name: &str) -> (PathBuf, String) {
-    let identity = dir.join(name);
-    let out = Command::new("age-keygen")
-        .arg("-o")
-        .arg(&identity)
-        .output()
-        .expect("running age-keygen");
-    assert!(out.status.success(), "{out:?}");
-    let text = fs::read_to_string(&identity).unwrap();
-    let public = text
-        .lines()
-        .find_map(|l| l.strip_prefix("# public key: "))
-        .unwrap()
-        .to_owned();
-    (identity, public)
-}
+use common::{TestHome, age_key};
 
 #[test]
 fn edit_encrypts_a_schedule_to_the_keys_given_and_refuses_a_bad_one() {

@@ -27,19 +27,7 @@ struct Key {
 
 /// A new age X25519 identity in `dir`, made by `age-keygen`.
 fn age_key(dir: &Path, name: &str) -> Key {
-    let identity = dir.join(name);
-    let out = Command::new("age-keygen")
-        .arg("-o")
-        .arg(&identity)
-        .output()
-        .expect("running age-keygen");
-    assert!(out.status.success(), "{out:?}");
-    let text = fs::read_to_string(&identity).unwrap();
-    let public = text
-        .lines()
-        .find_map(|l| l.strip_prefix("# public key: "))
-        .unwrap()
-        .to_owned();
+    let (identity, public) = common::age_key(dir, name);
     Key { identity, public }
 }
 

@@ -6,32 +6,13 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
-use common::TestHome;
+use common::{TestHome, age_key};
 
 /// A name and a content that must never be seen in clear under `backups/`.
 const SECRET_NAME: &str = "hunter2-token.env";
 const SECRET_CONTENT: &str = "CONTENT-MARKER-7f3a9c";
-
-/// A new age identity in `dir`; returns its file and its public key.
-fn age_key(dir: &Path) -> (PathBuf, String) {
-    let identity = dir.join("key.txt");
-    let out = Command::new("age-keygen")
-        .arg("-o")
-        .arg(&identity)
-        .output()
-        .expect("running age-keygen");
-    assert!(out.status.success(), "{out:?}");
-    let text = fs::read_to_string(&identity).unwrap();
-    let public = text
-        .lines()
-        .find_map(|l| l.strip_prefix("# public key: "))
-        .unwrap()
-        .to_owned();
-    (identity, public)
-}
 
 /// A tree with the secret in it, and a large file last.
 fn tree(home: &TestHome) {
@@ -121,7 +102,7 @@ fn assert_nothing_in_clear(home: &TestHome) {
 /// create), each backed up `runs` times, the tree changing between runs.
 fn two_schedules(args: &[&str], runs: usize) -> (TestHome, PathBuf, tempfile::TempDir) {
     let keys = tempfile::tempdir().unwrap();
-    let (identity, public) = age_key(keys.path());
+    let (identity, public) = age_key(keys.path(), "key.txt");
     let home = TestHome::new();
     tree(&home);
     let sealed = format!("src;03:00;sealed;encrypt={public}");

@@ -310,22 +310,11 @@ fn an_encrypted_schedule_is_shown_only_with_its_identity() {
         return;
     }
     let home = TestHome::new();
-    let key = home.path().join("key.txt");
-    let made = Command::new("age-keygen")
-        .arg("-o")
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(made.status.success());
+    let (key, public) = common::age_key(home.path(), "key.txt");
     fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
-    let text = fs::read_to_string(&key).unwrap();
-    let public = text
-        .split_whitespace()
-        .find(|w| w.starts_with("age1"))
-        .unwrap();
     home.write("src/s.txt", "sealed\n");
     home.back_up(
-        &["--compress", "zstd", "--encrypt", public],
+        &["--compress", "zstd", "--encrypt", &public],
         "src;02:00;enc",
     );
     home.back_up(&[], "src;02:00;plain");

@@ -757,3 +757,21 @@ impl TestHome {
         finish(child)
     }
 }
+
+/// A new age identity `name` in `dir`, made by `age-keygen`: its file and its public key.
+pub fn age_key(dir: &Path, name: &str) -> (PathBuf, String) {
+    let identity = dir.join(name);
+    let out = Command::new("age-keygen")
+        .arg("-o")
+        .arg(&identity)
+        .output()
+        .expect("running age-keygen");
+    assert!(out.status.success(), "{out:?}");
+    let text = fs::read_to_string(&identity).unwrap();
+    let public = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .to_owned();
+    (identity, public)
+}
