@@ -119,6 +119,17 @@ fn tree(home: &TestHome) {
     fs::hard_link(home.path().join("src/a.txt"), home.path().join("src/hard")).unwrap();
 }
 
+/// `diff -r` finds `restored` and `mounted` the same, links compared as links.
+fn same_tree(restored: &Path, mounted: &Path, what: &str) {
+    let diff = Command::new("diff")
+        .args(["-r", "--no-dereference"])
+        .arg(restored)
+        .arg(mounted)
+        .output()
+        .unwrap();
+    assert!(diff.status.success(), "{what}: {diff:?}");
+}
+
 /// Every file of `restored` has, in `mounted`, the same mode, size, owner and mtime.
 fn same_metadata(restored: &Path, mounted: &Path) {
     for entry in fs::read_dir(restored).unwrap() {
@@ -173,13 +184,7 @@ fn every_generation_reads_as_restore_gives_it() {
             home.manager(&["restore", name, dest_text, "--at", label])
                 .success();
             let seen = mount.generation(name, label);
-            let diff = Command::new("diff")
-                .args(["-r", "--no-dereference"])
-                .arg(&dest)
-                .arg(&seen)
-                .output()
-                .unwrap();
-            assert!(diff.status.success(), "{name} {label}: {diff:?}");
+            same_tree(&dest, &seen, &format!("{name} {label}"));
             same_metadata(&dest, &seen);
         }
     }
@@ -359,13 +364,7 @@ fn another_tools_archive_with_a_sparse_file_reads_as_restore_gives_it() {
     let mount = Mounted::start(&home, &[]);
     let label = labels(&mount, "sp").remove(0);
     let seen = mount.generation("sp", &label);
-    let diff = Command::new("diff")
-        .args(["-r", "--no-dereference"])
-        .arg(&dest)
-        .arg(&seen)
-        .output()
-        .unwrap();
-    assert!(diff.status.success(), "{diff:?}");
+    same_tree(&dest, &seen, "sp");
     // Its holes read as zeros from anywhere in the file.
     let sparse = fs::read(seen.join("tree/sparse.bin")).unwrap();
     assert_eq!(sparse, fs::read(dest.join("tree/sparse.bin")).unwrap());
