@@ -54,7 +54,7 @@ for i in 0 1; do
   ms=$(millis "$manager" --home "$home" run "$i")
   name=$( [ "$i" = 0 ] && echo plain.tar || echo packed.tar.zst )
   bytes=$(stat -c %s "$home/backups/$name")
-  idx=$(stat -c %s "$home/backups/$name.idx")
+  idx=$(stat -c %s "$home/backups/.$name.idx")
   awk -v ms="$ms" -v b="$bytes" -v i="$idx" -v s="$speed" -v n="$name" 'BEGIN {
     floor = b / 1e6 / s * 1000
     printf "browse: full backup %s: %.2f s, %.1fx the disk floor (%.2f s for %.0f MB); index %.0f KB, %.2f%% of the archive\n",
@@ -63,7 +63,7 @@ done
 # The index's time: made again from the (cached) plain archive, an upper bound of what
 # its thread adds to a backup, which it runs beside.
 full=$(millis "$manager" --home "$home" run 0)
-rebuild=$(timed sh -c "rm \"$home/backups/plain.tar.idx\" && \"$manager\" --home \"$home\" verify plain --rebuild-index")
+rebuild=$(timed sh -c "rm \"$home/backups/.plain.tar.idx\" && \"$manager\" --home \"$home\" verify plain --rebuild-index")
 verify=$(timed "$manager" --home "$home" verify plain)
 awk -v f="$full" -v r="$rebuild" -v v="$verify" 'BEGIN {
   printf "browse: verify with its index check %.2f s; verify --rebuild-index %.2f s; a full backup %.2f s\n",

@@ -921,8 +921,8 @@ fn a_failed_backup_leaves_the_previous_archive_and_no_temporary_file() {
         .map(|e| e.unwrap().file_name())
         .collect();
     names.sort();
-    // The archive and its index, as they were.
-    assert_eq!(names, ["src.tar", "src.tar.idx"]);
+    // The archive and its (hidden) index, as they were.
+    assert_eq!(names, [".src.tar.idx", "src.tar"]);
     assert_eq!(fs::read(env.path("backups/src.tar")).unwrap(), good);
 }
 

@@ -173,7 +173,7 @@ fn files_and_cat_answer_from_plain_gzip_and_zstd_archives() {
         let args: Vec<&str> = compress.map_or(vec![], |c| vec!["--compress", c]);
         home.back_up(&args, "src;03:00;src");
         let archive = home.archive_path(file);
-        assert!(home.archive_path(&format!("{file}.idx")).is_file());
+        assert!(home.archive_path(&format!(".{file}.idx")).is_file());
         let warnings = assert_browses(&home, "src", &archive);
         assert!(warnings.is_empty(), "{warnings:?}");
         for tool in tools {
@@ -211,7 +211,7 @@ fn a_missing_or_damaged_index_falls_back_to_the_archive_with_one_warning() {
         let args: Vec<&str> = compress.map_or(vec![], |c| vec!["--compress", c]);
         home.back_up(&args, "src;03:00;src");
         let archive = home.archive_path(file);
-        let index = home.archive_path(&format!("{file}.idx"));
+        let index = home.archive_path(&format!(".{file}.idx"));
         let good = fs::read(&index).unwrap();
 
         fs::remove_file(&index).unwrap();
@@ -312,7 +312,7 @@ fn verify_checks_the_index_and_rebuilds_it() {
         make_tree(&home);
         let args: Vec<&str> = compress.map_or(vec![], |c| vec!["--compress", c]);
         home.back_up(&args, "src;03:00;src");
-        let index = home.archive_path(&format!("{file}.idx"));
+        let index = home.archive_path(&format!(".{file}.idx"));
         let good = fs::read(&index).unwrap();
         home.manager(&["verify", "src"]).success();
 

@@ -141,7 +141,7 @@ fn an_encrypted_archive_browses_as_the_plain_one_and_without_the_identity_refuse
     let (home, identity, _keys) = two_schedules(&["--compress", "zstd"], 1);
     let (plain, sealed) = (&home, &home);
     let id = identity.to_str().unwrap();
-    let idx = sealed.path().join("backups/sealed.tar.zst.age.idx");
+    let idx = sealed.path().join("backups/.sealed.tar.zst.age.idx");
     assert!(idx.exists(), "no sealed index beside the archive");
     let expected = answers(plain, "plain", &[], false);
     let got = answers(sealed, "sealed", &["--identity", id], false);

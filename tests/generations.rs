@@ -61,18 +61,21 @@ fn contents(home: &TestHome) -> Vec<String> {
 /// The visible (not hidden) archives of `backups/`; each has its index beside it, and
 /// no index is left without its archive.
 fn visible_files(home: &TestHome) -> BTreeSet<String> {
-    let all: BTreeSet<String> = backup_files(home)
-        .into_iter()
-        .filter(|name| !name.starts_with('.'))
-        .collect();
+    let all: BTreeSet<String> = backup_files(home);
+    let index_of = |name: &str| {
+        name.strip_prefix('.')?
+            .strip_suffix(".idx")
+            .map(str::to_owned)
+    };
     for name in &all {
-        match name.strip_suffix(".idx") {
-            Some(archive) => assert!(all.contains(archive), "{name} is left alone: {all:?}"),
-            None => assert!(all.contains(&format!("{name}.idx")), "{name} has no index"),
+        match index_of(name) {
+            Some(archive) => assert!(all.contains(&archive), "{name} is left alone: {all:?}"),
+            None if name.starts_with('.') => {}
+            None => assert!(all.contains(&format!(".{name}.idx")), "{name} has no index"),
         }
     }
     all.into_iter()
-        .filter(|name| !name.starts_with('.') && !name.ends_with(".idx"))
+        .filter(|name| !name.starts_with('.'))
         .collect()
 }
 

@@ -45,7 +45,7 @@ fn assert_a_fresh_home_restores(
             fs::read(remote.join(name)).unwrap(),
         );
     }
-    for name in mirrored.iter().filter(|n| !n.ends_with(".idx")) {
+    for name in mirrored.iter().filter(|n| !n.starts_with('.')) {
         let schedule = name.split('.').next().unwrap();
         let at = name
             .strip_prefix(&format!("{schedule}."))
@@ -117,7 +117,8 @@ fn a_home_rebuilt_from_its_rclone_mirror_restores_every_kept_generation() {
     let mut expected: Vec<String> = fs::read_dir(home.path().join("backups"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| !n.starts_with('.') && n.contains(".2"))
+        // The dated archives, and their (hidden) indexes.
+        .filter(|n| (!n.starts_with('.') || n.ends_with(".idx")) && n.contains(".2"))
         .collect();
     expected.sort();
     let mut mirrored: Vec<String> = fs::read_dir(remote.path())
@@ -140,10 +141,10 @@ fn a_home_rebuilt_from_its_rclone_mirror_restores_every_kept_generation() {
     let left: Vec<String> = fs::read_dir(remote.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.starts_with("kept."))
+        .filter(|n| n.starts_with("kept.") || n.starts_with(".kept."))
         .collect();
     let newest = newest(&home, "kept");
-    let mut expected = vec![format!("{newest}.idx"), newest];
+    let mut expected = vec![format!(".{newest}.idx"), newest];
     expected.sort();
     let mut left = left;
     left.sort();

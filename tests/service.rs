@@ -468,10 +468,10 @@ fn assert_interrupted_left_the_good_archive(
     }
     // After kill -9 the hidden temporary files (the archive's and its index's) stay
     // (unlisted) until the next start.
-    let index_partial = partial.replacen(".tar.", ".tar.idx.", 1);
+    let index_partial = format!(".{}", partial.replacen(".tar.", ".tar.idx.", 1));
     assert_eq!(
         home.partial_files(),
-        &[partial.to_owned(), index_partial.clone()]
+        &[index_partial.clone(), partial.to_owned()]
     );
     // Without its schedule, so that the next service does not start another backup.
     home.manager(&["delete", "0"]).success();

@@ -46,16 +46,19 @@ const MAX_SEALED_INDEX: u64 = 1 << 30;
 /// A trailer larger than this is not read: it holds one pair of numbers a frame.
 const MAX_TRAILER: u64 = 64 << 20;
 
-/// The index file of the archive at `archive`: its name with `.idx` added.
+/// The index file of the archive at `archive`: beside it, hidden, its name with `.idx`
+/// added (`.NAME.tar.idx`), so that `ls backups` shows the archives alone, as it always
+/// has.
 pub fn sidecar(archive: &Path) -> PathBuf {
-    let mut name = archive.as_os_str().to_owned();
+    let mut name = std::ffi::OsString::from(".");
+    name.push(archive.file_name().unwrap_or_default());
     name.push(".idx");
-    PathBuf::from(name)
+    archive.with_file_name(name)
 }
 
 /// Whether `file_name` is an index's name, and of which archive file name.
 pub fn archive_of(file_name: &str) -> Option<&str> {
-    file_name.strip_suffix(".idx")
+    file_name.strip_prefix('.')?.strip_suffix(".idx")
 }
 
 /// One entry of an archive, as the index keeps it.
