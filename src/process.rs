@@ -144,19 +144,22 @@ fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
 }
 
+/// The file `program` names on `PATH`, if there is one.
+pub fn on_path(program: &str) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
 /// Finds the service executable: next to the running program, then on `PATH`.
 pub fn service_binary() -> Result<PathBuf> {
     let beside = std::env::current_exe()
         .ok()
         .and_then(|exe| exe.parent().map(|dir| dir.join(SERVICE_BIN)));
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join(SERVICE_BIN));
     beside
-        .into_iter()
-        .chain(on_path)
-        .find(|candidate| candidate.is_file())
+        .filter(|candidate| candidate.is_file())
+        .or_else(|| on_path(SERVICE_BIN))
         .ok_or_else(|| {
             anyhow!("cannot find {SERVICE_BIN}: it is neither next to this program nor on PATH")
         })

@@ -8,22 +8,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use common::{TestHome, has_message};
-
-/// The member names of an archive, as `tar -tf` lists them.
-fn tar_list(archive: &Path) -> Vec<String> {
-    let out = Command::new("tar")
-        .arg("-tf")
-        .arg(archive)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
+use common::{TestHome, has_message, tar_list};
 
 fn line(home: &TestHome, index: usize) -> String {
     let text = String::from_utf8(home.schedule_bytes().unwrap()).unwrap();

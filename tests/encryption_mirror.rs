@@ -12,37 +12,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use common::TestHome;
 use common::offsite::{manager, tree};
+use common::{TestHome, names};
 
 const SECRET: &str = "CONTENT-MARKER-51c0ffee";
-
-/// The file names in `dir`, sorted.
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
-}
-
-/// A new age identity in `dir` and its public key.
-fn age_key(dir: &Path) -> (std::path::PathBuf, String) {
-    let identity = dir.join("key.txt");
-    let out = Command::new("age-keygen")
-        .arg("-o")
-        .arg(&identity)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let text = fs::read_to_string(&identity).unwrap();
-    let public = text
-        .lines()
-        .find_map(|l| l.strip_prefix("# public key: "))
-        .unwrap();
-    (identity, public.to_owned())
-}
 
 /// Backs up `home`'s schedule 0 five times, changing the tree before each; the tree as it
 /// was at each, by the lasting name the mirror received.
@@ -79,7 +52,7 @@ fn an_encrypted_mirror_restores_on_a_fresh_home_with_the_identity_only() {
     let home = TestHome::trusted();
     let remote = tempfile::tempdir().unwrap();
     let keys = tempfile::tempdir().unwrap();
-    let (identity, public) = age_key(keys.path());
+    let (identity, public) = common::age_key(keys.path(), "key.txt");
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hooks/after-backup");
     home.write("hooks/after-backup", fs::read(example).unwrap());
     for (path, mode) in [("hooks", 0o755), ("hooks/after-backup", 0o755)] {

@@ -7,10 +7,9 @@ mod common;
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
-use common::TestHome;
+use common::{TestHome, tar_list};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
 const SIGNATURE: &str = "Signature: 8a477f597d28d172789f06886806bc55";
@@ -33,20 +32,6 @@ fn back_up(home: &TestHome, args: &[&str], line: &str) -> Vec<String> {
     assert!(warnings.is_empty(), "{warnings:?}");
     let name = line.split(';').nth(2).unwrap();
     tar_list(&home.archive_path(&format!("{name}.tar")))
-}
-
-fn tar_list(archive: &Path) -> Vec<String> {
-    let out = Command::new("tar")
-        .arg("-tf")
-        .arg(archive)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
 }
 
 /// Watches folders for any file or folder in them being opened or read, by any process.

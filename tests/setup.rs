@@ -7,7 +7,7 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{MANAGER, Output, SERVICE, TestHome, assert_message};
+use common::{MANAGER, Output, SERVICE, TestHome, assert_message, names};
 
 /// Runs `program ARGS` in `cwd` with `BACKUP_HOME` set to `home`, or unset when `None`.
 fn run_in(program: &str, cwd: &Path, home: Option<&Path>, args: &[&str]) -> Output {
@@ -23,16 +23,6 @@ fn run_in(program: &str, cwd: &Path, home: Option<&Path>, args: &[&str]) -> Outp
         None => command.env_remove("BACKUP_HOME"),
     };
     common::finish(command.spawn().unwrap())
-}
-
-/// The names in a folder, sorted.
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]

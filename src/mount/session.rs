@@ -36,15 +36,10 @@ pub fn check_fuse() -> Result<()> {
         ),
     }
     let root = nix::unistd::geteuid().is_root();
-    if !root && !on_path("fusermount3") {
+    if !root && crate::process::on_path("fusermount3").is_none() {
         bail!("cannot mount: fusermount3 is not installed: install fuse3 (apt install fuse3)");
     }
     Ok(())
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 /// Mounts `backups` read-only at `dir` and serves it on this thread until SIGINT, SIGTERM

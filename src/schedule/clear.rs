@@ -3,7 +3,6 @@
 use super::choosing;
 use super::options::Options;
 use crate::naming::Compression;
-use crate::retention::Rule;
 
 /// The options `edit --clear` takes, named as on the line (`compress` for the
 /// compression, as `create`'s flag says it).
@@ -51,16 +50,7 @@ impl Options {
             }
             key if choosing::key(key).is_some() => self.choosing.clear(key),
             key => {
-                let rule = [
-                    Rule::Hourly,
-                    Rule::Daily,
-                    Rule::Weekly,
-                    Rule::Monthly,
-                    Rule::Yearly,
-                ]
-                .into_iter()
-                .find(|rule| rule.option() == key)
-                .ok_or_else(|| {
+                let (_, rule) = super::options::period(key).ok_or_else(|| {
                     format!(
                         "--clear {key}: no such option (options: {})",
                         CLEARABLE.join(", ")

@@ -320,7 +320,7 @@ impl ChoiceError {
 }
 
 /// The counted calendar rule an option names (`keep-daily`...), with its name.
-fn period(key: &str) -> Option<(&'static str, Rule)> {
+pub(super) fn period(key: &str) -> Option<(&'static str, Rule)> {
     [
         Rule::Hourly,
         Rule::Daily,

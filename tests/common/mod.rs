@@ -775,3 +775,28 @@ pub fn age_key(dir: &Path, name: &str) -> (PathBuf, String) {
         .to_owned();
     (identity, public)
 }
+
+/// The member names of an archive, as GNU tar's `tar -tf` lists them.
+pub fn tar_list(archive: &Path) -> Vec<String> {
+    let out = Command::new("tar")
+        .arg("-tf")
+        .arg(archive)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The names in a folder, sorted.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
