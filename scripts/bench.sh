@@ -21,11 +21,16 @@
 # section): `cat` of an archive's last file against GNU tar extracting it, plain and zstd,
 # `find` across a chain of 30 generations, listing a 1,000,000-entry archive (first line,
 # peak RSS), the index's size and time against the archive's, and seekable zstd's size
-# against one frame, with the disk's direct write speed (`dd oflag=direct`) at the start
-# and end of the section and each full backup's time as a share of that floor; and the
-# load average before and after, since other
-# work on the machine skews the times (rerun when it was loaded). Everything is
-# generated under a temporary folder (TMPDIR, /tmp by default) and removed at the end.
+# against one frame; and the load average before and after, since other work on the
+# machine skews the times (rerun when it was loaded). Everything is generated under a
+# temporary folder (TMPDIR, /tmp by default) and removed at the end.
+#
+# Every section starts and ends by measuring the disk's direct write speed (`dd
+# oflag=direct` of DD_MIB MiB, 1024 by default), and reports each full backup also as the
+# share of that speed it reached (1.00: the archive written as fast as `dd` writes past the
+# page cache), so that figures from days with different disk speeds compare. Before each
+# timed run and each `dd`, the script waits for the disk to go idle: a big file removed on
+# a file system mounted with online discard keeps the disk busy after `rm` returns.
 #
 # Usage: scripts/bench.sh [RUNS] [SECTION...]
 #   RUNS defaults to 5; SECTIONs (all by default): archive excludes incremental million
@@ -101,16 +106,85 @@ PY
 fi
 mkdir -p "$work/out"
 
-# Runs one command; appends "MILLISECONDS PEAK_RSS_KB" to the file $1.
+# The block device under the work folder, whose busy time settle() watches.
+device=$(basename "$(df --output=source "$work" | tail -1)")
+device_stat="/sys/class/block/$device/stat"
+
+# Waits until the disk has been idle (busy less than a tenth of the time) for a second,
+# at most a minute.
+settle() {
+  [ -r "$device_stat" ] || return 0
+  local quiet=0 tries=0 last now
+  last=$(awk '{ print $10 }' "$device_stat")
+  while [ "$quiet" -lt 5 ] && [ "$tries" -lt 300 ]; do
+    sleep 0.2
+    now=$(awk '{ print $10 }' "$device_stat")
+    if [ $(( now - last )) -lt 20 ]; then quiet=$(( quiet + 1 )); else quiet=0; fi
+    last=$now
+    tries=$(( tries + 1 ))
+  done
+}
+
+# The disk's direct write speed in MB/s: DD_MIB MiB written past the page cache.
+disk_speed() {
+  local mib=${DD_MIB:-1024} start end
+  sync
+  settle
+  start=$(date +%s%N)
+  dd if=/dev/zero of="$work/dd.bin" bs=1M count="$mib" oflag=direct status=none
+  end=$(date +%s%N)
+  rm -f "$work/dd.bin"
+  sync
+  settle
+  awk -v b=$((mib << 20)) -v ns=$((end - start)) 'BEGIN { printf "%.0f", b / 1e6 / (ns / 1e9) }'
+}
+
+# Starts the section $1: its floor, and an empty list of its full backups.
+section_start() {
+  section=$1
+  floor_start=$(disk_speed)
+  echo "$section: disk direct write speed at the start: $floor_start MB/s"
+  : > "$work/fulls.txt"
+}
+
+# Notes a full backup of the section, for section_end: its label $1, the bytes written $2,
+# and the file $3 whose first column holds every run's milliseconds.
+full_backup() {
+  local n
+  n=$(wc -l < "$work/fulls.txt")
+  cp "$3" "$work/full.$n.txt"
+  echo "$work/full.$n.txt $2 $1" >> "$work/fulls.txt"
+}
+
+# Ends the section: the floor again, and each full backup, run by run and its median, as
+# the share of the disk's direct speed it reached, against either floor.
+section_end() {
+  local floor_end runs_file bytes label
+  floor_end=$(disk_speed)
+  echo "$section: disk direct write speed at the end: $floor_end MB/s"
+  while read -r runs_file bytes label; do
+    cut -d' ' -f1 "$runs_file" | awk -v s="$floor_start" -v e="$floor_end" -v b="$bytes" \
+      -v m="$(cut -d' ' -f1 "$runs_file" | median)" -v what="$section: $label" '
+      { line = line sprintf(" %.2f", b / 1e6 / (s < e ? s : e) / ($1 / 1000)) }
+      END {
+        low = s < e ? s : e; high = s < e ? e : s
+        printf "%s: %.0f MB; median %.2f s, %.2f of the slower floor (%d MB/s), %.2f of the faster (%d MB/s); each run against the slower:%s\n",
+          what, b / 1e6, m / 1000, b / 1e6 / low / (m / 1000), low, b / 1e6 / high / (m / 1000), high, line }'
+  done < "$work/fulls.txt"
+}
+
+# Runs one command; appends "MILLISECONDS PEAK_RSS_KB BYTES" to the file $1, BYTES being
+# what it left in the output folder.
 measure() {
   local into=$1; shift
   rm -f "$work/out/"*.tar
   sync
+  settle
   local start end
   start=$(date +%s%N)
   /usr/bin/time -f "%M" -o "$work/rss" "$@" >/dev/null
   end=$(date +%s%N)
-  echo "$(( (end - start) / 1000000 )) $(cat "$work/rss")" >> "$into"
+  echo "$(( (end - start) / 1000000 )) $(cat "$work/rss") $(find "$work/out" -maxdepth 1 -name '*.tar' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')" >> "$into"
 }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
@@ -123,15 +197,21 @@ tar_synced() { tar -cf "$1" -C "$2" "$3" && sync "$1"; }
 export -f tar_synced
 
 bench() {
-  local tree=$1
+  local tree=$1 round i
+  local tools=(ours tar synced)
   rm -f "$work/ours.txt" "$work/tar.txt" "$work/synced.txt"
   # Warm-up: the tree into the page cache, as on a second run of either tool.
   measure /dev/null "$ours" "$work/$tree" "$work/out/ours.tar"
   measure /dev/null tar -cf "$work/out/gnu.tar" -C "$work" "$tree"
-  for _ in $(seq "$runs"); do
-    measure "$work/ours.txt" "$ours" "$work/$tree" "$work/out/ours.tar"
-    measure "$work/tar.txt" tar -cf "$work/out/gnu.tar" -C "$work" "$tree"
-    measure "$work/synced.txt" bash -c 'tar_synced "$@"' _ "$work/out/gnu.tar" "$work" "$tree"
+  for round in $(seq "$runs"); do
+    # Each tool goes first in turn, so that none always runs after the same one.
+    for i in 0 1 2; do
+      case ${tools[$(( (round + i) % 3 ))]} in
+        ours) measure "$work/ours.txt" "$ours" "$work/$tree" "$work/out/ours.tar" ;;
+        tar) measure "$work/tar.txt" tar -cf "$work/out/gnu.tar" -C "$work" "$tree" ;;
+        synced) measure "$work/synced.txt" bash -c 'tar_synced "$@"' _ "$work/out/gnu.tar" "$work" "$tree" ;;
+      esac
+    done
   done
   local o t y rss
   o=$(cut -d' ' -f1 "$work/ours.txt" | median)
@@ -142,19 +222,29 @@ bench() {
   awk -v o="$o" -v t="$t" -v y="$y" -v r="$rss" -v tree="$tree" 'BEGIN {
     printf "%s tree: median ours %.2f s, GNU tar %.2f s (%.2fx), GNU tar synced %.2f s (%.2fx); our peak RSS %.1f MiB\n",
       tree, o / 1000, t / 1000, o / t, y / 1000, o / y, r / 1024 }'
+  full_backup "$tree tree, ours" "$(tail -1 "$work/ours.txt" | cut -d' ' -f3)" "$work/ours.txt"
+  full_backup "$tree tree, GNU tar then sync" "$(tail -1 "$work/synced.txt" | cut -d' ' -f3)" "$work/synced.txt"
 }
 
 # Times the command in the array named $2 against the one named $3, interleaved, as
-# bench does; prints their median times and ratio, labelled $1.
+# bench does; prints their median times and ratio, labelled $1. The runs' files stay as
+# $work/a.txt and $work/b.txt.
 versus() {
   local label=$1
   local -n first=$2 second=$3
   rm -f "$work/a.txt" "$work/b.txt"
   measure /dev/null "${first[@]}"
   measure /dev/null "${second[@]}"
-  for _ in $(seq "$runs"); do
-    measure "$work/a.txt" "${first[@]}"
-    measure "$work/b.txt" "${second[@]}"
+  local round
+  for round in $(seq "$runs"); do
+    # Each goes first in turn.
+    if (( round % 2 )); then
+      measure "$work/a.txt" "${first[@]}"
+      measure "$work/b.txt" "${second[@]}"
+    else
+      measure "$work/b.txt" "${second[@]}"
+      measure "$work/a.txt" "${first[@]}"
+    fi
   done
   local a b
   a=$(cut -d' ' -f1 "$work/a.txt" | median)
@@ -165,15 +255,19 @@ versus() {
 }
 
 if want archive; then
+  section_start archive
   bench small
   bench large
+  section_end
 fi
 
 if want excludes; then
+  section_start excludes
   plain=("$ours" "$work/small" "$work/out/ours.tar")
   excluding=("$ours" "$work/small" "$work/out/ours.tar"
     "exclude=*.log" "exclude=node_modules/" "exclude=/build/" exclude-caches)
   versus "small tree, three excludes and exclude-caches against none" excluding plain
+  full_backup "small tree, no exclude" "$(tail -1 "$work/b.txt" | cut -d' ' -f3)" "$work/b.txt"
 
   # A repository: a .git at the top, a .gitignore in every tenth folder, matching nothing.
   mkdir -p "$work/repo"
@@ -191,6 +285,7 @@ if want excludes; then
   cached=("$ours" "$work/cached" "$work/out/ours.tar" exclude-caches)
   bare=("$ours" "$work/bare" "$work/out/ours.tar" exclude-caches)
   versus "exclude-caches, target/ of 100,000 files against target/ of its tag alone" cached bare
+  section_end
 fi
 
 # Runs `backup_manager run 0` in the home $2; appends "MILLISECONDS ARCHIVE_BYTES
@@ -198,6 +293,7 @@ fi
 backup_run() {
   local into=$1 home=$2 name=$3
   sync
+  settle
   local start end
   start=$(date +%s%N)
   /usr/bin/time -f "%M" -o "$work/rss" "$bin/backup_manager" --home "$home" run 0 >/dev/null 2>&1
@@ -211,6 +307,7 @@ if want incremental; then
   # (500 files rewritten, same size). keep is high enough that no run pays for pruning
   # an older chain (the removal of a 339 MB full). Medians of RUNS each, every run's
   # time, and the archive sizes.
+  section_start incremental
   inc_home="$work/inc"
   mkdir -p "$inc_home"
   "$bin/backup_manager" --home "$inc_home" create --incremental --keep 100 "$work/small;03:00;inc" >/dev/null
@@ -245,6 +342,7 @@ PY
     printf "incremental, nothing changed: %.3f s (%.1f%% of the full), %.2f MB (%.2f%%)\n", t["same"] / 1000, 100 * t["same"] / t["full"], b["same"] / 1e6, 100 * b["same"] / b["full"]
     printf "incremental, 1%% of files changed: %.3f s (%.1f%% of the full), %.2f MB (%.2f%%)\n", t["one"] / 1000, 100 * t["one"] / t["full"], b["one"] / 1e6, 100 * b["one"] / b["full"]
   }' "$work/inc.txt"
+  full_backup "small tree, an incremental schedule's full" "$(cut -d' ' -f2 "$work/full.txt" | median)" "$work/full.txt"
   rm -rf "$inc_home"
 
   # For scale: GNU tar's own incremental of the same tree with nothing changed (its
@@ -262,6 +360,7 @@ PY
       -v s="$(median < <(cut -d' ' -f1 "$work/gnu-same.txt"))" \
       -v n="$(median < <(cut -d' ' -f1 "$work/find.txt"))" 'BEGIN {
     printf "GNU tar: nothing changed %.3f s, %.1f%% of its full (%.2f s); a bare stat of every file: %.3f s\n", s / 1000, 100 * s / f, f / 1000, n / 1000 }'
+  section_end
 fi
 
 if want million; then
@@ -278,6 +377,7 @@ for d in range(1000):
             out.write(b"x")
 print("  million: 1,000,000 files of 1 byte in 1,000 folders")
 PY
+  section_start million
   big_inc="$work/million-home"
   mkdir -p "$big_inc"
   "$bin/backup_manager" --home "$big_inc" create --incremental --keep 2 "$work/million;03:00;m" >/dev/null
@@ -287,10 +387,14 @@ PY
   record=$(stat -c %s "$big_inc/backups/.m.record")
   awk -v rec="$record" 'NR == 1 { printf "1,000,000 files: full %.1f s, peak RSS %.1f MiB; ", $1 / 1000, $3 / 1024 }
     NR == 2 { printf "incremental %.1f s, peak RSS %.1f MiB; record %.0f MB\n", $1 / 1000, $3 / 1024, rec / 1e6 }' "$work/million.txt"
+  head -1 "$work/million.txt" > "$work/million-full.txt"
+  full_backup "1,000,000 files, full" "$(cut -d' ' -f2 "$work/million-full.txt")" "$work/million-full.txt"
   rm -rf "$big_inc" "$work/million"
+  section_end
 fi
 
 if want service; then
+  section_start service
   service_home="$work/home"
   mkdir -p "$service_home"
   "$bin/backup_manager" --home "$service_home" start
@@ -324,20 +428,27 @@ if want service; then
     echo $(( (end - start) / 1000 ))
   done | sort -n | awk '{ t[NR] = $1 } END { printf "list of 10,000 schedules: median %.1f ms\n", t[6] / 1000 }'
   service_home=""
+  section_end
 fi
 
 if want encryption; then
   # The same zstd backup of the small tree, sealed to one age key and not: the goal is
   # at most 1.1x. The tree's data is random, so zstd passes it through and encryption
   # weighs as much as it ever can.
+  section_start encryption
   age-keygen -o "$work/age-key.txt" 2>/dev/null
   recipient=$(grep -o 'age1[0-9a-z]*' "$work/age-key.txt")
   zstd_plain=("$ours" "$work/small" "$work/out/ours.tar" zstd)
   zstd_sealed=("$ours" "$work/small" "$work/out/ours.tar" zstd "encrypt=$recipient")
   versus "small tree, zstd encrypted to one age key against zstd" zstd_sealed zstd_plain
+  full_backup "small tree, zstd encrypted" "$(tail -1 "$work/a.txt" | cut -d' ' -f3)" "$work/a.txt"
+  full_backup "small tree, zstd" "$(tail -1 "$work/b.txt" | cut -d' ' -f3)" "$work/b.txt"
+  section_end
 fi
 
 if want browse; then
+  section_start browse
   source "$root/scripts/bench-browse.sh"
+  section_end
 fi
 echo "Load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

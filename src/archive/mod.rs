@@ -35,6 +35,7 @@ use crate::incremental::Tracker;
 use crate::index;
 use crate::naming::{Compression, Format};
 use crate::schedule::Options;
+use crate::tar::Skip;
 
 pub use label::{is_full, label};
 pub use open::{Reading, needs_identity};
@@ -199,9 +200,8 @@ pub fn create_aside(request: &Request<'_>) -> Result<(Summary, Aside)> {
 fn index_tap<'a>(
     file: &'a mut fs::File,
     recipients: Option<&'a Recipients>,
-) -> impl FnOnce(&mut dyn std::io::Read) -> Result<(index::Writer<index_out::IndexOut<'a>>, u64)>
-+ Send
-+ 'a {
+) -> impl FnOnce(&mut dyn Skip) -> Result<(index::Writer<index_out::IndexOut<'a>>, u64)> + Send + 'a
+{
     move |tar| {
         let out = index_out::IndexOut::new(file, recipients)?;
         let mut writer = index::Writer::new(out)?;
@@ -282,7 +282,7 @@ fn write_into<T: Send>(
     request: &Request<'_>,
     file: &mut fs::File,
     (listing, excludes): (Option<ListFn<'_>>, Option<Excludes>),
-    tap: impl FnOnce(&mut dyn std::io::Read) -> T + Send,
+    tap: impl FnOnce(&mut dyn Skip) -> T + Send,
 ) -> Result<(Summary, sink::Written, T)> {
     let (recipients, mark) = sealing(request)?;
     let seal = recipients.as_ref().map(|r| (r, mark));

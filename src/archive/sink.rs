@@ -27,6 +27,7 @@ use super::sealed::{Out, Seal};
 use super::tap::Tap;
 use crate::index::Frame;
 use crate::naming::Compression;
+use crate::tar::Skip;
 
 /// The size of a batch: the most the writer hands to the kernel in one `write`.
 const BATCH: usize = 1 << 20;
@@ -117,7 +118,7 @@ pub fn start<'scope, T: Send + 'scope>(
     file: &'scope mut File,
     compression: Compression,
     seal: Seal<'_>,
-    tap: impl FnOnce(&mut dyn io::Read) -> T + Send + 'scope,
+    tap: impl FnOnce(&mut dyn Skip) -> T + Send + 'scope,
 ) -> io::Result<(
     Stream,
     ScopedJoinHandle<'scope, io::Result<Written>>,
@@ -469,7 +470,7 @@ mod tests {
         let mut file = File::create(dir.path().join("out.tar")).unwrap();
         let sent = pattern(0, 5 * BATCH + 4321);
         let tapped = std::thread::scope(|scope| {
-            let read_all = |tar: &mut dyn io::Read| {
+            let read_all = |tar: &mut dyn Skip| {
                 let mut all = Vec::new();
                 // In small reads, as the index's reader reads headers.
                 let mut buf = [0u8; 700];
@@ -492,6 +493,48 @@ mod tests {
             tap.join().unwrap()
         });
         assert!(tapped == sent, "the tap read other bytes than were written");
+    }
+
+    #[test]
+    fn the_tap_passes_over_what_it_skips_across_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = File::create(dir.path().join("out.tar")).unwrap();
+        let sent = pattern(0, 4 * BATCH + 999);
+        // Reads 700 bytes, skips 2 batches and a bit, and so on to the end.
+        let read_and_skip = |tar: &mut dyn Skip| {
+            let mut kept = Vec::new();
+            let mut skipped = 0;
+            loop {
+                let mut buf = [0u8; 700];
+                let n = tar.read(&mut buf).unwrap();
+                kept.push((skipped, buf[..n].to_vec()));
+                let mut left = 2 * BATCH as u64 + 13;
+                while left > 0 {
+                    match tar.skip(left).unwrap() {
+                        0 => return kept,
+                        k => (left, skipped) = (left - k, skipped + k),
+                    }
+                }
+                skipped += n as u64;
+            }
+        };
+        let kept = std::thread::scope(|scope| {
+            let (mut stream, writer, tap) =
+                start(scope, &mut file, Compression::None, None, read_and_skip).unwrap();
+            stream.write_all(&sent).unwrap();
+            stream.finish().unwrap();
+            writer.join().unwrap().unwrap();
+            tap.join().unwrap()
+        });
+        // Each piece read is the stream's bytes where the reads and skips so far end.
+        assert!(kept.len() >= 2, "{} pieces", kept.len());
+        for (at, bytes) in &kept {
+            let at = *at as usize;
+            assert!(
+                sent[at..at + bytes.len()] == bytes[..],
+                "other bytes at {at}"
+            );
+        }
     }
 
     #[test]

@@ -7,12 +7,19 @@ use anyhow::{Context, Result};
 
 use super::{Entry, Writer};
 use crate::tar::format::trim_slashes;
-use crate::tar::{DUMPDIR, Header, Kind, Reader};
+use crate::tar::{DUMPDIR, Header, Kind, Reader, Skip};
 
 /// Reads the tar stream `tar` to its end, checking it as restore does, and gives each
 /// entry to `entry`. Returns the stream's length.
 pub fn build(tar: impl Read, entry: &mut dyn FnMut(Entry) -> Result<()>) -> Result<u64> {
-    let mut reader = Reader::new(tar);
+    build_from(Reader::new(tar), entry)
+}
+
+/// As [`build`], from a reader already made.
+fn build_from<R: Read>(
+    mut reader: Reader<R>,
+    entry: &mut dyn FnMut(Entry) -> Result<()>,
+) -> Result<u64> {
     while let Some(header) = reader.next_entry()? {
         let mut indexed = entry_of(&header, reader.entry_start(), reader.offset());
         if indexed.type_flag == DUMPDIR {
@@ -24,9 +31,10 @@ pub fn build(tar: impl Read, entry: &mut dyn FnMut(Entry) -> Result<()>) -> Resu
     Ok(reader.offset())
 }
 
-/// Builds the index of the tar stream `tar` into `out`; returns the stream's length.
-pub fn write_all<W: Write>(tar: impl Read, out: &mut Writer<W>) -> Result<u64> {
-    build(tar, &mut |entry| {
+/// Builds the index of the tar stream `tar` into `out`, passing over the entries' data
+/// without reading it; returns the stream's length.
+pub fn write_all<W: Write>(tar: impl Skip, out: &mut Writer<W>) -> Result<u64> {
+    build_from(Reader::skipping(tar), &mut |entry| {
         out.push(&entry).context("writing the index")?;
         Ok(())
     })

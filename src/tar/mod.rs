@@ -12,7 +12,7 @@ pub mod sparse;
 pub use codec::open_archive;
 pub use format::{Header, Kind};
 pub use pax::Extras;
-pub use reader::{MAX_META, Reader};
+pub use reader::{MAX_META, Reader, Skip};
 
 /// Everything in a tar archive comes in blocks of this size.
 pub const BLOCK: usize = 512;

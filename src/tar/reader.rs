@@ -16,6 +16,20 @@ use super::{BLOCK, DUMPDIR, padding};
 /// [`super::pax::BUDGET`]), and a hostile archive must not make us allocate at will.
 pub const MAX_META: u64 = 1 << 20;
 
+/// A tar stream that can pass over bytes without copying them out: what the data of the
+/// entries is skipped with, where reading it into a scratch buffer would be a copy of the
+/// whole archive for nothing.
+pub trait Skip: Read {
+    /// Passes over at most `n` bytes; returns how many, 0 only at the end of the stream.
+    fn skip(&mut self, n: u64) -> io::Result<u64>;
+}
+
+impl<S: Skip + ?Sized> Skip for &mut S {
+    fn skip(&mut self, n: u64) -> io::Result<u64> {
+        (**self).skip(n)
+    }
+}
+
 /// Reads entries one after the other. The data of an entry can be read with
 /// [`Reader::read_data`] before asking for the next one; what is left unread is skipped.
 pub struct Reader<R: Read> {
@@ -33,6 +47,8 @@ pub struct Reader<R: Read> {
     start: u64,
     /// Where skipped data goes.
     scratch: Vec<u8>,
+    /// How `inner` passes over bytes without reading them, if it can.
+    skip: Option<fn(&mut R, u64) -> io::Result<u64>>,
 }
 
 impl<R: Read> Reader<R> {
@@ -46,6 +62,19 @@ impl<R: Read> Reader<R> {
             current: Vec::new(),
             start: 0,
             scratch: Vec::new(),
+            skip: None,
+        }
+    }
+
+    /// Starts reading the archive `inner`, passing over the data of the entries with
+    /// [`Skip::skip`] rather than reading it.
+    pub fn skipping(inner: R) -> Self
+    where
+        R: Skip,
+    {
+        Reader {
+            skip: Some(<R as Skip>::skip),
+            ..Reader::new(inner)
         }
     }
 
@@ -222,6 +251,9 @@ impl<R: Read> Reader<R> {
         if self.remaining == 0 && self.padding == 0 {
             return Ok(());
         }
+        if let Some(skip) = self.skip {
+            return self.pass_over(skip);
+        }
         // One buffer for every entry skipped: zeroing a new one each time would cost more
         // than the skipping of small files.
         let mut buf = std::mem::take(&mut self.scratch);
@@ -231,6 +263,30 @@ impl<R: Read> Reader<R> {
         let skipped = self.skip_into(&mut buf);
         self.scratch = buf;
         skipped
+    }
+
+    /// Skips the rest of the current entry with `skip`.
+    fn pass_over(&mut self, skip: fn(&mut R, u64) -> io::Result<u64>) -> Result<()> {
+        while self.remaining > 0 {
+            let n = skip(&mut self.inner, self.remaining)?;
+            if n == 0 {
+                return Err(self.cut_short().into());
+            }
+            self.remaining -= n;
+            self.offset += n;
+        }
+        while self.padding > 0 {
+            let n = skip(&mut self.inner, self.padding)?;
+            if n == 0 {
+                bail!(
+                    "the archive ends inside the padding of {}",
+                    String::from_utf8_lossy(&self.current)
+                );
+            }
+            self.padding -= n;
+            self.offset += n;
+        }
+        Ok(())
     }
 
     fn skip_into(&mut self, buf: &mut [u8]) -> Result<()> {
