@@ -20,14 +20,15 @@ use std::io::{self, Write};
 use std::sync::mpsc::{Receiver, SendError, SyncSender, sync_channel};
 use std::thread::{Scope, ScopedJoinHandle};
 
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
-
 use super::framed::Framed;
 use super::sealed::{Out, Seal};
 use super::tap::Tap;
 use crate::index::Frame;
 use crate::naming::Compression;
 use crate::tar::Skip;
+use plain::Plain;
+
+mod plain;
 
 /// The size of a batch: the most the writer hands to the kernel in one `write`.
 const BATCH: usize = 1 << 20;
@@ -48,13 +49,6 @@ const BATCHES: usize = 4;
 /// How many for a compressed one: the compressor sets the pace, so one being filled and
 /// one being compressed keep it busy, and the memory goes to its workers instead.
 const COMPRESSED_BATCHES: usize = 2;
-
-/// When written through the page cache, every this many bytes of the file are handed to
-/// the disk.
-const WRITEBACK_STEP: u64 = 16 << 20;
-
-/// Ranges waiting for the flusher, at most.
-const FLUSHES: usize = 4;
 
 /// A batch's memory: `BATCH` bytes starting on an `ALIGN` boundary.
 struct Batch {
@@ -276,106 +270,6 @@ impl Sink<'_> {
     }
 }
 
-/// The uncompressed archive file.
-struct Plain<'a> {
-    file: &'a mut File,
-    /// Whether writes go straight to the disk (`O_DIRECT`).
-    direct: bool,
-    /// Bytes written to the file so far.
-    written: u64,
-    /// Bytes already handed to the flusher for write-back.
-    handed_to_disk: u64,
-    /// When the file system refuses direct I/O: where ranges written through the page
-    /// cache go to be written back, on another thread: starting write-back takes time,
-    /// which the other core can take.
-    flusher: Option<SyncSender<(u64, u64)>>,
-}
-
-impl<'a> Plain<'a> {
-    fn new<'scope>(scope: &'scope Scope<'scope, '_>, file: &'a mut File) -> io::Result<Self> {
-        // Refused by file systems without direct I/O (tmpfs on older kernels, some
-        // FUSE ones): then the page cache it is. A refusal later, of the last write
-        // only as a rule, needs no flusher: the fsync at commit writes that little.
-        if set_direct(file, true).is_err() {
-            return Self::buffered(scope, file);
-        }
-        Ok(Plain {
-            file,
-            direct: true,
-            written: 0,
-            handed_to_disk: 0,
-            flusher: None,
-        })
-    }
-
-    /// A plain archive written through the page cache, with write-back started as it goes.
-    fn buffered<'scope>(scope: &'scope Scope<'scope, '_>, file: &'a mut File) -> io::Result<Self> {
-        // Its own descriptor of the archive: the flusher only asks for write-back.
-        let dup = file.try_clone()?;
-        let (flusher, ranges) = sync_channel::<(u64, u64)>(FLUSHES);
-        scope.spawn(move || {
-            for (offset, len) in ranges {
-                crate::write_back::start(&dup, offset, len);
-            }
-        });
-        Ok(Plain {
-            file,
-            direct: false,
-            written: 0,
-            handed_to_disk: 0,
-            flusher: Some(flusher),
-        })
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        let mut done = 0;
-        while done < buf.len() {
-            match self.file.write(&buf[done..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // Direct I/O refused this write: the last one, not a whole number of
-                // blocks, or one after a short write. This and the rest go through the
-                // page cache.
-                Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
-                    set_direct(self.file, false)?;
-                    self.direct = false;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        self.written += buf.len() as u64;
-        self.write_back();
-        Ok(())
-    }
-
-    /// Starts writing back what was written since the last call, once there is enough
-    /// of it. Only a hint: the fsync at commit is what makes the archive durable.
-    fn write_back(&mut self) {
-        let Some(flusher) = &self.flusher else {
-            return;
-        };
-        let pending = self.written - self.handed_to_disk;
-        // A flusher that is behind is not waited for: the range grows until it has room
-        // again.
-        if pending >= WRITEBACK_STEP && flusher.try_send((self.handed_to_disk, pending)).is_ok() {
-            self.handed_to_disk = self.written;
-        }
-    }
-}
-
-/// Turns direct I/O on or off for `file`.
-fn set_direct(file: &File, on: bool) -> io::Result<()> {
-    let flags = OFlag::from_bits_retain(fcntl(file, FcntlArg::F_GETFL)?);
-    let flags = if on {
-        flags | OFlag::O_DIRECT
-    } else {
-        flags - OFlag::O_DIRECT
-    };
-    fcntl(file, FcntlArg::F_SETFL(flags))?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,29 +333,6 @@ mod tests {
         let (written, sent) = through_stream(&lengths);
         assert_eq!(written.len(), sent.len());
         assert!(written == sent, "the file differs from what was sent");
-    }
-
-    #[test]
-    fn without_direct_io_the_page_cache_takes_it_all() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("out.tar");
-        let mut file = File::create(&path).unwrap();
-        // Past a few write-back steps, in pieces of odd sizes.
-        let sent = pattern(0, 3 * WRITEBACK_STEP as usize + 12345);
-        std::thread::scope(|scope| {
-            let mut plain = Plain::buffered(scope, &mut file).unwrap();
-            for piece in sent.chunks(BATCH - 7) {
-                plain.write_all(piece).unwrap();
-            }
-            assert!(
-                plain.handed_to_disk >= 2 * WRITEBACK_STEP,
-                "no write-back was started"
-            );
-        });
-        assert!(
-            std::fs::read(&path).unwrap() == sent,
-            "the file differs from what was sent"
-        );
     }
 
     #[test]
