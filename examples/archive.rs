@@ -2,8 +2,10 @@
 //! benchmark (`scripts/bench.sh`) times it against GNU tar.
 //!
 //! Usage: `archive SOURCE TARGET [OPTION...]`, where each OPTION is a schedule line's
-//! field: `gzip`, `zstd`, `exclude=PATTERN`, `exclude-caches`, `gitignore`. Prints the
-//! summary; exits 1 when there were warnings, 2 on failure, like GNU tar.
+//! field (`gzip`, `zstd`, `exclude=PATTERN`, `exclude-caches`, `gitignore`...), or
+//! `no-index`: the archive alone, without the index the service writes beside it (to
+//! measure what the index costs). Prints the summary; exits 1 when there were warnings, 2
+//! on failure, like GNU tar.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -17,7 +19,12 @@ fn main() -> ExitCode {
         eprintln!("usage: archive SOURCE TARGET [OPTION...]");
         return ExitCode::from(2);
     };
-    let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+    let indexed = !fields.iter().any(|field| field == "no-index");
+    let fields: Vec<&str> = fields
+        .iter()
+        .map(String::as_str)
+        .filter(|&field| field != "no-index")
+        .collect();
     let options = match Options::parse(&fields) {
         Ok(options) => options,
         Err(e) => {
@@ -38,7 +45,12 @@ fn main() -> ExitCode {
         progress: None,
         incremental: None,
     };
-    match archive::create(&request) {
+    let created = if indexed {
+        archive::create(&request)
+    } else {
+        archive::create_unindexed(&request)
+    };
+    match created {
         Ok(summary) => {
             for warning in &summary.warnings {
                 eprintln!("archive: warning: {warning}");

@@ -1,5 +1,5 @@
-# The browse section of scripts/bench.sh, sourced by it (it sets work, bin, runs, median,
-# settle, full_backup):
+# The browse section of scripts/bench.sh, sourced by it (it sets work, bin, ours, runs,
+# median, settle, versus, full_backup):
 # getting files back from the indexes, measured beside GNU tar.
 
 files=${BROWSE_FILES:-50000}
@@ -59,6 +59,10 @@ verify=$(timed "$manager" --home "$home" verify plain)
 awk -v f="$full" -v r="$rebuild" -v v="$verify" 'BEGIN {
   printf "browse: verify with its index check %.2f s; verify --rebuild-index %.2f s; a full backup %.2f s\n",
     v / 1000, r / 1000, f / 1000 }'
+# What the index costs a full backup: the engine with its index against without, plain.
+indexed=("$ours" "$home/tree" "$work/out/ours.tar")
+unindexed=("$ours" "$home/tree" "$work/out/ours.tar" no-index)
+versus "browse: full backup with its index against without" indexed unindexed
 one=$(zstd -3 -T0 -q -c "$home/backups/plain.tar" | wc -c)
 seekable=$(stat -c %s "$home/backups/packed.tar.zst")
 awk -v o="$one" -v s="$seekable" 'BEGIN {

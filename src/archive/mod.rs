@@ -139,6 +139,24 @@ pub fn create(request: &Request<'_>) -> Result<Summary> {
     Ok(summary)
 }
 
+/// Writes the archive as [`create`] does, with no index beside it. What the index costs
+/// a backup is the difference, which the benchmark measures; the service never writes an
+/// archive without its index.
+pub fn create_unindexed(request: &Request<'_>) -> Result<Summary> {
+    let excludes = Excludes::new(request.options, request.source)?;
+    let target = request.target;
+    let mut out = AtomicFile::create(target, ARCHIVE_MODE)?;
+    let (mut summary, _, ()) = write_into(request, out.file(), (None, excludes), |_| ())
+        .with_context(|| format!("writing archive {}", target.display()))?;
+    summary.bytes = out
+        .file()
+        .metadata()
+        .with_context(|| format!("reading the size of {}", target.display()))?
+        .len();
+    out.commit()?;
+    Ok(summary)
+}
+
 /// A finished archive and its index, under their temporary names.
 pub struct Aside {
     /// The archive.
