@@ -24,9 +24,9 @@
 //! first waits briefly without sleeping ([`wait`]), and only then sleeps until woken.
 
 use std::cell::Cell;
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::marker::PhantomData;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::BorrowedFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -38,7 +38,10 @@ use nix::fcntl::AtFlags;
 use nix::sys::stat::{FileStat, fstatat};
 use nix::sys::statfs::{self, FsType, fstatfs};
 
-use super::list::{Listed, Listing, list, open_dir};
+use super::list::{Listed, Listing};
+use jobs::{Job, ListJob, QUEUED, READY, Slot, TAKEN};
+
+mod jobs;
 
 /// Folders with fewer children than this are `stat`ed on the walk's thread alone.
 const SPLIT_FROM: usize = 64;
@@ -82,115 +85,6 @@ const LOCAL: [FsType; 8] = [
 
 /// What a child's `stat` gave.
 pub(super) type Stat = nix::Result<FileStat>;
-
-/// A large folder's names to `stat`, shared by both threads a [`CHUNK`] at a time.
-struct Job {
-    /// The folder: a descriptor of the job's own, so that the job owns all it uses.
-    dir: OwnedFd,
-    names: Listing,
-    /// Where the next chunk not yet taken starts.
-    next: AtomicUsize,
-    /// What the helper thread did: each name it took, by its place, with its `stat`.
-    theirs: Mutex<Vec<(usize, Stat)>>,
-}
-
-impl Job {
-    /// Takes chunks until none is left; gives back each name taken, by its place, with
-    /// its `stat`.
-    fn work(&self) -> Vec<(usize, Stat)> {
-        let mut done = Vec::new();
-        loop {
-            let from = self.next.fetch_add(CHUNK, Ordering::Relaxed);
-            let Some(chunk) = self.names.get(from..) else {
-                return done;
-            };
-            for (i, (name, _)) in chunk.iter().take(CHUNK).enumerate() {
-                done.push((from + i, stat(self.dir.as_fd(), name)));
-            }
-        }
-    }
-}
-
-/// A one-item mailbox: the walk puts, and either thread takes.
-struct Slot<T> {
-    item: Mutex<Option<T>>,
-    /// Whether `item` holds something: read without the lock while waiting.
-    full: AtomicBool,
-}
-
-impl<T> Slot<T> {
-    fn new() -> Self {
-        Slot {
-            item: Mutex::new(None),
-            full: AtomicBool::new(false),
-        }
-    }
-
-    fn put(&self, item: T) {
-        *lock(&self.item) = Some(item);
-        self.full.store(true, Ordering::Release);
-    }
-
-    /// The item, if there is one now: cheap when there is none.
-    fn take(&self) -> Option<T> {
-        if !self.full.swap(false, Ordering::Acquire) {
-            return None;
-        }
-        lock(&self.item).take()
-    }
-
-    /// The item, if there is one now, whatever `full` says.
-    fn take_back(&self) -> Option<T> {
-        self.full.store(false, Ordering::Relaxed);
-        lock(&self.item).take()
-    }
-}
-
-/// A folder to list ahead of the walk.
-struct ListJob {
-    /// The folder it is in (a descriptor of the job's own), and its name.
-    parent: OwnedFd,
-    name: CString,
-    /// [`QUEUED`], [`LISTING`], [`TAKEN`] or [`READY`].
-    state: AtomicU8,
-    /// The opened folder and its listing, once [`READY`]; `None` if it could not be
-    /// opened (the walk then tries itself, and reports why) or is not on a [`LOCAL`]
-    /// file system.
-    result: Mutex<Option<(Dir, Listed)>>,
-}
-
-/// Asked for, not begun.
-const QUEUED: u8 = 0;
-/// Being listed by the thread.
-const LISTING: u8 = 1;
-/// Taken back by the walk before the thread began it: the thread passes it by.
-const TAKEN: u8 = 2;
-/// Listed by the thread.
-const READY: u8 = 3;
-
-impl ListJob {
-    /// Lists the folder, unless the walk took it back first; wakes the walk when done.
-    fn run(&self, exclude: &[(u64, u64)], walker: &Thread) {
-        if self
-            .state
-            .compare_exchange(QUEUED, LISTING, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            return;
-        }
-        // Not listed on a file system that is not local: the walk lists it itself.
-        let result = open_dir(self.parent.as_fd(), &self.name)
-            .ok()
-            .filter(|dir| is_local(dir.as_fd()))
-            .map(|mut dir| {
-                let listed = list(&mut dir, exclude);
-                (dir, listed)
-            });
-        *lock(&self.result) = result;
-        self.state.store(READY, Ordering::Release);
-        walker.unpark();
-    }
-}
 
 /// The walk's claim on a folder asked to be listed ahead: given back to
 /// [`Helper::listed`] when the walk gets there. Dropped unused, the listing is called
@@ -542,84 +436,4 @@ fn merge(
 }
 
 #[cfg(test)]
-mod tests {
-    use std::fs::{self, File};
-
-    use super::*;
-
-    /// A folder of `count` files `f000`..., each of a different size, and its listing.
-    fn folder(count: usize) -> (tempfile::TempDir, File, Listing) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut names = Listing::new();
-        for i in 0..count {
-            let name = format!("f{i:03}");
-            fs::write(dir.path().join(&name), vec![b'x'; i]).unwrap();
-            names.push((CString::new(name).unwrap(), None));
-        }
-        let fd = File::open(dir.path()).unwrap();
-        (dir, fd, names)
-    }
-
-    fn sizes(stats: &[Stat]) -> Vec<i64> {
-        stats
-            .iter()
-            .map(|s| s.as_ref().map_or(-1, |s| s.st_size))
-            .collect()
-    }
-
-    #[test]
-    fn both_threads_stat_a_large_folder_and_every_name_gets_its_own() {
-        let (_dir, fd, names) = folder(300);
-        let mut helper = Helper::new(Vec::new());
-        let (back, stats) = helper.all(fd.as_fd(), names.clone());
-        assert_eq!(back, names);
-        assert_eq!(sizes(&stats), (0..300).collect::<Vec<i64>>());
-    }
-
-    #[test]
-    fn names_neither_thread_did_are_done_in_line() {
-        let (_dir, fd, mut names) = folder(4);
-        names.push((CString::new("gone").unwrap(), None));
-        let mine = vec![(1, stat(fd.as_fd(), c"f001"))];
-        let theirs = vec![(3, stat(fd.as_fd(), c"f003"))];
-        let stats = merge(fd.as_fd(), &names, mine, theirs);
-        assert_eq!(sizes(&stats), [0, 1, 2, 3, -1]);
-        assert_eq!(stats[4].as_ref().err(), Some(&nix::errno::Errno::ENOENT));
-    }
-
-    #[test]
-    fn a_folder_listed_ahead_is_the_folder_as_listed_in_line() {
-        let (dir, _fd, _) = folder(0);
-        for i in 0..5 {
-            fs::create_dir(dir.path().join(format!("d{i}"))).unwrap();
-            fs::write(dir.path().join(format!("d{i}/f")), "f").unwrap();
-        }
-        let parent = File::open(dir.path()).unwrap();
-        if !is_local(parent.as_fd()) {
-            eprintln!("skipped: the temporary directory is not on a local file system");
-            return;
-        }
-        let mut helper = Helper::new(Vec::new());
-        let asked: Vec<Ahead> = (0..5)
-            .map(|i| {
-                let name = CString::new(format!("d{i}")).unwrap();
-                helper.list_ahead(parent.as_fd(), &name).unwrap()
-            })
-            .collect();
-        for ahead in asked {
-            // The walk would take back one the thread has not begun: wait until it has.
-            let started = Instant::now();
-            while ahead.job.state.load(Ordering::Acquire) == QUEUED {
-                assert!(started.elapsed() < Duration::from_secs(10), "never listed");
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            let (mut dir, listed) = helper.listed(ahead).expect("listed by the thread");
-            let in_line = list(&mut dir, &[]);
-            assert_eq!(listed.children, in_line.children);
-            assert_eq!(
-                listed.children,
-                [(c"f".to_owned(), Some(nix::dir::Type::File))]
-            );
-        }
-    }
-}
+mod tests;
