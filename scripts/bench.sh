@@ -7,7 +7,8 @@
 #   small with a .git, a .gitignore in every tenth folder and gitignore against none;
 #   exclude-caches on a tree whose target/ (tagged) holds 100,000 files, against the
 #   same tree whose target/ holds only its tag.
-# Runs alternate (ours, tar, tar then sync of its archive, ours...), RUNS of each after
+# Runs alternate (ours, tar, tar then sync of its archive, and `dd oflag=direct` of as
+# many MiB as our archive, the disk's floor; each goes first in turn), RUNS of each after
 # one untimed warm-up, with `sync` before every run so that none pays for another's
 # write-back. Our archive is fsynced before it is renamed into place; GNU tar's is not,
 # so GNU tar is timed both ways.
@@ -197,31 +198,36 @@ tar_synced() { tar -cf "$1" -C "$2" "$3" && sync "$1"; }
 export -f tar_synced
 
 bench() {
-  local tree=$1 round i
-  local tools=(ours tar synced)
-  rm -f "$work/ours.txt" "$work/tar.txt" "$work/synced.txt"
+  local tree=$1 round i mib
+  local tools=(ours tar synced dd)
+  rm -f "$work/ours.txt" "$work/tar.txt" "$work/synced.txt" "$work/dd.txt"
   # Warm-up: the tree into the page cache, as on a second run of either tool.
   measure /dev/null "$ours" "$work/$tree" "$work/out/ours.tar"
+  # The disk's floor in every round too, as many MiB as our archive: its speed drifts
+  # from one minute to the next, which a measure at the start and the end alone misses.
+  mib=$(( ($(stat -c %s "$work/out/ours.tar") + (1 << 20) - 1) >> 20 ))
   measure /dev/null tar -cf "$work/out/gnu.tar" -C "$work" "$tree"
   for round in $(seq "$runs"); do
     # Each tool goes first in turn, so that none always runs after the same one.
-    for i in 0 1 2; do
-      case ${tools[$(( (round + i) % 3 ))]} in
+    for i in 0 1 2 3; do
+      case ${tools[$(( (round + i) % 4 ))]} in
         ours) measure "$work/ours.txt" "$ours" "$work/$tree" "$work/out/ours.tar" ;;
         tar) measure "$work/tar.txt" tar -cf "$work/out/gnu.tar" -C "$work" "$tree" ;;
         synced) measure "$work/synced.txt" bash -c 'tar_synced "$@"' _ "$work/out/gnu.tar" "$work" "$tree" ;;
+        dd) measure "$work/dd.txt" dd if=/dev/zero of="$work/out/dd.tar" bs=1M count="$mib" oflag=direct status=none ;;
       esac
     done
   done
-  local o t y rss
+  local o t y d rss
   o=$(cut -d' ' -f1 "$work/ours.txt" | median)
   t=$(cut -d' ' -f1 "$work/tar.txt" | median)
   y=$(cut -d' ' -f1 "$work/synced.txt" | median)
+  d=$(cut -d' ' -f1 "$work/dd.txt" | median)
   rss=$(cut -d' ' -f2 "$work/ours.txt" | sort -n | tail -1)
-  echo "$tree tree: ours $(spread "$work/ours.txt")ms; GNU tar $(spread "$work/tar.txt")ms; GNU tar synced $(spread "$work/synced.txt")ms"
-  awk -v o="$o" -v t="$t" -v y="$y" -v r="$rss" -v tree="$tree" 'BEGIN {
-    printf "%s tree: median ours %.2f s, GNU tar %.2f s (%.2fx), GNU tar synced %.2f s (%.2fx); our peak RSS %.1f MiB\n",
-      tree, o / 1000, t / 1000, o / t, y / 1000, o / y, r / 1024 }'
+  echo "$tree tree: ours $(spread "$work/ours.txt")ms; GNU tar $(spread "$work/tar.txt")ms; GNU tar synced $(spread "$work/synced.txt")ms; dd of as many MiB $(spread "$work/dd.txt")ms"
+  awk -v o="$o" -v t="$t" -v y="$y" -v d="$d" -v r="$rss" -v tree="$tree" 'BEGIN {
+    printf "%s tree: median ours %.2f s, GNU tar %.2f s (%.2fx), GNU tar synced %.2f s (%.2fx), dd %.2f s (ours at %.2f of its speed); our peak RSS %.1f MiB\n",
+      tree, o / 1000, t / 1000, o / t, y / 1000, o / y, d / 1000, d / o, r / 1024 }'
   full_backup "$tree tree, ours" "$(tail -1 "$work/ours.txt" | cut -d' ' -f3)" "$work/ours.txt"
   full_backup "$tree tree, GNU tar then sync" "$(tail -1 "$work/synced.txt" | cut -d' ' -f3)" "$work/synced.txt"
 }
