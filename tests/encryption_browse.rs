@@ -221,3 +221,74 @@ fn an_encrypted_chain_browses_and_restores_paths_as_the_plain_one() {
     assert!(out.failure(1).contains("--identity FILE"));
     assert_nothing_in_clear(sealed);
 }
+
+#[test]
+fn verify_rebuilds_a_sealed_index_with_the_identity_and_refuses_without_it() {
+    for (compress, suffix) in [("zstd", ".tar.zst.age"), ("gzip", ".tar.gz.age")] {
+        let (home, identity, _keys) = two_schedules(&["--compress", compress], 1);
+        let id = identity.to_str().unwrap();
+        let expected = answers(&home, "plain", &[], false);
+        let backups = home.path().join("backups");
+        let idx = backups.join(format!(".sealed{suffix}.idx"));
+        let mut bytes = fs::read(&idx).unwrap();
+        let at = bytes.len() - 40;
+        bytes[at] ^= 1;
+        fs::write(&idx, bytes).unwrap();
+
+        // Without the identity: one line saying what is needed, and no file changed.
+        let before = common::offsite::tree(&backups);
+        let out = home.manager(&["verify", "sealed", "--rebuild-index"]);
+        let err = out.failure(1);
+        assert!(
+            err.contains("is encrypted") && err.contains("--identity FILE"),
+            "{err}"
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(
+            common::offsite::tree(&backups) == before,
+            "a refused rebuild changed a file under backups/"
+        );
+
+        let rebuild = ["verify", "sealed", "--rebuild-index", "--identity", id];
+        let out = home.manager(&rebuild);
+        out.success();
+        assert!(
+            out.stderr
+                .contains(&format!("rebuilt the index of backups/sealed{suffix} ("))
+                && out.stderr.contains("its index cannot be used"),
+            "{}",
+            out.stderr
+        );
+        // Sealed again, and read as the one written with the archive was: no warning.
+        let (_, err) = answer(&home, &["verify", "sealed", "--identity", id]);
+        assert!(!err.contains("index"), "{err}");
+        let (_, err) = answer(&home, &["files", "sealed", "--identity", id]);
+        assert_eq!(err, "");
+        assert_same(
+            &answers(&home, "sealed", &["--identity", id], false),
+            &expected,
+        );
+        assert_nothing_in_clear(&home);
+
+        // A missing one is made too, and nothing is left aside.
+        fs::remove_file(&idx).unwrap();
+        let out = home.manager(&rebuild);
+        out.success();
+        assert!(out.stderr.contains("it has no index"), "{}", out.stderr);
+        assert!(
+            fs::read(&idx)
+                .unwrap()
+                .starts_with(b"age-encryption.org/v1\n"),
+            "the rebuilt index is not an age file"
+        );
+        let names = common::names(&backups);
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.contains("partial") || n.contains("tmp")),
+            "{names:?}"
+        );
+        let (_, err) = answer(&home, &["files", "sealed", "--identity", id]);
+        assert_eq!(err, "");
+    }
+}
