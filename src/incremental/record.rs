@@ -8,7 +8,9 @@
 //! that does not check is not used (see [`check`]).
 //!
 //! Layout (integers little-endian): the magic line, the chain's start (`i64`, Unix
-//! seconds), the source as written (`u32` length, bytes); then per folder `b'F'`, its
+//! seconds), the source as written (`u32` length, bytes), the keys the chain is sealed
+//! to (`u32` length, bytes: one a line, sorted; none for a chain in clear); then per
+//! folder `b'F'`, its
 //! entry name (`u32` length, bytes), its child count (`u32`), the length of its
 //! children's block (`u32`), and the block: per child its name (`u32` length, bytes),
 //! kind (`u8`), dev, ino, size (`u64`), mtime and ctime (`i64` seconds, `u32`
@@ -30,7 +32,11 @@ use anyhow::{Context, Result, bail};
 
 use crate::nofollow::{self, Access};
 
-const MAGIC: &[u8] = b"backup incremental record 2\n";
+const MAGIC: &[u8] = b"backup incremental record 3\n";
+
+/// The magic line of the layout before, which did not keep the keys: read, and taken
+/// for a chain in clear.
+const MAGIC_2: &[u8] = b"backup incremental record 2\n";
 
 /// The magic line of the first layout, whose folders had no block length: such a record
 /// is told apart from a damaged one, and replaced by the next full backup.
@@ -74,6 +80,10 @@ pub struct Head {
     pub chain_start: i64,
     /// The source as the schedule wrote it: another source starts another chain.
     pub source: Vec<u8>,
+    /// The public keys the chain's archives are sealed to, one a line, sorted; empty
+    /// for a chain in clear: other keys start another chain. `None` in a record of the
+    /// layout before, which did not keep them.
+    pub keys: Option<Vec<u8>>,
 }
 
 /// The record's checksum: FNV-1a's step over 64-bit words rather than bytes, each
@@ -164,6 +174,7 @@ impl<W: Write> Writer<W> {
         writer.put(MAGIC)?;
         writer.put(&head.chain_start.to_le_bytes())?;
         writer.bytes(&head.source)?;
+        writer.bytes(head.keys.as_deref().unwrap_or_default())?;
         Ok(writer)
     }
 
@@ -262,16 +273,22 @@ impl<R: Read> Reader<R> {
         if magic == MAGIC_1 {
             bail!("a record of an older version of this program");
         }
-        if magic != MAGIC {
+        if magic != MAGIC && magic != MAGIC_2 {
             bail!("not a record of this program");
         }
         let chain_start = reader.u64()? as i64;
         let source = reader.bytes()?;
+        let keys = if magic == MAGIC {
+            Some(reader.bytes()?)
+        } else {
+            None
+        };
         Ok((
             reader,
             Head {
                 chain_start,
                 source,
+                keys,
             },
         ))
     }
@@ -464,6 +481,7 @@ mod tests {
         let (head, retries) = check(&path).unwrap().expect("the fixture is there");
         assert_eq!(head.source, b"src");
         assert_eq!(head.chain_start, 1_796_156_751);
+        assert_eq!(head.keys, None);
         assert!(retries.is_empty());
         let (mut reader, _) = Reader::new(std::fs::File::open(&path).unwrap()).unwrap();
         let top = reader.folder(b"src").unwrap().expect("the source folder");
@@ -498,6 +516,7 @@ mod tests {
         let head = Head {
             chain_start: 1_700_000_000,
             source: b"data".to_vec(),
+            keys: Some(b"age1example\n".to_vec()),
         };
         let mut w = Writer::new(Vec::new(), &head).unwrap();
         w.folder(b"data", &[child("a", 1), child("b", 2)]).unwrap();
@@ -513,6 +532,7 @@ mod tests {
         let (mut r, head) = Reader::new(&bytes[..]).unwrap();
         assert_eq!(head.chain_start, 1_700_000_000);
         assert_eq!(head.source, b"data");
+        assert_eq!(head.keys.as_deref(), Some(&b"age1example\n"[..]));
         // `data/a` is skipped over (gone); `data/new` was never there.
         let top = r.folder(b"data").unwrap().unwrap().children().unwrap();
         assert_eq!(top, vec![child("a", 1), child("b", 2)]);
