@@ -225,7 +225,7 @@ fn an_encrypted_chain_browses_and_restores_paths_as_the_plain_one() {
 #[test]
 fn verify_rebuilds_a_sealed_index_with_the_identity_and_refuses_without_it() {
     for (compress, suffix) in [("zstd", ".tar.zst.age"), ("gzip", ".tar.gz.age")] {
-        let (home, identity, _keys) = two_schedules(&["--compress", compress], 1);
+        let (home, identity, keys) = two_schedules(&["--compress", compress], 1);
         let id = identity.to_str().unwrap();
         let expected = answers(&home, "plain", &[], false);
         let backups = home.path().join("backups");
@@ -250,6 +250,24 @@ fn verify_rebuilds_a_sealed_index_with_the_identity_and_refuses_without_it() {
         );
 
         let rebuild = ["verify", "sealed", "--rebuild-index", "--identity", id];
+        // The line's key changed by hand since: an index sealed to it would be no use to
+        // this identity, so none is written.
+        let line = String::from_utf8(home.schedule_bytes().unwrap()).unwrap();
+        let (_, other) = age_key(keys.path(), "other.txt");
+        let public = line.split("encrypt=").nth(1).unwrap().trim_end();
+        home.write("backup_schedules.txt", line.replace(public, &other));
+        let out = home.manager(&rebuild);
+        let err = out.failure(1);
+        assert!(
+            err.contains("opens none of the recipients on the line"),
+            "{err}"
+        );
+        assert!(
+            common::offsite::tree(&backups) == before,
+            "a refused rebuild changed a file under backups/"
+        );
+        home.write("backup_schedules.txt", &line);
+
         let out = home.manager(&rebuild);
         out.success();
         assert!(

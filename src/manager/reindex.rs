@@ -94,7 +94,22 @@ fn recipients_of(picked: &Picked) -> Result<Recipients> {
             schedule.name
         );
     }
-    Recipients::new(&schedule.options.encrypt)
+    let recipients = Recipients::new(&schedule.options.encrypt)?;
+    // An index the identity cannot open would be no use to it: the line's keys changed
+    // since the archive was written (its next backup starts a chain sealed to them).
+    if let Some(key) = &picked.key {
+        if !crate::encryption::opens(&recipients, key)? {
+            bail!(
+                "the identity {} opens none of the recipients on the line of {}: its keys \
+                 changed since {} was written, so an index sealed to them could not be read \
+                 with it; nothing was rebuilt",
+                key.path().display(),
+                schedule.name,
+                picked.found.shown()
+            );
+        }
+    }
+    Ok(recipients)
 }
 
 /// Gives the other names of the archive at `path` (`NAME.tar` and its dated name are
