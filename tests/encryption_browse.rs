@@ -6,7 +6,7 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use common::{TestHome, age_key};
 
@@ -222,6 +222,42 @@ fn an_encrypted_chain_browses_and_restores_paths_as_the_plain_one() {
     assert_nothing_in_clear(sealed);
 }
 
+/// Asserts that `verify --rebuild-index` of the encrypted schedule refuses, changing no
+/// file under `backups/`: without an identity (in one line saying what is needed), and
+/// with `id` once the line's key was changed by hand to one made in `keys`.
+fn assert_rebuild_refused(home: &TestHome, id: &str, keys: &Path) {
+    let backups = home.path().join("backups");
+    let before = common::offsite::tree(&backups);
+    let unchanged = || {
+        assert!(
+            common::offsite::tree(&backups) == before,
+            "a refused rebuild changed a file under backups/"
+        )
+    };
+    let out = home.manager(&["verify", "sealed", "--rebuild-index"]);
+    let err = out.failure(1);
+    assert!(
+        err.contains("is encrypted") && err.contains("--identity FILE"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    unchanged();
+
+    // An index sealed to the line's new key would be no use to this identity.
+    let line = String::from_utf8(home.schedule_bytes().unwrap()).unwrap();
+    let (_, other) = age_key(keys, "other.txt");
+    let public = line.split("encrypt=").nth(1).unwrap().trim_end();
+    home.write("backup_schedules.txt", line.replace(public, &other));
+    let out = home.manager(&["verify", "sealed", "--rebuild-index", "--identity", id]);
+    let err = out.failure(1);
+    assert!(
+        err.contains("opens none of the recipients on the line"),
+        "{err}"
+    );
+    unchanged();
+    home.write("backup_schedules.txt", &line);
+}
+
 #[test]
 fn verify_rebuilds_a_sealed_index_with_the_identity_and_refuses_without_it() {
     for (compress, suffix) in [("zstd", ".tar.zst.age"), ("gzip", ".tar.gz.age")] {
@@ -235,39 +271,8 @@ fn verify_rebuilds_a_sealed_index_with_the_identity_and_refuses_without_it() {
         bytes[at] ^= 1;
         fs::write(&idx, bytes).unwrap();
 
-        // Without the identity: one line saying what is needed, and no file changed.
-        let before = common::offsite::tree(&backups);
-        let out = home.manager(&["verify", "sealed", "--rebuild-index"]);
-        let err = out.failure(1);
-        assert!(
-            err.contains("is encrypted") && err.contains("--identity FILE"),
-            "{err}"
-        );
-        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-        assert!(
-            common::offsite::tree(&backups) == before,
-            "a refused rebuild changed a file under backups/"
-        );
-
+        assert_rebuild_refused(&home, id, keys.path());
         let rebuild = ["verify", "sealed", "--rebuild-index", "--identity", id];
-        // The line's key changed by hand since: an index sealed to it would be no use to
-        // this identity, so none is written.
-        let line = String::from_utf8(home.schedule_bytes().unwrap()).unwrap();
-        let (_, other) = age_key(keys.path(), "other.txt");
-        let public = line.split("encrypt=").nth(1).unwrap().trim_end();
-        home.write("backup_schedules.txt", line.replace(public, &other));
-        let out = home.manager(&rebuild);
-        let err = out.failure(1);
-        assert!(
-            err.contains("opens none of the recipients on the line"),
-            "{err}"
-        );
-        assert!(
-            common::offsite::tree(&backups) == before,
-            "a refused rebuild changed a file under backups/"
-        );
-        home.write("backup_schedules.txt", &line);
-
         let out = home.manager(&rebuild);
         out.success();
         assert!(
