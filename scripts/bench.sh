@@ -101,16 +101,18 @@ PY
 fi
 mkdir -p "$work/out"
 
-# Runs one command; appends "MILLISECONDS PEAK_RSS_KB" to the file $1.
+# Runs one command; appends "MILLISECONDS PEAK_RSS_KB CPU_MILLISECONDS" to the file $1
+# (the CPU time, user and system, of the command and its children: on a shared machine
+# it moves less with the load than the elapsed time does).
 measure() {
   local into=$1; shift
   rm -f "$work/out/"*.tar
   sync
   local start end
   start=$(date +%s%N)
-  /usr/bin/time -f "%M" -o "$work/rss" "$@" >/dev/null
+  /usr/bin/time -f "%M %U %S" -o "$work/rss" "$@" >/dev/null
   end=$(date +%s%N)
-  echo "$(( (end - start) / 1000000 )) $(cat "$work/rss")" >> "$into"
+  echo "$(( (end - start) / 1000000 )) $(awk '{ printf "%d %d", $1, ($2 + $3) * 1000 }' "$work/rss")" >> "$into"
 }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
@@ -162,6 +164,10 @@ versus() {
   echo "$label: $(spread "$work/a.txt")ms against $(spread "$work/b.txt")ms"
   awk -v a="$a" -v b="$b" -v label="$label" 'BEGIN {
     printf "%s: median %.3f s against %.3f s, ratio %.2fx\n", label, a / 1000, b / 1000, a / b }'
+  a=$(cut -d' ' -f3 "$work/a.txt" | median)
+  b=$(cut -d' ' -f3 "$work/b.txt" | median)
+  awk -v a="$a" -v b="$b" -v label="$label" 'BEGIN {
+    printf "%s: median CPU (user and system) %.3f s against %.3f s, ratio %.2fx\n", label, a / 1000, b / 1000, a / b }'
 }
 
 if want archive; then
