@@ -135,6 +135,8 @@ fn new_keys_by_delete_and_create_or_by_hand_start_a_new_chain() {
                 .success();
         }
         assert_new_chain_restored_by(&home, index, &new_id);
+        let said = "The chain of data was written for other keys; its next backup is a full one";
+        common::assert_message(&home.manager_log(), said);
     }
 }
 

@@ -257,14 +257,16 @@ pub fn keys_of(schedule: &Schedule) -> Vec<u8> {
 /// new chain. A record of the layout before, which kept no keys, is of a chain in clear
 /// (an encrypted schedule's chain then starts again once).
 fn same_keys(head: &Head, schedule: &Schedule) -> bool {
-    let same = match &head.keys {
-        Some(keys) => *keys == keys_of(schedule),
-        None => !schedule.options.is_encrypted(),
+    let (same, why) = match &head.keys {
+        Some(keys) => (*keys == keys_of(schedule), "was written for other keys"),
+        None => (
+            !schedule.options.is_encrypted(),
+            "has a record of an earlier version, which kept no keys",
+        ),
     };
     if !same {
         log::info!(
-            "The chain of {} was written for other keys than the schedule's; its next \
-             backup is a full one",
+            "The chain of {} {why}; its next backup is a full one",
             schedule.name
         );
     }
