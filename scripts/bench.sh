@@ -174,8 +174,10 @@ section_end() {
   done < "$work/fulls.txt"
 }
 
-# Runs one command; appends "MILLISECONDS PEAK_RSS_KB BYTES" to the file $1, BYTES being
-# what it left in the output folder.
+# Runs one command; appends "MILLISECONDS PEAK_RSS_KB BYTES CPU_MILLISECONDS" to the file
+# $1: BYTES what it left in the output folder, CPU_MILLISECONDS the CPU time (user and
+# system) of the command and its children, which on a shared machine moves less with the
+# load than the elapsed time does.
 measure() {
   local into=$1; shift
   rm -f "$work/out/"*.tar
@@ -183,9 +185,11 @@ measure() {
   settle
   local start end
   start=$(date +%s%N)
-  /usr/bin/time -f "%M" -o "$work/rss" "$@" >/dev/null
+  /usr/bin/time -f "%M %U %S" -o "$work/rss" "$@" >/dev/null
   end=$(date +%s%N)
-  echo "$(( (end - start) / 1000000 )) $(cat "$work/rss") $(find "$work/out" -maxdepth 1 -name '*.tar' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')" >> "$into"
+  local rss cpu
+  read -r rss cpu < <(awk '{ printf "%d %d", $1, ($2 + $3) * 1000 }' "$work/rss")
+  echo "$(( (end - start) / 1000000 )) $rss $(find "$work/out" -maxdepth 1 -name '*.tar' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }') $cpu" >> "$into"
 }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
@@ -258,6 +262,10 @@ versus() {
   echo "$label: $(spread "$work/a.txt")ms against $(spread "$work/b.txt")ms"
   awk -v a="$a" -v b="$b" -v label="$label" 'BEGIN {
     printf "%s: median %.3f s against %.3f s, ratio %.2fx\n", label, a / 1000, b / 1000, a / b }'
+  a=$(cut -d' ' -f4 "$work/a.txt" | median)
+  b=$(cut -d' ' -f4 "$work/b.txt" | median)
+  awk -v a="$a" -v b="$b" -v label="$label" 'BEGIN {
+    printf "%s: median CPU (user and system) %.3f s against %.3f s, ratio %.2fx\n", label, a / 1000, b / 1000, a / b }'
 }
 
 if want archive; then

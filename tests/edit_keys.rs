@@ -4,6 +4,7 @@
 mod common;
 
 use std::fs;
+use std::path::Path;
 
 use common::{TestHome, age_key};
 
@@ -72,6 +73,13 @@ fn new_keys_on_an_incremental_schedule_start_a_new_chain() {
     home.write("src/more.txt", "more\n");
     home.run_ok(index);
     home.manager(&["edit", "data", "--encrypt", &new]).success();
+    assert_new_chain_restored_by(&home, index, &new_id);
+}
+
+/// Runs schedule `index` once more, after a change; then asserts that this backup
+/// started a new chain after a full and an incremental, and that `identity` alone
+/// restores the whole tree from it.
+fn assert_new_chain_restored_by(home: &TestHome, index: usize, identity: &Path) {
     home.write("src/last.txt", "last\n");
     home.run_ok(index);
     let long = home.manager(&["backups", "--long"]);
@@ -82,14 +90,14 @@ fn new_keys_on_an_incremental_schedule_start_a_new_chain() {
         .collect();
     assert_eq!(kinds, ["full", "incremental", "full"], "{long:?}");
     // The new key alone restores the newest backup, whole.
+    let keys = tempfile::tempdir().unwrap();
     let dest = keys.path().join("out");
-    let id = new_id.to_str().unwrap();
     let out = home.manager(&[
         "restore",
         "data.tar.age",
         dest.to_str().unwrap(),
         "--identity",
-        id,
+        identity.to_str().unwrap(),
     ]);
     out.success();
     for (file, text) in [
@@ -101,6 +109,34 @@ fn new_keys_on_an_incremental_schedule_start_a_new_chain() {
             fs::read_to_string(dest.join("src").join(file)).unwrap(),
             text
         );
+    }
+}
+
+#[test]
+fn new_keys_by_delete_and_create_or_by_hand_start_a_new_chain() {
+    for by_hand in [false, true] {
+        let home = TestHome::new();
+        let keys = tempfile::tempdir().unwrap();
+        let (_, old) = age_key(keys.path(), "old.txt");
+        let (new_id, new) = age_key(keys.path(), "new.txt");
+        home.write("src/notes.txt", "hello\n");
+        let args = ["--incremental", "--keep", "5", "--encrypt", &old];
+        let (index, _) = home.back_up(&args, "src;02:00;data");
+        home.write("src/more.txt", "more\n");
+        home.run_ok(index);
+        if by_hand {
+            let line = String::from_utf8(home.schedule_bytes().unwrap()).unwrap();
+            assert!(line.contains(&old), "{line}");
+            home.write("backup_schedules.txt", line.replace(&old, &new));
+        } else {
+            home.manager(&["delete", "data"]).success();
+            let args = ["--incremental", "--keep", "5", "--encrypt", &new];
+            home.manager(&[&["create"][..], &args, &["src;02:00;data"]].concat())
+                .success();
+        }
+        assert_new_chain_restored_by(&home, index, &new_id);
+        let said = "The chain of data was written for other keys; its next backup is a full one";
+        common::assert_message(&home.manager_log(), said);
     }
 }
 

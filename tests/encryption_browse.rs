@@ -6,7 +6,7 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use common::{TestHome, age_key};
 
@@ -220,4 +220,98 @@ fn an_encrypted_chain_browses_and_restores_paths_as_the_plain_one() {
     let out = sealed.manager(&["diff", "sealed"]);
     assert!(out.failure(1).contains("--identity FILE"));
     assert_nothing_in_clear(sealed);
+}
+
+/// Asserts that `verify --rebuild-index` of the encrypted schedule refuses, changing no
+/// file under `backups/`: without an identity (in one line saying what is needed), and
+/// with `id` once the line's key was changed by hand to one made in `keys`.
+fn assert_rebuild_refused(home: &TestHome, id: &str, keys: &Path) {
+    let backups = home.path().join("backups");
+    let before = common::offsite::tree(&backups);
+    let unchanged = || {
+        assert!(
+            common::offsite::tree(&backups) == before,
+            "a refused rebuild changed a file under backups/"
+        )
+    };
+    let out = home.manager(&["verify", "sealed", "--rebuild-index"]);
+    let err = out.failure(1);
+    assert!(
+        err.contains("is encrypted") && err.contains("--identity FILE"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    unchanged();
+
+    // An index sealed to the line's new key would be no use to this identity.
+    let line = String::from_utf8(home.schedule_bytes().unwrap()).unwrap();
+    let (_, other) = age_key(keys, "other.txt");
+    let public = line.split("encrypt=").nth(1).unwrap().trim_end();
+    home.write("backup_schedules.txt", line.replace(public, &other));
+    let out = home.manager(&["verify", "sealed", "--rebuild-index", "--identity", id]);
+    let err = out.failure(1);
+    assert!(
+        err.contains("opens none of the recipients on the line"),
+        "{err}"
+    );
+    unchanged();
+    home.write("backup_schedules.txt", &line);
+}
+
+#[test]
+fn verify_rebuilds_a_sealed_index_with_the_identity_and_refuses_without_it() {
+    for (compress, suffix) in [("zstd", ".tar.zst.age"), ("gzip", ".tar.gz.age")] {
+        let (home, identity, keys) = two_schedules(&["--compress", compress], 1);
+        let id = identity.to_str().unwrap();
+        let expected = answers(&home, "plain", &[], false);
+        let backups = home.path().join("backups");
+        let idx = backups.join(format!(".sealed{suffix}.idx"));
+        let mut bytes = fs::read(&idx).unwrap();
+        let at = bytes.len() - 40;
+        bytes[at] ^= 1;
+        fs::write(&idx, bytes).unwrap();
+
+        assert_rebuild_refused(&home, id, keys.path());
+        let rebuild = ["verify", "sealed", "--rebuild-index", "--identity", id];
+        let out = home.manager(&rebuild);
+        out.success();
+        assert!(
+            out.stderr
+                .contains(&format!("rebuilt the index of backups/sealed{suffix} ("))
+                && out.stderr.contains("its index cannot be used"),
+            "{}",
+            out.stderr
+        );
+        // Sealed again, and read as the one written with the archive was: no warning.
+        let (_, err) = answer(&home, &["verify", "sealed", "--identity", id]);
+        assert!(!err.contains("index"), "{err}");
+        let (_, err) = answer(&home, &["files", "sealed", "--identity", id]);
+        assert_eq!(err, "");
+        assert_same(
+            &answers(&home, "sealed", &["--identity", id], false),
+            &expected,
+        );
+        assert_nothing_in_clear(&home);
+
+        // A missing one is made too, and nothing is left aside.
+        fs::remove_file(&idx).unwrap();
+        let out = home.manager(&rebuild);
+        out.success();
+        assert!(out.stderr.contains("it has no index"), "{}", out.stderr);
+        assert!(
+            fs::read(&idx)
+                .unwrap()
+                .starts_with(b"age-encryption.org/v1\n"),
+            "the rebuilt index is not an age file"
+        );
+        let names = common::names(&backups);
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.contains("partial") || n.contains("tmp")),
+            "{names:?}"
+        );
+        let (_, err) = answer(&home, &["files", "sealed", "--identity", id]);
+        assert_eq!(err, "");
+    }
 }

@@ -1,13 +1,15 @@
 //! An archive's index checked against the archive, and made again from it: for an
 //! archive whose index is missing, damaged or stale (`verify --rebuild-index`).
 
-use std::io::{BufWriter, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
+use super::index_out::IndexOut;
 use super::{ARCHIVE_MODE, Reading};
 use crate::atomic_file::AtomicFile;
+use crate::encryption::{self, Recipients};
 use crate::index::{self, Entry, Frame, Identity, Index, Trailer, seekable};
 use crate::naming::Compression;
 use crate::tar::open_archive;
@@ -24,10 +26,8 @@ pub fn check_index(path: &Path, compression: Compression) -> Result<Option<Strin
 }
 
 /// As [`check_index`], for an archive read as `reading` says: an encrypted one and its
-/// sealed index with its identity. Its frames are not compared (they are in the sealed
-/// stream), only its entries and the length of its tar stream.
+/// sealed index with its identity (its frames are where they start in its plaintext).
 pub fn check_index_as(path: &Path, reading: Reading<'_>) -> Result<Option<String>> {
-    let compression = reading.format.compression;
     let key = reading.identity.filter(|_| reading.format.encrypted);
     if reading.format.encrypted && key.is_none() {
         bail!("{}", super::needs_identity(path));
@@ -70,15 +70,7 @@ pub fn check_index_as(path: &Path, reading: Reading<'_>) -> Result<Option<String
         }
         Ok(())
     };
-    let tar_len = match key {
-        None => rebuild_entries(path, compression, &mut each)?,
-        Some(_) => {
-            let stream = reading.open(path)?;
-            let tar_len = index::build(stream, &mut each)
-                .with_context(|| format!("reading {}", path.display()))?;
-            (tar_len, index.trailer.frames.clone())
-        }
-    };
+    let tar_len = rebuild_entries(path, reading, &mut each)?;
     if mismatch.is_none() && listed.next().is_some() {
         mismatch = Some("its index lists more entries than the archive holds".to_owned());
     }
@@ -91,15 +83,35 @@ pub fn check_index_as(path: &Path, reading: Reading<'_>) -> Result<Option<String
     Ok(mismatch)
 }
 
-/// Reads the archive at `path`, giving each entry to `each`; returns the tar stream's
-/// length and the frames found.
+/// Reads the archive at `path` as `reading` says (an encrypted one with its identity),
+/// giving each entry to `each`; returns the tar stream's length and the frames found.
 fn rebuild_entries(
     path: &Path,
+    reading: Reading<'_>,
+    each: &mut dyn FnMut(Entry) -> Result<()>,
+) -> Result<(u64, Vec<Frame>)> {
+    let file = open_archive(path)?;
+    let compression = reading.format.compression;
+    if !reading.format.encrypted {
+        return entries_of(file, compression, path, each);
+    }
+    let Some(identity) = reading.identity else {
+        bail!("{}", super::needs_identity(path));
+    };
+    // The frames of an encrypted archive are where they start in its plaintext.
+    let plain = encryption::open(file, path, identity)?;
+    entries_of(plain, compression, path, each)
+}
+
+/// As [`rebuild_entries`], from the compressed stream `file` (an archive file, or an
+/// encrypted one's plaintext).
+fn entries_of<R: Read + Seek + 'static>(
+    mut file: R,
     compression: Compression,
+    path: &Path,
     each: &mut dyn FnMut(Entry) -> Result<()>,
 ) -> Result<(u64, Vec<Frame>)> {
     let shown = || format!("reading {}", path.display());
-    let file = open_archive(path)?;
     match compression {
         Compression::Gzip => {
             let mut members = seekable::GzMembers::new(file).with_context(shown)?;
@@ -107,14 +119,19 @@ fn rebuild_entries(
             Ok((tar_len, members.frames().to_vec()))
         }
         Compression::Zstd => {
-            let frames = seekable::read_zstd_seek_table(&file)
+            let frames = seekable::read_zstd_seek_table_from(&mut file)
                 .with_context(|| format!("reading the seek table of {}", path.display()))?
                 .unwrap_or_default();
-            let tar_len = index::build(compression.read(file, path)?, each).with_context(shown)?;
+            file.seek(SeekFrom::Start(0)).with_context(shown)?;
+            let input = BufReader::with_capacity(1 << 16, file);
+            let tar_len =
+                index::build(compression.decode(input, path)?, each).with_context(shown)?;
             Ok((tar_len, frames))
         }
         Compression::None => {
-            let tar_len = index::build(compression.read(file, path)?, each).with_context(shown)?;
+            file.seek(SeekFrom::Start(0)).with_context(shown)?;
+            let input = BufReader::with_capacity(1 << 16, file);
+            let tar_len = index::build(input, each).with_context(shown)?;
             Ok((tar_len, Vec::new()))
         }
     }
@@ -125,36 +142,50 @@ fn several(frames: Vec<Frame>) -> Vec<Frame> {
     if frames.len() > 1 { frames } else { Vec::new() }
 }
 
-/// Makes the index of the archive at `path` again, from the archive, and puts it in
-/// place (written aside, then renamed). Returns how many entries it holds.
-pub fn rebuild_index(path: &Path, compression: Compression) -> Result<u64> {
+/// Makes the index of the archive at `path` again, from the archive read as `reading`
+/// says, sealed to `recipients` when it is encrypted (the schedule's: no secret is
+/// needed to seal), and puts it in place (written aside, then renamed: a reader finds
+/// the old index or the new one, never half of one). Returns how many entries it holds.
+pub fn rebuild_index(
+    path: &Path,
+    reading: Reading<'_>,
+    recipients: Option<&Recipients>,
+) -> Result<u64> {
+    if reading.format.encrypted != recipients.is_some() {
+        bail!(
+            "rebuilding the index of {}: an encrypted archive's index is sealed to its \
+             recipients, a plain one's is not",
+            path.display()
+        );
+    }
     let sidecar = index::sidecar(path);
     let mut out = AtomicFile::create(&sidecar, ARCHIVE_MODE)?;
-    let mut writer = index::Writer::new(BufWriter::new(out.file()))?;
+    let mut writer = index::Writer::new(IndexOut::new(out.file(), recipients)?)?;
     let mut entries = 0;
-    let (tar_len, frames) = rebuild_entries(path, compression, &mut |entry| {
+    let (tar_len, frames) = rebuild_entries(path, reading, &mut |entry| {
         entries += 1;
         writer.push(&entry).context("writing the index")?;
         Ok(())
     })?;
+    if entries == 0 {
+        // Refused before anything is put in place: the aside file goes with `out`.
+        bail!("{} holds no entry", path.display());
+    }
     // A gzip archive of one member, or a zstd one without a seek table: read from its
     // start, as it always was.
     let frames = several(frames);
     let identity = Identity::of(&open_archive(path)?)?;
     let trailer = Trailer {
         identity,
-        compression: Some(compression),
+        compression: Some(reading.format.compression),
         tar_len,
         frames,
         entries: 0,
     };
-    let mut done = writer.finish(trailer)?;
-    done.flush()
+    writer
+        .finish(trailer)?
+        .finish()
         .with_context(|| format!("writing {}", sidecar.display()))?;
-    drop(done);
     out.commit()?;
-    if entries == 0 {
-        bail!("{} holds no entry", path.display());
-    }
     Ok(entries)
 }

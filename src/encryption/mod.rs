@@ -152,6 +152,15 @@ pub fn seal<W: Write>(
     })
 }
 
+/// Whether `identity` opens what is sealed to `recipients`: an empty file is sealed to
+/// them in memory and opened, so that nothing is written for keys it cannot read.
+pub fn opens(recipients: &Recipients, identity: &Identity) -> Result<bool> {
+    let mut sealed = Vec::new();
+    seal(recipients, None, &mut sealed)?.finish()?;
+    let opened = open(io::Cursor::new(sealed), Path::new("a test file"), identity);
+    Ok(opened.is_ok())
+}
+
 /// The plaintext of an age file, readable and seekable: each 64 KiB chunk is decrypted
 /// and authenticated as it is reached, so a seek costs one chunk, not the file.
 pub struct Opened<R> {

@@ -122,6 +122,7 @@ pub fn start(
     let head = Head {
         chain_start,
         source: schedule.path.as_bytes().to_vec(),
+        keys: Some(keys_of(schedule)),
     };
     let tracker = Tracker::new(reader, file, &head)?;
     Ok((
@@ -153,6 +154,7 @@ pub fn dry_start(
     let head = Head {
         chain_start,
         source: schedule.path.as_bytes().to_vec(),
+        keys: Some(keys_of(schedule)),
     };
     Ok((RefCell::new(Tracker::new(reader, null, &head)?), full))
 }
@@ -190,6 +192,7 @@ fn previous(
     let usable = previous.filter(|(head, _)| {
         let start = Local.timestamp_opt(head.chain_start, 0).single();
         head.source == schedule.path.as_bytes()
+            && same_keys(head, schedule)
             && latest.exists()
             && start.is_some_and(|start| !needs_full(&start, &now, settings))
     });
@@ -221,6 +224,53 @@ fn previous(
         None => (None, now.timestamp()),
     };
     Ok((path, reader, chain_start, warning))
+}
+
+/// The keys `schedule` seals its archives to, as a record keeps them: one a line, an
+/// SSH key without its comment, sorted and each once; nothing for a schedule in clear.
+pub fn keys_of(schedule: &Schedule) -> Vec<u8> {
+    let mut keys: Vec<String> = schedule
+        .options
+        .encrypt
+        .iter()
+        .map(|key| {
+            let fields: Vec<&str> = key.as_str().split_whitespace().collect();
+            match key.is_ssh() {
+                true => fields[..fields.len().min(2)].join(" "),
+                false => fields.join(" "),
+            }
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys.iter()
+        .flat_map(|k| [k.as_bytes(), b"\n"])
+        .flatten()
+        .copied()
+        .collect()
+}
+
+/// Whether the chain of the record `head` was sealed to the keys `schedule` seals to
+/// now (or both are in clear). An incremental sealed to other keys than its full would
+/// need two identities to restore, and one in clear would follow encrypted ones: the
+/// schedule deleted and made again with new keys, or its keys edited by hand, starts a
+/// new chain. A record of the layout before, which kept no keys, is of a chain in clear
+/// (an encrypted schedule's chain then starts again once).
+fn same_keys(head: &Head, schedule: &Schedule) -> bool {
+    let (same, why) = match &head.keys {
+        Some(keys) => (*keys == keys_of(schedule), "was written for other keys"),
+        None => (
+            !schedule.options.is_encrypted(),
+            "has a record of an earlier version, which kept no keys",
+        ),
+    };
+    if !same {
+        log::info!(
+            "The chain of {} {why}; its next backup is a full one",
+            schedule.name
+        );
+    }
+    same
 }
 
 /// For a schedule with `incremental`, [`start`] its next backup; `None` for others.

@@ -81,12 +81,32 @@ pub fn zstd_seek_table(sizes: &[(u32, u32)]) -> Vec<u8> {
 /// when it ends with none. Fails on a table that does not fit the file.
 pub fn read_zstd_seek_table(file: &File) -> io::Result<Option<Vec<Frame>>> {
     use std::os::unix::fs::FileExt;
-    let len = file.metadata()?.len();
+    // Read at offsets: the file's own position is left where it was.
+    seek_table_of(file.metadata()?.len(), &mut |buf, at| {
+        file.read_exact_at(buf, at)
+    })
+}
+
+/// As [`read_zstd_seek_table`], from a stream that seeks (an encrypted archive's
+/// plaintext); its position is left anywhere.
+pub fn read_zstd_seek_table_from<R: Read + Seek>(file: &mut R) -> io::Result<Option<Vec<Frame>>> {
+    let len = file.seek(SeekFrom::End(0))?;
+    seek_table_of(len, &mut |buf, at| {
+        file.seek(SeekFrom::Start(at))?;
+        file.read_exact(buf)
+    })
+}
+
+/// The seek table at the end of a zstd stream `len` bytes long, read by `read_at`.
+fn seek_table_of(
+    len: u64,
+    read_at: &mut dyn FnMut(&mut [u8], u64) -> io::Result<()>,
+) -> io::Result<Option<Vec<Frame>>> {
     if len < 17 {
         return Ok(None);
     }
     let mut foot = [0u8; 9];
-    file.read_exact_at(&mut foot, len - 9)?;
+    read_at(&mut foot, len - 9)?;
     let word = |b: &[u8]| u32::from_le_bytes(b.try_into().expect("4 bytes"));
     if word(&foot[5..9]) != SEEKABLE_MAGIC {
         return Ok(None);
@@ -102,7 +122,7 @@ pub fn read_zstd_seek_table(file: &File) -> io::Result<Option<Vec<Frame>>> {
         return Err(bad("longer than the archive"));
     }
     let mut table = vec![0u8; table_len as usize];
-    file.read_exact_at(&mut table, len - table_len)?;
+    read_at(&mut table, len - table_len)?;
     if word(&table[..4]) != SKIPPABLE_MAGIC || u64::from(word(&table[4..8])) != table_len - 8 {
         return Err(bad("not in a skippable frame"));
     }
@@ -121,9 +141,9 @@ pub fn read_zstd_seek_table(file: &File) -> io::Result<Option<Vec<Frame>>> {
 
 /// The tar stream of a gzip archive read member by member, noting where each starts,
 /// to rebuild the index of an archive written in members.
-pub struct GzMembers {
+pub struct GzMembers<R = File> {
     /// The member being read, or the file between members.
-    state: Option<Member>,
+    state: Option<Member<R>>,
     /// Each member's start, in the tar stream and in the file.
     frames: Vec<Frame>,
     /// Bytes of tar stream read so far.
@@ -132,15 +152,16 @@ pub struct GzMembers {
     len: u64,
 }
 
-enum Member {
-    Reading(flate2::bufread::GzDecoder<BufReader<File>>),
-    Between(BufReader<File>),
+enum Member<R> {
+    Reading(flate2::bufread::GzDecoder<BufReader<R>>),
+    Between(BufReader<R>),
 }
 
-impl GzMembers {
-    /// Reads the gzip archive open as `file`, from its start.
-    pub fn new(mut file: File) -> io::Result<Self> {
-        let len = file.metadata()?.len();
+impl<R: Read + Seek> GzMembers<R> {
+    /// Reads the gzip archive open as `file` (or an encrypted one's plaintext), from its
+    /// start.
+    pub fn new(mut file: R) -> io::Result<Self> {
+        let len = file.seek(SeekFrom::End(0))?;
         file.seek(SeekFrom::Start(0))?;
         Ok(GzMembers {
             state: Some(Member::Between(BufReader::with_capacity(1 << 16, file))),
@@ -156,7 +177,7 @@ impl GzMembers {
     }
 }
 
-impl Read for GzMembers {
+impl<R: Read + Seek> Read for GzMembers<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             match self.state.take() {

@@ -33,7 +33,7 @@ pub use find::{Found as FoundVersions, Version, find};
 pub use forget::{Forget, Forgotten, forget};
 pub use listing::{FileInfo, TarLines};
 pub use mount::{mount_daemon, mount_here};
-pub use reindex::verify_indexes;
+pub use reindex::{rebuild_needs_identity, verify_indexes};
 pub use run::{DryRun, dry_run, run_now};
 pub use schedules::{bad_lines, create, delete, list};
 

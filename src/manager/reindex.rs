@@ -10,6 +10,7 @@ use log::info;
 
 use super::browse::Picked;
 use crate::archive;
+use crate::encryption::Recipients;
 use crate::home::{BACKUPS_DIR, Home};
 use crate::index;
 
@@ -41,18 +42,9 @@ pub fn verify_indexes(
         let Some(problem) = problem else {
             continue;
         };
-        if encrypted && problem == "it has no index" {
-            said.push(format!(
-                "warning: {shown} has no index (made before indexes were sealed); the \
-                 archive itself is read instead"
-            ));
-        } else if encrypted {
-            bail!(
-                "{shown} is sound, but {problem}; a sealed index is not rebuilt (without it, \
-                 the archive itself is read)"
-            );
-        } else if rebuild {
-            let entries = archive::rebuild_index(path, picked.found.format.compression)
+        if rebuild {
+            let recipients = encrypted.then(|| recipients_of(&picked)).transpose()?;
+            let entries = archive::rebuild_index(path, reading, recipients.as_ref())
                 .with_context(|| format!("rebuilding the index of {shown}"))?;
             link_to_twins(path)?;
             info!("Rebuilt the index of {shown} ({entries} entries): {problem}");
@@ -68,6 +60,56 @@ pub fn verify_indexes(
         }
     }
     Ok(said)
+}
+
+/// Refuses `verify --rebuild-index` of an encrypted generation without `--identity`,
+/// before anything is read or written: its index is made from the decrypted archive.
+pub fn rebuild_needs_identity(home: &Home, name: &str, identity: Option<&Path>) -> Result<()> {
+    let found = super::archives::find_archive(home, name)?;
+    if found.format.encrypted && identity.is_none() {
+        bail!(
+            "{} is encrypted: rebuilding its index reads it, which needs the identity of \
+             one of its recipients, given with --identity FILE",
+            found.shown()
+        );
+    }
+    Ok(())
+}
+
+/// The recipients a rebuilt sealed index goes to: those of the schedule's line, as the
+/// backup seals to (only public keys: the service never holds a secret).
+fn recipients_of(picked: &Picked) -> Result<Recipients> {
+    let Some(schedule) = &picked.found.schedule else {
+        bail!(
+            "{} is encrypted and no schedule writes it: its index is sealed to a \
+             schedule's recipients",
+            picked.found.shown()
+        );
+    };
+    if schedule.options.encrypt.is_empty() {
+        bail!(
+            "{} is encrypted, but the schedule {} no longer encrypts: its index is sealed \
+             only to recipients",
+            picked.found.shown(),
+            schedule.name
+        );
+    }
+    let recipients = Recipients::new(&schedule.options.encrypt)?;
+    // An index the identity cannot open would be no use to it: the line's keys changed
+    // since the archive was written (its next backup starts a chain sealed to them).
+    if let Some(key) = &picked.key {
+        if !crate::encryption::opens(&recipients, key)? {
+            bail!(
+                "the identity {} opens none of the recipients on the line of {}: its keys \
+                 changed since {} was written, so an index sealed to them could not be read \
+                 with it; nothing was rebuilt",
+                key.path().display(),
+                schedule.name,
+                picked.found.shown()
+            );
+        }
+    }
+    Ok(recipients)
 }
 
 /// Gives the other names of the archive at `path` (`NAME.tar` and its dated name are

@@ -346,6 +346,10 @@ fn verify(
     (source, rebuild_index): (bool, bool),
     identity: Option<&Path>,
 ) -> Result<ExitCode> {
+    if rebuild_index {
+        // Refused at once: nothing is read, and no file changes.
+        manager::rebuild_needs_identity(home, name, identity)?;
+    }
     let mut differences = Vec::new();
     let result = manager::verify(home, name, source, identity, &mut |line: &str| {
         differences.push(line.to_owned())
