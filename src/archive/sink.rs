@@ -22,13 +22,15 @@ use std::thread::{Scope, ScopedJoinHandle};
 
 use super::framed::Framed;
 use super::sealed::{Out, Seal};
-use super::tap::Tap;
+use super::tap::{Piece, Tap};
 use crate::index::Frame;
 use crate::naming::Compression;
 use crate::tar::Skip;
 use plain::Plain;
+use splice::{Moved, PAGE, Splicer};
 
 mod plain;
+mod splice;
 
 /// The size of a batch: the most the writer hands to the kernel in one `write`.
 const BATCH: usize = 1 << 20;
@@ -86,11 +88,21 @@ pub struct Stream {
     used: usize,
     /// Batches back from the writer, ready to be filled.
     free: Vec<Batch>,
-    /// Batches to write, with how many of their bytes to write.
-    jobs: SyncSender<(Batch, usize)>,
+    /// Batches to write, with how many of their bytes to write, and what went past
+    /// them.
+    jobs: SyncSender<Piece<Batch>>,
     /// Batches written.
     done: Receiver<Batch>,
+    /// How many batches there are.
+    count: usize,
+    /// What moves large files' data into a plain archive, where it can.
+    splicer: Option<Splicer>,
 }
+
+/// The smallest file whose data the kernel moves into a plain archive (see
+/// [`Stream::splice_from`]): the writer must be waited for first, which costs a little of
+/// the overlap between the walk and the writer.
+pub const SPLICE_FROM: u64 = 4 << 20;
 
 /// What the writer wrote: the tar stream's length, and the frames of a compressed one.
 #[derive(Debug, Default)]
@@ -118,18 +130,23 @@ pub fn start<'scope, T: Send + 'scope>(
     ScopedJoinHandle<'scope, io::Result<Written>>,
     ScopedJoinHandle<'scope, T>,
 )> {
+    let mut splicer = None;
     let (mut sink, batches) = match (compression, seal) {
-        (Compression::None, None) => (Sink::Plain(Plain::new(scope, file)?), BATCHES),
+        (Compression::None, None) => {
+            splicer = Splicer::new(file);
+            (Sink::Plain(Plain::new(scope, file)?), BATCHES)
+        }
         (Compression::None, Some(_)) => (Sink::Sealed(Out::new(scope, file, seal)?), BATCHES),
         (compressed, _) => (
             Sink::Framed(Framed::new(Out::new(scope, file, seal)?, compressed)?),
             COMPRESSED_BATCHES,
         ),
     };
-    let (jobs, queued) = sync_channel::<(Batch, usize)>(batches);
-    // Room for every batch: neither the writer nor the tap ever waits to pass one on.
+    // Room for every batch and as many pieces passed: neither the writer nor the tap
+    // ever waits to pass one on.
+    let (jobs, queued) = sync_channel::<Piece<Batch>>(2 * batches);
     let (gave_back, done) = sync_channel(batches);
-    let (to_tap, tapped) = sync_channel::<(Batch, usize)>(batches);
+    let (to_tap, tapped) = sync_channel::<Piece<Batch>>(2 * batches);
     let back = gave_back.clone();
     let tap = scope.spawn(move || {
         let mut reader = Tap::new(tapped, back);
@@ -137,12 +154,18 @@ pub fn start<'scope, T: Send + 'scope>(
     });
     let writer = scope.spawn(move || {
         let mut tar_len = 0;
-        for (batch, len) in queued {
-            sink.write_all(&batch.bytes()[..len])?;
-            tar_len += len as u64;
+        for piece in queued {
+            let len = match &piece {
+                Piece::Bytes(batch, len) => {
+                    sink.write_all(&batch.bytes()[..*len])?;
+                    *len as u64
+                }
+                Piece::Passed(len) => *len,
+            };
+            tar_len += len;
             // A tap that stopped (it failed) no longer takes batches; the walk may have
             // stopped waiting (it failed): either is theirs to say.
-            if let Err(SendError((batch, _))) = to_tap.send((batch, len)) {
+            if let Err(SendError(Piece::Bytes(batch, _))) = to_tap.send(piece) {
                 let _ = gave_back.send(batch);
             }
         }
@@ -155,6 +178,8 @@ pub fn start<'scope, T: Send + 'scope>(
         free: (1..batches).map(|_| Batch::new()).collect(),
         jobs,
         done,
+        count: batches,
+        splicer,
     };
     Ok((stream, writer, tap))
 }
@@ -183,7 +208,9 @@ impl Stream {
         let carry = self.used - len;
         next.bytes_mut()[..carry].copy_from_slice(&self.batch.bytes()[len..self.used]);
         let full = std::mem::replace(&mut self.batch, next);
-        self.jobs.send((full, len)).map_err(|_| writer_stopped())?;
+        self.jobs
+            .send(Piece::Bytes(full, len))
+            .map_err(|_| writer_stopped())?;
         self.used = carry;
         Ok(())
     }
@@ -208,6 +235,41 @@ impl Stream {
             self.send(false)?;
         }
         Ok(&mut self.batch.bytes_mut()[self.used..])
+    }
+
+    /// Moves whole pages of `file`'s data, at most `len` bytes, from its offset into a
+    /// plain archive by the kernel (see [`splice`]), past the batches; returns how many
+    /// bytes of `file` it took, 0 when it moved nothing (then read them instead).
+    /// `file`'s offset must be a multiple of the page size.
+    pub fn splice_from(&mut self, file: &File, len: u64) -> io::Result<u64> {
+        let len = len - len % PAGE;
+        if len == 0 || self.splicer.is_none() {
+            return Ok(0);
+        }
+        self.drain()?;
+        let Some(splicer) = self.splicer.as_mut().filter(|splicer| splicer.usable()) else {
+            self.splicer = None;
+            return Ok(0);
+        };
+        let Moved { archived, spilled } = splicer.move_from(file, len)?;
+        if archived > 0 {
+            self.jobs
+                .send(Piece::Passed(archived as u64))
+                .map_err(|_| writer_stopped())?;
+        }
+        self.write_all(&spilled)?;
+        Ok((archived + spilled.len()) as u64)
+    }
+
+    /// Hands what the batch holds to the writer and waits until every batch is back:
+    /// all is written, and the archive's offset is the stream's.
+    fn drain(&mut self) -> io::Result<()> {
+        self.send(true)?;
+        while self.free.len() + 1 < self.count {
+            let batch = self.done.recv().map_err(|_| writer_stopped())?;
+            self.free.push(batch);
+        }
+        Ok(())
     }
 
     /// Keeps the first `len` bytes of the room last asked for.

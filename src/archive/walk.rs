@@ -25,7 +25,7 @@ use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, AtFlags, OFlag};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
 
-use super::sink::{ROOM, Stream};
+use super::sink::{self, ROOM, Stream};
 use super::{ListFn, PROGRESS_EVERY, Progress, ProgressFn, Summary};
 
 use crate::excludes::Excludes;

@@ -107,6 +107,19 @@ impl Walk<'_, '_, '_> {
         self.stream.write_all(&self.header)?;
         self.summary.entries += 1;
         let mut copied = 0;
+        if header.size >= sink::SPLICE_FROM {
+            // Its whole pages by the kernel where the archive allows, the rest read.
+            while copied < header.size {
+                match self.stream.splice_from(file, header.size - copied)? {
+                    0 => break,
+                    n => {
+                        copied += n;
+                        self.bytes += n;
+                        self.tick();
+                    }
+                }
+            }
+        }
         let mut error = None;
         while copied < header.size {
             let space = self.stream.space()?;
