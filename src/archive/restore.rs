@@ -15,11 +15,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
-use nix::unistd::Uid;
+use nix::unistd::{Gid, Uid};
 
 use super::check::{Checker, Needs, canonical};
 use super::extras::Setter;
 use super::open::Reading;
+use crate::naming::Compression;
 use crate::tar::{Kind, Reader, open_archive};
 
 mod dumpdir;
@@ -104,13 +105,12 @@ pub fn restore_chain(
     let mut archives = Vec::with_capacity(paths.len());
     for &path in paths {
         let archive = open_archive(path)?;
-        let reopen = move || {
+        let file = move || {
             archive
                 .try_clone()
                 .with_context(|| format!("reading {}", path.display()))
-                .and_then(|file| reading.stream(file, path))
         };
-        archives.push((path, reopen));
+        archives.push((path, file));
     }
     let target = Target::of(dest)?;
     if let Some(fd) = &target.fd {
@@ -122,8 +122,22 @@ pub fn restore_chain(
         .map_or_else(Vec::new, |dest| protected.names_under(dest));
     let dest_fd = target.fd.as_ref().map(|fd| fd.try_clone()).transpose()?;
     let mut checker = Checker::new(dest_fd.map(|fd| (fd, dest)), target.block, names);
-    for (path, reopen) in &archives {
-        check(reopen()?, path, &mut checker)?;
+    for (path, file) in &archives {
+        // A plain archive's file data is passed over, not read: the check needs only
+        // its headers (and folder listings), and the file holds exactly the bytes the
+        // write pass reads. Anything else is read whole, decrypting and decompressing
+        // (which is what catches a tampered encrypted archive).
+        if !reading.format.encrypted && reading.format.compression == Compression::None {
+            let reader =
+                Reader::seeking(file()?).with_context(|| format!("reading {}", path.display()))?;
+            check(reader, path, &mut checker)?;
+        } else {
+            check(
+                Reader::new(reading.stream(file()?, path)?),
+                path,
+                &mut checker,
+            )?;
+        }
     }
     target.has_room(checker.needs(), dest)?;
     let ours = prepare(dest, options.force || options.delete)?;
@@ -142,6 +156,8 @@ pub fn restore_chain(
         as_root,
         extras: Setter::new(as_root),
         kept_extras: 0,
+        ids: (Uid::effective(), Gid::effective()),
+        buffer: Vec::new(),
         delete: options.delete,
         root_held: false,
         only: options.only.map(<[Vec<u8>]>::to_vec),
@@ -149,7 +165,7 @@ pub fn restore_chain(
     };
     let written = archives
         .iter()
-        .try_for_each(|(path, reopen)| out.archive(path, reopen()?, dest));
+        .try_for_each(|(path, file)| out.archive(path, reading.stream(file()?, path)?, dest));
     let finished = out.finish(written.is_ok());
     out.done.warnings.extend(out.extras.warnings());
     match (written, finished) {
@@ -164,8 +180,7 @@ pub fn restore_chain(
 
 /// The first pass over one archive: the whole of it is sound and every entry passes the
 /// check, or nothing is written.
-fn check(stream: Box<dyn io::Read>, path: &Path, checker: &mut Checker) -> Result<()> {
-    let mut reader = Reader::new(stream);
+fn check<R: io::Read>(mut reader: Reader<R>, path: &Path, checker: &mut Checker) -> Result<()> {
     while let Some(header) = reader
         .next_entry()
         .with_context(|| format!("reading {}", path.display()))?
@@ -306,6 +321,10 @@ struct Extract {
     extras: Setter,
     /// The bytes of folders' attributes kept for the end.
     kept_extras: usize,
+    /// This process's user and group: those of the files it makes.
+    ids: (Uid, Gid),
+    /// What files' data is copied through.
+    buffer: Vec<u8>,
     delete: bool,
     /// Whether an archive holds DEST itself (as `./`, as `tar -C DIR .` writes): then
     /// `--delete` mirrors DEST too.

@@ -1,7 +1,8 @@
 //! Reading an archive as a stream of entries, strictly: every header's checksum, every
 //! entry's data present in full, and the end marker (two zero blocks) at the end.
 
-use std::io::{self, Read};
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 
 use anyhow::{Result, bail};
 use tar::EntryType;
@@ -33,6 +34,8 @@ pub struct Reader<R: Read> {
     start: u64,
     /// Where skipped data goes.
     scratch: Vec<u8>,
+    /// Passes over bytes without reading them, when the input can: true when it did.
+    pass: Option<fn(&mut R, u64) -> io::Result<bool>>,
 }
 
 impl<R: Read> Reader<R> {
@@ -46,6 +49,7 @@ impl<R: Read> Reader<R> {
             current: Vec::new(),
             start: 0,
             scratch: Vec::new(),
+            pass: None,
         }
     }
 
@@ -222,6 +226,15 @@ impl<R: Read> Reader<R> {
         if self.remaining == 0 && self.padding == 0 {
             return Ok(());
         }
+        let left = self.remaining + self.padding;
+        if let Some(pass) = self.pass
+            && pass(&mut self.inner, left)?
+        {
+            self.offset += left;
+            self.remaining = 0;
+            self.padding = 0;
+            return Ok(());
+        }
         // One buffer for every entry skipped: zeroing a new one each time would cost more
         // than the skipping of small files.
         let mut buf = std::mem::take(&mut self.scratch);
@@ -324,6 +337,55 @@ impl<R: Read> Reader<R> {
         }
         self.offset += filled as u64;
         Ok(true)
+    }
+}
+
+impl Reader<Seeking> {
+    /// Starts reading the plain (uncompressed, unencrypted) archive open as `file`, from
+    /// its start, passing over the data of the entries not read by seeking rather than
+    /// reading it: checking an archive's structure then costs its headers, not its size.
+    pub fn seeking(mut file: File) -> io::Result<Self> {
+        let size = file.metadata()?.len();
+        file.seek(SeekFrom::Start(0))?;
+        let input = Seeking {
+            file: BufReader::with_capacity(1 << 16, file),
+            left: size,
+        };
+        let mut reader = Reader::new(input);
+        reader.pass = Some(Seeking::pass);
+        Ok(reader)
+    }
+}
+
+/// A plain archive's file, read through a buffer, that can be passed over.
+pub struct Seeking {
+    file: BufReader<File>,
+    /// Bytes from here to the end of the file, as its size was when opened.
+    left: u64,
+}
+
+impl Seeking {
+    /// Passes over `n` bytes; false, having done nothing, when fewer are left (reading
+    /// them then tells where the archive was cut short).
+    fn pass(&mut self, n: u64) -> io::Result<bool> {
+        let Ok(by) = i64::try_from(n) else {
+            return Ok(false);
+        };
+        if n > self.left {
+            return Ok(false);
+        }
+        // Within the buffer this only moves in it; past it, one lseek.
+        self.file.seek_relative(by)?;
+        self.left -= n;
+        Ok(true)
+    }
+}
+
+impl Read for Seeking {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        self.left = self.left.saturating_sub(n as u64);
+        Ok(n)
     }
 }
 
