@@ -23,6 +23,7 @@ use super::open::Reading;
 use crate::naming::Compression;
 use crate::tar::{Kind, Reader, open_archive};
 
+mod ahead;
 mod dumpdir;
 mod entry;
 mod folders;
@@ -127,13 +128,13 @@ pub fn restore_chain(
         // its headers (and folder listings), and the file holds exactly the bytes the
         // write pass reads. Anything else is read whole, decrypting and decompressing
         // (which is what catches a tampered encrypted archive).
-        if !reading.format.encrypted && reading.format.compression == Compression::None {
+        if plain(reading) {
             let reader =
                 Reader::seeking(file()?).with_context(|| format!("reading {}", path.display()))?;
             check(reader, path, &mut checker)?;
         } else {
             check(
-                Reader::new(reading.stream(file()?, path)?),
+                Reader::new(ahead(reading, file()?, path)?),
                 path,
                 &mut checker,
             )?;
@@ -163,9 +164,14 @@ pub fn restore_chain(
         only: options.only.map(<[Vec<u8>]>::to_vec),
         done: Restored::default(),
     };
-    let written = archives
-        .iter()
-        .try_for_each(|(path, file)| out.archive(path, reading.stream(file()?, path)?, dest));
+    let written = archives.iter().try_for_each(|(path, file)| {
+        let stream: Box<dyn io::Read> = if plain(reading) {
+            reading.stream(file()?, path)?
+        } else {
+            Box::new(ahead(reading, file()?, path)?)
+        };
+        out.archive(path, stream, dest)
+    });
     let finished = out.finish(written.is_ok());
     out.done.warnings.extend(out.extras.warnings());
     match (written, finished) {
@@ -176,6 +182,18 @@ pub fn restore_chain(
             dest.display()
         ),
     }
+}
+
+/// Whether archives read so are plain tar files, neither compressed nor encrypted.
+fn plain(reading: Reading<'_>) -> bool {
+    !reading.format.encrypted && reading.format.compression == Compression::None
+}
+
+/// The tar stream of a compressed or encrypted archive, decompressed (and decrypted) on
+/// a thread of its own, ahead of what reads it.
+fn ahead(reading: Reading<'_>, file: fs::File, path: &Path) -> Result<ahead::Ahead> {
+    let stream = reading.stream(file, path)?;
+    ahead::Ahead::new(stream).with_context(|| format!("reading {}", path.display()))
 }
 
 /// The first pass over one archive: the whole of it is sound and every entry passes the
