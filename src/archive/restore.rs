@@ -165,12 +165,13 @@ pub fn restore_chain(
         done: Restored::default(),
     };
     let written = archives.iter().try_for_each(|(path, file)| {
-        let stream: Box<dyn io::Read> = if plain(reading) {
-            reading.stream(file()?, path)?
+        if plain(reading) {
+            let reader =
+                Reader::seeking(file()?).with_context(|| format!("reading {}", path.display()))?;
+            out.archive(path, reader, dest)
         } else {
-            Box::new(ahead(reading, file()?, path)?)
-        };
-        out.archive(path, stream, dest)
+            out.archive(path, Reader::new(ahead(reading, file()?, path)?), dest)
+        }
     });
     let finished = out.finish(written.is_ok());
     out.done.warnings.extend(out.extras.warnings());
@@ -354,8 +355,12 @@ struct Extract {
 
 impl Extract {
     /// Restores one archive of a chain.
-    fn archive(&mut self, path: &Path, stream: Box<dyn io::Read>, dest: &Path) -> Result<()> {
-        let mut reader = Reader::new(stream);
+    fn archive<R: io::Read>(
+        &mut self,
+        path: &Path,
+        mut reader: Reader<R>,
+        dest: &Path,
+    ) -> Result<()> {
         while let Some(header) = reader
             .next_entry()
             .with_context(|| format!("reading {}", path.display()))?

@@ -2,7 +2,7 @@
 //! entry's data present in full, and the end marker (two zero blocks) at the end.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 
 use anyhow::{Result, bail};
 use tar::EntryType;
@@ -36,7 +36,17 @@ pub struct Reader<R: Read> {
     scratch: Vec<u8>,
     /// Passes over bytes without reading them, when the input can: true when it did.
     pass: Option<fn(&mut R, u64) -> io::Result<bool>>,
+    /// Copies up to that many bytes into a file in the kernel, when the input can: the
+    /// bytes copied.
+    send: Option<KernelCopy<R>>,
 }
+
+/// Copies up to that many bytes of the input into a file, in the kernel.
+type KernelCopy<R> = fn(&mut R, &File, u64) -> io::Result<u64>;
+
+/// Data shorter than this is copied through memory even when the kernel could copy it:
+/// the buffer holds most of it already.
+const SEND_FROM: u64 = 1 << 20;
 
 impl<R: Read> Reader<R> {
     /// Starts reading the archive `inner` (uncompressed bytes).
@@ -50,6 +60,7 @@ impl<R: Read> Reader<R> {
             start: 0,
             scratch: Vec::new(),
             pass: None,
+            send: None,
         }
     }
 
@@ -206,6 +217,19 @@ impl<R: Read> Reader<R> {
         Ok(data)
     }
 
+    /// Copies the current entry's data into `out` (at its position) in the kernel, when
+    /// the input is a plain file and the data large; the bytes copied, the rest (or all)
+    /// left to read with [`Reader::data`].
+    pub fn send_data(&mut self, out: &File) -> io::Result<u64> {
+        let Some(send) = self.send.filter(|_| self.remaining >= SEND_FROM) else {
+            return Ok(0);
+        };
+        let sent = send(&mut self.inner, out, self.remaining)?;
+        self.remaining -= sent;
+        self.offset += sent;
+        Ok(sent)
+    }
+
     /// The current entry's data as a reader.
     pub fn data(&mut self) -> Data<'_, R> {
         Data { reader: self }
@@ -353,6 +377,7 @@ impl Reader<Seeking> {
         };
         let mut reader = Reader::new(input);
         reader.pass = Some(Seeking::pass);
+        reader.send = Some(Seeking::send);
         Ok(reader)
     }
 }
@@ -378,6 +403,33 @@ impl Seeking {
         self.file.seek_relative(by)?;
         self.left -= n;
         Ok(true)
+    }
+}
+
+impl Seeking {
+    /// Copies up to `n` bytes into `out`: what the buffer holds, then the rest file to
+    /// file in the kernel (page cache to page cache, never through this process). Stops
+    /// early, and quietly, where the kernel cannot (the bytes copied are what counts).
+    fn send(&mut self, out: &File, n: u64) -> io::Result<u64> {
+        let held = self.file.buffer();
+        let first = held.len().min(usize::try_from(n).unwrap_or(usize::MAX));
+        (&*out).write_all(&held[..first])?;
+        self.file.consume(first);
+        self.left -= first as u64;
+        let mut sent = first as u64;
+        // The buffer is empty now (or `n` was within it): the file's own position is
+        // where the data goes on, and sendfile moves it on.
+        while sent < n && self.file.buffer().is_empty() {
+            let count = usize::try_from(n - sent).unwrap_or(usize::MAX).min(1 << 30);
+            match nix::sys::sendfile::sendfile(out, self.file.get_ref(), None, count) {
+                Ok(0) | Err(_) => break,
+                Ok(done) => {
+                    sent += done as u64;
+                    self.left = self.left.saturating_sub(done as u64);
+                }
+            }
+        }
+        Ok(sent)
     }
 }
 

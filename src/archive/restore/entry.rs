@@ -216,7 +216,10 @@ fn file<R: io::Read>(
     };
     let mut file = File::from(fd);
     match &header.sparse {
-        None => copy(&mut reader.data(), &mut file, header.size, buffer)?,
+        None => {
+            let sent = reader.send_data(&file)?;
+            copy(&mut reader.data(), &mut file, header.size - sent, buffer)?;
+        }
         Some(map) => sparse::write(map, &mut reader.data(), &mut file)?,
     }
     let as_root = to.set_id;
