@@ -2,7 +2,9 @@
 //!
 //! The archive is read twice. The first pass checks the whole of it: its structure, and
 //! that every name stays inside the destination (no absolute name, no `..`, no entry
-//! under an earlier symbolic link). Only then does the second pass write, and it goes
+//! under an earlier symbolic link); a plain archive's file data is passed over by
+//! seeking, and a compressed or encrypted one is decompressed on a thread of its own
+//! (see [`ahead`]), in both passes. Only then does the second pass write, and it goes
 //! down every path one folder at a time with `O_NOFOLLOW`, so that even a link already
 //! in the destination is never written through. Folders get their archived modes and
 //! times only at the very end (see [`folders`]), so that a read-only folder restored by
@@ -123,23 +125,7 @@ pub fn restore_chain(
         .map_or_else(Vec::new, |dest| protected.names_under(dest));
     let dest_fd = target.fd.as_ref().map(|fd| fd.try_clone()).transpose()?;
     let mut checker = Checker::new(dest_fd.map(|fd| (fd, dest)), target.block, names);
-    for (path, file) in &archives {
-        // A plain archive's file data is passed over, not read: the check needs only
-        // its headers (and folder listings), and the file holds exactly the bytes the
-        // write pass reads. Anything else is read whole, decrypting and decompressing
-        // (which is what catches a tampered encrypted archive).
-        if plain(reading) {
-            let reader =
-                Reader::seeking(file()?).with_context(|| format!("reading {}", path.display()))?;
-            check(reader, path, &mut checker)?;
-        } else {
-            check(
-                Reader::new(ahead(reading, file()?, path)?),
-                path,
-                &mut checker,
-            )?;
-        }
-    }
+    check_all(&archives, reading, &mut checker)?;
     target.has_room(checker.needs(), dest)?;
     let ours = prepare(dest, options.force || options.delete)?;
     // DEST itself as the user named it, a link to a folder included.
@@ -170,7 +156,7 @@ pub fn restore_chain(
                 Reader::seeking(file()?).with_context(|| format!("reading {}", path.display()))?;
             out.archive(path, reader, dest)
         } else {
-            out.archive(path, Reader::new(ahead(reading, file()?, path)?), dest)
+            out.archive(path, ahead(reading, file()?, path)?, dest)
         }
     });
     let finished = out.finish(written.is_ok());
@@ -185,6 +171,28 @@ pub fn restore_chain(
     }
 }
 
+/// The first pass over every archive of the chain, in order.
+fn check_all(
+    archives: &[(&Path, impl Fn() -> Result<fs::File>)],
+    reading: Reading<'_>,
+    checker: &mut Checker,
+) -> Result<()> {
+    for (path, file) in archives {
+        // A plain archive's file data is passed over, not read: the check needs only
+        // its headers (and folder listings), and the file holds exactly the bytes the
+        // write pass reads. Anything else is read whole, decrypting and decompressing
+        // (which is what catches a tampered encrypted archive).
+        if plain(reading) {
+            let reader =
+                Reader::seeking(file()?).with_context(|| format!("reading {}", path.display()))?;
+            check(reader, path, checker)?;
+        } else {
+            check(ahead(reading, file()?, path)?, path, checker)?;
+        }
+    }
+    Ok(())
+}
+
 /// Whether archives read so are plain tar files, neither compressed nor encrypted.
 fn plain(reading: Reading<'_>) -> bool {
     !reading.format.encrypted && reading.format.compression == Compression::None
@@ -192,9 +200,14 @@ fn plain(reading: Reading<'_>) -> bool {
 
 /// The tar stream of a compressed or encrypted archive, decompressed (and decrypted) on
 /// a thread of its own, ahead of what reads it.
-fn ahead(reading: Reading<'_>, file: fs::File, path: &Path) -> Result<ahead::Ahead> {
+fn ahead(reading: Reading<'_>, file: fs::File, path: &Path) -> Result<Reader<ahead::Ahead>> {
     let stream = reading.stream(file, path)?;
-    ahead::Ahead::new(stream).with_context(|| format!("reading {}", path.display()))
+    let ahead = ahead::Ahead::new(stream).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Reader::with_shortcuts(
+        ahead,
+        ahead::Ahead::pass,
+        ahead::Ahead::send,
+    ))
 }
 
 /// The first pass over one archive: the whole of it is sound and every entry passes the

@@ -34,15 +34,20 @@ pub struct Reader<R: Read> {
     start: u64,
     /// Where skipped data goes.
     scratch: Vec<u8>,
-    /// Passes over bytes without reading them, when the input can: true when it did.
-    pass: Option<fn(&mut R, u64) -> io::Result<bool>>,
-    /// Copies up to that many bytes into a file in the kernel, when the input can: the
-    /// bytes copied.
-    send: Option<KernelCopy<R>>,
+    /// Passes over bytes without reading them, when the input can.
+    pass: Option<Pass<R>>,
+    /// Writes bytes into a file without copying them here first, when the input can.
+    send: Option<WriteOut<R>>,
 }
 
-/// Copies up to that many bytes of the input into a file, in the kernel.
-type KernelCopy<R> = fn(&mut R, &File, u64) -> io::Result<u64>;
+/// Passes over up to that many bytes of the input: the bytes passed over (fewer, or
+/// none, leaves the rest to be read).
+pub type Pass<R> = fn(&mut R, u64) -> io::Result<u64>;
+
+/// Writes up to that many bytes of the input into a file, at its position, straight from
+/// where the input holds them: the bytes written (fewer, or none, leaves the rest to be
+/// read).
+pub type WriteOut<R> = fn(&mut R, &File, u64) -> io::Result<u64>;
 
 /// Data shorter than this is copied through memory even when the kernel could copy it:
 /// the buffer holds most of it already.
@@ -217,17 +222,26 @@ impl<R: Read> Reader<R> {
         Ok(data)
     }
 
-    /// Copies the current entry's data into `out` (at its position) in the kernel, when
-    /// the input is a plain file and the data large; the bytes copied, the rest (or all)
-    /// left to read with [`Reader::data`].
+    /// Writes the current entry's data into `out` (at its position) without copying it
+    /// through a buffer, when the input can; the bytes written, the rest (or all) left
+    /// to read with [`Reader::data`].
     pub fn send_data(&mut self, out: &File) -> io::Result<u64> {
-        let Some(send) = self.send.filter(|_| self.remaining >= SEND_FROM) else {
+        let Some(send) = self.send.filter(|_| self.remaining > 0) else {
             return Ok(0);
         };
-        let sent = send(&mut self.inner, out, self.remaining)?;
+        let sent = send(&mut self.inner, out, self.remaining)?.min(self.remaining);
         self.remaining -= sent;
         self.offset += sent;
         Ok(sent)
+    }
+
+    /// Starts reading the archive `inner`, whose bytes can also be passed over with
+    /// `pass` and written into a file with `send`.
+    pub fn with_shortcuts(inner: R, pass: Pass<R>, send: WriteOut<R>) -> Self {
+        let mut reader = Reader::new(inner);
+        reader.pass = Some(pass);
+        reader.send = Some(send);
+        reader
     }
 
     /// The current entry's data as a reader.
@@ -250,14 +264,15 @@ impl<R: Read> Reader<R> {
         if self.remaining == 0 && self.padding == 0 {
             return Ok(());
         }
-        let left = self.remaining + self.padding;
-        if let Some(pass) = self.pass
-            && pass(&mut self.inner, left)?
-        {
-            self.offset += left;
-            self.remaining = 0;
-            self.padding = 0;
-            return Ok(());
+        if let Some(pass) = self.pass {
+            let passed = pass(&mut self.inner, self.remaining + self.padding)?;
+            let of_data = passed.min(self.remaining);
+            self.remaining -= of_data;
+            self.padding -= (passed - of_data).min(self.padding);
+            self.offset += passed;
+            if self.remaining == 0 && self.padding == 0 {
+                return Ok(());
+            }
         }
         // One buffer for every entry skipped: zeroing a new one each time would cost more
         // than the skipping of small files.
@@ -375,10 +390,7 @@ impl Reader<Seeking> {
             file: BufReader::with_capacity(1 << 16, file),
             left: size,
         };
-        let mut reader = Reader::new(input);
-        reader.pass = Some(Seeking::pass);
-        reader.send = Some(Seeking::send);
-        Ok(reader)
+        Ok(Reader::with_shortcuts(input, Seeking::pass, Seeking::send))
     }
 }
 
@@ -390,19 +402,19 @@ pub struct Seeking {
 }
 
 impl Seeking {
-    /// Passes over `n` bytes; false, having done nothing, when fewer are left (reading
-    /// them then tells where the archive was cut short).
-    fn pass(&mut self, n: u64) -> io::Result<bool> {
+    /// Passes over `n` bytes; none, when fewer are left (reading them then tells where
+    /// the archive was cut short).
+    fn pass(&mut self, n: u64) -> io::Result<u64> {
         let Ok(by) = i64::try_from(n) else {
-            return Ok(false);
+            return Ok(0);
         };
         if n > self.left {
-            return Ok(false);
+            return Ok(0);
         }
         // Within the buffer this only moves in it; past it, one lseek.
         self.file.seek_relative(by)?;
         self.left -= n;
-        Ok(true)
+        Ok(n)
     }
 }
 
@@ -411,6 +423,9 @@ impl Seeking {
     /// file in the kernel (page cache to page cache, never through this process). Stops
     /// early, and quietly, where the kernel cannot (the bytes copied are what counts).
     fn send(&mut self, out: &File, n: u64) -> io::Result<u64> {
+        if n < SEND_FROM {
+            return Ok(0);
+        }
         let held = self.file.buffer();
         let first = held.len().min(usize::try_from(n).unwrap_or(usize::MAX));
         (&*out).write_all(&held[..first])?;

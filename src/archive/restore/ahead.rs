@@ -2,12 +2,13 @@
 //! that decompressing overlaps checking and writing on another core. Memory is bounded:
 //! [`CHUNKS`] chunks of [`CHUNK`] bytes are in flight at most, handed back and forth.
 
-use std::io::{self, Read};
+use std::fs::File;
+use std::io::{self, Read, Write};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 /// The bytes a chunk holds.
-const CHUNK: usize = 1 << 20;
+const CHUNK: usize = 1 << 17;
 
 /// The chunks in flight: read ahead, or being read from.
 const CHUNKS: usize = 4;
@@ -83,11 +84,13 @@ fn fill(stream: &mut dyn Read, buf: &mut Vec<u8>) -> io::Result<usize> {
     Ok(filled)
 }
 
-impl Read for Ahead {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl Ahead {
+    /// The bytes of the current chunk not read yet, the next chunk's once it is all
+    /// read; empty at the end of the stream.
+    fn held(&mut self) -> io::Result<&[u8]> {
         while self.at == self.current.len() {
-            if self.done || buf.is_empty() {
-                return Ok(0);
+            if self.done {
+                return Ok(&[]);
             }
             let full = self.full.as_ref().expect("open until dropped");
             let next = match full.recv() {
@@ -97,7 +100,7 @@ impl Read for Ahead {
             let next = next.inspect_err(|_| self.done = true)?;
             if next.is_empty() {
                 self.done = true;
-                return Ok(0);
+                return Ok(&[]);
             }
             let used = std::mem::replace(&mut self.current, next);
             self.at = 0;
@@ -106,8 +109,48 @@ impl Read for Ahead {
                 let _ = empty.try_send(used);
             }
         }
-        let n = buf.len().min(self.current.len() - self.at);
-        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        Ok(&self.current[self.at..])
+    }
+
+    /// Passes over up to `n` bytes, without copying them: the bytes passed over, fewer
+    /// at the end of the stream.
+    pub fn pass(&mut self, n: u64) -> io::Result<u64> {
+        self.each(n, |_| Ok(()))
+    }
+
+    /// Writes up to `n` bytes into `out`, straight from the chunks: the bytes written,
+    /// fewer at the end of the stream.
+    pub fn send(&mut self, out: &File, n: u64) -> io::Result<u64> {
+        self.each(n, |bytes| (&*out).write_all(bytes))
+    }
+
+    /// Gives up to `n` bytes to `take`, a chunk's worth at a time: the bytes given.
+    fn each(&mut self, n: u64, mut take: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<u64> {
+        let mut done = 0;
+        while done < n {
+            let held = self.held()?;
+            if held.is_empty() {
+                break;
+            }
+            let k = held
+                .len()
+                .min(usize::try_from(n - done).unwrap_or(usize::MAX));
+            take(&held[..k])?;
+            self.at += k;
+            done += k as u64;
+        }
+        Ok(done)
+    }
+}
+
+impl Read for Ahead {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let held = self.held()?;
+        let n = buf.len().min(held.len());
+        buf[..n].copy_from_slice(&held[..n]);
         self.at += n;
         Ok(n)
     }
@@ -127,6 +170,8 @@ impl Drop for Ahead {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Seek;
+
     use super::*;
 
     /// Reads in odd sizes, and fails at `fail_at` if set.
@@ -179,6 +224,30 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.to_string(), "broken archive");
         assert_eq!(out, data()[..2 * CHUNK]);
+    }
+
+    #[test]
+    fn passes_over_and_writes_out_across_chunks() {
+        let source = Source {
+            data: data(),
+            at: 0,
+            fail_at: None,
+        };
+        let mut ahead = Ahead::new(Box::new(source)).unwrap();
+        let tmp = tempfile::tempfile().unwrap();
+        assert_eq!(ahead.pass(CHUNK as u64 - 10).unwrap(), CHUNK as u64 - 10);
+        assert_eq!(
+            ahead.send(&tmp, 2 * CHUNK as u64).unwrap(),
+            2 * CHUNK as u64
+        );
+        let mut rest = Vec::new();
+        ahead.read_to_end(&mut rest).unwrap();
+        let mut written = Vec::new();
+        (&tmp).seek(io::SeekFrom::Start(0)).unwrap();
+        (&tmp).read_to_end(&mut written).unwrap();
+        assert_eq!(written, data()[CHUNK - 10..3 * CHUNK - 10]);
+        assert_eq!(rest, data()[3 * CHUNK - 10..]);
+        assert_eq!(ahead.pass(5).unwrap(), 0, "at the end");
     }
 
     #[test]
