@@ -35,14 +35,15 @@
 #
 # Usage: scripts/bench.sh [RUNS] [SECTION...]
 #   RUNS defaults to 5; SECTIONs (all by default): archive excludes incremental million
-#   service encryption browse. For a quick check of the browse section on a small scale:
+#   service encryption browse restore (see scripts/bench-restore.sh). For a quick check
+#   of the browse section on a small scale:
 #   BROWSE_FILES=2000 BROWSE_ENTRIES=20000 BROWSE_GENERATIONS=5 DD_MIB=16 \
 #     scripts/bench.sh 1 browse
 set -euo pipefail
 
 runs=${1:-5}
 shift || true
-sections=${*:-archive excludes incremental million service encryption browse}
+sections=${*:-archive excludes incremental million service encryption browse restore}
 want() { [[ " $sections " == *" $1 "* ]]; }
 root=$(cd "$(dirname "$0")/.." && pwd)
 cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bins --examples
@@ -464,5 +465,8 @@ if want browse; then
   section_start browse
   source "$root/scripts/bench-browse.sh"
   section_end
+fi
+if want restore; then
+  source "$root/scripts/bench-restore.sh"
 fi
 echo "Load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

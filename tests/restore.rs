@@ -492,6 +492,60 @@ fn verify_refuses_what_restore_refuses_and_says_why() {
 }
 
 #[test]
+fn a_plain_archive_cut_short_or_hostile_past_large_files_is_refused_before_writing() {
+    let home = TestHome::new();
+    let dest = home.path().join("r");
+    // Files larger than a read's buffer, whose data the check passes over, and large
+    // enough to be copied file to file by the kernel when restored.
+    let big: Vec<u8> = (0..1_500_000u32).map(|i| (i % 251) as u8).collect();
+    let good = [
+        file("a/big", &big),
+        file("a/small", b"s"),
+        file("b/big", &big),
+    ];
+    let whole = archive_of(&good);
+    let in_second_big = whole.len() - 2 * BLOCK - 1000;
+    let before_end = whole.len() - 2 * BLOCK;
+    let cases = [
+        (
+            "cut in a large file's data",
+            whole[..in_second_big].to_vec(),
+            "ends inside the data of b/big",
+        ),
+        (
+            "cut before the end marker",
+            whole[..before_end].to_vec(),
+            "without its end marker",
+        ),
+        (
+            "hostile after large files",
+            archive_of(&[good.concat(), file("a/../../up", b"x")]),
+            "has '..' in its name",
+        ),
+    ];
+    for (what, bytes, why) in cases {
+        put(&home, "cut.tar", &bytes);
+        let out = home.manager(&["restore", "cut.tar", dest.to_str().unwrap()]);
+        let err = out.failure(1).to_owned();
+        assert!(err.contains(why), "{what}: {err}");
+        assert!(
+            err.contains("nothing was written") || !dest.exists(),
+            "{what}: {err}"
+        );
+        assert!(
+            !dest.exists() || fs::read_dir(&dest).unwrap().count() == 0,
+            "{what}"
+        );
+    }
+    put(&home, "whole.tar", &whole);
+    home.manager(&["restore", "whole.tar", dest.to_str().unwrap()])
+        .success();
+    assert_eq!(fs::read(dest.join("a/big")).unwrap(), big);
+    assert_eq!(fs::read(dest.join("a/small")).unwrap(), b"s");
+    assert_eq!(fs::read(dest.join("b/big")).unwrap(), big);
+}
+
+#[test]
 fn verify_source_never_opens_a_path_outside_the_source() {
     use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
     let home = TestHome::new();

@@ -28,7 +28,7 @@ impl<'a> Reading<'a> {
 
     /// The tar stream of the archive open as `file` (at `path`), from its start. An
     /// encrypted archive without an identity is an error naming what is needed.
-    pub fn stream(&self, file: File, path: &Path) -> Result<Box<dyn Read>> {
+    pub fn stream(&self, file: File, path: &Path) -> Result<Box<dyn Read + Send>> {
         if !self.format.encrypted {
             return self.format.compression.read(file, path);
         }
@@ -42,7 +42,7 @@ impl<'a> Reading<'a> {
     }
 
     /// Opens the archive at `path` (without following a link) for its tar stream.
-    pub fn open(&self, path: &Path) -> Result<Box<dyn Read>> {
+    pub fn open(&self, path: &Path) -> Result<Box<dyn Read + Send>> {
         self.stream(crate::tar::open_archive(path)?, path)
     }
 }

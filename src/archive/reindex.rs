@@ -105,7 +105,7 @@ fn rebuild_entries(
 
 /// As [`rebuild_entries`], from the compressed stream `file` (an archive file, or an
 /// encrypted one's plaintext).
-fn entries_of<R: Read + Seek + 'static>(
+fn entries_of<R: Read + Seek + Send + 'static>(
     mut file: R,
     compression: Compression,
     path: &Path,

@@ -2,7 +2,9 @@
 //!
 //! The archive is read twice. The first pass checks the whole of it: its structure, and
 //! that every name stays inside the destination (no absolute name, no `..`, no entry
-//! under an earlier symbolic link). Only then does the second pass write, and it goes
+//! under an earlier symbolic link); a plain archive's file data is passed over by
+//! seeking, and a compressed or encrypted one is decompressed on a thread of its own
+//! (see [`ahead`]), in both passes. Only then does the second pass write, and it goes
 //! down every path one folder at a time with `O_NOFOLLOW`, so that even a link already
 //! in the destination is never written through. Folders get their archived modes and
 //! times only at the very end (see [`folders`]), so that a read-only folder restored by
@@ -15,13 +17,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
-use nix::unistd::Uid;
+use nix::unistd::{Gid, Uid};
 
 use super::check::{Checker, Needs, canonical};
 use super::extras::Setter;
 use super::open::Reading;
+use crate::naming::Compression;
 use crate::tar::{Kind, Reader, open_archive};
 
+mod ahead;
 mod dumpdir;
 mod entry;
 mod folders;
@@ -104,13 +108,12 @@ pub fn restore_chain(
     let mut archives = Vec::with_capacity(paths.len());
     for &path in paths {
         let archive = open_archive(path)?;
-        let reopen = move || {
+        let file = move || {
             archive
                 .try_clone()
                 .with_context(|| format!("reading {}", path.display()))
-                .and_then(|file| reading.stream(file, path))
         };
-        archives.push((path, reopen));
+        archives.push((path, file));
     }
     let target = Target::of(dest)?;
     if let Some(fd) = &target.fd {
@@ -122,9 +125,7 @@ pub fn restore_chain(
         .map_or_else(Vec::new, |dest| protected.names_under(dest));
     let dest_fd = target.fd.as_ref().map(|fd| fd.try_clone()).transpose()?;
     let mut checker = Checker::new(dest_fd.map(|fd| (fd, dest)), target.block, names);
-    for (path, reopen) in &archives {
-        check(reopen()?, path, &mut checker)?;
-    }
+    check_all(&archives, reading, &mut checker)?;
     target.has_room(checker.needs(), dest)?;
     let ours = prepare(dest, options.force || options.delete)?;
     // DEST itself as the user named it, a link to a folder included.
@@ -142,14 +143,22 @@ pub fn restore_chain(
         as_root,
         extras: Setter::new(as_root),
         kept_extras: 0,
+        ids: (Uid::effective(), Gid::effective()),
+        buffer: Vec::new(),
         delete: options.delete,
         root_held: false,
         only: options.only.map(<[Vec<u8>]>::to_vec),
         done: Restored::default(),
     };
-    let written = archives
-        .iter()
-        .try_for_each(|(path, reopen)| out.archive(path, reopen()?, dest));
+    let written = archives.iter().try_for_each(|(path, file)| {
+        if plain(reading) {
+            let reader =
+                Reader::seeking(file()?).with_context(|| format!("reading {}", path.display()))?;
+            out.archive(path, reader, dest)
+        } else {
+            out.archive(path, ahead(reading, file()?, path)?, dest)
+        }
+    });
     let finished = out.finish(written.is_ok());
     out.done.warnings.extend(out.extras.warnings());
     match (written, finished) {
@@ -162,10 +171,48 @@ pub fn restore_chain(
     }
 }
 
+/// The first pass over every archive of the chain, in order.
+fn check_all(
+    archives: &[(&Path, impl Fn() -> Result<fs::File>)],
+    reading: Reading<'_>,
+    checker: &mut Checker,
+) -> Result<()> {
+    for (path, file) in archives {
+        // A plain archive's file data is passed over, not read: the check needs only
+        // its headers (and folder listings), and the file holds exactly the bytes the
+        // write pass reads. Anything else is read whole, decrypting and decompressing
+        // (which is what catches a tampered encrypted archive).
+        if plain(reading) {
+            let reader =
+                Reader::seeking(file()?).with_context(|| format!("reading {}", path.display()))?;
+            check(reader, path, checker)?;
+        } else {
+            check(ahead(reading, file()?, path)?, path, checker)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether archives read so are plain tar files, neither compressed nor encrypted.
+fn plain(reading: Reading<'_>) -> bool {
+    !reading.format.encrypted && reading.format.compression == Compression::None
+}
+
+/// The tar stream of a compressed or encrypted archive, decompressed (and decrypted) on
+/// a thread of its own, ahead of what reads it.
+fn ahead(reading: Reading<'_>, file: fs::File, path: &Path) -> Result<Reader<ahead::Ahead>> {
+    let stream = reading.stream(file, path)?;
+    let ahead = ahead::Ahead::new(stream).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Reader::with_shortcuts(
+        ahead,
+        ahead::Ahead::pass,
+        ahead::Ahead::send,
+    ))
+}
+
 /// The first pass over one archive: the whole of it is sound and every entry passes the
 /// check, or nothing is written.
-fn check(stream: Box<dyn io::Read>, path: &Path, checker: &mut Checker) -> Result<()> {
-    let mut reader = Reader::new(stream);
+fn check<R: io::Read>(mut reader: Reader<R>, path: &Path, checker: &mut Checker) -> Result<()> {
     while let Some(header) = reader
         .next_entry()
         .with_context(|| format!("reading {}", path.display()))?
@@ -306,6 +353,10 @@ struct Extract {
     extras: Setter,
     /// The bytes of folders' attributes kept for the end.
     kept_extras: usize,
+    /// This process's user and group: those of the files it makes.
+    ids: (Uid, Gid),
+    /// What files' data is copied through.
+    buffer: Vec<u8>,
     delete: bool,
     /// Whether an archive holds DEST itself (as `./`, as `tar -C DIR .` writes): then
     /// `--delete` mirrors DEST too.
@@ -317,8 +368,12 @@ struct Extract {
 
 impl Extract {
     /// Restores one archive of a chain.
-    fn archive(&mut self, path: &Path, stream: Box<dyn io::Read>, dest: &Path) -> Result<()> {
-        let mut reader = Reader::new(stream);
+    fn archive<R: io::Read>(
+        &mut self,
+        path: &Path,
+        mut reader: Reader<R>,
+        dest: &Path,
+    ) -> Result<()> {
         while let Some(header) = reader
             .next_entry()
             .with_context(|| format!("reading {}", path.display()))?

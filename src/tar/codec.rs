@@ -11,12 +11,12 @@ use crate::naming::Compression;
 
 impl Compression {
     /// Opens an archive for reading its uncompressed tar stream.
-    pub fn open(self, path: &Path) -> Result<Box<dyn Read>> {
+    pub fn open(self, path: &Path) -> Result<Box<dyn Read + Send>> {
         self.read(open_archive(path)?, path)
     }
 
     /// Reads the tar stream of an archive already open as `file`, from its start.
-    pub fn read(self, mut file: File, path: &Path) -> Result<Box<dyn Read>> {
+    pub fn read(self, mut file: File, path: &Path) -> Result<Box<dyn Read + Send>> {
         file.seek(SeekFrom::Start(0))
             .with_context(|| format!("reading {}", path.display()))?;
         self.decode(BufReader::with_capacity(1 << 16, file), path)
@@ -24,7 +24,11 @@ impl Compression {
 
     /// The tar stream of the compressed stream `input` (of the archive at `path`): an
     /// archive's file, or what decrypting one gives.
-    pub fn decode<R: BufRead + 'static>(self, input: R, path: &Path) -> Result<Box<dyn Read>> {
+    pub fn decode<R: BufRead + Send + 'static>(
+        self,
+        input: R,
+        path: &Path,
+    ) -> Result<Box<dyn Read + Send>> {
         Ok(match self {
             Compression::None => Box::new(input),
             Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),

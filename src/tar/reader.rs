@@ -1,7 +1,8 @@
 //! Reading an archive as a stream of entries, strictly: every header's checksum, every
 //! entry's data present in full, and the end marker (two zero blocks) at the end.
 
-use std::io::{self, Read};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 
 use anyhow::{Result, bail};
 use tar::EntryType;
@@ -47,9 +48,24 @@ pub struct Reader<R: Read> {
     start: u64,
     /// Where skipped data goes.
     scratch: Vec<u8>,
-    /// How `inner` passes over bytes without reading them, if it can.
-    skip: Option<fn(&mut R, u64) -> io::Result<u64>>,
+    /// Passes over bytes without reading them, when the input can.
+    pass: Option<Pass<R>>,
+    /// Writes bytes into a file without copying them here first, when the input can.
+    send: Option<WriteOut<R>>,
 }
+
+/// Passes over up to that many bytes of the input: the bytes passed over (fewer, or
+/// none, leaves the rest to be read).
+pub type Pass<R> = fn(&mut R, u64) -> io::Result<u64>;
+
+/// Writes up to that many bytes of the input into a file, at its position, straight from
+/// where the input holds them: the bytes written (fewer, or none, leaves the rest to be
+/// read).
+pub type WriteOut<R> = fn(&mut R, &File, u64) -> io::Result<u64>;
+
+/// Data shorter than this is copied through memory even when the kernel could copy it:
+/// the buffer holds most of it already.
+const SEND_FROM: u64 = 1 << 20;
 
 impl<R: Read> Reader<R> {
     /// Starts reading the archive `inner` (uncompressed bytes).
@@ -62,7 +78,8 @@ impl<R: Read> Reader<R> {
             current: Vec::new(),
             start: 0,
             scratch: Vec::new(),
-            skip: None,
+            pass: None,
+            send: None,
         }
     }
 
@@ -73,7 +90,7 @@ impl<R: Read> Reader<R> {
         R: Skip,
     {
         Reader {
-            skip: Some(<R as Skip>::skip),
+            pass: Some(<R as Skip>::skip),
             ..Reader::new(inner)
         }
     }
@@ -231,6 +248,28 @@ impl<R: Read> Reader<R> {
         Ok(data)
     }
 
+    /// Writes the current entry's data into `out` (at its position) without copying it
+    /// through a buffer, when the input can; the bytes written, the rest (or all) left
+    /// to read with [`Reader::data`].
+    pub fn send_data(&mut self, out: &File) -> io::Result<u64> {
+        let Some(send) = self.send.filter(|_| self.remaining > 0) else {
+            return Ok(0);
+        };
+        let sent = send(&mut self.inner, out, self.remaining)?.min(self.remaining);
+        self.remaining -= sent;
+        self.offset += sent;
+        Ok(sent)
+    }
+
+    /// Starts reading the archive `inner`, whose bytes can also be passed over with
+    /// `pass` and written into a file with `send`.
+    pub fn with_shortcuts(inner: R, pass: Pass<R>, send: WriteOut<R>) -> Self {
+        let mut reader = Reader::new(inner);
+        reader.pass = Some(pass);
+        reader.send = Some(send);
+        reader
+    }
+
     /// The current entry's data as a reader.
     pub fn data(&mut self) -> Data<'_, R> {
         Data { reader: self }
@@ -251,8 +290,22 @@ impl<R: Read> Reader<R> {
         if self.remaining == 0 && self.padding == 0 {
             return Ok(());
         }
-        if let Some(skip) = self.skip {
-            return self.pass_over(skip);
+        if let Some(pass) = self.pass {
+            // As long as the input passes over some: what it leaves is read below,
+            // which also tells where an archive cut short ends.
+            while self.remaining + self.padding > 0 {
+                let passed = pass(&mut self.inner, self.remaining + self.padding)?;
+                if passed == 0 {
+                    break;
+                }
+                let of_data = passed.min(self.remaining);
+                self.remaining -= of_data;
+                self.padding -= (passed - of_data).min(self.padding);
+                self.offset += passed;
+            }
+            if self.remaining == 0 && self.padding == 0 {
+                return Ok(());
+            }
         }
         // One buffer for every entry skipped: zeroing a new one each time would cost more
         // than the skipping of small files.
@@ -263,30 +316,6 @@ impl<R: Read> Reader<R> {
         let skipped = self.skip_into(&mut buf);
         self.scratch = buf;
         skipped
-    }
-
-    /// Skips the rest of the current entry with `skip`.
-    fn pass_over(&mut self, skip: fn(&mut R, u64) -> io::Result<u64>) -> Result<()> {
-        while self.remaining > 0 {
-            let n = skip(&mut self.inner, self.remaining)?;
-            if n == 0 {
-                return Err(self.cut_short().into());
-            }
-            self.remaining -= n;
-            self.offset += n;
-        }
-        while self.padding > 0 {
-            let n = skip(&mut self.inner, self.padding)?;
-            if n == 0 {
-                bail!(
-                    "the archive ends inside the padding of {}",
-                    String::from_utf8_lossy(&self.current)
-                );
-            }
-            self.padding -= n;
-            self.offset += n;
-        }
-        Ok(())
     }
 
     fn skip_into(&mut self, buf: &mut [u8]) -> Result<()> {
@@ -380,6 +409,83 @@ impl<R: Read> Reader<R> {
         }
         self.offset += filled as u64;
         Ok(true)
+    }
+}
+
+impl Reader<Seeking> {
+    /// Starts reading the plain (uncompressed, unencrypted) archive open as `file`, from
+    /// its start, passing over the data of the entries not read by seeking rather than
+    /// reading it: checking an archive's structure then costs its headers, not its size.
+    pub fn seeking(mut file: File) -> io::Result<Self> {
+        let size = file.metadata()?.len();
+        file.seek(SeekFrom::Start(0))?;
+        let input = Seeking {
+            file: BufReader::with_capacity(1 << 16, file),
+            left: size,
+        };
+        Ok(Reader::with_shortcuts(input, Seeking::pass, Seeking::send))
+    }
+}
+
+/// A plain archive's file, read through a buffer, that can be passed over.
+pub struct Seeking {
+    file: BufReader<File>,
+    /// Bytes from here to the end of the file, as its size was when opened.
+    left: u64,
+}
+
+impl Seeking {
+    /// Passes over `n` bytes; none, when fewer are left (reading them then tells where
+    /// the archive was cut short).
+    fn pass(&mut self, n: u64) -> io::Result<u64> {
+        let Ok(by) = i64::try_from(n) else {
+            return Ok(0);
+        };
+        if n > self.left {
+            return Ok(0);
+        }
+        // Within the buffer this only moves in it; past it, one lseek.
+        self.file.seek_relative(by)?;
+        self.left -= n;
+        Ok(n)
+    }
+}
+
+impl Seeking {
+    /// Copies up to `n` bytes into `out`: what the buffer holds, then the rest file to
+    /// file in the kernel (page cache to page cache, never through this process). Stops
+    /// early, and quietly, where the kernel cannot (the bytes copied are what counts).
+    fn send(&mut self, out: &File, n: u64) -> io::Result<u64> {
+        if n < SEND_FROM {
+            return Ok(0);
+        }
+        let held = self.file.buffer();
+        let first = held.len().min(usize::try_from(n).unwrap_or(usize::MAX));
+        (&*out).write_all(&held[..first])?;
+        self.file.consume(first);
+        self.left -= first as u64;
+        let mut sent = first as u64;
+        // The buffer is empty now (or `n` was within it): the file's own position is
+        // where the data goes on, and sendfile moves it on.
+        while sent < n && self.file.buffer().is_empty() {
+            let count = usize::try_from(n - sent).unwrap_or(usize::MAX).min(1 << 30);
+            match nix::sys::sendfile::sendfile(out, self.file.get_ref(), None, count) {
+                Ok(0) | Err(_) => break,
+                Ok(done) => {
+                    sent += done as u64;
+                    self.left = self.left.saturating_sub(done as u64);
+                }
+            }
+        }
+        Ok(sent)
+    }
+}
+
+impl Read for Seeking {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        self.left = self.left.saturating_sub(n as u64);
+        Ok(n)
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
@@ -58,8 +58,19 @@ impl Extract {
                 true
             }
             Kind::File => {
-                let parent = self.tree.here()?.1;
-                file(parent, leaf, header, reader, as_root, &mut self.extras)?;
+                // A new file's owner is this process's user, and its group the
+                // folder's when that is this process's group (under any rule for it).
+                let (user, group) = self.ids;
+                let owned = u32::try_from(header.uid).is_ok_and(|uid| uid == user.as_raw())
+                    && u32::try_from(header.gid)
+                        .is_ok_and(|gid| gid == group.as_raw() && gid == self.tree.gid_here());
+                let to = To {
+                    parent: self.tree.here()?.1,
+                    leaf,
+                    chown: as_root && !owned,
+                    set_id: as_root,
+                };
+                file(&to, header, reader, &mut self.buffer, &mut self.extras)?;
                 true
             }
             Kind::Symlink => {
@@ -167,31 +178,52 @@ impl Extract {
     }
 }
 
-/// A regular file, its data from `reader`, then its owner, extended attributes and ACLs,
-/// mode and time.
+/// Where a file is restored, and how.
+struct To<'a> {
+    parent: &'a OwnedFd,
+    leaf: &'a OsStr,
+    /// Whether to give it the archived owner (it does not have it yet).
+    chown: bool,
+    /// Whether set-user-id and set-group-id are kept.
+    set_id: bool,
+}
+
+/// A regular file, its data from `reader` (through `buffer`), then its owner, extended
+/// attributes and ACLs, mode and time.
 fn file<R: io::Read>(
-    parent: &OwnedFd,
-    leaf: &OsStr,
+    to: &To<'_>,
     header: &Header,
     reader: &mut Reader<R>,
-    as_root: bool,
+    buffer: &mut Vec<u8>,
     extras: &mut Setter,
 ) -> Result<()> {
-    remove(parent, leaf)?;
-    let fd = nix::fcntl::openat(
-        parent,
-        leaf,
-        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(0o600),
-    )?;
+    let create = || {
+        nix::fcntl::openat(
+            to.parent,
+            to.leaf,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+    };
+    // Made new, without a look first: only what stands in its way is removed, and
+    // O_EXCL never opens, nor follows, what is there.
+    let fd = match create() {
+        Err(Errno::EEXIST) => {
+            remove(to.parent, to.leaf)?;
+            create()?
+        }
+        made => made?,
+    };
     let mut file = File::from(fd);
     match &header.sparse {
         None => {
-            io::copy(&mut reader.data(), &mut file)?;
+            let sent = reader.send_data(&file)?;
+            copy(&mut reader.data(), &mut file, header.size - sent, buffer)?;
         }
         Some(map) => sparse::write(map, &mut reader.data(), &mut file)?,
     }
-    if as_root {
+    let as_root = to.set_id;
+    if to.chown {
         nix::unistd::fchown(&file, Some(uid(header)), Some(gid(header)))?;
     }
     // After chown, which drops file capabilities, and while the file is still writable
@@ -202,6 +234,40 @@ fn file<R: io::Read>(
     extras.acls(file.as_fd(), &header.extras, &header.name);
     nix::sys::stat::futimens(&file, &TimeSpec::UTIME_OMIT, &mtime(header))?;
     Ok(())
+}
+
+/// The largest buffer a file's data is copied through, allocated once for the restore:
+/// a large file then takes few reads and writes.
+const COPY_BUFFER: usize = 1 << 20;
+
+/// Copies `data` (of `size` bytes) into `file` through `buffer`, grown as needed up to
+/// [`COPY_BUFFER`], each write a full buffer but the last.
+fn copy(
+    data: &mut impl io::Read,
+    file: &mut File,
+    size: u64,
+    buffer: &mut Vec<u8>,
+) -> io::Result<()> {
+    let want = usize::try_from(size).map_or(COPY_BUFFER, |size| size.clamp(1, COPY_BUFFER));
+    if buffer.len() < want {
+        buffer.resize(want, 0);
+    }
+    loop {
+        let mut filled = 0;
+        while filled < buffer.len() {
+            match data.read(&mut buffer[filled..])? {
+                0 => break,
+                n => filled += n,
+            }
+        }
+        if filled == 0 {
+            return Ok(());
+        }
+        file.write_all(&buffer[..filled])?;
+        if filled < buffer.len() {
+            return Ok(());
+        }
+    }
 }
 
 /// A symbolic link, with its owner (as root) and time.

@@ -16,7 +16,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use anyhow::{Context, Result, bail};
@@ -68,6 +68,8 @@ struct Level {
     end: usize,
     fd: Option<OwnedFd>,
     id: Id,
+    /// Its group when it was opened.
+    gid: u32,
 }
 
 /// The folders under DEST that a restore reached.
@@ -75,6 +77,7 @@ pub struct Tree {
     nodes: Vec<Node>,
     root: OwnedFd,
     root_id: Id,
+    root_gid: u32,
     /// The way down to the current folder, from DEST's child.
     levels: Vec<Level>,
     /// The current folder's name under DEST: the levels' names joined by `/`.
@@ -87,11 +90,12 @@ impl Tree {
     /// The tree of DEST, open as `root`; `ours` when DEST was made by the restore or
     /// held nothing.
     pub fn new(root: OwnedFd, ours: bool) -> Result<Self> {
-        let root_id = id_of(&root).context("reading the destination")?;
+        let (root_id, root_gid) = stat_of(&root).context("reading the destination")?;
         Ok(Tree {
             nodes: vec![node(b"", ours)],
             root,
             root_id,
+            root_gid,
             levels: Vec::new(),
             path: Vec::new(),
             shallowest_open: 0,
@@ -105,6 +109,13 @@ impl Tree {
             None => (ROOT, &self.root, self.root_id),
             Some(level) => (level.node, level.fd.as_ref().expect("reopened"), level.id),
         })
+    }
+
+    /// The current folder's group, as it was when the restore opened it: what a file
+    /// made in it gets, whatever the rule (set-group-id folder or not), when that is the
+    /// restore's own group.
+    pub fn gid_here(&self) -> u32 {
+        self.levels.last().map_or(self.root_gid, |l| l.gid)
     }
 
     /// Goes to the folder `path` (its parts joined by `/`, empty for DEST). With `make`,
@@ -185,7 +196,7 @@ impl Tree {
             (Err(Errno::ENOENT), None) => return Ok(Down::Missing),
             (Err(e), _) => return Err(e).context("opening a folder"),
         };
-        let id = id_of(&fd).context("reading a folder")?;
+        let (id, gid) = stat_of(&fd).context("reading a folder")?;
         let child = self.child(parent, part, made);
         if make.is_some() {
             self.wrote(parent, part);
@@ -198,6 +209,7 @@ impl Tree {
             node: child,
             fd: Some(fd),
             id,
+            gid,
             end: self.path.len(),
         });
         self.close_some();
@@ -342,6 +354,12 @@ impl Tree {
             .copied()
             .collect()
     }
+}
+
+/// The identity and group of the open folder `fd`.
+fn stat_of(fd: impl AsFd) -> nix::Result<(Id, u32)> {
+    let st = nix::sys::stat::fstat(fd)?;
+    Ok(((st.st_dev, st.st_ino), st.st_gid))
 }
 
 fn node(name: &[u8], ours: bool) -> Node {
