@@ -62,6 +62,17 @@ impl View {
         (format, key): (Format, Option<Rc<Identity>>),
         wanted: &dyn Fn(&[u8]) -> bool,
     ) -> Result<Self> {
+        let catalogs = Self::catalogs(chain, (format, key))?;
+        let mut items = Vec::new();
+        Self::resolve(&catalogs, wanted, &mut |item| items.push(item.clone()))?;
+        Ok(View { catalogs, items })
+    }
+
+    /// The archives of `chain`, of `format`, open (with `key` when they are encrypted).
+    pub fn catalogs(
+        chain: &[PathBuf],
+        (format, key): (Format, Option<Rc<Identity>>),
+    ) -> Result<Vec<Catalog>> {
         let catalogs = chain
             .iter()
             .map(|path| Catalog::open_as(path, format, key.clone()))
@@ -69,18 +80,28 @@ impl View {
         if catalogs.is_empty() {
             bail!("no archive to read");
         }
-        let last = catalogs.len() - 1;
+        Ok(catalogs)
+    }
+
+    /// Gives each entry of the tree as of the last of `catalogs` (a chain's archives,
+    /// opened by [`View::catalogs`]) that `wanted` takes to `each`, in order, without
+    /// keeping them: for a reader that keeps them its own way.
+    pub fn resolve(
+        catalogs: &[Catalog],
+        wanted: &dyn Fn(&[u8]) -> bool,
+        each: &mut dyn FnMut(&Item),
+    ) -> Result<()> {
+        let last = catalogs.len().saturating_sub(1);
         let mut resolver = Resolver::default();
-        let mut items = Vec::new();
         for (i, catalog) in catalogs.iter().enumerate() {
-            let mut each = |item: Item| {
+            let mut only_last = |item: &Item| {
                 if i == last {
-                    items.push(item);
+                    each(item);
                 }
             };
-            resolver.step(catalog, i, wanted, i < last, &mut each)?;
+            resolver.step(catalog, i, wanted, i < last, &mut only_last)?;
         }
-        Ok(View { catalogs, items })
+        Ok(())
     }
 
     /// Why an archive's index was not used, once for each.
@@ -154,9 +175,14 @@ impl Resolver {
         number: usize,
         wanted: &dyn Fn(&[u8]) -> bool,
         remember: bool,
-        each: &mut dyn FnMut(Item),
+        each: &mut dyn FnMut(&Item),
     ) -> Result<()> {
         let mut first = true;
+        // Each entry given, made in one item whose buffers are reused.
+        let mut item = Item {
+            entry: Entry::default(),
+            archive: number,
+        };
         // Each child's name, made in one buffer.
         let mut name = Vec::new();
         catalog.for_each(&mut |entry| {
@@ -171,13 +197,10 @@ impl Resolver {
                 VOLUME_LABEL => {}
                 DUMPDIR => {
                     if wanted(&entry.name) {
-                        let mut dir = entry.clone();
-                        dir.type_flag = b'5';
-                        dir.listing = Vec::new();
-                        each(Item {
-                            entry: dir,
-                            archive: number,
-                        });
+                        item.entry.clone_from(entry);
+                        item.entry.type_flag = b'5';
+                        item.entry.listing.clear();
+                        each(&item);
                     }
                     for (flag, child) in Listing::new(&entry.listing).iter() {
                         if flag != NOT_STORED {
@@ -193,19 +216,16 @@ impl Resolver {
                             continue;
                         }
                         if let Some(item) = self.stored.get(&name) {
-                            each(item.clone());
+                            each(item);
                         }
                     }
                 }
                 _ if wanted(&entry.name) => {
-                    let item = Item {
-                        entry: entry.clone(),
-                        archive: number,
-                    };
+                    item.entry.clone_from(entry);
                     if remember && !item.entry.is_dir() {
                         self.stored.insert(item.entry.name.clone(), item.clone());
                     }
-                    each(item);
+                    each(&item);
                 }
                 _ => {}
             }

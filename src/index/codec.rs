@@ -118,6 +118,26 @@ impl<R: Read> Input<R> {
     }
 
     fn varint(&mut self) -> io::Result<u64> {
+        // Most are read from the buffer without a check for each byte.
+        if let Some(bytes) = self.buf[..self.end].get(self.pos..self.pos + 10) {
+            let mut n = 0u64;
+            for (i, &byte) in bytes.iter().enumerate() {
+                let part = u64::from(byte & 0x7f);
+                if i == 9 && part > 1 {
+                    break;
+                }
+                n |= part << (7 * i);
+                if byte & 0x80 == 0 {
+                    self.pos += i + 1;
+                    self.left -= i as u64 + 1;
+                    return Ok(n);
+                }
+            }
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a number of more than 64 bits",
+            ));
+        }
         let mut n = 0u64;
         for shift in (0..70).step_by(7) {
             let byte = self.byte()?;

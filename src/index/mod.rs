@@ -62,7 +62,7 @@ pub fn archive_of(file_name: &str) -> Option<&str> {
 }
 
 /// One entry of an archive, as the index keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, PartialEq, Eq, Default)]
 pub struct Entry {
     /// Its name, as stored (a folder's without its trailing `/`).
     pub name: Vec<u8>,
@@ -94,6 +94,43 @@ pub struct Entry {
     pub data: u64,
     /// A dumpdir's listing of its children (GNU format), empty for anything else.
     pub listing: Vec<u8>,
+}
+
+impl Clone for Entry {
+    fn clone(&self) -> Self {
+        let mut copy = Entry::default();
+        copy.clone_from(self);
+        copy
+    }
+
+    /// Copies `source` into this entry's own buffers, allocating only where they are
+    /// too small: what a reader of many entries does for each.
+    fn clone_from(&mut self, source: &Self) {
+        let Entry {
+            name,
+            type_flag,
+            mode,
+            uid,
+            gid,
+            uname,
+            gname,
+            size,
+            mtime,
+            link,
+            device,
+            header,
+            data,
+            listing,
+        } = source;
+        self.name.clone_from(name);
+        self.uname.clone_from(uname);
+        self.gname.clone_from(gname);
+        self.link.clone_from(link);
+        self.listing.clone_from(listing);
+        (self.type_flag, self.mode, self.uid, self.gid) = (*type_flag, *mode, *uid, *gid);
+        (self.size, self.mtime, self.device) = (*size, *mtime, *device);
+        (self.header, self.data) = (*header, *data);
+    }
 }
 
 impl Entry {
