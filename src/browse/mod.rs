@@ -4,6 +4,7 @@
 //! from where the index says it starts.
 
 mod catalog;
+pub mod names;
 mod view;
 
 pub use catalog::Catalog;

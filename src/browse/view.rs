@@ -11,6 +11,7 @@ use std::rc::Rc;
 use anyhow::{Result, bail};
 
 use super::Catalog;
+use super::names::{Hashed, Name};
 use crate::encryption::Identity;
 use crate::index::Entry;
 use crate::naming::{Compression, Format};
@@ -160,7 +161,7 @@ impl View {
 #[derive(Default)]
 pub struct Resolver {
     /// The latest version of each name the chain stored so far.
-    stored: HashMap<Vec<u8>, Item>,
+    stored: HashMap<Name, Item, Hashed>,
 }
 
 impl Resolver {
@@ -215,15 +216,19 @@ impl Resolver {
                         if !wanted(&name) {
                             continue;
                         }
-                        if let Some(item) = self.stored.get(&name) {
+                        // Looked up without a copy of the name.
+                        let key = Name(std::mem::take(&mut name));
+                        if let Some(item) = self.stored.get(&key) {
                             each(item);
                         }
+                        name = key.0;
                     }
                 }
                 _ if wanted(&entry.name) => {
                     item.entry.clone_from(entry);
                     if remember && !item.entry.is_dir() {
-                        self.stored.insert(item.entry.name.clone(), item.clone());
+                        self.stored
+                            .insert(Name(item.entry.name.clone()), item.clone());
                     }
                     each(&item);
                 }

@@ -13,9 +13,9 @@
 
 use std::cell::OnceCell;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use super::{Entries, Kind, Span};
+use crate::browse::names::Hashed;
 
 /// No entry: the root, or a folder made up; the end of a chain of names.
 const NONE: u32 = u32::MAX;
@@ -72,24 +72,6 @@ struct Name {
     next: u32,
 }
 
-/// Takes the hash it is given: the table's keys are hashes already.
-#[derive(Default)]
-struct Given(u64);
-
-impl Hasher for Given {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
 /// The tree of one generation.
 #[derive(Debug)]
 pub struct Tree {
@@ -98,7 +80,7 @@ pub struct Tree {
     names: Vec<Name>,
     /// The first of the folders' names of each hash of (parent, name), for finding a
     /// folder while building: files are found through their folder's sorted names.
-    folders: HashMap<u64, u32, BuildHasherDefault<Given>>,
+    folders: HashMap<u64, u32, Hashed>,
 }
 
 impl Tree {
@@ -325,7 +307,7 @@ impl Tree {
 
 /// The hash of `name` in `folder`.
 fn hash(folder: usize, name: &[u8]) -> u64 {
-    xxhash_rust::xxh3::xxh3_64_with_seed(name, folder as u64)
+    crate::browse::names::hash(name, folder as u64)
 }
 
 /// Where the last name of `path` starts and how long it is; `None` for a path of no name
