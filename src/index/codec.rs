@@ -5,7 +5,7 @@
 
 use std::io::{self, Read, Write};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use super::Entry;
 use crate::tar::dumpdir::MAX_LISTING;
@@ -185,13 +185,23 @@ impl<R: Read> Input<R> {
 }
 
 /// Writes entries, each against the one before.
-#[derive(Default)]
 pub(super) struct EntryEncoder {
     previous: Entry,
     buf: Vec<u8>,
+    /// Whether the nanoseconds of mtimes are written (not in version 1).
+    nanos: bool,
 }
 
 impl EntryEncoder {
+    /// An encoder writing the nanoseconds of mtimes when `nanos`.
+    pub(super) fn new(nanos: bool) -> Self {
+        EntryEncoder {
+            previous: Entry::default(),
+            buf: Vec::new(),
+            nanos,
+        }
+    }
+
     /// Writes `entry` to `out`.
     pub(super) fn encode(&mut self, entry: &Entry, out: &mut impl Write) -> io::Result<()> {
         let prev = &self.previous;
@@ -240,6 +250,9 @@ impl EntryEncoder {
         }
         write_varint(b, entry.size);
         write_varint(b, zigzag(entry.mtime.wrapping_sub(prev.mtime)));
+        if self.nanos {
+            write_varint(b, u64::from(entry.mtime_nsec));
+        }
         write_varint(b, entry.header.wrapping_sub(prev.header));
         write_varint(b, entry.data.wrapping_sub(entry.header));
         for (bit, data) in [(HAS_LINK, &entry.link), (HAS_LISTING, &entry.listing)] {
@@ -261,8 +274,12 @@ impl EntryEncoder {
 }
 
 /// Reads an entry over the one before it, in place: what did not change is kept, and
-/// the buffers are reused.
-pub(super) fn decode_into<R: Read>(input: &mut Input<R>, entry: &mut Entry) -> Result<()> {
+/// the buffers are reused. An entry of an index without `nanos` (version 1) has none.
+pub(super) fn decode_into<R: Read>(
+    input: &mut Input<R>,
+    entry: &mut Entry,
+    nanos: bool,
+) -> Result<()> {
     let flags = input.byte()?;
     entry.type_flag = input.byte()?;
     let shared = input.varint()?;
@@ -289,6 +306,13 @@ pub(super) fn decode_into<R: Read>(input: &mut Input<R>, entry: &mut Entry) -> R
     }
     entry.size = input.varint()?;
     entry.mtime = entry.mtime.wrapping_add(unzigzag(input.varint()?));
+    entry.mtime_nsec = 0;
+    if nanos {
+        entry.mtime_nsec = u32::try_from(input.varint()?)
+            .ok()
+            .filter(|&n| n < 1_000_000_000)
+            .context("the nanoseconds of an mtime out of range")?;
+    }
     entry.header = entry.header.wrapping_add(input.varint()?);
     entry.data = entry.header.wrapping_add(input.varint()?);
     entry.link.clear();

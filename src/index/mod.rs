@@ -30,8 +30,11 @@ use codec::{EntryEncoder, Input, decode_into, read_u64, read_varint, write_varin
 const MAGIC: &[u8; 8] = b"BMINDEX\n";
 /// The last bytes before its checksum.
 const END_MAGIC: &[u8; 8] = b"BMIDXEND";
-/// The version of the format written; an index of another version is not read.
-const VERSION: u32 = 1;
+/// The version of the format written; an index of another version is not read, but for
+/// version 1, which has no nanoseconds of mtimes (read as 0).
+const VERSION: u32 = 2;
+/// The version before, read still.
+const VERSION_WITHOUT_NANOS: u32 = 1;
 /// Magic, version.
 const HEAD_LEN: u64 = 12;
 /// Trailer offset, end magic, checksum.
@@ -83,6 +86,8 @@ pub struct Entry {
     pub size: u64,
     /// Modification time, seconds since the epoch.
     pub mtime: i64,
+    /// The nanoseconds of that time (0 in an index of version 1).
+    pub mtime_nsec: u32,
     /// A link's target.
     pub link: Vec<u8>,
     /// A device's numbers.
@@ -116,6 +121,7 @@ impl Clone for Entry {
             gname,
             size,
             mtime,
+            mtime_nsec,
             link,
             device,
             header,
@@ -128,7 +134,8 @@ impl Clone for Entry {
         self.link.clone_from(link);
         self.listing.clone_from(listing);
         (self.type_flag, self.mode, self.uid, self.gid) = (*type_flag, *mode, *uid, *gid);
-        (self.size, self.mtime, self.device) = (*size, *mtime, *device);
+        (self.size, self.mtime, self.mtime_nsec) = (*size, *mtime, *mtime_nsec);
+        self.device = *device;
         (self.header, self.data) = (*header, *data);
     }
 }
@@ -218,12 +225,18 @@ pub struct Writer<W: Write> {
 impl<W: Write> Writer<W> {
     /// Starts an index in `out`.
     pub fn new(out: W) -> io::Result<Self> {
+        Self::of_version(out, VERSION)
+    }
+
+    /// Starts an index of format `version` in `out`: an earlier one's, for the tests that
+    /// it is read still.
+    fn of_version(out: W, version: u32) -> io::Result<Self> {
         let mut out = Hashing::new(out);
         out.write_all(MAGIC)?;
-        out.write_all(&VERSION.to_le_bytes())?;
+        out.write_all(&version.to_le_bytes())?;
         Ok(Writer {
             out,
-            encoder: EntryEncoder::default(),
+            encoder: EntryEncoder::new(version != VERSION_WITHOUT_NANOS),
             entries: 0,
         })
     }
@@ -308,6 +321,8 @@ pub struct Index {
     pub trailer: Trailer,
     /// Where the entries end (the trailer starts).
     entries_end: u64,
+    /// The version of its format.
+    version: u32,
 }
 
 /// Where an index's bytes are: its file, or, for a sealed one, decrypted in memory.
@@ -356,6 +371,12 @@ impl Data {
 }
 
 impl Index {
+    /// Whether its entries have the nanoseconds of their mtimes: not in an index written
+    /// by an earlier version, whose are 0.
+    pub fn has_nanos(&self) -> bool {
+        self.version != VERSION_WITHOUT_NANOS
+    }
+
     /// Opens the index at `path` and checks it: its magic, version and checksum, and that
     /// it describes the archive open as `archive`. Fails, saying why, otherwise. The index
     /// of an encrypted archive is sealed: `key` opens it.
@@ -391,7 +412,7 @@ impl Index {
             bail!("it is not an index (no magic number)");
         }
         let version = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
-        if version != VERSION {
+        if version != VERSION && version != VERSION_WITHOUT_NANOS {
             bail!("it is of version {version}; this program reads version {VERSION}");
         }
         let mut foot = [0u8; FOOT_LEN as usize];
@@ -421,6 +442,7 @@ impl Index {
             path: path.to_owned(),
             trailer,
             entries_end,
+            version,
         })
     }
 
@@ -429,6 +451,7 @@ impl Index {
         let len = self.entries_end - HEAD_LEN;
         Ok(Entries {
             input: Input::new(self.data.reader(HEAD_LEN, len)?, len),
+            nanos: self.version != VERSION_WITHOUT_NANOS,
             current: Entry::default(),
             left: self.trailer.entries,
             path: &self.path,
@@ -515,6 +538,8 @@ fn read_trailer(input: &mut impl Read, len: u64) -> Result<Trailer> {
 /// The entries of an [`Index`], one at a time.
 pub struct Entries<'a> {
     input: Input<Box<dyn Read + 'a>>,
+    /// Whether its entries have the nanoseconds of their mtimes.
+    nanos: bool,
     /// The entry last read, which the next is read over.
     current: Entry,
     left: u64,
@@ -529,7 +554,7 @@ impl Entries<'_> {
             return None;
         }
         self.left -= 1;
-        match decode_into(&mut self.input, &mut self.current) {
+        match decode_into(&mut self.input, &mut self.current, self.nanos) {
             Ok(()) => Some(Ok(&self.current)),
             Err(err) => {
                 self.left = 0;

@@ -192,7 +192,7 @@ fn entry_of(entry: &index::Entry) -> Entry {
         gid: u32::try_from(entry.gid).unwrap_or(u32::MAX),
         size: entry.size,
         mtime: entry.mtime,
-        mtime_nanos: 0,
+        mtime_nanos: entry.mtime_nsec,
     }
 }
 
