@@ -389,6 +389,14 @@ fn another_tools_archive_with_a_sparse_file_reads_as_restore_gives_it() {
     same_tree(&dest, &seen, "sp");
     // Its holes read as zeros from anywhere in the file.
     let sparse = fs::read(seen.join("tree/sparse.bin")).unwrap();
-    assert_eq!(sparse, fs::read(dest.join("tree/sparse.bin")).unwrap());
+    let restored = fs::read(dest.join("tree/sparse.bin")).unwrap();
+    assert_eq!(sparse, restored);
     assert_eq!(sparse.len(), 65536);
+    // And read from the middle first, in a file opened again.
+    let file = fs::File::open(seen.join("tree/sparse.bin")).unwrap();
+    for at in [61440, 32768, 4096, 0] {
+        let mut part = vec![1u8; 4096];
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut part, at).unwrap();
+        assert_eq!(part, restored[at as usize..][..4096], "at {at}");
+    }
 }

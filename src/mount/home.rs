@@ -213,13 +213,9 @@ impl Snapshot for HomeSnapshot {
             Some(i) => readers.remove(i).2,
             None => {
                 let (catalog, indexed) = self.indexed(entry)?;
-                match catalog
+                catalog
                     .data_from(&indexed, offset)
-                    .map_err(io::Error::other)?
-                {
-                    Some(reader) => reader,
-                    None => return read_sparse(catalog, &indexed, offset, buf),
-                }
+                    .map_err(|e| io::Error::other(format!("{e:#}")))?
             }
         };
         let n = reader.read(buf)?;
@@ -228,55 +224,5 @@ impl Snapshot for HomeSnapshot {
         }
         readers.push((entry, offset + n as u64, reader));
         Ok(n)
-    }
-}
-
-/// Reads a sparse file's bytes from `offset`: expanded from its start, as its holes lie
-/// between its pieces of data.
-fn read_sparse(
-    catalog: &Catalog,
-    entry: &index::Entry,
-    offset: u64,
-    buf: &mut [u8],
-) -> io::Result<usize> {
-    let mut window = Window {
-        skip: offset,
-        buf,
-        filled: 0,
-    };
-    let copied = catalog
-        .copy_data(entry, &mut window)
-        .map_err(|e| format!("{e:#}"));
-    match copied {
-        Ok(_) => Ok(window.filled),
-        Err(_) if window.filled == window.buf.len() => Ok(window.filled),
-        Err(e) => Err(io::Error::other(e)),
-    }
-}
-
-/// Takes the bytes of a stream from `skip` on until `buf` is full, then refuses more,
-/// which stops the copy.
-struct Window<'a> {
-    skip: u64,
-    buf: &'a mut [u8],
-    filled: usize,
-}
-
-impl io::Write for Window<'_> {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let skipped = (self.skip.min(data.len() as u64)) as usize;
-        self.skip -= skipped as u64;
-        let rest = &data[skipped..];
-        let n = rest.len().min(self.buf.len() - self.filled);
-        self.buf[self.filled..self.filled + n].copy_from_slice(&rest[..n]);
-        self.filled += n;
-        if self.filled == self.buf.len() && n < rest.len() {
-            return Err(io::Error::other("enough"));
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
