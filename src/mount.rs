@@ -75,6 +75,15 @@ pub struct Entries {
 }
 
 impl Entries {
+    /// No entries yet, with room for `count`.
+    pub fn with_capacity(count: usize) -> Self {
+        Entries {
+            // Paths are some tens of bytes: room for as many, not touched until used.
+            names: Vec::with_capacity(count.saturating_mul(64)),
+            list: Vec::with_capacity(count),
+        }
+    }
+
     /// Adds `entry`, of path `path` (relative, as in the archive: `src/main.rs`) and link
     /// target `link` (empty for none). Fails past 4 GiB of names.
     pub fn push(&mut self, path: &[u8], link: &[u8], entry: Entry) -> Result<()> {

@@ -110,6 +110,11 @@ impl Catalog {
         &self.path
     }
 
+    /// How many entries its index says it has, if it has a sound one.
+    pub fn entry_count(&self) -> Option<u64> {
+        self.index.as_ref().map(|index| index.trailer.entries)
+    }
+
     /// Whether its index was used.
     pub fn indexed(&self) -> bool {
         self.index.is_some()

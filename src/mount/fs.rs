@@ -219,7 +219,7 @@ impl BackupsFs {
                 if !tree.is_folder(node, snapshot.entries()) {
                     return Err(ENOTDIR);
                 }
-                let parent = Ino::Node(slot, folder.parent).number();
+                let parent = Ino::Node(slot, folder.parent()).number();
                 out[1].0 = if node == 0 { ino } else { parent };
                 let entries = snapshot.entries();
                 let listing = tree.listing(entries, node);

@@ -18,6 +18,10 @@ use crate::{index, tar};
 /// read in order is decoded once, not once a read.
 const READERS_KEPT: usize = 4;
 
+/// The most entries room is made for before a generation is read: more are read all the
+/// same, with the room grown as they come.
+const MAX_RESERVED: u64 = 1 << 21;
+
 /// The backups of a home, or of some of its schedules.
 pub struct HomeBackups {
     home: Home,
@@ -126,8 +130,12 @@ struct HomeSnapshot {
 impl HomeSnapshot {
     /// The generation of the last of `catalogs`, resolved through them.
     fn new(catalogs: Vec<Catalog>) -> Result<Self> {
-        let mut entries = Entries::default();
-        let mut places = Vec::new();
+        // Made to size at once, not grown, as most of a first look's time is taking
+        // memory: for as many entries as the largest index says, within reason.
+        let count = catalogs.iter().filter_map(Catalog::entry_count).max();
+        let count = count.unwrap_or(0).min(MAX_RESERVED) as usize;
+        let mut entries = Entries::with_capacity(count);
+        let mut places = Vec::with_capacity(count);
         let mut failed = None;
         View::resolve(&catalogs, &|_| true, &mut |item: &Item| {
             let e = &item.entry;

@@ -20,20 +20,33 @@ use crate::browse::names::Hashed;
 /// No entry: the root, or a folder made up; the end of a chain of names.
 const NONE: u32 = u32::MAX;
 
-/// A node: the generation's root (0), a folder made up, or an entry.
+/// A node: the generation's root (0), a folder made up, or an entry. Small, as there is
+/// one for each entry: what only a folder has is in a [`Names`] of its own.
 #[derive(Debug)]
 pub struct Node {
     entry: u32,
-    /// Its parent's node (the root's own for the root).
-    pub parent: usize,
-    /// The names put in it, for a folder, in the archive's order; a name put twice is
-    /// there twice, until [`Tree::listing`] sorts it out.
-    children: Vec<u32>,
+    parent: u32,
     /// How many names it has: more than one for a file with hard links.
     pub links: u32,
-    /// Its names once sorted out, made when first asked for.
-    folder: OnceCell<Box<Folder>>,
+    /// Its names, in [`Tree::folders`], once a name was put in it.
+    names: u32,
 }
+
+/// The names in a folder.
+#[derive(Debug, Default)]
+struct Names {
+    /// As put, in the archive's order; a name put twice is there twice, until
+    /// [`Tree::listing`] sorts it out.
+    children: Vec<u32>,
+    /// Sorted out, when first asked for.
+    sorted: OnceCell<Box<Folder>>,
+}
+
+/// The names of a folder that has none.
+static NO_NAMES: Folder = Folder {
+    listed: Vec::new(),
+    sorted: Vec::new(),
+};
 
 /// A folder's names, once sorted out.
 #[derive(Debug)]
@@ -49,11 +62,15 @@ impl Node {
     fn new(entry: Option<usize>, parent: usize) -> Self {
         Node {
             entry: entry.map_or(NONE, |e| e as u32),
-            parent,
-            children: Vec::new(),
+            parent: parent as u32,
             links: 1,
-            folder: OnceCell::new(),
+            names: NONE,
         }
+    }
+
+    /// Its parent's node (the root's own for the root).
+    pub fn parent(&self) -> usize {
+        self.parent as usize
     }
 
     /// The entry it shows, `None` for the root and the folders made up.
@@ -78,9 +95,11 @@ pub struct Tree {
     /// The nodes; 0 is the root.
     pub nodes: Vec<Node>,
     names: Vec<Name>,
+    /// The names of each folder that has some.
+    folders: Vec<Names>,
     /// The first of the folders' names of each hash of (parent, name), for finding a
     /// folder while building: files are found through their folder's sorted names.
-    folders: HashMap<u64, u32, Hashed>,
+    by_hash: HashMap<u64, u32, Hashed>,
 }
 
 impl Tree {
@@ -89,7 +108,8 @@ impl Tree {
         let mut tree = Tree {
             nodes: Vec::with_capacity(entries.len() + 1),
             names: Vec::with_capacity(entries.len()),
-            folders: HashMap::default(),
+            folders: Vec::new(),
+            by_hash: HashMap::default(),
         };
         tree.nodes.push(Node::new(None, 0));
         let mut links = Vec::new();
@@ -132,7 +152,8 @@ impl Tree {
         }
         // Sorted out before those names were put: sorted again when asked for.
         for folder in grown {
-            tree.nodes[folder].folder.take();
+            let names = tree.nodes[folder].names as usize;
+            tree.folders[names].sorted.take();
         }
         u32::try_from(tree.nodes.len()).ok()?;
         Some(tree)
@@ -163,9 +184,11 @@ impl Tree {
 
     /// The names of `folder`, sorted out the first time they are asked for.
     fn sorted_out(&self, entries: &Entries, folder: usize) -> &Folder {
-        let node = &self.nodes[folder];
-        node.folder.get_or_init(|| {
-            let children = &node.children;
+        let Some(names) = self.folders.get(self.nodes[folder].names as usize) else {
+            return &NO_NAMES;
+        };
+        names.sorted.get_or_init(|| {
+            let children = &names.children;
             let name_at = |i: u32| entries.name(self.names[children[i as usize] as usize].name);
             // By name, and for a name put twice in the order it was put.
             let mut order: Vec<u32> = (0..children.len() as u32).collect();
@@ -218,7 +241,7 @@ impl Tree {
 
     /// The folder named `name` in `parent`, in place of what had that name.
     fn folder_of(&self, entries: &Entries, parent: usize, name: &[u8]) -> Option<usize> {
-        let mut at = *self.folders.get(&hash(parent, name))?;
+        let mut at = *self.by_hash.get(&hash(parent, name))?;
         while at != NONE {
             let n = &self.names[at as usize];
             if n.folder as usize == parent && entries.name(n.name) == name {
@@ -249,7 +272,7 @@ impl Tree {
         self.nodes.push(Node::new(entry, parent));
         let number = self.name(parent, name, node)?;
         let first = self
-            .folders
+            .by_hash
             .entry(hash(parent, entries.name(name)))
             .or_insert(NONE);
         self.names[number as usize].next = *first;
@@ -261,7 +284,7 @@ impl Tree {
     /// that name, it is that folder's entry.
     fn put(&mut self, entries: &Entries, parent: usize, name: Span, entry: usize) -> Option<()> {
         let entry32 = u32::try_from(entry).ok()?;
-        if !self.folders.is_empty() {
+        if !self.by_hash.is_empty() {
             if let Some(old) = self.folder_of(entries, parent, entries.name(name)) {
                 self.nodes[old].entry = entry32;
                 return Some(());
@@ -283,7 +306,12 @@ impl Tree {
             node: u32::try_from(node).ok()?,
             next: NONE,
         });
-        self.nodes[parent].children.push(number);
+        if self.nodes[parent].names == NONE {
+            self.nodes[parent].names = u32::try_from(self.folders.len()).ok()?;
+            self.folders.push(Names::default());
+        }
+        let names = self.nodes[parent].names as usize;
+        self.folders[names].children.push(number);
         Some(number)
     }
 
