@@ -5,6 +5,7 @@
 
 mod catalog;
 pub mod names;
+mod stored;
 mod view;
 
 pub use catalog::Catalog;

@@ -3,15 +3,14 @@
 //! which names it held; a file's contents come from whichever archive of the chain last
 //! stored it.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use super::Catalog;
-use super::names::{Hashed, Name};
+use super::stored::Stored;
 use crate::encryption::Identity;
 use crate::index::Entry;
 use crate::naming::{Compression, Format};
@@ -161,7 +160,7 @@ impl View {
 #[derive(Default)]
 pub struct Resolver {
     /// The latest version of each name the chain stored so far.
-    stored: HashMap<Name, Item, Hashed>,
+    stored: Stored,
 }
 
 impl Resolver {
@@ -178,12 +177,19 @@ impl Resolver {
         remember: bool,
         each: &mut dyn FnMut(&Item),
     ) -> Result<()> {
+        if remember {
+            // Grown once, not doubling (and moving every entry) as they come.
+            let count = catalog.entry_count().unwrap_or(0).min(1 << 20);
+            self.stored.reserve(count as usize);
+        }
         let mut first = true;
         // Each entry given, made in one item whose buffers are reused.
         let mut item = Item {
             entry: Entry::default(),
             archive: number,
         };
+        // Each entry found stored, made in one item.
+        let mut found = item.clone();
         // Each child's name, made in one buffer.
         let mut name = Vec::new();
         catalog.for_each(&mut |entry| {
@@ -216,19 +222,20 @@ impl Resolver {
                         if !wanted(&name) {
                             continue;
                         }
-                        // Looked up without a copy of the name.
-                        let key = Name(std::mem::take(&mut name));
-                        if let Some(item) = self.stored.get(&key) {
-                            each(item);
+                        if self.stored.get_into(&name, &mut found) {
+                            each(&found);
                         }
-                        name = key.0;
                     }
                 }
                 _ if wanted(&entry.name) => {
                     item.entry.clone_from(entry);
                     if remember && !item.entry.is_dir() {
-                        self.stored
-                            .insert(Name(item.entry.name.clone()), item.clone());
+                        self.stored.insert(&item.entry, number).with_context(|| {
+                            format!(
+                                "reading {}: its chain holds more than 2^32 entries",
+                                catalog.path().display()
+                            )
+                        })?;
                     }
                     each(&item);
                 }
