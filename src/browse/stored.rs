@@ -94,8 +94,9 @@ impl Stored {
         span
     }
 
-    /// Keeps `entry`, of archive `archive` of the chain, in place of what had its name.
-    /// What it replaces stays in the buffer until the chain ends.
+    /// Keeps `entry`, of archive `archive` of the chain, over what had its name: it is
+    /// found first, as the newest of its hash. What it hides stays kept until the chain
+    /// ends (no more than the chain's archives hold).
     pub fn insert(&mut self, entry: &Entry, archive: usize) -> Option<()> {
         let last = self.kept.last().copied();
         let kept = Kept {
@@ -116,11 +117,6 @@ impl Stored {
             link: self.keep(&entry.link, None),
             next: NONE,
         };
-        if let Some(old) = self.find(&entry.name) {
-            let next = self.kept[old].next;
-            self.kept[old] = Kept { next, ..kept };
-            return Some(());
-        }
         let number = u32::try_from(self.kept.len()).ok().filter(|&n| n != NONE)?;
         let first = self.by_hash.entry(hash(&entry.name, 0)).or_insert(NONE);
         self.kept.push(Kept {
