@@ -13,7 +13,6 @@ mod session;
 mod tree;
 
 use std::io;
-use std::path::PathBuf;
 use std::rc::Rc;
 
 use anyhow::Result;
@@ -22,16 +21,16 @@ pub use home::{HomeBackups, label};
 pub use session::{FS_NAME, check_fuse, is_mounted, mount};
 
 /// What an entry is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// A regular file.
     File,
     /// A folder.
     Folder,
-    /// A symbolic link to this target.
-    Symlink(PathBuf),
-    /// A hard link to the entry of this path of the same generation.
-    HardLink(PathBuf),
+    /// A symbolic link to its entry's link target.
+    Symlink,
+    /// A hard link to the entry of the path its link target names, of the same generation.
+    HardLink,
     /// A named pipe.
     Fifo,
     /// A character device: major, minor.
@@ -40,11 +39,10 @@ pub enum Kind {
     BlockDevice(u32, u32),
 }
 
-/// One entry of a generation, as archived.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One entry of a generation, as archived; its path and link target are kept in its
+/// [`Entries`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
-    /// Its path in the archive, relative (`src/main.rs`, `home/me/proj/a`).
-    pub path: PathBuf,
     /// What it is.
     pub kind: Kind,
     /// Its permission bits, set-id and sticky bits included.
@@ -61,10 +59,107 @@ pub struct Entry {
     pub mtime_nanos: u32,
 }
 
+/// Where a name lies in the bytes of an [`Entries`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Span {
+    start: u32,
+    len: u32,
+}
+
+/// A generation's entries, with their paths and link targets in one buffer: no
+/// allocation of its own for each, as a generation may hold millions.
+#[derive(Debug, Default)]
+pub struct Entries {
+    names: Vec<u8>,
+    list: Vec<(Entry, Span, Span)>,
+}
+
+impl Entries {
+    /// No entries yet, with room for `count`.
+    pub fn with_capacity(count: usize) -> Self {
+        Entries {
+            // Paths are some tens of bytes: room for as many, not touched until used.
+            names: Vec::with_capacity(count.saturating_mul(64)),
+            list: Vec::with_capacity(count),
+        }
+    }
+
+    /// Adds `entry`, of path `path` (relative, as in the archive: `src/main.rs`) and link
+    /// target `link` (empty for none). Fails past 4 GiB of names.
+    pub fn push(&mut self, path: &[u8], link: &[u8], entry: Entry) -> Result<()> {
+        let path = self.keep(path)?;
+        let link = self.keep(link)?;
+        self.list.push((entry, path, link));
+        Ok(())
+    }
+
+    fn keep(&mut self, name: &[u8]) -> Result<Span> {
+        let start = u32::try_from(self.names.len());
+        let end = u32::try_from(self.names.len() + name.len());
+        let (Ok(start), Ok(_)) = (start, end) else {
+            anyhow::bail!("more than 4 GiB of names in one generation");
+        };
+        self.names.extend_from_slice(name);
+        Ok(Span {
+            start,
+            len: name.len() as u32,
+        })
+    }
+
+    /// How many entries there are.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// The path of entry `i`.
+    pub fn path(&self, i: usize) -> &[u8] {
+        self.name(self.list[i].1)
+    }
+
+    /// Where the path of entry `i` lies.
+    pub fn path_span(&self, i: usize) -> Span {
+        self.list[i].1
+    }
+
+    /// The link target of entry `i`, empty for none.
+    pub fn link(&self, i: usize) -> &[u8] {
+        self.name(self.list[i].2)
+    }
+
+    /// The bytes at `span`.
+    pub fn name(&self, span: Span) -> &[u8] {
+        &self.names[span.start as usize..(span.start + span.len) as usize]
+    }
+}
+
+impl Span {
+    /// The part of it from byte `from`, `len` bytes long (within it).
+    pub fn part(self, from: usize, len: usize) -> Span {
+        debug_assert!(from + len <= self.len as usize);
+        Span {
+            start: self.start + from as u32,
+            len: len as u32,
+        }
+    }
+}
+
+impl std::ops::Index<usize> for Entries {
+    type Output = Entry;
+
+    fn index(&self, i: usize) -> &Entry {
+        &self.list[i].0
+    }
+}
+
 /// One generation's tree, with a way to read its files' contents.
 pub trait Snapshot {
     /// Its entries, in the archive's order (for a chain, as of the generation).
-    fn entries(&self) -> &[Entry];
+    fn entries(&self) -> &Entries;
 
     /// Reads into `buf` from `offset` of the file of `entries()[entry]`; 0 at its end.
     /// Holes of a sparse file read as zeros.
@@ -99,20 +194,19 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     /// Generations in memory, newest first, each with its files.
-    type Shared = Arc<Mutex<Vec<(Generation, Arc<Memory>)>>>;
+    type Shared = Arc<Mutex<Vec<(Generation, Files)>>>;
 
     struct Fake {
         generations: Shared,
     }
 
-    #[derive(Clone)]
     struct Memory {
-        entries: Vec<Entry>,
+        entries: Entries,
         contents: Vec<Vec<u8>>,
     }
 
     impl Snapshot for Memory {
-        fn entries(&self) -> &[Entry] {
+        fn entries(&self) -> &Entries {
             &self.entries
         }
         fn read_at(&self, entry: usize, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
@@ -140,26 +234,31 @@ mod tests {
         fn open(&self, _name: &str, label: &str) -> Result<Rc<dyn Snapshot>> {
             let all = self.generations.lock().unwrap();
             let found = all.iter().find(|g| g.0.label == label).unwrap();
-            Ok(Rc::new(Memory::clone(&found.1)))
+            Ok(Rc::new(memory(&found.1)))
         }
     }
 
-    fn memory(files: &[(&str, Kind, &str)]) -> Arc<Memory> {
-        let entries = files
-            .iter()
-            .map(|(path, kind, data)| Entry {
-                path: PathBuf::from(path),
-                kind: kind.clone(),
+    /// A generation's files: path, kind, link target and contents.
+    type Files = Vec<(&'static str, Kind, &'static str, &'static str)>;
+
+    fn memory(files: &Files) -> Memory {
+        let mut entries = Entries::default();
+        for (path, kind, link, data) in files {
+            let entry = Entry {
+                kind: *kind,
                 mode: if *kind == Kind::Folder { 0o755 } else { 0o640 },
                 uid: 1234,
                 gid: 5678,
                 size: data.len() as u64,
                 mtime: 1_700_000_000,
                 mtime_nanos: 123_456_789,
-            })
-            .collect();
-        let contents = files.iter().map(|f| f.2.as_bytes().to_vec()).collect();
-        Arc::new(Memory { entries, contents })
+            };
+            entries
+                .push(path.as_bytes(), link.as_bytes(), entry)
+                .unwrap();
+        }
+        let contents = files.iter().map(|f| f.3.as_bytes().to_vec()).collect();
+        Memory { entries, contents }
     }
 
     fn generation(label: &str, made: i64) -> Generation {
@@ -175,15 +274,15 @@ mod tests {
             eprintln!("note: no FUSE here; the mount is not tried");
             return;
         }
-        let old = memory(&[
-            ("src/", Kind::Folder, ""),
-            ("src/a.rs", Kind::File, "old a"),
-            ("src/link", Kind::Symlink(PathBuf::from("a.rs")), ""),
-        ]);
-        let new = memory(&[
-            ("src/a.rs", Kind::File, "new a, longer"),
-            ("src/b.rs", Kind::HardLink(PathBuf::from("src/a.rs")), ""),
-        ]);
+        let old = vec![
+            ("src/", Kind::Folder, "", ""),
+            ("src/a.rs", Kind::File, "", "old a"),
+            ("src/link", Kind::Symlink, "a.rs", ""),
+        ];
+        let new = vec![
+            ("src/a.rs", Kind::File, "", "new a, longer"),
+            ("src/b.rs", Kind::HardLink, "src/a.rs", ""),
+        ];
         let generations = Arc::new(Mutex::new(vec![
             (generation("2026-12-02_0200", 1_796_176_800), new),
             (generation("2026-12-01_0200", 1_796_090_400), old),

@@ -169,6 +169,14 @@ fn every_generation_reads_as_restore_gives_it() {
     }
     home.write("src/a.txt", "two, longer\n");
     home.write("src/new.txt", "new\n");
+    // A time to the nanosecond, which the archives keep and the mount shows.
+    let a_txt = home.path().join("src/a.txt");
+    let touched = Command::new("touch")
+        .args(["-d", "@1700000000.123456789"])
+        .arg(&a_txt)
+        .status()
+        .unwrap();
+    assert!(touched.success());
     (0..3).for_each(|i| drop(home.run_ok(i)));
     fs::remove_file(home.path().join("src/sub/b.txt")).unwrap();
     (0..3).for_each(|i| drop(home.run_ok(i)));
@@ -187,6 +195,9 @@ fn every_generation_reads_as_restore_gives_it() {
             same_tree(&dest, &seen, &format!("{name} {label}"));
             same_metadata(&dest, &seen);
         }
+        let shown = mount.dir.join(name).join("latest/src/a.txt");
+        assert_eq!(stat_time(&shown), stat_time(&a_txt), "{name}");
+        assert!(stat_time(&shown).contains(".123456789 "), "{name}");
     }
     let newest = mount.dir.join("z/latest/src");
     let (a, hard) = (
@@ -200,6 +211,17 @@ fn every_generation_reads_as_restore_gives_it() {
     );
     refuses_writes(&newest);
     unmounts_on_sigterm(mount);
+}
+
+/// The mtime of `path` as `stat` shows it, to the nanosecond.
+fn stat_time(path: &Path) -> String {
+    let out = Command::new("stat")
+        .args(["-c", "%y"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Nothing can be written in the mount.
@@ -367,6 +389,14 @@ fn another_tools_archive_with_a_sparse_file_reads_as_restore_gives_it() {
     same_tree(&dest, &seen, "sp");
     // Its holes read as zeros from anywhere in the file.
     let sparse = fs::read(seen.join("tree/sparse.bin")).unwrap();
-    assert_eq!(sparse, fs::read(dest.join("tree/sparse.bin")).unwrap());
+    let restored = fs::read(dest.join("tree/sparse.bin")).unwrap();
+    assert_eq!(sparse, restored);
     assert_eq!(sparse.len(), 65536);
+    // And read from the middle first, in a file opened again.
+    let file = fs::File::open(seen.join("tree/sparse.bin")).unwrap();
+    for at in [61440, 32768, 4096, 0] {
+        let mut part = vec![1u8; 4096];
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut part, at).unwrap();
+        assert_eq!(part, restored[at as usize..][..4096], "at {at}");
+    }
 }

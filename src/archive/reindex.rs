@@ -48,9 +48,14 @@ pub fn check_index_as(path: &Path, reading: Reading<'_>) -> Result<Option<String
     };
     let mut listed = index.entries()?;
     let mut mismatch: Option<String> = None;
-    let mut each = |entry: Entry| {
+    let nanos = index.has_nanos();
+    let mut each = |mut entry: Entry| {
         if mismatch.is_some() {
             return Ok(());
+        }
+        if !nanos {
+            // An index of an earlier version keeps whole seconds: not a mismatch.
+            entry.mtime_nsec = 0;
         }
         match listed.next().transpose()? {
             Some(indexed) if indexed == entry => {}

@@ -110,6 +110,11 @@ impl Catalog {
         &self.path
     }
 
+    /// How many entries its index says it has, if it has a sound one.
+    pub fn entry_count(&self) -> Option<u64> {
+        self.index.as_ref().map(|index| index.trailer.entries)
+    }
+
     /// Whether its index was used.
     pub fn indexed(&self) -> bool {
         self.index.is_some()
@@ -210,13 +215,21 @@ impl Catalog {
     }
 
     /// A reader of the file `entry`'s contents from byte `offset` on, straight from where
-    /// they lie in the archive, once its header there was found to be the entry's. `None`
-    /// for a sparse file, whose bytes are not stored in order: [`Catalog::copy_data`]
-    /// expands it.
-    pub fn data_from(&self, entry: &Entry, offset: u64) -> Result<Option<Box<dyn io::Read>>> {
-        let (_, header) = self.at_entry(entry).with_context(|| self.reading(entry))?;
-        if header.sparse.is_some() {
-            return Ok(None);
+    /// they lie in the archive, once its header there was found to be the entry's. A
+    /// sparse file's holes read as zeros; its stored data is read from the part that
+    /// holds `offset` (or the next one), not expanded from the file's start.
+    pub fn data_from(&self, entry: &Entry, offset: u64) -> Result<Box<dyn io::Read>> {
+        let (reader, header) = self.at_entry(entry).with_context(|| self.reading(entry))?;
+        if let Some(sparse) = header.sparse {
+            // Past its header, and past a map stored at the start of its data (pax 1.0).
+            let stored_at = entry.header + reader.offset();
+            drop(reader);
+            let before = sparse.stored_before(offset);
+            let stream = self
+                .stream_at(stored_at + before)
+                .with_context(|| self.reading(entry))?;
+            let data = io::Read::take(stream, sparse.stored() - before);
+            return Ok(Box::new(Expand::at(data, sparse, offset)));
         }
         if header.size != entry.size {
             bail!(
@@ -228,7 +241,7 @@ impl Catalog {
         let stream = self
             .stream_at(entry.data + offset.min(header.size))
             .with_context(|| self.reading(entry))?;
-        Ok(Some(Box::new(io::Read::take(stream, left))))
+        Ok(Box::new(io::Read::take(stream, left)))
     }
 
     /// The contents of the file `entry`, read whole (for small files and comparisons).

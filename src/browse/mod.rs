@@ -4,6 +4,8 @@
 //! from where the index says it starts.
 
 mod catalog;
+pub mod names;
+mod stored;
 mod view;
 
 pub use catalog::Catalog;

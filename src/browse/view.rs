@@ -3,14 +3,14 @@
 //! which names it held; a file's contents come from whichever archive of the chain last
 //! stored it.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use super::Catalog;
+use super::stored::Stored;
 use crate::encryption::Identity;
 use crate::index::Entry;
 use crate::naming::{Compression, Format};
@@ -62,6 +62,17 @@ impl View {
         (format, key): (Format, Option<Rc<Identity>>),
         wanted: &dyn Fn(&[u8]) -> bool,
     ) -> Result<Self> {
+        let catalogs = Self::catalogs(chain, (format, key))?;
+        let mut items = Vec::new();
+        Self::resolve(&catalogs, wanted, &mut |item| items.push(item.clone()))?;
+        Ok(View { catalogs, items })
+    }
+
+    /// The archives of `chain`, of `format`, open (with `key` when they are encrypted).
+    pub fn catalogs(
+        chain: &[PathBuf],
+        (format, key): (Format, Option<Rc<Identity>>),
+    ) -> Result<Vec<Catalog>> {
         let catalogs = chain
             .iter()
             .map(|path| Catalog::open_as(path, format, key.clone()))
@@ -69,18 +80,28 @@ impl View {
         if catalogs.is_empty() {
             bail!("no archive to read");
         }
-        let last = catalogs.len() - 1;
+        Ok(catalogs)
+    }
+
+    /// Gives each entry of the tree as of the last of `catalogs` (a chain's archives,
+    /// opened by [`View::catalogs`]) that `wanted` takes to `each`, in order, without
+    /// keeping them: for a reader that keeps them its own way.
+    pub fn resolve(
+        catalogs: &[Catalog],
+        wanted: &dyn Fn(&[u8]) -> bool,
+        each: &mut dyn FnMut(&Item),
+    ) -> Result<()> {
+        let last = catalogs.len().saturating_sub(1);
         let mut resolver = Resolver::default();
-        let mut items = Vec::new();
         for (i, catalog) in catalogs.iter().enumerate() {
-            let mut each = |item: Item| {
+            let mut only_last = |item: &Item| {
                 if i == last {
-                    items.push(item);
+                    each(item);
                 }
             };
-            resolver.step(catalog, i, wanted, i < last, &mut each)?;
+            resolver.step(catalog, i, wanted, i < last, &mut only_last)?;
         }
-        Ok(View { catalogs, items })
+        Ok(())
     }
 
     /// Why an archive's index was not used, once for each.
@@ -139,7 +160,7 @@ impl View {
 #[derive(Default)]
 pub struct Resolver {
     /// The latest version of each name the chain stored so far.
-    stored: HashMap<Vec<u8>, Item>,
+    stored: Stored,
 }
 
 impl Resolver {
@@ -154,9 +175,21 @@ impl Resolver {
         number: usize,
         wanted: &dyn Fn(&[u8]) -> bool,
         remember: bool,
-        each: &mut dyn FnMut(Item),
+        each: &mut dyn FnMut(&Item),
     ) -> Result<()> {
+        if remember {
+            // Grown once, not doubling (and moving every entry) as they come.
+            let count = catalog.entry_count().unwrap_or(0).min(1 << 20);
+            self.stored.reserve(count as usize);
+        }
         let mut first = true;
+        // Each entry given, made in one item whose buffers are reused.
+        let mut item = Item {
+            entry: Entry::default(),
+            archive: number,
+        };
+        // Each entry found stored, made in one item.
+        let mut found = item.clone();
         // Each child's name, made in one buffer.
         let mut name = Vec::new();
         catalog.for_each(&mut |entry| {
@@ -171,13 +204,10 @@ impl Resolver {
                 VOLUME_LABEL => {}
                 DUMPDIR => {
                     if wanted(&entry.name) {
-                        let mut dir = entry.clone();
-                        dir.type_flag = b'5';
-                        dir.listing = Vec::new();
-                        each(Item {
-                            entry: dir,
-                            archive: number,
-                        });
+                        item.entry.clone_from(entry);
+                        item.entry.type_flag = b'5';
+                        item.entry.listing.clear();
+                        each(&item);
                     }
                     for (flag, child) in Listing::new(&entry.listing).iter() {
                         if flag != NOT_STORED {
@@ -192,20 +222,22 @@ impl Resolver {
                         if !wanted(&name) {
                             continue;
                         }
-                        if let Some(item) = self.stored.get(&name) {
-                            each(item.clone());
+                        if self.stored.get_into(&name, &mut found) {
+                            each(&found);
                         }
                     }
                 }
                 _ if wanted(&entry.name) => {
-                    let item = Item {
-                        entry: entry.clone(),
-                        archive: number,
-                    };
+                    item.entry.clone_from(entry);
                     if remember && !item.entry.is_dir() {
-                        self.stored.insert(item.entry.name.clone(), item.clone());
+                        self.stored.insert(&item.entry, number).with_context(|| {
+                            format!(
+                                "reading {}: its chain holds more than 2^32 entries",
+                                catalog.path().display()
+                            )
+                        })?;
                     }
-                    each(item);
+                    each(&item);
                 }
                 _ => {}
             }

@@ -34,6 +34,10 @@ pub struct Archive {
     pub encrypted: bool,
     /// When it was last written (its mtime).
     pub modified: DateTime<FixedOffset>,
+    /// Its dated name's stamp: its own, or for `NAME.tar` that of the dated name it is
+    /// linked to, if it is.
+    #[serde(skip)]
+    pub stamp: Option<Stamp>,
 }
 
 impl Archive {
@@ -97,6 +101,7 @@ pub fn list(dir: &Path) -> Result<Vec<Archive>> {
                 encrypted: format.encrypted,
                 modified,
                 name: file_name,
+                stamp,
             },
             stamp,
             id: FileId::of(&meta),
@@ -121,7 +126,13 @@ pub fn list(dir: &Path) -> Result<Vec<Archive>> {
     date_the_newest(&mut visible, &twins);
     drop_twins(&mut visible);
     sort(&mut visible);
-    Ok(visible.into_iter().map(|f| f.archive).collect())
+    Ok(visible
+        .into_iter()
+        .map(|f| Archive {
+            stamp: f.stamp,
+            ..f.archive
+        })
+        .collect())
 }
 
 /// An archive found in the folder, with what tells it apart.

@@ -67,6 +67,7 @@ fn entry_of(header: &Header, header_at: u64, data_at: u64) -> Entry {
             0
         },
         mtime: header.mtime,
+        mtime_nsec: header.mtime_nsec,
         link: header.link.clone(),
         device: header.device,
         header: header_at,

@@ -5,7 +5,7 @@
 
 use std::io::{self, Read, Write};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use super::Entry;
 use crate::tar::dumpdir::MAX_LISTING;
@@ -118,6 +118,26 @@ impl<R: Read> Input<R> {
     }
 
     fn varint(&mut self) -> io::Result<u64> {
+        // Most are read from the buffer without a check for each byte.
+        if let Some(bytes) = self.buf[..self.end].get(self.pos..self.pos + 10) {
+            let mut n = 0u64;
+            for (i, &byte) in bytes.iter().enumerate() {
+                let part = u64::from(byte & 0x7f);
+                if i == 9 && part > 1 {
+                    break;
+                }
+                n |= part << (7 * i);
+                if byte & 0x80 == 0 {
+                    self.pos += i + 1;
+                    self.left -= i as u64 + 1;
+                    return Ok(n);
+                }
+            }
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a number of more than 64 bits",
+            ));
+        }
         let mut n = 0u64;
         for shift in (0..70).step_by(7) {
             let byte = self.byte()?;
@@ -165,13 +185,23 @@ impl<R: Read> Input<R> {
 }
 
 /// Writes entries, each against the one before.
-#[derive(Default)]
 pub(super) struct EntryEncoder {
     previous: Entry,
     buf: Vec<u8>,
+    /// Whether the nanoseconds of mtimes are written (not in version 1).
+    nanos: bool,
 }
 
 impl EntryEncoder {
+    /// An encoder writing the nanoseconds of mtimes when `nanos`.
+    pub(super) fn new(nanos: bool) -> Self {
+        EntryEncoder {
+            previous: Entry::default(),
+            buf: Vec::new(),
+            nanos,
+        }
+    }
+
     /// Writes `entry` to `out`.
     pub(super) fn encode(&mut self, entry: &Entry, out: &mut impl Write) -> io::Result<()> {
         let prev = &self.previous;
@@ -220,6 +250,9 @@ impl EntryEncoder {
         }
         write_varint(b, entry.size);
         write_varint(b, zigzag(entry.mtime.wrapping_sub(prev.mtime)));
+        if self.nanos {
+            write_varint(b, u64::from(entry.mtime_nsec));
+        }
         write_varint(b, entry.header.wrapping_sub(prev.header));
         write_varint(b, entry.data.wrapping_sub(entry.header));
         for (bit, data) in [(HAS_LINK, &entry.link), (HAS_LISTING, &entry.listing)] {
@@ -241,8 +274,12 @@ impl EntryEncoder {
 }
 
 /// Reads an entry over the one before it, in place: what did not change is kept, and
-/// the buffers are reused.
-pub(super) fn decode_into<R: Read>(input: &mut Input<R>, entry: &mut Entry) -> Result<()> {
+/// the buffers are reused. An entry of an index without `nanos` (version 1) has none.
+pub(super) fn decode_into<R: Read>(
+    input: &mut Input<R>,
+    entry: &mut Entry,
+    nanos: bool,
+) -> Result<()> {
     let flags = input.byte()?;
     entry.type_flag = input.byte()?;
     let shared = input.varint()?;
@@ -269,6 +306,13 @@ pub(super) fn decode_into<R: Read>(input: &mut Input<R>, entry: &mut Entry) -> R
     }
     entry.size = input.varint()?;
     entry.mtime = entry.mtime.wrapping_add(unzigzag(input.varint()?));
+    entry.mtime_nsec = 0;
+    if nanos {
+        entry.mtime_nsec = u32::try_from(input.varint()?)
+            .ok()
+            .filter(|&n| n < 1_000_000_000)
+            .context("the nanoseconds of an mtime out of range")?;
+    }
     entry.header = entry.header.wrapping_add(input.varint()?);
     entry.data = entry.header.wrapping_add(input.varint()?);
     entry.link.clear();

@@ -9,6 +9,7 @@
 
 mod build;
 mod codec;
+mod entry;
 pub mod seekable;
 
 use std::fs::File;
@@ -21,17 +22,20 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::encryption::{self, Identity as Key};
 use crate::naming::Compression;
-use crate::tar::Kind;
 
 pub use build::{build, write_all};
 use codec::{EntryEncoder, Input, decode_into, read_u64, read_varint, write_varint};
+pub use entry::Entry;
 
 /// The first bytes of an index.
 const MAGIC: &[u8; 8] = b"BMINDEX\n";
 /// The last bytes before its checksum.
 const END_MAGIC: &[u8; 8] = b"BMIDXEND";
-/// The version of the format written; an index of another version is not read.
-const VERSION: u32 = 1;
+/// The version of the format written; an index of another version is not read, but for
+/// version 1, which has no nanoseconds of mtimes (read as 0).
+const VERSION: u32 = 2;
+/// The version before, read still.
+const VERSION_WITHOUT_NANOS: u32 = 1;
 /// Magic, version.
 const HEAD_LEN: u64 = 12;
 /// Trailer offset, end magic, checksum.
@@ -59,62 +63,6 @@ pub fn sidecar(archive: &Path) -> PathBuf {
 /// Whether `file_name` is an index's name, and of which archive file name.
 pub fn archive_of(file_name: &str) -> Option<&str> {
     file_name.strip_prefix('.')?.strip_suffix(".idx")
-}
-
-/// One entry of an archive, as the index keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Entry {
-    /// Its name, as stored (a folder's without its trailing `/`).
-    pub name: Vec<u8>,
-    /// The type flag (`0` file, `5` folder, `2` symbolic link, `1` hard link, `D` a GNU
-    /// dumpdir, `V` a volume label...).
-    pub type_flag: u8,
-    /// Permission bits.
-    pub mode: u32,
-    /// Owner and group ids.
-    pub uid: u64,
-    /// The group id.
-    pub gid: u64,
-    /// Owner name, as stored.
-    pub uname: Vec<u8>,
-    /// Group name, as stored.
-    pub gname: Vec<u8>,
-    /// The file's size once restored (a sparse file's full size).
-    pub size: u64,
-    /// Modification time, seconds since the epoch.
-    pub mtime: i64,
-    /// A link's target.
-    pub link: Vec<u8>,
-    /// A device's numbers.
-    pub device: (u32, u32),
-    /// Where the entry starts in the tar stream: its first block (a long name's, if it
-    /// has one).
-    pub header: u64,
-    /// Where its data starts.
-    pub data: u64,
-    /// A dumpdir's listing of its children (GNU format), empty for anything else.
-    pub listing: Vec<u8>,
-}
-
-impl Entry {
-    /// What the entry is.
-    pub fn kind(&self) -> Kind {
-        match self.type_flag {
-            b'0' | 0 | b'7' | b'S' => Kind::File,
-            b'1' => Kind::HardLink,
-            b'2' => Kind::Symlink,
-            b'3' => Kind::CharDevice,
-            b'4' => Kind::BlockDevice,
-            b'5' => Kind::Dir,
-            b'6' => Kind::Fifo,
-            other => Kind::Other(other),
-        }
-    }
-
-    /// Whether it is a folder, plain or dumpdir.
-    pub fn is_dir(&self) -> bool {
-        matches!(self.kind(), Kind::Dir) || self.type_flag == crate::tar::DUMPDIR
-    }
 }
 
 /// A compressed archive's independent frame (zstd) or member (gzip): where it starts in
@@ -181,12 +129,18 @@ pub struct Writer<W: Write> {
 impl<W: Write> Writer<W> {
     /// Starts an index in `out`.
     pub fn new(out: W) -> io::Result<Self> {
+        Self::of_version(out, VERSION)
+    }
+
+    /// Starts an index of format `version` in `out`: an earlier one's, for the tests that
+    /// it is read still.
+    fn of_version(out: W, version: u32) -> io::Result<Self> {
         let mut out = Hashing::new(out);
         out.write_all(MAGIC)?;
-        out.write_all(&VERSION.to_le_bytes())?;
+        out.write_all(&version.to_le_bytes())?;
         Ok(Writer {
             out,
-            encoder: EntryEncoder::default(),
+            encoder: EntryEncoder::new(version != VERSION_WITHOUT_NANOS),
             entries: 0,
         })
     }
@@ -271,6 +225,8 @@ pub struct Index {
     pub trailer: Trailer,
     /// Where the entries end (the trailer starts).
     entries_end: u64,
+    /// The version of its format.
+    version: u32,
 }
 
 /// Where an index's bytes are: its file, or, for a sealed one, decrypted in memory.
@@ -319,6 +275,12 @@ impl Data {
 }
 
 impl Index {
+    /// Whether its entries have the nanoseconds of their mtimes: not in an index written
+    /// by an earlier version, whose are 0.
+    pub fn has_nanos(&self) -> bool {
+        self.version != VERSION_WITHOUT_NANOS
+    }
+
     /// Opens the index at `path` and checks it: its magic, version and checksum, and that
     /// it describes the archive open as `archive`. Fails, saying why, otherwise. The index
     /// of an encrypted archive is sealed: `key` opens it.
@@ -354,7 +316,7 @@ impl Index {
             bail!("it is not an index (no magic number)");
         }
         let version = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
-        if version != VERSION {
+        if version != VERSION && version != VERSION_WITHOUT_NANOS {
             bail!("it is of version {version}; this program reads version {VERSION}");
         }
         let mut foot = [0u8; FOOT_LEN as usize];
@@ -384,6 +346,7 @@ impl Index {
             path: path.to_owned(),
             trailer,
             entries_end,
+            version,
         })
     }
 
@@ -392,6 +355,7 @@ impl Index {
         let len = self.entries_end - HEAD_LEN;
         Ok(Entries {
             input: Input::new(self.data.reader(HEAD_LEN, len)?, len),
+            nanos: self.version != VERSION_WITHOUT_NANOS,
             current: Entry::default(),
             left: self.trailer.entries,
             path: &self.path,
@@ -478,6 +442,8 @@ fn read_trailer(input: &mut impl Read, len: u64) -> Result<Trailer> {
 /// The entries of an [`Index`], one at a time.
 pub struct Entries<'a> {
     input: Input<Box<dyn Read + 'a>>,
+    /// Whether its entries have the nanoseconds of their mtimes.
+    nanos: bool,
     /// The entry last read, which the next is read over.
     current: Entry,
     left: u64,
@@ -492,7 +458,7 @@ impl Entries<'_> {
             return None;
         }
         self.left -= 1;
-        match decode_into(&mut self.input, &mut self.current) {
+        match decode_into(&mut self.input, &mut self.current, self.nanos) {
             Ok(()) => Some(Ok(&self.current)),
             Err(err) => {
                 self.left = 0;

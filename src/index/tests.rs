@@ -11,6 +11,7 @@ fn entry(name: &str, header: u64) -> Entry {
         gname: b"us".to_vec(),
         size: 1234,
         mtime: 1_700_000_000 + header as i64,
+        mtime_nsec: (header as u32 * 7919) % 1_000_000_000,
         header,
         data: header + 512,
         ..Entry::default()
@@ -62,6 +63,37 @@ fn entries_and_trailer_come_back_as_written() {
     assert_eq!(index.trailer.entries, 3);
     let read: Vec<Entry> = index.entries().unwrap().map(Result::unwrap).collect();
     assert_eq!(read, entries);
+}
+
+#[test]
+fn an_index_of_version_1_is_read_with_whole_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive_path = dir.path().join("a.tar");
+    std::fs::write(&archive_path, b"archive").unwrap();
+    let archive = File::open(&archive_path).unwrap();
+    let trailer = Trailer {
+        identity: Identity::of(&archive).unwrap(),
+        ..Trailer::default()
+    };
+    let entries = [entry("a", 0), entry("b", 1024)];
+    assert_ne!(entries[1].mtime_nsec, 0);
+    let mut writer = Writer::of_version(Vec::new(), 1).unwrap();
+    for e in &entries {
+        writer.push(e).unwrap();
+    }
+    let path = dir.path().join("a.tar.idx");
+    std::fs::write(&path, writer.finish(trailer).unwrap()).unwrap();
+    let index = Index::open(&path, &archive, None).unwrap();
+    assert!(!index.has_nanos());
+    let read: Vec<Entry> = index.entries().unwrap().map(Result::unwrap).collect();
+    let whole: Vec<Entry> = entries
+        .iter()
+        .map(|e| Entry {
+            mtime_nsec: 0,
+            ..e.clone()
+        })
+        .collect();
+    assert_eq!(read, whole);
 }
 
 #[test]

@@ -209,7 +209,7 @@ fn search(
             found.warnings.extend(catalog.warning.clone());
             let mut versions = Vec::new();
             let made = archive.made.format("%Y-%m-%d_%H%M").to_string();
-            let mut each = |item: Item| {
+            let mut each = |item: &Item| {
                 versions.push(Version {
                     schedule: archive.schedule.clone(),
                     generation: archive.name.clone(),

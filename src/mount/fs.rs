@@ -96,10 +96,7 @@ impl BackupsFs {
                 log::error!("Error: mount: opening {}: {e:#}", s.label);
                 EIO
             })?;
-        let tree = Rc::new(Tree::new(snapshot.entries()));
-        if tree.nodes.len() >= 1 << 32 {
-            return Err(EIO);
-        }
+        let tree = Rc::new(Tree::new(snapshot.entries()).ok_or(EIO)?);
         let built = self.slots.iter().filter(|s| s.loaded.is_some()).count();
         if built >= TREES_KEPT {
             if let Some(oldest) = self
@@ -177,8 +174,11 @@ impl BackupsFs {
             }
             Ino::Latest(_) => Err(ENOTDIR),
             Ino::Node(slot, node) => {
-                let (_, tree) = self.loaded(slot)?;
-                let child = tree.nodes.get(node).ok_or(ENOENT)?.child(name);
+                let (snapshot, tree) = self.loaded(slot)?;
+                if node >= tree.nodes.len() {
+                    return Err(ENOENT);
+                }
+                let child = tree.child(snapshot.entries(), node, name.as_bytes());
                 Ok(Ino::Node(slot, child.ok_or(ENOENT)?).number())
             }
         }
@@ -219,12 +219,14 @@ impl BackupsFs {
                 if !tree.is_folder(node, snapshot.entries()) {
                     return Err(ENOTDIR);
                 }
-                let parent = Ino::Node(slot, folder.parent).number();
+                let parent = Ino::Node(slot, folder.parent()).number();
                 out[1].0 = if node == 0 { ino } else { parent };
-                for (name, child) in folder.children.iter().skip(offset.saturating_sub(2)) {
-                    let attr = inodes::of_node(0, &tree, *child, snapshot.entries(), 0);
-                    let number = Ino::Node(slot, *child).number();
-                    out.push((number, attr.kind, name.as_bytes().to_vec()));
+                let entries = snapshot.entries();
+                let listing = tree.listing(entries, node);
+                for (name, child) in listing.skip(offset.saturating_sub(2)) {
+                    let attr = inodes::of_node(0, &tree, child, entries, 0);
+                    let number = Ino::Node(slot, child).number();
+                    out.push((number, attr.kind, name.to_vec()));
                 }
                 return Ok(out.into_iter().skip(offset.min(2)).collect());
             }
@@ -241,9 +243,9 @@ impl BackupsFs {
             }
             Ino::Node(slot, node) => {
                 let (snapshot, tree) = self.loaded(slot)?;
-                let entry = tree.nodes.get(node).and_then(|n| n.entry).ok_or(EIO)?;
-                match &snapshot.entries()[entry].kind {
-                    Kind::Symlink(target) => Ok(target.as_os_str().as_bytes().to_vec()),
+                let entry = tree.nodes.get(node).and_then(|n| n.entry()).ok_or(EIO)?;
+                match snapshot.entries()[entry].kind {
+                    Kind::Symlink => Ok(snapshot.entries().link(entry).to_vec()),
                     _ => Err(libc::EINVAL),
                 }
             }
@@ -262,12 +264,9 @@ impl BackupsFs {
         let entry = tree
             .nodes
             .get(node)
-            .and_then(|n| n.entry)
+            .and_then(|n| n.entry())
             .ok_or(libc::EISDIR)?;
-        if !matches!(
-            snapshot.entries()[entry].kind,
-            Kind::File | Kind::HardLink(_)
-        ) {
+        if !matches!(snapshot.entries()[entry].kind, Kind::File | Kind::HardLink) {
             return Err(libc::EISDIR);
         }
         let handle = self.next_handle;

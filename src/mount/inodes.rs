@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fuser::{FileAttr, FileType};
 
 use super::tree::Tree;
-use super::{Entry, Kind, Snapshot};
+use super::{Entries, Kind, Snapshot};
 
 /// How many generations' trees are kept built at a time: what bounds the mount's memory,
 /// whatever the number of generations browsed.
@@ -117,20 +117,21 @@ pub fn own(ino: u64, kind: FileType, made: i64, size: u64) -> FileAttr {
 }
 
 /// The attributes of `node` of a generation made at `made`.
-pub fn of_node(ino: u64, tree: &Tree, node: usize, entries: &[Entry], made: i64) -> FileAttr {
+pub fn of_node(ino: u64, tree: &Tree, node: usize, entries: &Entries, made: i64) -> FileAttr {
     let folders = tree.folders_in(node, entries);
-    let Some(entry) = tree.nodes[node].entry.map(|i| &entries[i]) else {
+    let Some(i) = tree.nodes[node].entry() else {
         let mut attr = own(ino, FileType::Directory, made, 4096);
         attr.nlink = 2 + folders;
         return attr;
     };
-    let (kind, size, rdev) = match &entry.kind {
-        Kind::File | Kind::HardLink(_) => (FileType::RegularFile, entry.size, 0),
+    let entry = &entries[i];
+    let (kind, size, rdev) = match entry.kind {
+        Kind::File | Kind::HardLink => (FileType::RegularFile, entry.size, 0),
         Kind::Folder => (FileType::Directory, 4096, 0),
-        Kind::Symlink(target) => (FileType::Symlink, target.as_os_str().len() as u64, 0),
+        Kind::Symlink => (FileType::Symlink, entries.link(i).len() as u64, 0),
         Kind::Fifo => (FileType::NamedPipe, 0, 0),
-        Kind::CharDevice(major, minor) => (FileType::CharDevice, 0, device(*major, *minor)),
-        Kind::BlockDevice(major, minor) => (FileType::BlockDevice, 0, device(*major, *minor)),
+        Kind::CharDevice(major, minor) => (FileType::CharDevice, 0, device(major, minor)),
+        Kind::BlockDevice(major, minor) => (FileType::BlockDevice, 0, device(major, minor)),
     };
     let at = time(entry.mtime, entry.mtime_nanos);
     FileAttr {

@@ -6,6 +6,7 @@
 //! `GNU.sparse.numbytes` records, in pairs), 0.1 (one `GNU.sparse.map` record) and 1.0
 //! (the map in decimal at the start of the entry's data).
 
+use std::borrow::Borrow;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 
@@ -264,31 +265,64 @@ pub fn write(sparse: &Sparse, data: &mut impl Read, file: &mut File) -> io::Resu
 }
 
 /// The whole content of a sparse file as a reader: the stored data where the map puts
-/// it, zeros elsewhere.
-pub struct Expand<'a, R: Read> {
+/// it, zeros elsewhere. The map is borrowed (`&Sparse`) or owned.
+pub struct Expand<S: Borrow<Sparse>, R: Read> {
     data: R,
-    sparse: &'a Sparse,
+    sparse: S,
     /// Where in the file we are.
     pos: u64,
     /// The next part not fully read.
     part: usize,
 }
 
-impl<'a, R: Read> Expand<'a, R> {
+impl<S: Borrow<Sparse>, R: Read> Expand<S, R> {
     /// Expands `data`, the stored parts of `sparse` one after the other.
-    pub fn new(data: R, sparse: &'a Sparse) -> Self {
+    pub fn new(data: R, sparse: S) -> Self {
+        Self::at(data, sparse, 0)
+    }
+
+    /// Expands the file from byte `pos` on, `data` being its stored parts from the byte
+    /// that [`Sparse::stored_before`] gives for `pos` on.
+    pub fn at(data: R, sparse: S, pos: u64) -> Self {
+        let part = sparse
+            .borrow()
+            .parts
+            .partition_point(|&(offset, len)| offset + len <= pos);
         Expand {
             data,
             sparse,
-            pos: 0,
-            part: 0,
+            pos,
+            part,
         }
     }
 }
 
-impl<R: Read> Read for Expand<'_, R> {
+impl Sparse {
+    /// How many bytes of the stored data come before byte `pos` of the file: where to
+    /// start reading them to expand the file from `pos`.
+    pub fn stored_before(&self, pos: u64) -> u64 {
+        let mut before = 0;
+        for &(offset, len) in &self.parts {
+            if offset + len <= pos {
+                before += len;
+            } else {
+                before += pos.saturating_sub(offset);
+                break;
+            }
+        }
+        before
+    }
+
+    /// How many bytes of data are stored.
+    pub fn stored(&self) -> u64 {
+        self.parts.iter().map(|&(_, len)| len).sum()
+    }
+}
+
+impl<S: Borrow<Sparse>, R: Read> Read for Expand<S, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while let Some(&(offset, len)) = self.sparse.parts.get(self.part) {
+        let sparse = self.sparse.borrow();
+        while let Some(&(offset, len)) = sparse.parts.get(self.part) {
             if self.pos >= offset + len {
                 self.part += 1;
                 continue;
@@ -315,9 +349,9 @@ impl<R: Read> Read for Expand<'_, R> {
             return Ok(n);
         }
         // The hole at the end.
-        let n = buf.len().min(
-            usize::try_from(self.sparse.real_size.saturating_sub(self.pos)).unwrap_or(usize::MAX),
-        );
+        let n = buf
+            .len()
+            .min(usize::try_from(sparse.real_size.saturating_sub(self.pos)).unwrap_or(usize::MAX));
         buf[..n].fill(0);
         self.pos += n as u64;
         Ok(n)
@@ -344,6 +378,16 @@ mod tests {
             .read_to_end(&mut out)
             .unwrap();
         assert_eq!(out, b"\0\0abc\0\0d\0\0");
+        // From any byte on, reading the stored data from where it lies for that byte.
+        assert_eq!(map.stored(), 4);
+        for pos in 0..=10 {
+            let stored = &b"abcd"[map.stored_before(pos) as usize..];
+            let mut from = Vec::new();
+            Expand::at(stored, map.clone(), pos)
+                .read_to_end(&mut from)
+                .unwrap();
+            assert_eq!(from, &out[pos as usize..], "from {pos}");
+        }
         let empty = sparse(4, &[]);
         let mut out = Vec::new();
         Expand::new(&b""[..], &empty).read_to_end(&mut out).unwrap();

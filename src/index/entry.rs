@@ -1,0 +1,100 @@
+//! One entry of an archive as the index keeps it.
+
+use crate::tar::Kind;
+
+/// One entry of an archive, as the index keeps it.
+#[derive(Debug, PartialEq, Eq, Default)]
+pub struct Entry {
+    /// Its name, as stored (a folder's without its trailing `/`).
+    pub name: Vec<u8>,
+    /// The type flag (`0` file, `5` folder, `2` symbolic link, `1` hard link, `D` a GNU
+    /// dumpdir, `V` a volume label...).
+    pub type_flag: u8,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner and group ids.
+    pub uid: u64,
+    /// The group id.
+    pub gid: u64,
+    /// Owner name, as stored.
+    pub uname: Vec<u8>,
+    /// Group name, as stored.
+    pub gname: Vec<u8>,
+    /// The file's size once restored (a sparse file's full size).
+    pub size: u64,
+    /// Modification time, seconds since the epoch.
+    pub mtime: i64,
+    /// The nanoseconds of that time (0 in an index of version 1).
+    pub mtime_nsec: u32,
+    /// A link's target.
+    pub link: Vec<u8>,
+    /// A device's numbers.
+    pub device: (u32, u32),
+    /// Where the entry starts in the tar stream: its first block (a long name's, if it
+    /// has one).
+    pub header: u64,
+    /// Where its data starts.
+    pub data: u64,
+    /// A dumpdir's listing of its children (GNU format), empty for anything else.
+    pub listing: Vec<u8>,
+}
+
+impl Clone for Entry {
+    fn clone(&self) -> Self {
+        let mut copy = Entry::default();
+        copy.clone_from(self);
+        copy
+    }
+
+    /// Copies `source` into this entry's own buffers, allocating only where they are
+    /// too small: what a reader of many entries does for each.
+    fn clone_from(&mut self, source: &Self) {
+        let Entry {
+            name,
+            type_flag,
+            mode,
+            uid,
+            gid,
+            uname,
+            gname,
+            size,
+            mtime,
+            mtime_nsec,
+            link,
+            device,
+            header,
+            data,
+            listing,
+        } = source;
+        self.name.clone_from(name);
+        self.uname.clone_from(uname);
+        self.gname.clone_from(gname);
+        self.link.clone_from(link);
+        self.listing.clone_from(listing);
+        (self.type_flag, self.mode, self.uid, self.gid) = (*type_flag, *mode, *uid, *gid);
+        (self.size, self.mtime, self.mtime_nsec) = (*size, *mtime, *mtime_nsec);
+        self.device = *device;
+        (self.header, self.data) = (*header, *data);
+    }
+}
+
+impl Entry {
+    /// What the entry is.
+    pub fn kind(&self) -> Kind {
+        match self.type_flag {
+            b'0' | 0 | b'7' | b'S' => Kind::File,
+            b'1' => Kind::HardLink,
+            b'2' => Kind::Symlink,
+            b'3' => Kind::CharDevice,
+            b'4' => Kind::BlockDevice,
+            b'5' => Kind::Dir,
+            b'6' => Kind::Fifo,
+            other => Kind::Other(other),
+        }
+    }
+
+    /// Whether it is a folder, plain or dumpdir.
+    pub fn is_dir(&self) -> bool {
+        matches!(self.kind(), Kind::Dir) || self.type_flag == crate::tar::DUMPDIR
+    }
+}
