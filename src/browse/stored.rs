@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 
 use super::names::{Hashed, hash};
-use super::view::Item;
 use crate::index::Entry;
 
 /// No entry: the end of a chain of entries of the same hash.
@@ -127,14 +126,10 @@ impl Stored {
         Some(())
     }
 
-    /// Puts the entry named `name` into `item` (reusing its buffers); false if none is
-    /// kept.
-    pub fn get_into(&self, name: &[u8], item: &mut Item) -> bool {
-        let Some(found) = self.find(name) else {
-            return false;
-        };
-        let kept = self.kept[found];
-        let e = &mut item.entry;
+    /// Puts the entry named `name` into `e` (reusing its buffers), and returns the
+    /// number of the archive of the chain that holds it; `None` if none is kept.
+    pub fn get_into(&self, name: &[u8], e: &mut Entry) -> Option<usize> {
+        let kept = self.kept[self.find(name)?];
         for (to, span) in [
             (&mut e.name, kept.name),
             (&mut e.uname, kept.uname),
@@ -148,8 +143,7 @@ impl Stored {
         (e.type_flag, e.mode, e.uid, e.gid) = (kept.type_flag, kept.mode, kept.uid, kept.gid);
         (e.size, e.mtime, e.mtime_nsec) = (kept.size, kept.mtime, kept.mtime_nsec);
         (e.device, e.header, e.data) = (kept.device, kept.header, kept.data);
-        item.archive = kept.archive;
-        true
+        Some(kept.archive)
     }
 }
 
@@ -172,22 +166,16 @@ mod tests {
     #[test]
     fn a_name_stored_again_replaces_the_one_before() {
         let mut stored = Stored::default();
-        let mut item = Item {
-            entry: Entry::default(),
-            archive: 0,
-        };
+        let mut found = Entry::default();
         stored.insert(&entry("a", "me", 1), 0).unwrap();
         stored.insert(&entry("b", "me", 2), 0).unwrap();
         stored.insert(&entry("a", "you", 3), 1).unwrap();
-        assert!(stored.get_into(b"a", &mut item));
-        assert_eq!(
-            (item.entry.clone(), item.archive),
-            (entry("a", "you", 3), 1)
-        );
-        assert!(stored.get_into(b"b", &mut item));
-        assert_eq!((item.entry.clone(), item.archive), (entry("b", "me", 2), 0));
-        assert!(!stored.get_into(b"c", &mut item));
+        assert_eq!(stored.get_into(b"a", &mut found), Some(1));
+        assert_eq!(found, entry("a", "you", 3));
+        assert_eq!(stored.get_into(b"b", &mut found), Some(0));
+        assert_eq!(found, entry("b", "me", 2));
+        assert_eq!(stored.get_into(b"c", &mut found), None);
         stored.clear();
-        assert!(!stored.get_into(b"a", &mut item));
+        assert_eq!(stored.get_into(b"a", &mut found), None);
     }
 }

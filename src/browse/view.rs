@@ -222,7 +222,8 @@ impl Resolver {
                         if !wanted(&name) {
                             continue;
                         }
-                        if self.stored.get_into(&name, &mut found) {
+                        if let Some(archive) = self.stored.get_into(&name, &mut found.entry) {
+                            found.archive = archive;
                             each(&found);
                         }
                     }
