@@ -189,7 +189,7 @@ measure() {
   /usr/bin/time -f "%M %U %S" -o "$work/rss" "$@" >/dev/null
   end=$(date +%s%N)
   local rss cpu
-  read -r rss cpu < <(awk '{ printf "%d %d", $1, ($2 + $3) * 1000 }' "$work/rss")
+  read -r rss cpu < <(awk '{ printf "%d %d\n", $1, ($2 + $3) * 1000 }' "$work/rss")
   echo "$(( (end - start) / 1000000 )) $rss $(find "$work/out" -maxdepth 1 -name '*.tar' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }') $cpu" >> "$into"
 }
 
