@@ -1,4 +1,5 @@
-# The restore section of scripts/bench.sh, sourced by it (it sets work, bin, runs, median):
+# The restore section of scripts/bench.sh, sourced by it (it sets work, bin, runs, median,
+# small_tree):
 # a whole restore with backup_manager against GNU tar's `tar -xf` (and bsdtar's, if
 # installed) of the same archive, on the small and large trees, plain and zstd. Every
 # restore goes into a tmpfs, so that what is timed is the engine and not the disk; the
@@ -16,16 +17,7 @@ home="$work/restore"
 mkdir -p "$home"
 
 # The trees, as the archive section makes them (at the scale asked for).
-python3 - "$home/small" "$files" <<'PY'
-import os, random, sys
-random.seed(42)
-root, count = sys.argv[1], int(sys.argv[2])
-for i in range(count):
-    folder = os.path.join(root, f"dir{i // 100:03}")
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, f"file{i % 100:03}.dat"), "wb") as out:
-        out.write(os.urandom(int(random.triangular(100, 16384, 1500))))
-PY
+small_tree "$home/small" "$files"
 mkdir -p "$home/large"
 for i in 1 2 3 4; do
   head -c $((large_mib << 20)) /dev/urandom > "$home/large/file$i.bin"
