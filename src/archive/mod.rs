@@ -7,6 +7,7 @@
 //! back, and so do [`verify`] and [`restore`].
 
 pub mod check;
+mod direct;
 mod extras;
 mod framed;
 mod index_out;

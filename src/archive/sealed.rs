@@ -1,13 +1,14 @@
-//! Where a compressed or encrypted stream goes: the archive file, through a buffer, or
-//! an age file's encryption first. The encryption runs on a thread of its own, fed
+//! Where a compressed or encrypted stream goes: the archive file, in batches written
+//! past the page cache ([`Direct`]), or an age file's encryption first. The encryption runs on a thread of its own, fed
 //! buffers by the writer thread, so that sealing the stream overlaps with compressing
 //! it (and with the walk), rather than adding to the writer's time.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::{Scope, ScopedJoinHandle};
 
+use super::direct::Direct;
 use crate::encryption::{self, Mark, Recipients, Sealer};
 
 /// How the archive is sealed, when it is encrypted: to whom, and the chain mark its
@@ -23,7 +24,7 @@ const PIPES: usize = 4;
 /// What the writer thread writes a compressed or sealed stream to.
 pub(super) enum Out<'scope> {
     /// The archive file itself.
-    File(BufWriter<&'scope mut File>),
+    File(Direct<'scope>),
     /// Encrypted on another thread, then the archive file.
     Sealed(Piped<'scope>),
 }
@@ -35,11 +36,11 @@ impl<'scope> Out<'scope> {
         file: &'scope mut File,
         seal: Seal<'_>,
     ) -> io::Result<Self> {
-        let buffered = BufWriter::with_capacity(1 << 16, file);
+        let direct = Direct::new(file)?;
         Ok(match seal {
-            None => Out::File(buffered),
+            None => Out::File(direct),
             Some((recipients, mark)) => {
-                let sealer = encryption::seal(recipients, mark, buffered)?;
+                let sealer = encryption::seal(recipients, mark, direct)?;
                 Out::Sealed(Piped::start(scope, sealer))
             }
         })
@@ -48,7 +49,7 @@ impl<'scope> Out<'scope> {
     /// Writes what is left (an age file's last chunk) and flushes it all to the file.
     pub(super) fn finish(self) -> io::Result<()> {
         match self {
-            Out::File(mut file) => file.flush(),
+            Out::File(file) => file.finish(),
             Out::Sealed(piped) => piped.finish(),
         }
     }
@@ -62,7 +63,7 @@ impl Write for Out<'_> {
         }
     }
 
-    /// The file's buffer is flushed; a sealed stream's buffers are sent only when full
+    /// Nothing is written: the file's batch and a sealed stream's buffers go only when full
     /// or at [`Out::finish`]: an age chunk is written whole anyway.
     fn flush(&mut self) -> io::Result<()> {
         match self {
@@ -84,10 +85,7 @@ pub(super) struct Piped<'scope> {
 }
 
 impl<'scope> Piped<'scope> {
-    fn start(
-        scope: &'scope Scope<'scope, '_>,
-        mut sealer: Sealer<BufWriter<&'scope mut File>>,
-    ) -> Self {
+    fn start(scope: &'scope Scope<'scope, '_>, mut sealer: Sealer<Direct<'scope>>) -> Self {
         let (jobs, queued) = sync_channel::<Vec<u8>>(PIPES);
         // Room for every buffer: the sealer never waits to give one back.
         let (gave_back, free) = sync_channel(PIPES);
@@ -97,7 +95,7 @@ impl<'scope> Piped<'scope> {
                 // The writer may have stopped waiting (it failed); that is its to say.
                 let _ = gave_back.send(buf);
             }
-            sealer.finish()?.flush()
+            sealer.finish()?.finish()
         });
         Piped {
             buf: Vec::with_capacity(PIPE),

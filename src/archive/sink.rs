@@ -10,8 +10,8 @@
 //! written once and not read again soon, so caching it would only push the user's own
 //! files out of memory, and the fsync at the end has little left to do but flush the
 //! disk's cache and the file's metadata. Direct I/O wants aligned memory, offsets and
-//! lengths, so batches start on an [`ALIGN`] boundary and every write but the last is a
-//! multiple of [`ALIGN`] long. Where the file system refuses direct I/O, the archive goes
+//! lengths, so batches start on an [`ALIGN`](super::direct::ALIGN) boundary and every write but the last is a
+//! multiple of it long. Where the file system refuses direct I/O, the archive goes
 //! through the page cache, and a third thread starts its write-back as it goes, so that
 //! the final fsync has little left to do.
 
@@ -20,6 +20,7 @@ use std::io::{self, Write};
 use std::sync::mpsc::{Receiver, SendError, SyncSender, sync_channel};
 use std::thread::{Scope, ScopedJoinHandle};
 
+use super::direct::{ALIGN, BATCH, Batch};
 use super::framed::Framed;
 use super::sealed::{Out, Seal};
 use super::tap::{Piece, Tap};
@@ -32,14 +33,6 @@ use splice::{Moved, PAGE, Splicer};
 mod plain;
 mod splice;
 
-/// The size of a batch: the most the writer hands to the kernel in one `write`.
-const BATCH: usize = 1 << 20;
-
-/// The alignment direct I/O asks for, of memory, offsets and lengths: 512 bytes or 4 KiB
-/// on usual disks. Where a disk wants more, the first refused write sends the rest of
-/// the archive through the page cache.
-const ALIGN: usize = 4096;
-
 /// The most [`Stream::room`] gives at once: a batch, less what may be carried over to
 /// keep writes aligned.
 pub const ROOM: u64 = (BATCH - ALIGN) as u64;
@@ -51,35 +44,6 @@ const BATCHES: usize = 4;
 /// How many for a compressed one: the compressor sets the pace, so one being filled and
 /// one being compressed keep it busy, and the memory goes to its workers instead.
 const COMPRESSED_BATCHES: usize = 2;
-
-/// A batch's memory: `BATCH` bytes starting on an `ALIGN` boundary.
-struct Batch {
-    memory: Vec<u8>,
-    start: usize,
-}
-
-impl Batch {
-    fn new() -> Self {
-        let memory = vec![0; BATCH + ALIGN];
-        // The vector's memory never moves, so the offset stays right wherever the batch goes.
-        let start = (ALIGN - memory.as_ptr().addr() % ALIGN) % ALIGN;
-        Batch { memory, start }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        &self.memory[self.start..self.start + BATCH]
-    }
-
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.memory[self.start..self.start + BATCH]
-    }
-}
-
-impl AsRef<[u8]> for Batch {
-    fn as_ref(&self) -> &[u8] {
-        self.bytes()
-    }
-}
 
 /// The walk's end of the tar stream.
 pub struct Stream {

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread::Scope;
 
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use crate::archive::direct::set_direct;
 
 /// When written through the page cache, every this many bytes of the file are handed to
 /// the disk.
@@ -107,22 +107,10 @@ impl<'a> Plain<'a> {
     }
 }
 
-/// Turns direct I/O on or off for `file`.
-fn set_direct(file: &File, on: bool) -> io::Result<()> {
-    let flags = OFlag::from_bits_retain(fcntl(file, FcntlArg::F_GETFL)?);
-    let flags = if on {
-        flags | OFlag::O_DIRECT
-    } else {
-        flags - OFlag::O_DIRECT
-    };
-    fcntl(file, FcntlArg::F_SETFL(flags))?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::sink::BATCH;
+    use crate::archive::direct::BATCH;
 
     /// Bytes that tell their offset: a misplaced or repeated piece shows.
     fn pattern(len: usize) -> Vec<u8> {
