@@ -79,6 +79,42 @@ for pair in "plain:plain.tar:" "packed:packed.tar.zst:--zstd"; do
       f, o, g, (g > 0 ? o / g : 0) }'
 done
 
+# Through the mount (where FUSE is there): the first byte of the archive's last file,
+# timed from before its `open`, at the first look at the generation (a fresh mount each
+# run: its index read and its tree built on that open), then `find | wc -l` of it.
+if [ -e /dev/fuse ] && command -v fusermount3 >/dev/null; then
+  mnt="$work/browse-mnt"
+  mkdir -p "$mnt"
+  for name in plain packed; do
+    looks=()
+    for _ in $(seq $(( runs > 5 ? runs : 5 ))); do
+      "$manager" --home "$home" mount --daemon "$mnt" "$name" >/dev/null 2>&1
+      generation=$(ls "$mnt/$name" | grep -v '^latest$' | head -1)
+      start=$(date +%s%N)
+      head -c 1 "$mnt/$name/$generation/$last" >/dev/null
+      end=$(date +%s%N)
+      looks+=("$(( (end - start) / 100000 ))")
+      listed=$(find "$mnt/$name/$generation" | wc -l)
+      fusermount3 -u "$mnt"
+    done
+    "$manager" --home "$home" mount --daemon "$mnt" "$name" >/dev/null 2>&1
+    generation=$(ls "$mnt/$name" | grep -v '^latest$' | head -1)
+    head -c 1 "$mnt/$name/$generation/$last" >/dev/null
+    start=$(date +%s%N)
+    find "$mnt/$name/$generation" | wc -l >/dev/null
+    end=$(date +%s%N)
+    fusermount3 -u "$mnt"
+    tenths=$(printf '%s\n' "${looks[@]}" | median)
+    awk -v t="$tenths" -v all="${looks[*]}" -v n="$name" -v f=$(( (end - start) / 1000000 )) -v l="$listed" 'BEGIN {
+      split(all, each, " "); runs = ""
+      for (i = 1; i in each; i++) runs = runs sprintf(" %.1f", each[i] / 10)
+      printf "browse: mount %s, first byte of the last file at a first look:%s ms; median %.1f ms; find | wc -l (%d lines, tree built) %d ms\n",
+        n, runs, t / 10, l, f }'
+  done
+else
+  echo "browse: mount: skipped, no /dev/fuse or fusermount3 (Debian's fuse3)"
+fi
+
 # A chain of a full and $generations - 1 incrementals, 1% of the files changed each time.
 "$manager" --home "$home" create --incremental --keep "$generations" "$home/tree;03:00;chain" >/dev/null
 for g in $(seq "$generations"); do
