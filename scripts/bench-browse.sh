@@ -16,11 +16,20 @@ millis() {
   echo $(( (end - start) / 1000000 ))
 }
 
+# Milliseconds of one run of the command, to a tenth, its output thrown away: taken
+# from the shell's own clock, as a `date` run inside the timed span would add its start.
+fine_millis() {
+  local start=$EPOCHREALTIME
+  "$@" >/dev/null 2>&1
+  local end=$EPOCHREALTIME
+  awk -v s="$start" -v e="$end" 'BEGIN { printf "%.1f\n", (e - s) * 1000 }'
+}
+
 # The median milliseconds of RUNS (at least 5) runs of the command, after one untimed.
 timed() {
   local n=$(( runs > 5 ? runs : 5 ))
   "$@" >/dev/null 2>&1
-  for _ in $(seq "$n"); do millis "$@"; done | median
+  for _ in $(seq "$n"); do fine_millis "$@"; done | median
 }
 
 
@@ -75,7 +84,7 @@ for pair in "plain:plain.tar:" "packed:packed.tar.zst:--zstd"; do
   ours=$(timed "$manager" --home "$home" cat "$name" "$last")
   gnu=$(timed tar $flag -xOf "$home/backups/$file" "$last")
   awk -v o="$ours" -v g="$gnu" -v f="$file" 'BEGIN {
-    printf "browse: cat of the last file of %s: %d ms; GNU tar -xO of it: %d ms (%.3fx)\n",
+    printf "browse: cat of the last file of %s: %.1f ms; GNU tar -xO of it: %.1f ms (%.3fx)\n",
       f, o, g, (g > 0 ? o / g : 0) }'
 done
 
@@ -90,10 +99,7 @@ if [ -e /dev/fuse ] && command -v fusermount3 >/dev/null; then
     for _ in $(seq $(( runs > 5 ? runs : 5 ))); do
       "$manager" --home "$home" mount --daemon "$mnt" "$name" >/dev/null 2>&1
       generation=$(ls "$mnt/$name" | grep -v '^latest$' | head -1)
-      start=$(date +%s%N)
-      head -c 1 "$mnt/$name/$generation/$last" >/dev/null
-      end=$(date +%s%N)
-      looks+=("$(( (end - start) / 100000 ))")
+      looks+=("$(fine_millis head -c 1 "$mnt/$name/$generation/$last")")
       listed=$(find "$mnt/$name/$generation" | wc -l)
       fusermount3 -u "$mnt"
     done
@@ -104,12 +110,10 @@ if [ -e /dev/fuse ] && command -v fusermount3 >/dev/null; then
     find "$mnt/$name/$generation" | wc -l >/dev/null
     end=$(date +%s%N)
     fusermount3 -u "$mnt"
-    tenths=$(printf '%s\n' "${looks[@]}" | median)
-    awk -v t="$tenths" -v all="${looks[*]}" -v n="$name" -v f=$(( (end - start) / 1000000 )) -v l="$listed" 'BEGIN {
-      split(all, each, " "); runs = ""
-      for (i = 1; i in each; i++) runs = runs sprintf(" %.1f", each[i] / 10)
-      printf "browse: mount %s, first byte of the last file at a first look:%s ms; median %.1f ms; find | wc -l (%d lines, tree built) %d ms\n",
-        n, runs, t / 10, l, f }'
+    look=$(printf '%s\n' "${looks[@]}" | median)
+    awk -v t="$look" -v all="${looks[*]}" -v n="$name" -v f=$(( (end - start) / 1000000 )) -v l="$listed" 'BEGIN {
+      printf "browse: mount %s, first byte of the last file at a first look: %s ms; median %.1f ms; find | wc -l (%d lines, tree built) %d ms\n",
+        n, all, t, l, f }'
   done
 else
   echo "browse: mount: skipped, no /dev/fuse or fusermount3 (Debian's fuse3)"
@@ -143,6 +147,6 @@ first=$(timed sh -c "\"$manager\" --home \"$home\" files many | head -1")
 /usr/bin/time -f "%M" -o "$work/rss" "$manager" --home "$home" files many >/dev/null
 listed=$("$manager" --home "$home" files many | wc -l)
 awk -v f="$first" -v r="$(cat "$work/rss")" -v n="$listed" 'BEGIN {
-  printf "browse: listing %d entries: first line after %d ms; whole listing peak RSS %.1f MiB\n",
+  printf "browse: listing %d entries: first line after %.1f ms; whole listing peak RSS %.1f MiB\n",
     n, f, r / 1024 }'
 rm -rf "$work/browse"
