@@ -61,6 +61,26 @@ pub(super) fn set_direct(file: &File, on: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// Writes all of `buf` to `file`, with direct I/O while `direct`. A write that direct I/O
+/// refuses (the last one, not a whole number of blocks, or one after a short write)
+/// turns it off: this and the rest go through the page cache.
+pub(super) fn write_all(file: &File, buf: &[u8], direct: &mut bool) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        match (&*file).write(&buf[done..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if *direct && e.raw_os_error() == Some(libc::EINVAL) => {
+                set_direct(file, false)?;
+                *direct = false;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// A file written in whole batches with direct I/O, through the page cache where its
 /// file system refuses it. What is written stays in the batch until it is full or
 /// [`Direct::finish`] writes the rest: `flush` does not write a short batch, which
@@ -90,19 +110,11 @@ impl<'a> Direct<'a> {
     /// Writes the batch's `used` bytes: whole batches with direct I/O, a refused write
     /// (a short tail, a disk that wants more alignment) through the page cache.
     fn write_batch(&mut self) -> io::Result<()> {
-        let mut done = 0;
-        while done < self.used {
-            match self.file.write(&self.batch.bytes()[done..self.used]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
-                    set_direct(self.file, false)?;
-                    self.direct = false;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        write_all(
+            self.file,
+            &self.batch.bytes()[..self.used],
+            &mut self.direct,
+        )?;
         self.used = 0;
         Ok(())
     }

@@ -3,11 +3,11 @@
 //! it does not.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread::Scope;
 
-use crate::archive::direct::set_direct;
+use crate::archive::direct::{self, set_direct};
 
 /// When written through the page cache, every this many bytes of the file are handed to
 /// the disk.
@@ -71,22 +71,7 @@ impl<'a> Plain<'a> {
     }
 
     pub(super) fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        let mut done = 0;
-        while done < buf.len() {
-            match self.file.write(&buf[done..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // Direct I/O refused this write: the last one, not a whole number of
-                // blocks, or one after a short write. This and the rest go through the
-                // page cache.
-                Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
-                    set_direct(self.file, false)?;
-                    self.direct = false;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        direct::write_all(self.file, buf, &mut self.direct)?;
         self.written += buf.len() as u64;
         self.write_back();
         Ok(())
