@@ -41,6 +41,15 @@ impl Batch {
     pub(super) fn bytes_mut(&mut self) -> &mut [u8] {
         &mut self.memory[self.start..self.start + BATCH]
     }
+
+    /// Copies as much of `buf` as fits after the first `used` bytes, and counts it in
+    /// `used`; returns how much that was.
+    pub(super) fn put(&mut self, used: &mut usize, buf: &[u8]) -> usize {
+        let n = buf.len().min(BATCH - *used);
+        self.bytes_mut()[*used..*used + n].copy_from_slice(&buf[..n]);
+        *used += n;
+        n
+    }
 }
 
 impl AsRef<[u8]> for Batch {
@@ -139,10 +148,7 @@ impl Write for Direct<'_> {
         if self.used == BATCH {
             self.write_batch()?;
         }
-        let n = buf.len().min(BATCH - self.used);
-        self.batch.bytes_mut()[self.used..self.used + n].copy_from_slice(&buf[..n]);
-        self.used += n;
-        Ok(n)
+        Ok(self.batch.put(&mut self.used, buf))
     }
 
     /// Nothing: a short batch waits for [`Direct::finish`].

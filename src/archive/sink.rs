@@ -253,10 +253,7 @@ impl Write for Stream {
         if self.used == BATCH {
             self.send(false)?;
         }
-        let n = buf.len().min(BATCH - self.used);
-        self.batch.bytes_mut()[self.used..self.used + n].copy_from_slice(&buf[..n]);
-        self.used += n;
-        Ok(n)
+        Ok(self.batch.put(&mut self.used, buf))
     }
 
     /// Nothing to do: batches go to the writer as they fill, and [`Stream::finish`]
