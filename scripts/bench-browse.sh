@@ -7,18 +7,9 @@ entries=${BROWSE_ENTRIES:-1000000}
 generations=${BROWSE_GENERATIONS:-30}
 manager="$bin/backup_manager"
 
-# Milliseconds of one run of the command, its output thrown away.
-millis() {
-  local start end
-  start=$(date +%s%N)
-  "$@" >/dev/null 2>&1
-  end=$(date +%s%N)
-  echo $(( (end - start) / 1000000 ))
-}
-
 # Milliseconds of one run of the command, to a tenth, its output thrown away: taken
 # from the shell's own clock, as a `date` run inside the timed span would add its start.
-fine_millis() {
+millis() {
   local start=$EPOCHREALTIME
   "$@" >/dev/null 2>&1
   local end=$EPOCHREALTIME
@@ -29,7 +20,7 @@ fine_millis() {
 timed() {
   local n=$(( runs > 5 ? runs : 5 ))
   "$@" >/dev/null 2>&1
-  for _ in $(seq "$n"); do fine_millis "$@"; done | median
+  for _ in $(seq "$n"); do millis "$@"; done | median
 }
 
 
@@ -99,21 +90,20 @@ if [ -e /dev/fuse ] && command -v fusermount3 >/dev/null; then
     for _ in $(seq $(( runs > 5 ? runs : 5 ))); do
       "$manager" --home "$home" mount --daemon "$mnt" "$name" >/dev/null 2>&1
       generation=$(ls "$mnt/$name" | grep -v '^latest$' | head -1)
-      looks+=("$(fine_millis head -c 1 "$mnt/$name/$generation/$last")")
-      listed=$(find "$mnt/$name/$generation" | wc -l)
+      looks+=("$(millis head -c 1 "$mnt/$name/$generation/$last")")
       fusermount3 -u "$mnt"
     done
+    # Once more, and with the generation's tree built by that first look, all of it.
     "$manager" --home "$home" mount --daemon "$mnt" "$name" >/dev/null 2>&1
-    generation=$(ls "$mnt/$name" | grep -v '^latest$' | head -1)
     head -c 1 "$mnt/$name/$generation/$last" >/dev/null
-    start=$(date +%s%N)
-    find "$mnt/$name/$generation" | wc -l >/dev/null
-    end=$(date +%s%N)
+    start=$EPOCHREALTIME
+    listed=$(find "$mnt/$name/$generation" | wc -l)
+    end=$EPOCHREALTIME
     fusermount3 -u "$mnt"
     look=$(printf '%s\n' "${looks[@]}" | median)
-    awk -v t="$look" -v all="${looks[*]}" -v n="$name" -v f=$(( (end - start) / 1000000 )) -v l="$listed" 'BEGIN {
-      printf "browse: mount %s, first byte of the last file at a first look: %s ms; median %.1f ms; find | wc -l (%d lines, tree built) %d ms\n",
-        n, all, t, l, f }'
+    awk -v t="$look" -v all="${looks[*]}" -v n="$name" -v s="$start" -v e="$end" -v l="$listed" 'BEGIN {
+      printf "browse: mount %s, first byte of the last file at a first look: %s ms; median %.1f ms; find | wc -l (%d lines, tree built) %.1f ms\n",
+        n, all, t, l, (e - s) * 1000 }'
   done
 else
   echo "browse: mount: skipped, no /dev/fuse or fusermount3 (Debian's fuse3)"

@@ -1,9 +1,8 @@
 //! Writing an archive file past the page cache (`O_DIRECT`), where its file system allows.
 //!
 //! A backup is written once and not read again soon: caching it would only push the
-//! user's own files out of memory, and copying every byte into the page cache costs the
-//! writer as much CPU as compressing it (on a virtual machine, where each new page of the
-//! cache is also new to the host, more). Direct I/O wants aligned memory, offsets and
+//! user's own files out of memory, and copying every byte into the page cache can cost
+//! the writer as much CPU as compressing it (see docs/benchmarks.md). Direct I/O wants aligned memory, offsets and
 //! lengths: [`Batch`] is memory on an [`ALIGN`] boundary, and [`Direct`] writes whole
 //! batches, then its short tail with direct I/O turned off.
 
@@ -116,30 +115,23 @@ impl<'a> Direct<'a> {
         })
     }
 
-    /// Writes the batch's `used` bytes: whole batches with direct I/O, a refused write
-    /// (a short tail, a disk that wants more alignment) through the page cache.
+    /// Writes the full batch with direct I/O (through the page cache, if refused).
     fn write_batch(&mut self) -> io::Result<()> {
-        write_all(
-            self.file,
-            &self.batch.bytes()[..self.used],
-            &mut self.direct,
-        )?;
+        write_all(self.file, self.batch.bytes(), &mut self.direct)?;
         self.used = 0;
         Ok(())
     }
 
-    /// Writes what the batch holds, and leaves the file as it was opened (without direct
-    /// I/O), for the fsync and whatever else comes after.
+    /// Writes what the batch holds: its whole blocks with direct I/O, then the rest
+    /// without, which also leaves the file as it was opened for the fsync after.
     pub(super) fn finish(mut self) -> io::Result<()> {
-        if self.used % ALIGN != 0 && self.direct {
-            set_direct(self.file, false)?;
-            self.direct = false;
-        }
-        self.write_batch()?;
+        let blocks = self.used - self.used % ALIGN;
+        let (whole, tail) = self.batch.bytes()[..self.used].split_at(blocks);
+        write_all(self.file, whole, &mut self.direct)?;
         if self.direct {
             set_direct(self.file, false)?;
         }
-        Ok(())
+        self.file.write_all(tail)
     }
 }
 

@@ -1,7 +1,8 @@
 //! Where a compressed or encrypted stream goes: the archive file, in batches written
-//! past the page cache ([`Direct`]), or an age file's encryption first. The encryption runs on a thread of its own, fed
-//! buffers by the writer thread, so that sealing the stream overlaps with compressing
-//! it (and with the walk), rather than adding to the writer's time.
+//! past the page cache ([`Direct`]), or an age file's encryption first. The encryption
+//! runs on a thread of its own, fed buffers by the writer thread, so that sealing the
+//! stream overlaps with compressing it (and with the walk), rather than adding to the
+//! writer's time.
 
 use std::fs::File;
 use std::io::{self, Write};

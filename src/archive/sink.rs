@@ -5,15 +5,12 @@
 //! Memory stays bounded: a fixed number of batches exists, and they go round between the
 //! two threads; when all are waiting to be written, the walk waits for one to come back.
 //!
-//! A plain archive is written with direct I/O where the file system allows it: each batch
-//! goes from our memory to the disk, with no copy into the page cache. A backup is
-//! written once and not read again soon, so caching it would only push the user's own
-//! files out of memory, and the fsync at the end has little left to do but flush the
-//! disk's cache and the file's metadata. Direct I/O wants aligned memory, offsets and
-//! lengths, so batches start on an [`ALIGN`](super::direct::ALIGN) boundary and every write but the last is a
-//! multiple of it long. Where the file system refuses direct I/O, the archive goes
-//! through the page cache, and a third thread starts its write-back as it goes, so that
-//! the final fsync has little left to do.
+//! A plain archive is written with direct I/O where the file system allows it (see
+//! [`super::direct`] for why): each batch goes from our memory to the disk, so batches
+//! start on an aligned boundary and every write but the last is a whole number of
+//! blocks. Where the file system refuses direct I/O, the archive goes through the page
+//! cache, and a third thread starts its write-back as it goes, so that the final fsync
+//! has little left to do.
 
 use std::fs::File;
 use std::io::{self, Write};
