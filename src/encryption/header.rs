@@ -19,8 +19,8 @@ const RECIPIENT_TAGS: [&str; 3] = ["X25519", "ssh-ed25519", "ssh-rsa"];
 const MAX_HEADER: usize = 256 << 10;
 
 /// A payload chunk's plaintext, and the tag that seals it.
-const CHUNK: u64 = 64 << 10;
-const TAG: u64 = 16;
+const CHUNK: u64 = super::payload::CHUNK as u64;
+const TAG: u64 = super::payload::TAG as u64;
 
 /// The payload's nonce, before the first chunk.
 const NONCE: u64 = 16;

@@ -14,6 +14,7 @@
 
 mod header;
 mod identity;
+pub mod payload;
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -244,13 +245,13 @@ pub fn read_recipients_file(path: &Path) -> Result<Vec<Recipient>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::io::Cursor;
     use std::os::unix::fs::PermissionsExt;
 
     /// A new X25519 key: its recipient, and an identity file for it in `dir`.
-    fn key(dir: &Path) -> (Recipient, Identity) {
+    pub(crate) fn key(dir: &Path) -> (Recipient, Identity) {
         let secret = age::x25519::Identity::generate();
         let path = dir.join("key.txt");
         std::fs::write(
