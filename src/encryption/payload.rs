@@ -15,8 +15,7 @@ use std::io;
 
 use age_core::format::FileKey;
 use age_core::secrecy::ExposeSecret;
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::ChaCha20Poly1305;
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
 use zeroize::Zeroizing;
 
 use super::{Mark, Recipients};
@@ -32,7 +31,7 @@ const NONCE: usize = 16;
 
 /// The key that seals every chunk of one file's payload.
 pub struct Payload {
-    aead: ChaCha20Poly1305,
+    aead: LessSafeKey,
 }
 
 impl std::fmt::Debug for Payload {
@@ -50,11 +49,13 @@ impl Payload {
         let mut nonce = [0u8; 12];
         nonce[3..11].copy_from_slice(&counter.to_be_bytes());
         nonce[11] = u8::from(last);
+        // Unique for this key: each counter is sealed once, and the key is this file's.
+        let nonce = Nonce::assume_unique_for_key(nonce);
         let tag = self
             .aead
-            .encrypt_in_place_detached(&nonce.into(), b"", chunk)
+            .seal_in_place_separate_tag(nonce, Aad::empty(), chunk)
             .expect("a chunk is far below ChaCha20-Poly1305's limit");
-        tag.into()
+        tag.as_ref().try_into().expect("a Poly1305 tag is 16 bytes")
     }
 }
 
@@ -107,7 +108,9 @@ pub fn start(recipients: &Recipients, mark: Option<Mark>) -> io::Result<(Vec<u8>
         .map(|at| &head[at..])
         .ok_or_else(|| io::Error::other("age wrote no payload nonce"))?;
     let key = Zeroizing::new(age_core::primitives::hkdf(nonce, b"payload", &file_key[..]));
-    let aead = ChaCha20Poly1305::new((&*key).into());
+    let aead = UnboundKey::new(&CHACHA20_POLY1305, &key[..])
+        .map(LessSafeKey::new)
+        .map_err(|_| io::Error::other("ChaCha20-Poly1305 refused a 32-byte key"))?;
     Ok((head, Payload { aead }))
 }
 
