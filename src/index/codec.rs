@@ -59,6 +59,15 @@ pub(super) fn read_u64(input: &mut impl Read) -> io::Result<u64> {
     Ok(u64::from_le_bytes(bytes))
 }
 
+/// The 7-bit groups of a varint of at most eight bytes, given as a little-endian word
+/// (its high bits, past its last byte, zero), packed into its number.
+fn pack_groups(word: u64) -> u64 {
+    let x = word & 0x7f7f_7f7f_7f7f_7f7f;
+    let x = ((x & 0x7f00_7f00_7f00_7f00) >> 1) | (x & 0x007f_007f_007f_007f);
+    let x = ((x & 0x3fff_0000_3fff_0000) >> 2) | (x & 0x0000_3fff_0000_3fff);
+    ((x & 0x0fff_ffff_0000_0000) >> 4) | (x & 0x0000_0000_0fff_ffff)
+}
+
 fn zigzag(n: i64) -> u64 {
     ((n << 1) ^ (n >> 63)) as u64
 }
@@ -117,27 +126,36 @@ impl<R: Read> Input<R> {
         Ok(b)
     }
 
+    #[inline]
     fn varint(&mut self) -> io::Result<u64> {
-        // Most are read from the buffer without a check for each byte.
-        if let Some(bytes) = self.buf[..self.end].get(self.pos..self.pos + 10) {
-            let mut n = 0u64;
-            for (i, &byte) in bytes.iter().enumerate() {
-                let part = u64::from(byte & 0x7f);
-                if i == 9 && part > 1 {
-                    break;
-                }
-                n |= part << (7 * i);
-                if byte & 0x80 == 0 {
-                    self.pos += i + 1;
-                    self.left -= i as u64 + 1;
-                    return Ok(n);
-                }
-            }
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "a number of more than 64 bits",
-            ));
+        // Most are one byte; most others are read from the buffer eight bytes at once,
+        // without a branch per byte: where the first byte without its high bit is, then
+        // the 7-bit groups packed.
+        if let Some(&byte) = self.buf[..self.end].get(self.pos)
+            && byte < 0x80
+        {
+            self.pos += 1;
+            self.left -= 1;
+            return Ok(u64::from(byte));
         }
+        if let Some(bytes) = self.buf[..self.end].get(self.pos..self.pos + 8) {
+            let word = u64::from_le_bytes(bytes.try_into().expect("eight bytes"));
+            let ends = !word & 0x8080_8080_8080_8080;
+            if ends != 0 {
+                let len = ends.trailing_zeros() / 8 + 1;
+                let used = word & (u64::MAX >> (64 - 8 * len));
+                self.pos += len as usize;
+                self.left -= u64::from(len);
+                return Ok(pack_groups(used));
+            }
+        }
+        self.varint_slowly()
+    }
+
+    /// A varint near the buffer's end, or of more than eight bytes: a byte at a time.
+    #[cold]
+    #[inline(never)]
+    fn varint_slowly(&mut self) -> io::Result<u64> {
         let mut n = 0u64;
         for shift in (0..70).step_by(7) {
             let byte = self.byte()?;
@@ -333,4 +351,34 @@ pub(super) fn decode_into<R: Read>(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_length_of_varint_reads_back_from_the_buffer_and_across_its_end() {
+        let mut values = vec![0, 1, 127, 128, 300, 16_383, 16_384, u64::MAX, u64::MAX - 1];
+        values.extend((0..64).map(|bit| 1u64 << bit));
+        values.extend((1..64).map(|bit| (1u64 << bit) - 1));
+        let mut bytes = Vec::new();
+        for &n in &values {
+            write_varint(&mut bytes, n);
+        }
+        // Read through buffers of every small size, so that each number is read both
+        // whole from the buffer and split across a refill.
+        for cut in 1..12 {
+            let mut input = Input::new(&bytes[..], bytes.len() as u64);
+            input.buf = vec![0; cut];
+            for &n in &values {
+                assert_eq!(input.varint().unwrap(), n, "buffer of {cut}");
+            }
+            assert_eq!(input.left, 0);
+        }
+        // Eleven bytes that all say "more" are no number.
+        let long = [0xffu8; 11];
+        let mut input = Input::new(&long[..], long.len() as u64);
+        assert!(input.varint().is_err());
+    }
 }
