@@ -10,19 +10,34 @@
 pub mod clock;
 pub mod offsite;
 
-use std::collections::BTreeMap;
+mod archives;
+mod compare;
+mod logs;
+mod minutes;
+mod procs;
+mod users;
+
+// Each test binary uses some of them: the others would be unused imports there.
+#[allow(unused_imports)]
+pub use archives::*;
+#[allow(unused_imports)]
+pub use compare::*;
+#[allow(unused_imports)]
+pub use logs::*;
+#[allow(unused_imports)]
+pub use minutes::*;
+#[allow(unused_imports)]
+pub use procs::*;
+#[allow(unused_imports)]
+pub use users::*;
+
 use std::fs::{self, File};
 use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
-
-use chrono::{Local, NaiveDateTime, Timelike};
-use nix::fcntl::{FcntlArg, fcntl};
-use nix::libc;
 
 /// How long a condition may take before the test gives up on it. Generous: a loaded
 /// 2-core machine runs several tests, each with its own service, at once.
@@ -352,70 +367,6 @@ fn read_in_background(mut pipe: impl Read + Send + 'static) -> mpsc::Receiver<Ve
     rx
 }
 
-/// The messages of a log file, each line checked to start with a real local time as
-/// `[DD/MM/YYYY HH:MM] `. A missing file has none.
-pub fn log_messages(path: &Path) -> Vec<String> {
-    let text = match fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
-        Err(e) => panic!("reading {}: {e}", path.display()),
-    };
-    assert!(
-        text.is_empty() || text.ends_with('\n'),
-        "{} ends in the middle of a line",
-        path.display()
-    );
-    text.lines()
-        .map(|line| {
-            log_message(line)
-                .unwrap_or_else(|| panic!("malformed line in {}: {line:?}", path.display()))
-                .to_owned()
-        })
-        .collect()
-}
-
-/// The message after the `[DD/MM/YYYY HH:MM] ` timestamp of a log line, or `None` when
-/// the line does not start with one.
-pub fn log_message(line: &str) -> Option<&str> {
-    const SHAPE: &[u8] = b"[dd/dd/dddd dd:dd] ";
-    let bytes = line.as_bytes();
-    if bytes.len() < SHAPE.len() {
-        return None;
-    }
-    let shaped = bytes.iter().zip(SHAPE).all(|(&c, &s)| match s {
-        b'd' => c.is_ascii_digit(),
-        _ => c == s,
-    });
-    // The digits must also make a real date and time (no 32/13/2024 25:61).
-    let real = shaped && NaiveDateTime::parse_from_str(&line[1..17], "%d/%m/%Y %H:%M").is_ok();
-    real.then(|| &line[SHAPE.len()..])
-}
-
-/// Whether `messages` holds `expected`, either alone or followed by details in
-/// parentheses (the service adds sizes and durations to the lines of the spec).
-pub fn has_message(messages: &[String], expected: &str) -> bool {
-    messages.iter().any(|m| is_message(m, expected))
-}
-
-/// How many of `messages` are `expected` (with or without details).
-pub fn count_messages(messages: &[String], expected: &str) -> usize {
-    messages.iter().filter(|m| is_message(m, expected)).count()
-}
-
-fn is_message(message: &str, expected: &str) -> bool {
-    message
-        .strip_prefix(expected)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with(" ("))
-}
-
-/// Asserts that `messages` holds `expected` (see [`has_message`]).
-pub fn assert_message(messages: &[String], expected: &str) {
-    assert!(
-        has_message(messages, expected),
-        "no log line {expected:?} in {messages:#?}"
-    );
-}
-
 /// Polls `condition` until it holds, failing the test with `what` after [`DEADLINE`].
 pub fn wait_for(what: &str, condition: impl FnMut() -> bool) {
     wait_within(DEADLINE, what, condition);
@@ -433,116 +384,6 @@ pub fn wait_within(limit: Duration, what: &str, mut condition: impl FnMut() -> b
         );
         thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// The pid holding a POSIX write lock on `path` (`F_GETLK`), if any process does.
-pub fn lock_holder(path: &Path) -> Option<i32> {
-    let file = File::open(path).ok()?;
-    // SAFETY: `flock` is a plain C struct of integers, for which all zeroes is valid.
-    let mut query: libc::flock = unsafe { std::mem::zeroed() };
-    query.l_type = libc::F_WRLCK as libc::c_short;
-    query.l_whence = libc::SEEK_SET as libc::c_short;
-    fcntl(&file, FcntlArg::F_GETLK(&mut query)).expect("querying a lock");
-    (i32::from(query.l_type) != libc::F_UNLCK).then_some(query.l_pid)
-}
-
-/// Whether `pid` is a live process (a zombie is not).
-pub fn is_running(pid: i32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat_fields(&stat).first() != Some(&"Z"),
-        Err(_) => false,
-    }
-}
-
-/// Whether `pid` is stopped by a signal (SIGSTOP).
-pub fn is_stopped(pid: i32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| stat_fields(&stat).first() == Some(&"T"))
-}
-
-/// The session id of `pid`, from `/proc/PID/stat`.
-pub fn session_of(pid: i32) -> i32 {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // After the command name: state, ppid, pgrp, session.
-    stat_fields(&stat)[3].parse().unwrap()
-}
-
-/// The fields of a `/proc/PID/stat` line after the command name, which may hold spaces.
-fn stat_fields(stat: &str) -> Vec<&str> {
-    let after_name = &stat[stat.rfind(')').expect("a stat line") + 1..];
-    after_name.split_whitespace().collect()
-}
-
-/// The current minute as `HH:MM`, first waiting for the next minute when fewer than
-/// `margin` seconds of this one are left, so that what the test does next fits in it.
-pub fn current_minute(margin: Duration) -> String {
-    let now = Local::now();
-    let left = 60 - u64::from(now.second());
-    if left < margin.as_secs() {
-        thread::sleep(Duration::from_secs(left) + Duration::from_millis(100));
-    }
-    Local::now().format("%H:%M").to_string()
-}
-
-/// Whether the local time is still in minute `hh_mm`.
-pub fn still_in(hh_mm: &str) -> bool {
-    Local::now().format("%H:%M").to_string() == hh_mm
-}
-
-/// Runs a scenario that needs the service to find its schedules due: they are set for
-/// the current minute, which must not have turned by the time each `start` returns.
-/// The scenario gets the minute and returns `None` when it saw the minute turn too early
-/// (or anything else that makes the run prove nothing); it is then run once more, from
-/// scratch.
-pub fn in_one_minute<T>(margin: Duration, mut scenario: impl FnMut(&str) -> Option<T>) -> T {
-    for _ in 0..3 {
-        if let Some(result) = scenario(&current_minute(margin)) {
-            return result;
-        }
-    }
-    panic!("three runs of the scenario could not go as planned (the minute turned too early)");
-}
-
-/// The entries of a tar archive: name to (kind, contents, link target).
-pub fn archive_entries(path: &Path) -> BTreeMap<String, Entry> {
-    let mut archive = tar::Archive::new(File::open(path).unwrap());
-    let mut entries = BTreeMap::new();
-    for entry in archive.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        // GNU tar names folders with a trailing '/'; the kind says what an entry is.
-        let full = entry.path().unwrap().to_string_lossy().into_owned();
-        let name = full.trim_end_matches('/').to_owned();
-        let kind = entry.header().entry_type();
-        let link = entry
-            .link_name()
-            .unwrap()
-            .map(|l| l.to_string_lossy().into_owned());
-        let mut contents = Vec::new();
-        entry.read_to_end(&mut contents).unwrap();
-        let previous = entries.insert(
-            name.clone(),
-            Entry {
-                kind,
-                contents,
-                link,
-            },
-        );
-        assert!(previous.is_none(), "{name} twice in {}", path.display());
-    }
-    entries
-}
-
-/// One entry of an archive.
-#[derive(Debug)]
-pub struct Entry {
-    pub kind: tar::EntryType,
-    pub contents: Vec<u8>,
-    pub link: Option<String>,
-}
-
-/// The permission bits of `path`.
-pub fn mode(path: &Path) -> u32 {
-    fs::metadata(path).unwrap().permissions().mode() & 0o7777
 }
 
 /// `backup_manager run 0` in `home`, paused at `step` of its rotation by the debug
@@ -565,73 +406,6 @@ pub fn run_paused(home: &TestHome, step: &str, marker: &Path, stderr: File) -> C
         marker.exists()
     });
     child
-}
-
-/// Asserts that two maps (trees, listings) are equal; on failure, shows only what differs:
-/// each key missing on one side, and each key whose values differ, with both values.
-pub fn assert_same_map<K: Ord + std::fmt::Debug, V: PartialEq + std::fmt::Debug>(
-    actual: &BTreeMap<K, V>,
-    expected: &BTreeMap<K, V>,
-    what: &str,
-) {
-    if actual == expected {
-        return;
-    }
-    let mut diff = Vec::new();
-    for (key, want) in expected {
-        match actual.get(key) {
-            None => diff.push(format!("- {key:?}: {want:?}")),
-            Some(got) if got != want => diff.push(format!(
-                "~ {key:?}:\n    expected {want:?}\n    found    {got:?}"
-            )),
-            Some(_) => {}
-        }
-    }
-    for (key, got) in actual {
-        if !expected.contains_key(key) {
-            diff.push(format!("+ {key:?}: {got:?}"));
-        }
-    }
-    panic!(
-        "{what}: {} difference(s) (- expected only, + found only, ~ both):\n{}",
-        diff.len(),
-        diff.join("\n")
-    );
-}
-
-/// Asserts that two listings are equal, line for line; on failure, shows a diff.
-pub fn assert_same_lines<S: AsRef<str>, T: AsRef<str>>(actual: &[S], expected: &[T], what: &str) {
-    let actual: Vec<&str> = actual.iter().map(AsRef::as_ref).collect();
-    let expected: Vec<&str> = expected.iter().map(AsRef::as_ref).collect();
-    if actual == expected {
-        return;
-    }
-    // A longest-common-subsequence diff: listings here are short.
-    let (n, m) = (expected.len(), actual.len());
-    let mut common = vec![vec![0usize; m + 1]; n + 1];
-    for i in (0..n).rev() {
-        for j in (0..m).rev() {
-            common[i][j] = if expected[i] == actual[j] {
-                common[i + 1][j + 1] + 1
-            } else {
-                common[i + 1][j].max(common[i][j + 1])
-            };
-        }
-    }
-    let (mut i, mut j, mut diff) = (0, 0, Vec::new());
-    while i < n || j < m {
-        if i < n && j < m && expected[i] == actual[j] {
-            diff.push(format!("  {}", expected[i]));
-            (i, j) = (i + 1, j + 1);
-        } else if j < m && (i == n || common[i][j + 1] >= common[i + 1][j]) {
-            diff.push(format!("+ {}", actual[j]));
-            j += 1;
-        } else {
-            diff.push(format!("- {}", expected[i]));
-            i += 1;
-        }
-    }
-    panic!("{what} differs (- expected, + found):\n{}", diff.join("\n"));
 }
 
 /// The warnings that `backup_manager run` printed on `stderr` about a backup that must have
@@ -695,49 +469,6 @@ impl TestHome {
     }
 }
 
-/// The user restores run as when the tests run as root, who ignores modes: `nobody`.
-pub const UNPRIVILEGED: u32 = 65534;
-
-/// How to run a program as a user other than root: nothing to add when the tests already
-/// run as one, else `setpriv` or `runuser` in front of it; `None` when neither works here.
-pub fn unprivileged_prefix() -> Option<Vec<String>> {
-    if !nix::unistd::Uid::effective().is_root() {
-        return Some(Vec::new());
-    }
-    let id = UNPRIVILEGED.to_string();
-    let candidates = [
-        vec![
-            "setpriv".to_owned(),
-            format!("--reuid={id}"),
-            format!("--regid={id}"),
-            "--clear-groups".to_owned(),
-        ],
-        vec![
-            "runuser".to_owned(),
-            "-u".to_owned(),
-            "nobody".to_owned(),
-            "--".to_owned(),
-        ],
-    ];
-    candidates.into_iter().find(|prefix| {
-        Command::new(&prefix[0])
-            .args(&prefix[1..])
-            .args(["sh", "-c", &format!("test \"$(id -u)\" = {id}")])
-            .status()
-            .is_ok_and(|s| s.success())
-    })
-}
-
-/// A folder of mode `mode` outside any home, where every folder above it is trusted (in
-/// the build's temporary folder), with the guard that removes it.
-pub fn outside_folder(mode: u32) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let folder = dir.path().join("outside");
-    fs::create_dir(&folder).unwrap();
-    fs::set_permissions(&folder, fs::Permissions::from_mode(mode)).unwrap();
-    (dir, fs::canonicalize(folder).unwrap())
-}
-
 impl TestHome {
     /// Like [`TestHome::manager`], with `env` added to its environment and
     /// `BACKUP_HOME` removed.
@@ -756,47 +487,4 @@ impl TestHome {
             .expect("starting backup_manager");
         finish(child)
     }
-}
-
-/// A new age identity `name` in `dir`, made by `age-keygen`: its file and its public key.
-pub fn age_key(dir: &Path, name: &str) -> (PathBuf, String) {
-    let identity = dir.join(name);
-    let out = Command::new("age-keygen")
-        .arg("-o")
-        .arg(&identity)
-        .output()
-        .expect("running age-keygen");
-    assert!(out.status.success(), "{out:?}");
-    let text = fs::read_to_string(&identity).unwrap();
-    let public = text
-        .lines()
-        .find_map(|l| l.strip_prefix("# public key: "))
-        .unwrap()
-        .to_owned();
-    (identity, public)
-}
-
-/// The member names of an archive, as GNU tar's `tar -tf` lists them.
-pub fn tar_list(archive: &Path) -> Vec<String> {
-    let out = Command::new("tar")
-        .arg("-tf")
-        .arg(archive)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-/// The names in a folder, sorted.
-pub fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
 }
