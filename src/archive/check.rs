@@ -219,7 +219,11 @@ pub fn canonical(name: &[u8]) -> Result<Vec<u8>, String> {
     }
     // Most names are canonical already but for a trailing `/`: a few scans tell.
     let trimmed = &name[..name.len() - name.iter().rev().take_while(|&&b| b == b'/').count()];
-    let odd = |pattern: &[u8]| memchr::memmem::find(trimmed, pattern).is_some();
+    // One scan of the slashes: what follows each says whether `//`, `/./` or `/../` is in.
+    let odd = memchr::memchr_iter(b'/', trimmed).any(|at| {
+        let rest = &trimmed[at + 1..];
+        rest.starts_with(b"/") || rest.starts_with(b"./") || rest.starts_with(b"../")
+    });
     let suspect = trimmed.is_empty()
         || trimmed.starts_with(b"./")
         || trimmed.starts_with(b"../")
@@ -227,9 +231,7 @@ pub fn canonical(name: &[u8]) -> Result<Vec<u8>, String> {
         || trimmed.ends_with(b"/..")
         || trimmed == b"."
         || trimmed == b".."
-        || odd(b"//")
-        || odd(b"/./")
-        || odd(b"/../");
+        || odd;
     if !suspect {
         return Ok(trimmed.to_vec());
     }

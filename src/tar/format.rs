@@ -15,6 +15,7 @@ use std::path::Path;
 
 use tar::EntryType;
 
+use super::numbers;
 use super::pax::{self, Extras};
 use super::sparse::{PaxSparse, Sparse};
 use super::{BLOCK, DUMPDIR, VOLUME_LABEL, padding};
@@ -285,16 +286,14 @@ pub struct RawHeader {
 pub fn decode(block: &[u8; BLOCK]) -> Result<RawHeader, HeaderError> {
     let raw = tar::Header::from_byte_slice(block);
     let field = |e: std::io::Error| HeaderError::Field(e.to_string());
-    let stored = raw.cksum().map_err(field)?;
-    let mut sealed = raw.clone();
-    sealed.set_cksum();
-    let computed = sealed.cksum().map_err(field)?;
-    // Some old tars summed signed bytes; GNU tar accepts both, and so do we. The crate
-    // knows only the unsigned sum.
-    if stored != computed && i64::from(stored) != signed_checksum(block) {
+    let stored = numbers::field(block, 148..156, || raw.cksum().map(u64::from)).map_err(field)?;
+    let computed = numbers::checksum(block);
+    // Some old tars summed signed bytes; GNU tar accepts both, and so do we.
+    let sound = |s| s == computed || s == numbers::signed_checksum(block);
+    if !i64::try_from(stored).is_ok_and(sound) {
         return Err(HeaderError::Checksum {
-            stored: stored.into(),
-            computed: computed.into(),
+            stored,
+            computed: computed as u64,
         });
     }
     let entry_type = raw.entry_type();
@@ -307,18 +306,20 @@ pub fn decode(block: &[u8; BLOCK]) -> Result<RawHeader, HeaderError> {
         (Err(_), Kind::Other(_)) => Ok(0),
         (Err(e), _) => Err(field(e)),
     };
-    header.mode = meta(raw.mode().map(u64::from))? as u32 & 0o7777;
-    header.uid = meta(raw.uid())?;
-    header.gid = meta(raw.gid())?;
+    let number =
+        |range, slow: &dyn Fn() -> std::io::Result<u64>| meta(numbers::field(block, range, slow));
+    header.mode = number(100..108, &|| raw.mode().map(u64::from))? as u32 & 0o7777;
+    header.uid = number(108..116, &|| raw.uid())?;
+    header.gid = number(116..124, &|| raw.gid())?;
     // An empty size field (a volume label's) is 0, as GNU tar reads it.
     let empty_size = block[124..136].iter().all(|&b| b == 0 || b == b' ');
     header.size = if empty_size {
         0
     } else {
-        raw.entry_size().map_err(field)?
+        numbers::field(block, 124..136, || raw.entry_size()).map_err(field)?
     };
     // Base-256 times before 1970 come back as the two's complement they are.
-    header.mtime = meta(raw.mtime())? as i64;
+    header.mtime = number(136..148, &|| raw.mtime())? as i64;
     header.link = raw
         .link_name_bytes()
         .map(|link| link.into_owned())
@@ -335,17 +336,6 @@ pub fn decode(block: &[u8; BLOCK]) -> Result<RawHeader, HeaderError> {
         trim_slashes(&mut header.name);
     }
     Ok(RawHeader { header, entry_type })
-}
-
-/// The checksum as tars that summed signed bytes computed it.
-fn signed_checksum(block: &[u8; BLOCK]) -> i64 {
-    let field = 148..156;
-    block
-        .iter()
-        .enumerate()
-        .map(|(i, &b)| if field.contains(&i) { b' ' } else { b })
-        .map(|b| i64::from(b as i8))
-        .sum()
 }
 
 /// Drops the trailing slashes that mark folders.

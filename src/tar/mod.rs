@@ -5,6 +5,7 @@
 mod codec;
 pub mod dumpdir;
 pub mod format;
+mod numbers;
 pub mod pax;
 pub mod reader;
 pub mod sparse;
