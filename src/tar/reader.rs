@@ -452,12 +452,28 @@ impl Seeking {
 }
 
 impl Seeking {
-    /// Copies up to `n` bytes into `out`: what the buffer holds, then the rest file to
-    /// file in the kernel (page cache to page cache, never through this process). Stops
-    /// early, and quietly, where the kernel cannot (the bytes copied are what counts).
+    /// Copies up to `n` bytes into `out`. Fewer than [`SEND_FROM`] are written straight
+    /// from the buffer, refilled as needed, without a copy through another; more, what
+    /// the buffer holds, then the rest file to file in the kernel (page cache to page
+    /// cache, never through this process). Stops early, and quietly, where the archive
+    /// ends or the kernel cannot (the bytes copied are what counts).
     fn send(&mut self, out: &File, n: u64) -> io::Result<u64> {
         if n < SEND_FROM {
-            return Ok(0);
+            let mut sent = 0;
+            while sent < n {
+                let held = self.file.fill_buf()?;
+                if held.is_empty() {
+                    break;
+                }
+                let k = held
+                    .len()
+                    .min(usize::try_from(n - sent).unwrap_or(usize::MAX));
+                (&*out).write_all(&held[..k])?;
+                self.file.consume(k);
+                self.left = self.left.saturating_sub(k as u64);
+                sent += k as u64;
+            }
+            return Ok(sent);
         }
         let held = self.file.buffer();
         let first = held.len().min(usize::try_from(n).unwrap_or(usize::MAX));
