@@ -6,6 +6,8 @@
 //! `--listed-incremental=/dev/null`) both give it back as `getfattr -d`, `getfacl` and
 //! `stat -c %y` see it; bsdtar lists every archive. A change of attributes or ACL alone
 //! makes the next incremental store the file again, and `verify --source` names it.
+//! Files get their archived modes under any umask, and in a folder whose default ACL
+//! would give them others.
 //!
 //! Where `setfattr`, `setfacl` or their `get` twins are missing, or the temporary
 //! folder's file system keeps no user attributes or ACLs, each test prints a note and
@@ -115,4 +117,69 @@ fn verify_source_names_each_kind_of_difference() {
             "src/f: extended attributes differ (user.color)",
         ]
     );
+}
+
+/// The permission bits of every file under `root`, by file name.
+fn modes(root: &std::path::Path) -> Vec<(String, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut found: Vec<(String, u32)> = attrs::walk(root)
+        .into_iter()
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (
+                name,
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777,
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn files_get_their_archived_modes_under_any_umask_and_a_default_acl() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = TestHome::new();
+    if !supported(&home) {
+        return;
+    }
+    let src = home.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    for (name, mode) in [
+        ("a", 0o644),
+        ("b", 0o600),
+        ("c", 0o755),
+        ("d", 0o666),
+        ("e", 0o640),
+        ("f", 0o444),
+    ] {
+        let path = src.join(name);
+        std::fs::write(&path, name).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let want = modes(&src);
+    home.back_up(&[], "src;03:00;m");
+    // A folder whose default ACL gives files made in it no group or other bits.
+    let inheriting = home.path().join("inheriting");
+    std::fs::create_dir(&inheriting).unwrap();
+    sh(
+        home.path(),
+        "setfacl",
+        &["-d", "-m", "u::rwx,g::---,o::---", "inheriting"],
+    );
+    for (umask, dest) in [("077", "strict"), ("000", "open"), ("022", "inheriting")] {
+        let script = format!("umask {umask} && exec \"$0\" --home . restore m {dest}");
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script, common::MANAGER])
+            .current_dir(home.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            modes(&home.path().join(dest)),
+            want,
+            "umask {umask} into {dest}"
+        );
+    }
 }

@@ -144,6 +144,7 @@ pub fn restore_chain(
         extras: Setter::new(as_root),
         kept_extras: 0,
         ids: (Uid::effective(), Gid::effective()),
+        umask: entry::umask(),
         buffer: Vec::new(),
         delete: options.delete,
         root_held: false,
@@ -355,6 +356,8 @@ struct Extract {
     kept_extras: usize,
     /// This process's user and group: those of the files it makes.
     ids: (Uid, Gid),
+    /// This process's umask, when known.
+    umask: Option<u32>,
     /// What files' data is copied through.
     buffer: Vec<u8>,
     delete: bool,

@@ -8,12 +8,14 @@ pub mod format;
 mod numbers;
 pub mod pax;
 pub mod reader;
+mod seeking;
 pub mod sparse;
 
 pub use codec::open_archive;
 pub use format::{Header, Kind};
 pub use pax::Extras;
 pub use reader::{MAX_META, Reader, Skip};
+pub use seeking::Seeking;
 
 /// Everything in a tar archive comes in blocks of this size.
 pub const BLOCK: usize = 512;

@@ -64,11 +64,15 @@ impl Extract {
                 let owned = u32::try_from(header.uid).is_ok_and(|uid| uid == user.as_raw())
                     && u32::try_from(header.gid)
                         .is_ok_and(|gid| gid == group.as_raw() && gid == self.tree.gid_here());
+                // Where neither a default ACL nor the umask changes the mode asked for, a
+                // file is made with its own at once.
+                let umask = self.umask.filter(|_| !self.tree.inherits_here());
                 let to = To {
                     parent: self.tree.here()?.1,
                     leaf,
                     chown: as_root && !owned,
                     set_id: as_root,
+                    umask,
                 };
                 file(&to, header, reader, &mut self.buffer, &mut self.extras)?;
                 true
@@ -136,6 +140,8 @@ impl Extract {
             let dir = self.tree.here()?.1.as_fd();
             self.extras.attributes(dir, &header.extras, &header.name);
             self.extras.acls(dir, &header.extras, &header.name);
+            // A default ACL set now changes the mode of what is made in it from here on.
+            self.tree.acls_set_here();
             let mut rest = header.clone();
             rest.extras = Extras::default();
             self.tree.restored(node, &rest);
@@ -186,6 +192,9 @@ struct To<'a> {
     chown: bool,
     /// Whether set-user-id and set-group-id are kept.
     set_id: bool,
+    /// The umask a file made there gets its mode through, when that is all that changes
+    /// it (no default ACL there) and it is known.
+    umask: Option<u32>,
 }
 
 /// A regular file, its data from `reader` (through `buffer`), then its owner, extended
@@ -197,12 +206,24 @@ fn file<R: io::Read>(
     buffer: &mut Vec<u8>,
     extras: &mut Setter,
 ) -> Result<()> {
+    let wanted = mode(header, to.set_id);
+    // Private while it is written, unless it is made with the mode it ends with: a plain
+    // one (no set-id or sticky bit, which chown would clear) that the umask leaves whole,
+    // with no attributes to set (which may need the owner's write bit) and no ACL.
+    let at_once = to.umask.is_some_and(|umask| {
+        header.extras.is_empty() && wanted.bits() & !0o777 == 0 && wanted.bits() & umask == 0
+    });
+    let born = if at_once {
+        wanted
+    } else {
+        Mode::from_bits_truncate(0o600)
+    };
     let create = || {
         nix::fcntl::openat(
             to.parent,
             to.leaf,
             OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o600),
+            born,
         )
     };
     // Made new, without a look first: only what stands in its way is removed, and
@@ -222,7 +243,6 @@ fn file<R: io::Read>(
         }
         Some(map) => sparse::write(map, &mut reader.data(), &mut file)?,
     }
-    let as_root = to.set_id;
     if to.chown {
         nix::unistd::fchown(&file, Some(uid(header)), Some(gid(header)))?;
     }
@@ -230,7 +250,9 @@ fn file<R: io::Read>(
     // by its owner, as setting a user's attribute asks.
     extras.attributes(file.as_fd(), &header.extras, &header.name);
     // After chown, which clears setuid and setgid.
-    nix::sys::stat::fchmod(&file, mode(header, as_root))?;
+    if born != wanted {
+        nix::sys::stat::fchmod(&file, wanted)?;
+    }
     extras.acls(file.as_fd(), &header.extras, &header.name);
     nix::sys::stat::futimens(&file, &TimeSpec::UTIME_OMIT, &mtime(header))?;
     Ok(())
@@ -268,6 +290,14 @@ fn copy(
             return Ok(());
         }
     }
+}
+
+/// This process's umask, read from `/proc` rather than set and set back, which another
+/// thread could see in between; `None` when it cannot be read.
+pub(super) fn umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(field.trim(), 8).ok()
 }
 
 /// A symbolic link, with its owner (as root) and time.

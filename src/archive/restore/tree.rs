@@ -70,6 +70,8 @@ struct Level {
     id: Id,
     /// Its group when it was opened.
     gid: u32,
+    /// Whether it has a default ACL, which a file made in it takes its mode from.
+    inherits: bool,
 }
 
 /// The folders under DEST that a restore reached.
@@ -78,6 +80,7 @@ pub struct Tree {
     root: OwnedFd,
     root_id: Id,
     root_gid: u32,
+    root_inherits: bool,
     /// The way down to the current folder, from DEST's child.
     levels: Vec<Level>,
     /// The current folder's name under DEST: the levels' names joined by `/`.
@@ -91,11 +94,13 @@ impl Tree {
     /// held nothing.
     pub fn new(root: OwnedFd, ours: bool) -> Result<Self> {
         let (root_id, root_gid) = stat_of(&root).context("reading the destination")?;
+        let root_inherits = has_default_acl(&root);
         Ok(Tree {
             nodes: vec![node(b"", ours)],
             root,
             root_id,
             root_gid,
+            root_inherits,
             levels: Vec::new(),
             path: Vec::new(),
             shallowest_open: 0,
@@ -116,6 +121,27 @@ impl Tree {
     /// restore's own group.
     pub fn gid_here(&self) -> u32 {
         self.levels.last().map_or(self.root_gid, |l| l.gid)
+    }
+
+    /// Whether the current folder has a default ACL: a file made in it then takes its
+    /// mode from that ACL and the mode asked for, not from the umask.
+    pub fn inherits_here(&self) -> bool {
+        self.levels
+            .last()
+            .map_or(self.root_inherits, |l| l.inherits)
+    }
+
+    /// Notes that the current folder's ACLs were just set, so that it may now have a
+    /// default one.
+    pub fn acls_set_here(&mut self) {
+        let inherits = match self.levels.last() {
+            Some(level) => level.fd.as_ref().is_none_or(has_default_acl),
+            None => has_default_acl(&self.root),
+        };
+        match self.levels.last_mut() {
+            Some(level) => level.inherits = inherits,
+            None => self.root_inherits = inherits,
+        }
     }
 
     /// Goes to the folder `path` (its parts joined by `/`, empty for DEST). With `make`,
@@ -197,6 +223,7 @@ impl Tree {
             (Err(e), _) => return Err(e).context("opening a folder"),
         };
         let (id, gid) = stat_of(&fd).context("reading a folder")?;
+        let inherits = has_default_acl(&fd);
         let child = self.child(parent, part, made);
         if make.is_some() {
             self.wrote(parent, part);
@@ -210,6 +237,7 @@ impl Tree {
             fd: Some(fd),
             id,
             gid,
+            inherits,
             end: self.path.len(),
         });
         self.close_some();
@@ -357,6 +385,23 @@ impl Tree {
 }
 
 /// The identity and group of the open folder `fd`.
+/// Whether the folder `fd` has a default ACL; true also when that cannot be told, so that
+/// what depends on its absence is not done.
+fn has_default_acl(fd: impl AsFd) -> bool {
+    let name = c"system.posix_acl_default";
+    // SAFETY: the name is a NUL-terminated string, and a size of 0 asks only for the
+    // value's length, writing nothing through the null pointer.
+    let len = unsafe {
+        libc::fgetxattr(
+            std::os::fd::AsRawFd::as_raw_fd(&fd.as_fd()),
+            name.as_ptr(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    len >= 0 || !matches!(Errno::last(), Errno::ENODATA | Errno::EOPNOTSUPP)
+}
+
 fn stat_of(fd: impl AsFd) -> nix::Result<(Id, u32)> {
     let st = nix::sys::stat::fstat(fd)?;
     Ok(((st.st_dev, st.st_ino), st.st_gid))
