@@ -168,7 +168,14 @@ fn files_get_their_archived_modes_under_any_umask_and_a_default_acl() {
         "setfacl",
         &["-d", "-m", "u::rwx,g::---,o::---", "inheriting"],
     );
-    for (umask, dest) in [("077", "strict"), ("000", "open"), ("022", "inheriting")] {
+    // 277 takes the owner's write bit: a file made 0600 comes out 0400 unless chmodded.
+    let cases = [
+        ("077", "strict"),
+        ("277", "narrow"),
+        ("000", "open"),
+        ("022", "inheriting"),
+    ];
+    for (umask, dest) in cases {
         let script = format!("umask {umask} && exec \"$0\" --home . restore m {dest}");
         let out = std::process::Command::new("sh")
             .args(["-c", &script, common::MANAGER])

@@ -76,6 +76,8 @@ impl age::Recipient for Tap {
         age::EncryptError,
     > {
         *self.key.borrow_mut() = Some(Zeroizing::new(*file_key.expose_secret()));
+        // No labels, as the X25519 and SSH recipients give none: age refuses to mix
+        // recipients whose labels differ, so one with labels could not be added beside it.
         Ok(Default::default())
     }
 }

@@ -208,11 +208,13 @@ fn file<R: io::Read>(
 ) -> Result<()> {
     let wanted = mode(header, to.set_id);
     // Private while it is written, unless it is made with the mode it ends with: a plain
-    // one (no set-id or sticky bit, which chown would clear) that the umask leaves whole,
-    // with no attributes to set (which may need the owner's write bit) and no ACL.
-    let at_once = to.umask.is_some_and(|umask| {
-        header.extras.is_empty() && wanted.bits() & !0o777 == 0 && wanted.bits() & umask == 0
-    });
+    // one (no set-id or sticky bit) that the umask leaves whole, with no attributes to
+    // set (which may need the owner's write bit) and no ACL, and already with its owner
+    // (until a chown, its group would be this process's or the folder's).
+    let at_once = !to.chown
+        && to.umask.is_some_and(|umask| {
+            header.extras.is_empty() && wanted.bits() & !0o777 == 0 && wanted.bits() & umask == 0
+        });
     let born = if at_once {
         wanted
     } else {
@@ -250,7 +252,8 @@ fn file<R: io::Read>(
     // by its owner, as setting a user's attribute asks.
     extras.attributes(file.as_fd(), &header.extras, &header.name);
     // After chown, which clears setuid and setgid.
-    if born != wanted {
+    // Even a file made 0600 is given its mode: the umask or an ACL may have taken bits.
+    if !at_once {
         nix::sys::stat::fchmod(&file, wanted)?;
     }
     extras.acls(file.as_fd(), &header.extras, &header.name);

@@ -166,7 +166,8 @@ impl<'scope> Piped<'scope> {
 
 /// A sealing thread: takes the next buffer, seals its chunks, and hands it on, until
 /// there are no more or the writer is gone.
-fn seal_jobs(queued: &Mutex<Receiver<Job>>, payload: &Payload, done: &Sender<Sealed>) {
+fn seal_jobs(queued: &Mutex<Receiver<Job>>, payload: &Payload, done: &Sender<Option<Sealed>>) {
+    let _dying = Dying(done);
     loop {
         // The lock is held only while waiting for a job, never while sealing.
         let job = match queued.lock() {
@@ -185,8 +186,20 @@ fn seal_jobs(queued: &Mutex<Receiver<Job>>, payload: &Payload, done: &Sender<Sea
             let last = job.last && i + 1 == count;
             tags.push(payload.seal(first + i as u64, last, chunk));
         }
-        if done.send(Sealed { job, tags }).is_err() {
+        if done.send(Some(Sealed { job, tags })).is_err() {
             return;
+        }
+    }
+}
+
+/// Tells the writing thread, if a sealing thread panics, that the buffer it held will
+/// never come: it would otherwise wait for it while the other sealer keeps the channel open.
+struct Dying<'a>(&'a Sender<Option<Sealed>>);
+
+impl Drop for Dying<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = self.0.send(None);
         }
     }
 }
@@ -194,7 +207,7 @@ fn seal_jobs(queued: &Mutex<Receiver<Job>>, payload: &Payload, done: &Sender<Sea
 /// The writing thread: writes each sealed buffer, chunk then tag, in the order they were
 /// sent, gives the buffer back, and finishes the file after the last.
 fn write_in_order(
-    sealed: &Receiver<Sealed>,
+    sealed: &Receiver<Option<Sealed>>,
     mut out: Direct<'_>,
     gave_back: &SyncSender<Vec<u8>>,
 ) -> io::Result<()> {
@@ -202,6 +215,9 @@ fn write_in_order(
     let mut next = 0;
     let mut ended = false;
     for buffer in sealed {
+        let Some(buffer) = buffer else {
+            return Err(io::Error::other("a thread sealing the archive failed"));
+        };
         waiting.insert(buffer.job.seq, buffer);
         while let Some(Sealed { job, tags }) = waiting.remove(&next) {
             if job.buf.is_empty() {
