@@ -142,15 +142,25 @@ pub fn seal<W: Write>(
     mark: Option<Mark>,
     out: W,
 ) -> io::Result<Sealer<W>> {
+    Ok(Sealer {
+        stream: encryptor(recipients, mark, None)?.wrap_output(out)?,
+    })
+}
+
+/// An age encryptor to `recipients`, with `mark`'s stanza when it is part of a chain, and
+/// `also` (a recipient of our own) after them.
+fn encryptor(
+    recipients: &Recipients,
+    mark: Option<Mark>,
+    also: Option<&dyn age::Recipient>,
+) -> io::Result<age::Encryptor> {
     let keys = recipients
         .keys
         .iter()
         .map(|k| k.as_ref() as &dyn age::Recipient)
-        .chain(mark.as_ref().map(|m| m as &dyn age::Recipient));
-    let encryptor = age::Encryptor::with_recipients(keys).map_err(io::Error::other)?;
-    Ok(Sealer {
-        stream: encryptor.wrap_output(out)?,
-    })
+        .chain(mark.as_ref().map(|m| m as &dyn age::Recipient))
+        .chain(also);
+    age::Encryptor::with_recipients(keys).map_err(io::Error::other)
 }
 
 /// Whether `identity` opens what is sealed to `recipients`: an empty file is sealed to

@@ -89,13 +89,7 @@ pub fn start(recipients: &Recipients, mark: Option<Mark>) -> io::Result<(Vec<u8>
     let tap = Tap {
         key: RefCell::new(None),
     };
-    let keys = recipients
-        .keys
-        .iter()
-        .map(|k| k.as_ref() as &dyn age::Recipient)
-        .chain(mark.as_ref().map(|m| m as &dyn age::Recipient))
-        .chain(std::iter::once(&tap as &dyn age::Recipient));
-    let encryptor = age::Encryptor::with_recipients(keys).map_err(io::Error::other)?;
+    let encryptor = super::encryptor(recipients, mark, Some(&tap))?;
     let mut head = Vec::new();
     // Only the header and the nonce are written when the stream starts; its chunks,
     // which age would seal itself, are never written to.

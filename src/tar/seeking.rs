@@ -51,46 +51,42 @@ impl Seeking {
 }
 
 impl Seeking {
-    /// Copies up to `n` bytes into `out`. Fewer than [`SEND_FROM`] are written straight
-    /// from the buffer, refilled as needed, without a copy through another; more, what
-    /// the buffer holds, then the rest file to file in the kernel (page cache to page
-    /// cache, never through this process). Stops early, and quietly, where the archive
-    /// ends or the kernel cannot (the bytes copied are what counts).
+    /// Copies up to `n` bytes into `out`: from the buffer, refilled as needed, without a
+    /// copy through another; once the buffer is drained, [`SEND_FROM`] bytes or more go
+    /// file to file in the kernel (page cache to page cache, never through this process).
+    /// Stops early, and quietly, where the archive ends or the kernel cannot (the bytes
+    /// copied are what counts).
     fn send(&mut self, out: &File, n: u64) -> io::Result<u64> {
-        if n < SEND_FROM {
-            let mut sent = 0;
-            while sent < n {
-                let held = self.file.fill_buf()?;
-                if held.is_empty() {
-                    break;
-                }
-                let k = held
-                    .len()
-                    .min(usize::try_from(n - sent).unwrap_or(usize::MAX));
-                (&*out).write_all(&held[..k])?;
-                self.file.consume(k);
-                self.left = self.left.saturating_sub(k as u64);
-                sent += k as u64;
-            }
-            return Ok(sent);
-        }
-        let held = self.file.buffer();
-        let first = held.len().min(usize::try_from(n).unwrap_or(usize::MAX));
-        (&*out).write_all(&held[..first])?;
-        self.file.consume(first);
-        self.left -= first as u64;
-        let mut sent = first as u64;
-        // The buffer is empty now (or `n` was within it): the file's own position is
-        // where the data goes on, and sendfile moves it on.
-        while sent < n && self.file.buffer().is_empty() {
-            let count = usize::try_from(n - sent).unwrap_or(usize::MAX).min(1 << 30);
-            match nix::sys::sendfile::sendfile(out, self.file.get_ref(), None, count) {
-                Ok(0) | Err(_) => break,
-                Ok(done) => {
-                    sent += done as u64;
-                    self.left = self.left.saturating_sub(done as u64);
+        let mut sent = 0;
+        while sent < n {
+            let rest = n - sent;
+            let count = usize::try_from(rest).unwrap_or(usize::MAX);
+            if rest >= SEND_FROM && self.file.buffer().is_empty() {
+                // The file's own position is where the data goes on, and sendfile moves
+                // it on.
+                match nix::sys::sendfile::sendfile(
+                    out,
+                    self.file.get_ref(),
+                    None,
+                    count.min(1 << 30),
+                ) {
+                    Ok(0) | Err(_) => break,
+                    Ok(done) => {
+                        sent += done as u64;
+                        self.left = self.left.saturating_sub(done as u64);
+                        continue;
+                    }
                 }
             }
+            let held = self.file.fill_buf()?;
+            if held.is_empty() {
+                break;
+            }
+            let k = held.len().min(count);
+            (&*out).write_all(&held[..k])?;
+            self.file.consume(k);
+            self.left = self.left.saturating_sub(k as u64);
+            sent += k as u64;
         }
         Ok(sent)
     }

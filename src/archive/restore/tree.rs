@@ -134,14 +134,11 @@ impl Tree {
     /// Notes that the current folder's ACLs were just set, so that it may now have a
     /// default one.
     pub fn acls_set_here(&mut self) {
-        let inherits = match self.levels.last() {
-            Some(level) => level.fd.as_ref().is_none_or(has_default_acl),
-            None => has_default_acl(&self.root),
+        let (fd, inherits) = match self.levels.last_mut() {
+            Some(level) => (level.fd.as_ref(), &mut level.inherits),
+            None => (Some(&self.root), &mut self.root_inherits),
         };
-        match self.levels.last_mut() {
-            Some(level) => level.inherits = inherits,
-            None => self.root_inherits = inherits,
-        }
+        *inherits = fd.is_none_or(has_default_acl);
     }
 
     /// Goes to the folder `path` (its parts joined by `/`, empty for DEST). With `make`,
@@ -384,7 +381,6 @@ impl Tree {
     }
 }
 
-/// The identity and group of the open folder `fd`.
 /// Whether the folder `fd` has a default ACL; true also when that cannot be told, so that
 /// what depends on its absence is not done.
 fn has_default_acl(fd: impl AsFd) -> bool {
@@ -402,6 +398,7 @@ fn has_default_acl(fd: impl AsFd) -> bool {
     len >= 0 || !matches!(Errno::last(), Errno::ENODATA | Errno::EOPNOTSUPP)
 }
 
+/// The identity and group of the open folder `fd`.
 fn stat_of(fd: impl AsFd) -> nix::Result<(Id, u32)> {
     let st = nix::sys::stat::fstat(fd)?;
     Ok(((st.st_dev, st.st_ino), st.st_gid))

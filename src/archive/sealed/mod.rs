@@ -77,7 +77,7 @@ mod tests {
     use std::io::Read;
     use std::path::Path;
 
-    /// Writes `data` through a sealed `Out` to `file`, in writes of `piece` bytes, then
+    /// Writes `data` through a sealed `Out` to `file`, 100,000 bytes a write, then
     /// finishes it.
     fn seal_into(file: &mut File, recipients: &Recipients, data: &[u8]) -> io::Result<()> {
         std::thread::scope(|scope| {
