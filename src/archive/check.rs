@@ -16,6 +16,7 @@
 //! parts that differ are looked up.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::ffi::OsStr;
 use std::io::Read;
 use std::os::fd::OwnedFd;
@@ -89,17 +90,18 @@ impl Checker {
         self.peak
     }
 
-    /// Checks the entry `header`, whose data `reader` is at (a folder listing is read
-    /// to check it). The error names the entry and says why it is refused.
-    pub fn entry<R: Read>(&mut self, header: &Header, reader: &mut Reader<R>) -> Result<()> {
-        self.check(header, reader).map_err(|why| {
+    /// Checks the entry `header`, with its folder listing if it is a dumpdir (see
+    /// [`listing_of`]); its name made canonical (see [`canonical`]; empty for a volume
+    /// label). The error names the entry and says why it is refused.
+    pub fn entry(&mut self, header: &Header, listing: Option<&[u8]>) -> Result<Vec<u8>> {
+        self.check(header, listing).map_err(|why| {
             anyhow::anyhow!("entry {:?} {why}", String::from_utf8_lossy(&header.name))
         })
     }
 
-    fn check<R: Read>(&mut self, header: &Header, reader: &mut Reader<R>) -> Result<(), String> {
+    fn check(&mut self, header: &Header, listing: Option<&[u8]>) -> Result<Vec<u8>, String> {
         if header.kind == Kind::VOLUME_LABEL {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let name = canonical(&header.name)?;
         super::extras::check(header)?;
@@ -109,11 +111,12 @@ impl Checker {
                 header.file_size()
             ));
         }
-        let listing = match header.kind {
-            Kind::DUMPDIR => Some(reader.listing().map_err(|e| format!("{e:#}"))?),
-            _ => None,
-        };
-        let listing = listing.as_deref().map(Listing::new);
+        debug_assert_eq!(
+            header.kind == Kind::DUMPDIR,
+            listing.is_some(),
+            "see listing_of"
+        );
+        let listing = listing.map(Listing::new);
         if let Some(bad) = listing.as_ref().and_then(Listing::bad_name) {
             return Err(format!(
                 "has a folder listing naming {:?}, which is not a name in a folder",
@@ -125,7 +128,7 @@ impl Checker {
             if let Some(listing) = &listing {
                 self.names.prune(ROOT, listing, &mut self.now);
             }
-            return Ok(());
+            return Ok(name);
         }
         let child = match header.kind {
             Kind::Dir | Kind::DUMPDIR => Child::Folder(0),
@@ -137,7 +140,7 @@ impl Checker {
             Kind::File => Child::File(self.data_bytes(header)),
             Kind::Fifo | Kind::CharDevice | Kind::BlockDevice => Child::File(0),
             // Skipped by restore, which says so.
-            Kind::Other(_) => return Ok(()),
+            Kind::Other(_) => return Ok(name),
         };
         self.guard(&name, child.is_folder())?;
         let parent = self.names.parents(&name, self.block, &mut self.now)?;
@@ -153,7 +156,7 @@ impl Checker {
         }
         self.peak.bytes = self.peak.bytes.max(self.now.bytes);
         self.peak.entries = self.peak.entries.max(self.now.entries);
-        Ok(())
+        Ok(name)
     }
 
     /// The bytes a file takes: its data (a sparse file's parts), in whole blocks.
@@ -208,31 +211,27 @@ impl Checker {
     }
 }
 
+/// The folder listing of `header` if it is a dumpdir, read from its data, which
+/// `reader` is at: what [`Checker::entry`] checks with it.
+pub fn listing_of<R: Read>(header: &Header, reader: &mut Reader<R>) -> Result<Option<Vec<u8>>> {
+    (header.kind == Kind::DUMPDIR)
+        .then(|| reader.listing())
+        .transpose()
+}
+
 /// The name made of its parts joined by `/`, `.` and empty parts dropped; empty for the
 /// destination itself. Absolute names, `..` and NUL bytes are refused.
 pub fn canonical(name: &[u8]) -> Result<Vec<u8>, String> {
     if name.first() == Some(&b'/') {
         return Err("has an absolute name".to_owned());
     }
-    if memchr::memchr(0, name).is_some() {
+    // Without an early exit, the compiler checks many bytes at a time.
+    if name.iter().fold(false, |nul, &b| nul | (b == 0)) {
         return Err("has a NUL byte in its name".to_owned());
     }
-    // Most names are canonical already but for a trailing `/`: a few scans tell.
+    // Most names are canonical already but for a trailing `/`: one scan tells.
     let trimmed = &name[..name.len() - name.iter().rev().take_while(|&&b| b == b'/').count()];
-    // One scan of the slashes: what follows each says whether `//`, `/./` or `/../` is in.
-    let odd = memchr::memchr_iter(b'/', trimmed).any(|at| {
-        let rest = &trimmed[at + 1..];
-        rest.starts_with(b"/") || rest.starts_with(b"./") || rest.starts_with(b"../")
-    });
-    let suspect = trimmed.is_empty()
-        || trimmed.starts_with(b"./")
-        || trimmed.starts_with(b"../")
-        || trimmed.ends_with(b"/.")
-        || trimmed.ends_with(b"/..")
-        || trimmed == b"."
-        || trimmed == b".."
-        || odd;
-    if !suspect {
+    if !has_odd_part(trimmed) {
         return Ok(trimmed.to_vec());
     }
     let mut out = Vec::with_capacity(name.len());
@@ -249,6 +248,22 @@ pub fn canonical(name: &[u8]) -> Result<Vec<u8>, String> {
         out.extend_from_slice(part);
     }
     Ok(out)
+}
+
+/// Whether `name` has a part that is empty, `.` or `..` (or is empty itself): a plain
+/// scan of its bytes, which for names this short costs less than a search's set-up.
+fn has_odd_part(name: &[u8]) -> bool {
+    let odd = |part: &[u8]| matches!(part, b"" | b"." | b"..");
+    let mut start = 0;
+    for (at, &b) in name.iter().enumerate() {
+        if b == b'/' {
+            if odd(&name[start..at]) {
+                return true;
+            }
+            start = at + 1;
+        }
+    }
+    odd(&name[start..])
 }
 
 /// How many of the folders in `path` (each with where its name ends in `prev`) are also
@@ -372,28 +387,44 @@ impl Names {
         block: u64,
         now: &mut Needs,
     ) -> Result<Option<u32>, String> {
-        let old = self.folders[parent as usize].get(leaf).copied();
-        match (old, child) {
-            (Some(Child::Folder(n)), Child::Folder(_)) => return Ok(Some(n)),
-            (Some(Child::Folder(_)), _) => {
-                return Err("comes after a folder of the same name".to_owned());
+        // One lookup: the key is made either way, as nearly every name is new.
+        let stored = match child {
+            Child::Folder(_) => Child::Folder(self.folders.len() as u32),
+            other => other,
+        };
+        match self.folders[parent as usize].entry(leaf.into()) {
+            Entry::Vacant(slot) => {
+                slot.insert(stored);
             }
-            (Some(Child::File(bytes)), _) => {
-                now.bytes = now.bytes.saturating_sub(bytes);
-                now.entries = now.entries.saturating_sub(1);
+            Entry::Occupied(mut seen) => {
+                match (*seen.get(), child) {
+                    (Child::Folder(n), Child::Folder(_)) => return Ok(Some(n)),
+                    (Child::Folder(_), _) => {
+                        return Err("comes after a folder of the same name".to_owned());
+                    }
+                    (Child::File(bytes), _) => {
+                        now.bytes = now.bytes.saturating_sub(bytes);
+                        now.entries = now.entries.saturating_sub(1);
+                    }
+                    (Child::Link, _) => now.entries = now.entries.saturating_sub(1),
+                }
+                // What comes later replaces it, as the restore replaces it.
+                seen.insert(stored);
             }
-            (Some(Child::Link), _) => now.entries = now.entries.saturating_sub(1),
-            (None, _) => {}
-        }
-        if child.is_folder() {
-            return Ok(Some(self.new_folder(parent, leaf, block, now)));
-        }
-        if let Child::File(bytes) = child {
-            now.bytes = now.bytes.saturating_add(bytes);
         }
         now.entries += 1;
-        self.folders[parent as usize].insert(leaf.into(), child);
-        Ok(None)
+        match stored {
+            Child::Folder(n) => {
+                self.folders.push(HashMap::new());
+                now.bytes = now.bytes.saturating_add(block);
+                Ok(Some(n))
+            }
+            Child::File(bytes) => {
+                now.bytes = now.bytes.saturating_add(bytes);
+                Ok(None)
+            }
+            Child::Link => Ok(None),
+        }
     }
 
     fn new_folder(&mut self, parent: u32, leaf: &[u8], block: u64, now: &mut Needs) -> u32 {

@@ -12,28 +12,33 @@
 
 use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Uid};
 
-use super::check::{Checker, Needs, canonical};
+use super::check::{Checker, canonical};
 use super::extras::Setter;
 use super::open::Reading;
 use crate::naming::Compression;
 use crate::tar::{Kind, Reader, open_archive};
 
 mod ahead;
+mod dest;
 mod dumpdir;
 mod entry;
 mod folders;
 mod guard;
+mod kept;
+mod parsed;
 mod tree;
 
+use dest::{Target, prepare};
 pub use guard::Protected;
 use guard::{Guard, id_of};
+use kept::{Entries, Keeper, Source};
 use tree::{ROOT, Tree};
 
 /// What a restore did.
@@ -125,7 +130,7 @@ pub fn restore_chain(
         .map_or_else(Vec::new, |dest| protected.names_under(dest));
     let dest_fd = target.fd.as_ref().map(|fd| fd.try_clone()).transpose()?;
     let mut checker = Checker::new(dest_fd.map(|fd| (fd, dest)), target.block, names);
-    check_all(&archives, reading, &mut checker)?;
+    let kept = check_all(&archives, reading, &mut checker)?;
     target.has_room(checker.needs(), dest)?;
     let ours = prepare(dest, options.force || options.delete)?;
     // DEST itself as the user named it, a link to a folder included.
@@ -151,15 +156,7 @@ pub fn restore_chain(
         only: options.only.map(<[Vec<u8>]>::to_vec),
         done: Restored::default(),
     };
-    let written = archives.iter().try_for_each(|(path, file)| {
-        if plain(reading) {
-            let reader =
-                Reader::seeking(file()?).with_context(|| format!("reading {}", path.display()))?;
-            out.archive(path, reader, dest)
-        } else {
-            out.archive(path, ahead(reading, file()?, path)?, dest)
-        }
-    });
+    let written = write_all(&mut out, &archives, kept, reading, dest);
     let finished = out.finish(written.is_ok());
     out.done.warnings.extend(out.extras.warnings());
     match (written, finished) {
@@ -172,13 +169,17 @@ pub fn restore_chain(
     }
 }
 
-/// The first pass over every archive of the chain, in order.
+/// The first pass over every archive of the chain, in order; the headers of each, if
+/// they could be kept.
 fn check_all(
     archives: &[(&Path, impl Fn() -> Result<fs::File>)],
     reading: Reading<'_>,
     checker: &mut Checker,
-) -> Result<()> {
+) -> Result<Vec<Option<Entries>>> {
+    let mut keeper = Keeper::new();
+    let mut kept = Vec::with_capacity(archives.len());
     for (path, file) in archives {
+        keeper.start();
         // A plain archive's file data is passed over, not read: the check needs only
         // its headers (and folder listings), and the file holds exactly the bytes the
         // write pass reads. Anything else is read whole, decrypting and decompressing
@@ -186,9 +187,32 @@ fn check_all(
         if plain(reading) {
             let reader =
                 Reader::seeking(file()?).with_context(|| format!("reading {}", path.display()))?;
-            check(reader, path, checker)?;
+            check(reader, path, checker, &mut keeper)?;
         } else {
-            check(ahead(reading, file()?, path)?, path, checker)?;
+            check(ahead(reading, file()?, path)?, path, checker, &mut keeper)?;
+        }
+        kept.push(keeper.finish());
+    }
+    Ok(kept)
+}
+
+/// The second pass over every archive of the chain, in order, with the headers the
+/// first pass kept of each.
+fn write_all(
+    out: &mut Extract,
+    archives: &[(&Path, impl Fn() -> Result<fs::File>)],
+    kept: Vec<Option<Entries>>,
+    reading: Reading<'_>,
+    dest: &Path,
+) -> Result<()> {
+    for ((path, file), kept) in archives.iter().zip(kept) {
+        let entries = Source::of(kept);
+        if plain(reading) {
+            let reader =
+                Reader::seeking(file()?).with_context(|| format!("reading {}", path.display()))?;
+            out.archive(path, reader, entries, dest)?;
+        } else {
+            out.archive(path, ahead(reading, file()?, path)?, entries, dest)?;
         }
     }
     Ok(())
@@ -213,134 +237,24 @@ fn ahead(reading: Reading<'_>, file: fs::File, path: &Path) -> Result<Reader<ahe
 
 /// The first pass over one archive: the whole of it is sound and every entry passes the
 /// check, or nothing is written.
-fn check<R: io::Read>(mut reader: Reader<R>, path: &Path, checker: &mut Checker) -> Result<()> {
-    while let Some(header) = reader
-        .next_entry()
-        .with_context(|| format!("reading {}", path.display()))?
-    {
-        checker.entry(&header, &mut reader).map_err(|e| {
-            anyhow::anyhow!(
-                "refusing to restore {}: {e:#}; nothing was written",
-                path.display()
-            )
-        })?;
-    }
-    Ok(())
-}
-
-/// DEST as the check pass sees it: open if it exists, and its file system's room.
-struct Target {
-    fd: Option<std::os::fd::OwnedFd>,
-    canonical: Option<PathBuf>,
-    block: u64,
-    /// Bytes and entries free, for this user; `None` when the file system does not say.
-    free: Option<(u64, Option<u64>)>,
-}
-
-impl Target {
-    // statvfs's field types are u64 here but not on every target.
-    #[allow(clippy::unnecessary_cast)]
-    fn of(dest: &Path) -> Result<Self> {
-        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        let fd = match nix::fcntl::open(dest, flags, Mode::empty()) {
-            Ok(fd) => Some(fd),
-            Err(nix::errno::Errno::ENOENT) => None,
-            Err(e) => return Err(e).with_context(|| format!("opening {}", dest.display())),
-        };
-        // The nearest folder that exists holds the file system DEST will be on.
-        let existing = dest
-            .ancestors()
-            .find(|p| p.exists())
-            .unwrap_or(Path::new("/"));
-        let free = nix::sys::statvfs::statvfs(existing).ok().map(|st| {
-            let root = Uid::effective().is_root();
-            let blocks = if root {
-                st.blocks_free()
-            } else {
-                st.blocks_available()
-            };
-            let files = if root {
-                st.files_free()
-            } else {
-                st.files_available()
-            };
-            let bytes = (blocks as u64).saturating_mul(st.fragment_size() as u64);
-            (bytes, (st.files() > 0).then_some(files as u64))
-        });
-        let block = nix::sys::statvfs::statvfs(existing)
-            .map_or(4096, |st| (st.fragment_size() as u64).max(512));
-        Ok(Target {
-            canonical: fd.as_ref().and_then(|_| fs::canonicalize(dest).ok()),
-            fd,
-            block,
-            free,
-        })
-    }
-
-    /// Refuses a restore that cannot fit: what the archives need at most at any time,
-    /// against what DEST's file system has free (replaced files are not counted as
-    /// freed, so this errs on the side of refusing).
-    fn has_room(&self, needs: Needs, dest: &Path) -> Result<()> {
-        let Some((bytes, entries)) = self.free else {
-            return Ok(());
-        };
-        if needs.bytes > bytes {
-            bail!(
-                "refusing to restore into {}: the archive needs up to {} and its file system \
-                 has {} free; nothing was written",
-                dest.display(),
-                size(needs.bytes),
-                size(bytes)
-            );
-        }
-        if let Some(free) = entries.filter(|&free| needs.entries > free) {
-            bail!(
-                "refusing to restore into {}: the archive holds up to {} and its file \
-                 system has room for {free} more; nothing was written",
-                dest.display(),
-                crate::logging::counted(needs.entries, "entry", "entries")
-            );
-        }
+fn check<R: io::Read + Send>(
+    reader: Reader<R>,
+    path: &Path,
+    checker: &mut Checker,
+    keeper: &mut Keeper,
+) -> Result<()> {
+    parsed::each_entry(reader, path, |entry| {
+        let name = checker
+            .entry(&entry.header, entry.listing.as_deref())
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "refusing to restore {}: {e:#}; nothing was written",
+                    path.display()
+                )
+            })?;
+        keeper.keep(entry.header, entry.place, name);
         Ok(())
-    }
-}
-
-/// A size as people read it: bytes, KiB, MiB, GiB or TiB.
-fn size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} bytes");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
-/// Makes DEST ready; true when the restore made it or it held nothing, so that all it
-/// will hold is the restore's.
-fn prepare(dest: &Path, force: bool) -> Result<bool> {
-    match fs::read_dir(dest) {
-        Ok(mut entries) => {
-            let empty = entries.next().is_none();
-            if !force && !empty {
-                bail!(
-                    "{} is not empty: restore into a new or empty folder, or add --force \
-                     to replace what is there",
-                    dest.display()
-                );
-            }
-            Ok(empty)
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
-            Ok(true)
-        }
-        Err(e) => Err(e).with_context(|| format!("opening {}", dest.display())),
-    }
+    })
 }
 
 struct Extract {
@@ -370,15 +284,16 @@ struct Extract {
 }
 
 impl Extract {
-    /// Restores one archive of a chain.
+    /// Restores one archive of a chain, its entries taken from `entries`.
     fn archive<R: io::Read>(
         &mut self,
         path: &Path,
         mut reader: Reader<R>,
+        mut entries: Source,
         dest: &Path,
     ) -> Result<()> {
-        while let Some(header) = reader
-            .next_entry()
+        while let Some((header, name)) = entries
+            .next(&mut reader)
             .with_context(|| format!("reading {}", path.display()))?
         {
             // A chain's label: nothing to restore.
@@ -386,8 +301,11 @@ impl Extract {
                 continue;
             }
             let shown = || String::from_utf8_lossy(&header.name).into_owned();
-            let name = canonical(&header.name)
-                .map_err(|why| anyhow::anyhow!("entry {:?} {why}", shown()))?;
+            let name = match name {
+                Some(name) => name,
+                None => canonical(&header.name)
+                    .map_err(|why| anyhow::anyhow!("entry {:?} {why}", shown()))?,
+            };
             if !self.selects(&name) {
                 continue;
             }

@@ -15,7 +15,7 @@ use nix::sys::stat::Mode;
 
 use anyhow::{Context, Result};
 
-use super::check::Checker;
+use super::check::{Checker, listing_of};
 use super::open::Reading;
 use crate::excludes::{Excludes, PathCheck};
 use crate::schedule::Options;
@@ -68,8 +68,10 @@ pub fn verify(
         .next_entry()
         .with_context(|| format!("reading {}", path.display()))?
     {
+        let listing = listing_of(&header, &mut reader)
+            .with_context(|| format!("reading {}", path.display()))?;
         checker
-            .entry(&header, &mut reader)
+            .entry(&header, listing.as_deref())
             .map_err(|e| anyhow::anyhow!("restore would refuse it: {e:#}"))?;
         // An incremental chain's label is no entry of the tree.
         if header.kind == Kind::VOLUME_LABEL {

@@ -298,7 +298,22 @@ pub fn decode(block: &[u8; BLOCK]) -> Result<RawHeader, HeaderError> {
     }
     let entry_type = raw.entry_type();
     let kind = Kind::of(entry_type);
+    // An empty size field (a volume label's) is 0, as GNU tar reads it.
+    let empty_size = block[124..136].iter().all(|&b| b == 0 || b == b' ');
+    let size = if empty_size {
+        0
+    } else {
+        numbers::field(block, 124..136, || raw.entry_size()).map_err(field)?
+    };
+    if is_meta(entry_type) {
+        // Only the size of a long name or of pax records is read: the rest of such a
+        // header is never used, and one comes before nearly every entry.
+        let mut header = Header::new(Vec::new(), kind);
+        header.size = size;
+        return Ok(RawHeader { header, entry_type });
+    }
     let mut header = Header::new(raw.path_bytes().into_owned(), kind);
+    header.size = size;
     // An entry restore skips (a GNU volume label leaves its mode and ids empty) needs
     // only its name and size: it is reported, not refused as corrupt.
     let meta = |n: std::io::Result<u64>| match (n, kind) {
@@ -311,13 +326,6 @@ pub fn decode(block: &[u8; BLOCK]) -> Result<RawHeader, HeaderError> {
     header.mode = number(100..108, &|| raw.mode().map(u64::from))? as u32 & 0o7777;
     header.uid = number(108..116, &|| raw.uid())?;
     header.gid = number(116..124, &|| raw.gid())?;
-    // An empty size field (a volume label's) is 0, as GNU tar reads it.
-    let empty_size = block[124..136].iter().all(|&b| b == 0 || b == b' ');
-    header.size = if empty_size {
-        0
-    } else {
-        numbers::field(block, 124..136, || raw.entry_size()).map_err(field)?
-    };
     // Base-256 times before 1970 come back as the two's complement they are.
     header.mtime = number(136..148, &|| raw.mtime())? as i64;
     header.link = raw
@@ -336,6 +344,18 @@ pub fn decode(block: &[u8; BLOCK]) -> Result<RawHeader, HeaderError> {
         trim_slashes(&mut header.name);
     }
     Ok(RawHeader { header, entry_type })
+}
+
+/// Whether entries of this type describe the entry after them (a long name or link, pax
+/// records) rather than being entries of the archive's own.
+pub fn is_meta(entry_type: EntryType) -> bool {
+    matches!(
+        entry_type,
+        EntryType::GNULongName
+            | EntryType::GNULongLink
+            | EntryType::XHeader
+            | EntryType::XGlobalHeader
+    )
 }
 
 /// Drops the trailing slashes that mark folders.
@@ -444,7 +464,9 @@ mod tests {
         let first: &[u8; BLOCK] = out[..BLOCK].try_into().unwrap();
         let raw = decode(first).unwrap();
         assert_eq!(raw.entry_type, EntryType::GNULongLink);
-        assert_eq!(raw.header.name, b"././@LongLink");
+        // The name GNU tar gives it; a reader does not need it, and decode leaves it.
+        assert_eq!(&first[..14], b"././@LongLink\0");
+        assert!(raw.header.name.is_empty());
         assert_eq!(raw.header.size, 201);
         assert_eq!(&out[BLOCK..BLOCK + 200], &h.link[..]);
     }

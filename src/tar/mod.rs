@@ -14,7 +14,7 @@ pub mod sparse;
 pub use codec::open_archive;
 pub use format::{Header, Kind};
 pub use pax::Extras;
-pub use reader::{MAX_META, Reader, Skip};
+pub use reader::{MAX_META, Place, Reader, Skip};
 pub use seeking::Seeking;
 
 /// Everything in a tar archive comes in blocks of this size.

@@ -205,27 +205,32 @@ fn mtime(secs: i64, nsec: u32) -> String {
     format!("{sign}{whole}.{}", frac.trim_end_matches('0'))
 }
 
-/// Reads a pax time back into whole seconds (rounded down) and nanoseconds.
+/// Reads a pax time back into whole seconds (rounded down) and nanoseconds. Read byte by
+/// byte: a restore reads one for nearly every entry.
 pub fn parse_mtime(value: &[u8]) -> Option<(i64, u32)> {
-    let text = std::str::from_utf8(value).ok()?;
-    let (negative, text) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
+    let (negative, text) = match value {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, value),
     };
-    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
-    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
+    let digit = |b: u8| Some(b.wrapping_sub(b'0')).filter(|d| *d <= 9);
+    let (mut whole, mut at) = (0i64, 0);
+    while let Some(&b) = text.get(at).filter(|&&b| b != b'.') {
+        whole = whole.checked_mul(10)?.checked_add(i64::from(digit(b)?))?;
+        at += 1;
+    }
+    if at == 0 {
         return None;
     }
-    if !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+    // Digits beyond the ninth are below a nanosecond; missing ones are zeros.
+    let (mut nsec, mut kept) = (0u32, 0);
+    for &b in text.get(at + 1..).unwrap_or_default() {
+        let d = digit(b)?;
+        if kept < 9 {
+            nsec = nsec * 10 + u32::from(d);
+            kept += 1;
+        }
     }
-    let whole: i64 = whole.parse().ok()?;
-    // Digits beyond the ninth are below a nanosecond.
-    let mut digits: String = frac.chars().take(9).collect();
-    while digits.len() < 9 {
-        digits.push('0');
-    }
-    let nsec: u32 = digits.parse().ok()?;
+    nsec *= 10u32.pow(9 - kept);
     Some(match (negative, nsec) {
         (false, _) => (whole, nsec),
         (true, 0) => (-whole, 0),
@@ -251,7 +256,18 @@ mod tests {
             );
         }
         assert_eq!(parse_mtime(b"12.0000000019"), Some((12, 1)));
-        for bad in ["", "-", "1.2.3", "x", "1e3", ".5"] {
+        assert_eq!(parse_mtime(b"7."), Some((7, 0)));
+        assert_eq!(parse_mtime(b"-7.000000001"), Some((-8, 999_999_999)));
+        for bad in [
+            "",
+            "-",
+            "1.2.3",
+            "x",
+            "1e3",
+            ".5",
+            "99999999999999999999",
+            "1.-5",
+        ] {
             assert_eq!(parse_mtime(bad.as_bytes()), None, "{bad}");
         }
     }

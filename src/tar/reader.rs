@@ -103,6 +103,41 @@ impl<R: Read> Reader<R> {
         self.offset
     }
 
+    /// Where the entry last returned is, as [`Reader::next_entry`] left the reader: for a
+    /// second reading of the same archive to come back to it with [`Reader::go_to`],
+    /// without parsing its headers again.
+    pub fn place(&self) -> Place {
+        Place {
+            start: self.start,
+            data: self.offset,
+            remaining: self.remaining,
+            padding: self.padding,
+        }
+    }
+
+    /// Passes over what is left of the current entry and the headers up to `place` (of
+    /// the entry `name`, found by a reading of the same archive), and reads on as
+    /// [`Reader::next_entry`] would have left the reader there. Only forwards.
+    pub fn go_to(&mut self, place: Place, name: &[u8]) -> Result<()> {
+        self.skip_rest()?;
+        let Some(gap) = place.data.checked_sub(self.offset) else {
+            bail!(
+                "at byte {}: the entry {} is behind, at byte {}",
+                self.offset,
+                String::from_utf8_lossy(name),
+                place.data
+            );
+        };
+        self.padding = gap;
+        self.skip_rest()?;
+        self.start = place.start;
+        self.remaining = place.remaining;
+        self.padding = place.padding;
+        self.current.clear();
+        self.current.extend_from_slice(name);
+        Ok(())
+    }
+
     /// The next entry's header, or `None` after the end marker. Fails on a bad checksum,
     /// a truncated archive, or anything but zeros after the end marker.
     pub fn next_entry(&mut self) -> Result<Option<Header>> {
@@ -198,7 +233,7 @@ impl<R: Read> Reader<R> {
         }
         self.remaining = size;
         self.padding = padding(size);
-        self.current = header.name.clone();
+        self.current.clone_from(&header.name);
         if let Some(map) = &mut header.sparse {
             let mut stored = size;
             if map.map_in_data {
@@ -343,8 +378,8 @@ impl<R: Read> Reader<R> {
         if !self.fill(&mut data)? {
             bail!("the archive ends inside a long-name or pax entry at byte {at}");
         }
-        let mut pad = vec![0u8; padding(header.size) as usize];
-        if !self.fill(&mut pad)? {
+        let mut pad = [0u8; BLOCK];
+        if !self.fill(&mut pad[..padding(header.size) as usize])? {
             bail!("the archive ends inside a long-name or pax entry at byte {at}");
         }
         Ok(data)
@@ -406,6 +441,15 @@ impl<R: Read> Reader<R> {
         self.offset += filled as u64;
         Ok(true)
     }
+}
+
+/// Where an entry is in an archive: see [`Reader::place`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place {
+    start: u64,
+    data: u64,
+    remaining: u64,
+    padding: u64,
 }
 
 /// What the meta entries before an entry say of it.
