@@ -2,13 +2,14 @@
 //!
 //! The archive is read twice. The first pass checks the whole of it: its structure, and
 //! that every name stays inside the destination (no absolute name, no `..`, no entry
-//! under an earlier symbolic link); a plain archive's file data is passed over by
-//! seeking, and a compressed or encrypted one is decompressed on a thread of its own
-//! (see [`ahead`]), in both passes. Only then does the second pass write, and it goes
-//! down every path one folder at a time with `O_NOFOLLOW`, so that even a link already
-//! in the destination is never written through. Folders get their archived modes and
-//! times only at the very end (see [`folders`]), so that a read-only folder restored by
-//! one archive of a chain takes the next archive's changes.
+//! under an earlier symbolic link); its headers are parsed on a thread of their own (see
+//! [`parsed`]) and kept for the second pass (see [`kept`]), a plain archive's file data
+//! is passed over, and a compressed or encrypted one is decompressed on a thread of its
+//! own (see [`ahead`]), in both passes. Only then does the second pass write, and it goes
+//! down every path one folder at a time with `O_NOFOLLOW`, so that even a link already in
+//! the destination is never written through. Folders get their archived modes and times
+//! only at the very end (see [`folders`]), so that a read-only folder restored by one
+//! archive of a chain takes the next archive's changes.
 
 use std::fs;
 use std::io;
