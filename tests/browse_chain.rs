@@ -316,3 +316,84 @@ fn find_finds_every_version_newest_first_and_a_deleted_file_prints() {
         out.stderr
     );
 }
+
+/// The file `name` of generation `at` as `cat` prints it, and what it says on stderr.
+fn cat_said(home: &TestHome, at: &str, name: &str) -> (Vec<u8>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_backup_manager"))
+        .arg("--home")
+        .arg(home.path())
+        .args(["cat", "src", name, "--at", at])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "cat {name} at {at}: {err}");
+    (out.stdout, err)
+}
+
+#[test]
+fn a_file_in_any_block_of_a_large_chains_index_prints_as_it_was() {
+    // Enough entries for several of the index's blocks, which `cat` reads alone: a file
+    // near the start, in the middle and at the end, one the incremental did not store
+    // again (its folder's listing in one block, its data in the full archive's), one it
+    // changed, one deleted, and a hard link to a file blocks away.
+    let home = TestHome::new();
+    for d in 0..30 {
+        for f in 0..100 {
+            home.write(
+                &format!("src/d{d:02}/f{f:03}.txt"),
+                format!("{d} {f} first"),
+            );
+        }
+    }
+    let s = home.path().join("src");
+    fs::hard_link(s.join("d00/f000.txt"), s.join("d29/zlink.txt")).unwrap();
+    home.manager(&["create", "--incremental", "src;03:00;src"])
+        .success();
+    home.run_ok(0);
+    fs::write(s.join("d29/f099.txt"), "29 99 second").unwrap();
+    fs::remove_file(s.join("d15/f050.txt")).unwrap();
+    home.run_ok(0);
+    let mut at: Vec<String> = home
+        .manager(&["backups"])
+        .stdout_lines()
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+    at.reverse();
+    let (full, incremental) = (&at[0], &at[1]);
+    let expect = [
+        (full, "d00/f000.txt", Some("0 0 first")),
+        (full, "d15/f050.txt", Some("15 50 first")),
+        (full, "d29/f099.txt", Some("29 99 first")),
+        (full, "d29/zlink.txt", Some("0 0 first")),
+        (incremental, "d00/f001.txt", Some("0 1 first")),
+        (incremental, "d15/f051.txt", Some("15 51 first")),
+        (incremental, "d29/f099.txt", Some("29 99 second")),
+        (incremental, "d29/zlink.txt", Some("0 0 first")),
+        (incremental, "d15/f050.txt", None),
+    ];
+    let check = |warned: bool| {
+        for (at, name, was) in expect {
+            let name = format!("src/{name}");
+            match was {
+                Some(was) => {
+                    let (printed, err) = cat_said(&home, at, &name);
+                    assert_eq!(String::from_utf8_lossy(&printed), was, "{name} at {at}");
+                    assert_eq!(err.contains("reading the archive instead"), warned, "{err}");
+                }
+                None => {
+                    let out = home.manager(&["cat", "src", &name, "--at", at]);
+                    assert!(out.failure(1).contains("holds no"), "{out:#?}");
+                }
+            }
+        }
+    };
+    check(false);
+    for entry in fs::read_dir(home.path().join("backups")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().ends_with(".idx") {
+            fs::remove_file(path).unwrap();
+        }
+    }
+    check(true);
+}

@@ -1,6 +1,8 @@
 //! Files written by an earlier version of this program, read by this one: the state file,
 //! the schedule file, an incremental chain and its record (tests/fixtures/v1, made with
-//! the release binaries of that version; the record is read by a unit test of its own).
+//! the release binaries of that version; the record is read by a unit test of its own),
+//! and an archive with an index of version 2 (tests/fixtures/v2, of a tree that was at
+//! /tmp/v2/proj).
 
 mod common;
 
@@ -107,4 +109,51 @@ fn the_chain_of_the_earlier_version_verifies_and_restores() {
         fs::read_to_string(older.join("src/a.txt")).unwrap(),
         "hello\n"
     );
+}
+
+/// A home with the archive and the index of version 2 the earlier version wrote.
+fn home_with_index_of_version_2() -> TestHome {
+    let home = TestHome::new();
+    home.write("backup_schedules.txt", "/tmp/v2/proj;03:00;old\n");
+    let fixture = |name: &str| fs::read(Path::new(FIXTURES).join("../v2").join(name)).unwrap();
+    home.write("backups/old.tar", fixture("old.tar"));
+    home.write("backups/.old.tar.idx", fixture("old.tar.idx"));
+    home
+}
+
+#[test]
+fn an_index_of_version_2_is_used_and_rebuilt_only_when_asked() {
+    let home = home_with_index_of_version_2();
+    let index = home.path().join("backups/.old.tar.idx");
+    let cat = |home: &TestHome| {
+        let out = home.manager(&["cat", "old", "tmp/v2/proj/src/m17.rs"]);
+        out.success();
+        assert_eq!(out.stdout, "line 17\n");
+        // Read from its index: no warning that it was not used.
+        assert_eq!(out.stderr, "");
+    };
+    cat(&home);
+    let listed = home.manager(&["files", "old"]);
+    listed.success();
+    assert_eq!(listed.stdout_lines().len(), 24);
+    let out = home.manager(&["verify", "old"]);
+    out.success();
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        said.contains("is of an earlier version") && said.contains("--rebuild-index"),
+        "{out:#?}"
+    );
+    assert_eq!(fs::read(&index).unwrap()[8], 2, "verify alone rewrote it");
+    let out = home.manager(&["verify", "old", "--rebuild-index"]);
+    out.success();
+    assert!(
+        format!("{}{}", out.stdout, out.stderr).contains("rebuilt the index"),
+        "{out:#?}"
+    );
+    assert_eq!(fs::read(&index).unwrap()[8], 3);
+    cat(&home);
+    assert_eq!(home.manager(&["files", "old"]).stdout, listed.stdout);
+    let out = home.manager(&["verify", "old"]);
+    out.success();
+    assert!(!format!("{out:?}").contains("earlier version"), "{out:#?}");
 }

@@ -14,9 +14,15 @@ use crate::index::{self, Entry, Frame, Identity, Index, Trailer, seekable};
 use crate::naming::Compression;
 use crate::tar::open_archive;
 
+/// What [`check_index`] says of a sound index of an earlier version of the format: it is
+/// used still, and rebuilt only when asked.
+pub const OLDER_INDEX: &str =
+    "its index is of an earlier version, which finds a file by reading all of it";
+
 /// Checks the index of the archive at `path` against the archive: every entry the
-/// archive holds, where it starts, and its frames. `Ok(None)` when they agree; the
-/// reason when the index is missing or does not match.
+/// archive holds, where it starts, its frames, and its filters. `Ok(None)` when they
+/// agree; the reason when the index is missing, does not match, or is of an earlier
+/// version ([`OLDER_INDEX`]).
 pub fn check_index(path: &Path, compression: Compression) -> Result<Option<String>> {
     let format = crate::naming::Format {
         compression,
@@ -84,6 +90,12 @@ pub fn check_index_as(path: &Path, reading: Reading<'_>) -> Result<Option<String
     }
     if mismatch.is_none() && several(tar_len.1) != several(index.trailer.frames.clone()) {
         mismatch = Some("its index gives other frames than the archive has".to_owned());
+    }
+    if mismatch.is_none() && !index.filters_match()? {
+        mismatch = Some("its index's filters do not hold the names of its entries".to_owned());
+    }
+    if mismatch.is_none() && !index.is_current() {
+        mismatch = Some(OLDER_INDEX.to_owned());
     }
     Ok(mismatch)
 }

@@ -155,6 +155,27 @@ impl Catalog {
         }
     }
 
+    /// Gives to `each`, in the archive's order, until it breaks, the first entry and at
+    /// least every entry named by one of `names` (others too, for `each` to pass over):
+    /// from the index, only its blocks that may hold them; without one, every entry.
+    pub fn for_each_among(
+        &self,
+        names: &[Vec<u8>],
+        each: &mut dyn FnMut(&Entry) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        let Some(index) = &self.index else {
+            return self.for_each(each);
+        };
+        let shown = || format!("reading the entries of {}", self.path.display());
+        let mut entries = index.among(names).with_context(shown)?;
+        while let Some(entry) = entries.next_entry() {
+            if each(entry?)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Every entry, in the archive's order.
     pub fn entries(&self) -> Result<Vec<Entry>> {
         let mut all = Vec::new();

@@ -68,6 +68,29 @@ impl View {
         Ok(View { catalogs, items })
     }
 
+    /// As [`View::open_as`], with only the entries named by one of `names` (as stored):
+    /// read from the blocks of each index that may hold them (or their folders, whose
+    /// listings say what an incremental archive holds), not from every entry.
+    pub fn open_named(
+        chain: &[PathBuf],
+        (format, key): (Format, Option<Rc<Identity>>),
+        names: &[Vec<u8>],
+    ) -> Result<Self> {
+        let catalogs = Self::catalogs(chain, (format, key))?;
+        let mut among = names.to_vec();
+        for name in names {
+            let folder = name.iter().rposition(|&b| b == b'/').unwrap_or(0);
+            among.push(name[..folder].to_vec());
+        }
+        let picked = Picked {
+            wanted: &|n| names.iter().any(|name| name == n),
+            among: Some(&among),
+        };
+        let mut items = Vec::new();
+        Self::resolve_picked(&catalogs, picked, &mut |item| items.push(item.clone()))?;
+        Ok(View { catalogs, items })
+    }
+
     /// The archives of `chain`, of `format`, open (with `key` when they are encrypted).
     pub fn catalogs(
         chain: &[PathBuf],
@@ -91,6 +114,19 @@ impl View {
         wanted: &dyn Fn(&[u8]) -> bool,
         each: &mut dyn FnMut(&Item),
     ) -> Result<()> {
+        let picked = Picked {
+            wanted,
+            among: None,
+        };
+        Self::resolve_picked(catalogs, picked, each)
+    }
+
+    /// As [`View::resolve`], with the entries `picked` says.
+    fn resolve_picked(
+        catalogs: &[Catalog],
+        picked: Picked,
+        each: &mut dyn FnMut(&Item),
+    ) -> Result<()> {
         let last = catalogs.len().saturating_sub(1);
         let mut resolver = Resolver::default();
         for (i, catalog) in catalogs.iter().enumerate() {
@@ -99,7 +135,7 @@ impl View {
                     each(item);
                 }
             };
-            resolver.step(catalog, i, wanted, i < last, &mut only_last)?;
+            resolver.step_picked(catalog, i, picked, i < last, &mut only_last)?;
         }
         Ok(())
     }
@@ -177,7 +213,25 @@ impl Resolver {
         remember: bool,
         each: &mut dyn FnMut(&Item),
     ) -> Result<()> {
-        if remember {
+        let picked = Picked {
+            wanted,
+            among: None,
+        };
+        self.step_picked(catalog, number, picked, remember, each)
+    }
+
+    /// As [`Resolver::step`], with the entries `picked` says.
+    fn step_picked(
+        &mut self,
+        catalog: &Catalog,
+        number: usize,
+        picked: Picked,
+        remember: bool,
+        each: &mut dyn FnMut(&Item),
+    ) -> Result<()> {
+        let wanted = picked.wanted;
+        // A few names: their entries are few, not worth growing for the archive's count.
+        if remember && picked.among.is_none() {
             // Grown once, not doubling (and moving every entry) as they come.
             let count = catalog.entry_count().unwrap_or(0).min(1 << 20);
             self.stored.reserve(count as usize);
@@ -192,7 +246,7 @@ impl Resolver {
         let mut found = item.clone();
         // Each child's name, made in one buffer.
         let mut name = Vec::new();
-        catalog.for_each(&mut |entry| {
+        let mut one = |entry: &Entry| {
             if std::mem::take(&mut first) {
                 let incremental = entry.type_flag == VOLUME_LABEL
                     && entry.name == crate::incremental::INCREMENTAL_LABEL;
@@ -209,24 +263,7 @@ impl Resolver {
                         item.entry.listing.clear();
                         each(&item);
                     }
-                    for (flag, child) in Listing::new(&entry.listing).iter() {
-                        if flag != NOT_STORED {
-                            continue;
-                        }
-                        name.clear();
-                        name.extend_from_slice(&entry.name);
-                        if !name.is_empty() {
-                            name.push(b'/');
-                        }
-                        name.extend_from_slice(child);
-                        if !wanted(&name) {
-                            continue;
-                        }
-                        if let Some(archive) = self.stored.get_into(&name, &mut found.entry) {
-                            found.archive = archive;
-                            each(&found);
-                        }
-                    }
+                    self.not_stored_again(entry, wanted, (&mut found, &mut name), each);
                 }
                 _ if wanted(&entry.name) => {
                     item.entry.clone_from(entry);
@@ -243,8 +280,53 @@ impl Resolver {
                 _ => {}
             }
             Ok(std::ops::ControlFlow::Continue(()))
-        })
+        };
+        match picked.among {
+            Some(names) => catalog.for_each_among(names, &mut one),
+            None => catalog.for_each(&mut one),
+        }
     }
+}
+
+impl Resolver {
+    /// Gives to `each` every child of the dumpdir `dir` that its archive did not store
+    /// again and `wanted` takes, as the chain last stored it; made in `found`, its name
+    /// in `name`.
+    fn not_stored_again(
+        &self,
+        dir: &Entry,
+        wanted: &dyn Fn(&[u8]) -> bool,
+        (found, name): (&mut Item, &mut Vec<u8>),
+        each: &mut dyn FnMut(&Item),
+    ) {
+        for (flag, child) in Listing::new(&dir.listing).iter() {
+            if flag != NOT_STORED {
+                continue;
+            }
+            name.clear();
+            name.extend_from_slice(&dir.name);
+            if !name.is_empty() {
+                name.push(b'/');
+            }
+            name.extend_from_slice(child);
+            if !wanted(name) {
+                continue;
+            }
+            if let Some(archive) = self.stored.get_into(name, &mut found.entry) {
+                found.archive = archive;
+                each(found);
+            }
+        }
+    }
+}
+
+/// Which entries a step gives: those `wanted` takes, read from the index's blocks that
+/// may hold `among` (names that include all `wanted` takes, and their folders) when
+/// there are such names, from every entry otherwise.
+#[derive(Clone, Copy)]
+struct Picked<'a> {
+    wanted: &'a dyn Fn(&[u8]) -> bool,
+    among: Option<&'a [Vec<u8>]>,
 }
 
 /// The name of `child` in the folder named `dir`.

@@ -86,6 +86,8 @@ pub(super) struct Input<R: Read> {
     end: usize,
     /// Bytes left, buffered or not.
     pub(super) left: u64,
+    /// Bytes in all.
+    len: u64,
 }
 
 impl<R: Read> Input<R> {
@@ -93,11 +95,36 @@ impl<R: Read> Input<R> {
     pub(super) fn new(inner: R, len: u64) -> Self {
         Input {
             inner,
-            buf: vec![0; 1 << 16],
+            // No larger than what it reads: a block of an index is small.
+            buf: vec![0; len.min(1 << 16) as usize],
             pos: 0,
             end: 0,
             left: len,
+            len,
         }
+    }
+
+    /// How many bytes were read.
+    pub(super) fn consumed(&self) -> u64 {
+        self.len - self.left
+    }
+
+    /// Passes over `len` bytes.
+    pub(super) fn skip(&mut self, len: u64) -> io::Result<()> {
+        if len > self.left {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let mut want = len;
+        while want > 0 {
+            if self.pos == self.end {
+                self.refill()?;
+            }
+            let n = want.min((self.end - self.pos) as u64);
+            self.pos += n as usize;
+            self.left -= n;
+            want -= n;
+        }
+        Ok(())
     }
 
     fn refill(&mut self) -> io::Result<()> {
@@ -218,6 +245,12 @@ impl EntryEncoder {
             buf: Vec::new(),
             nanos,
         }
+    }
+
+    /// Starts a block: the next entry is written against an empty one, so that it can
+    /// be read without those before it.
+    pub(super) fn restart(&mut self) {
+        self.previous = Entry::default();
     }
 
     /// Writes `entry` to `out`.

@@ -1,4 +1,6 @@
+use super::lookup::BLOCK;
 use super::*;
+use std::path::Path;
 
 fn entry(name: &str, header: u64) -> Entry {
     Entry {
@@ -11,7 +13,7 @@ fn entry(name: &str, header: u64) -> Entry {
         gname: b"us".to_vec(),
         size: 1234,
         mtime: 1_700_000_000 + header as i64,
-        mtime_nsec: (header as u32 * 7919) % 1_000_000_000,
+        mtime_nsec: (header as u32).wrapping_mul(7919) % 1_000_000_000,
         header,
         data: header + 512,
         ..Entry::default()
@@ -125,4 +127,123 @@ fn a_damaged_or_foreign_index_is_refused() {
     let other = File::open(&archive_path).unwrap();
     let err = Index::open(&path, &other, None).err().unwrap();
     assert!(format!("{err:#}").contains("another one"), "{err:#}");
+}
+
+/// `count` entries, with owners and modes that change now and then, as a real tree's do.
+fn many(count: u64) -> Vec<Entry> {
+    (0..count)
+        .map(|i| {
+            let mut e = entry(&format!("d{:03}/f{:04}", i / 300, i), i * 1024);
+            if i % 7 == 0 {
+                e.mode = 0o600;
+                e.uname = b"root".to_vec();
+            }
+            e
+        })
+        .collect()
+}
+
+/// The index of `entries` written at `dir`, opened, of `version`.
+fn open_written(dir: &Path, entries: &[Entry], version: u32) -> Index {
+    let archive_path = dir.join("a.tar");
+    std::fs::write(&archive_path, b"archive").unwrap();
+    let archive = File::open(&archive_path).unwrap();
+    let trailer = Trailer {
+        identity: Identity::of(&archive).unwrap(),
+        ..Trailer::default()
+    };
+    let mut writer = Writer::of_version(Vec::new(), version).unwrap();
+    for e in entries {
+        writer.push(e).unwrap();
+    }
+    let path = dir.join("a.tar.idx");
+    std::fs::write(&path, writer.finish(trailer).unwrap()).unwrap();
+    Index::open(&path, &archive, None).unwrap()
+}
+
+/// The names `among` gives for `names`, and whether it gave every entry named.
+fn names_among(index: &Index, names: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut among = index.among(names).unwrap();
+    let mut given = Vec::new();
+    while let Some(entry) = among.next_entry() {
+        given.push(entry.unwrap().clone());
+    }
+    given.into_iter().map(|e| e.name).collect()
+}
+
+#[test]
+fn entries_in_blocks_read_back_whole_and_a_name_is_found_in_its_block_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    for count in [0, 1, BLOCK - 1, BLOCK, BLOCK + 1, 3 * BLOCK + 5] {
+        let entries = many(count);
+        let index = open_written(dir.path(), &entries, VERSION);
+        let read: Vec<Entry> = index.entries().unwrap().map(Result::unwrap).collect();
+        assert_eq!(read, entries, "{count} entries");
+        for at in [0, count / 2, count.saturating_sub(1)] {
+            let Some(wanted) = entries.get(at as usize) else {
+                continue;
+            };
+            let given = names_among(&index, std::slice::from_ref(&wanted.name));
+            assert!(given.contains(&wanted.name), "entry {at} of {count} missed");
+            assert_eq!(given[0], entries[0].name, "the first entry comes first");
+            // Its own block and the first entry, and another block only by chance.
+            assert!(given.len() as u64 <= 2 * BLOCK + 1, "{} given", given.len());
+            let mut whole = given.clone();
+            whole.sort();
+            whole.dedup();
+            assert_eq!(whole.len(), given.len(), "each entry given once");
+        }
+        let none = names_among(&index, &[b"no such name".to_vec()]);
+        assert!(
+            none.len() <= BLOCK as usize + 1,
+            "{} given for none",
+            none.len()
+        );
+    }
+}
+
+#[test]
+fn an_index_of_version_2_gives_every_entry_to_a_lookup() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = many(BLOCK + 10);
+    let index = open_written(dir.path(), &entries, VERSION_WITHOUT_BLOCKS);
+    let read: Vec<Entry> = index.entries().unwrap().map(Result::unwrap).collect();
+    assert_eq!(read, entries);
+    let given = names_among(&index, &[entries[5].name.clone()]);
+    assert_eq!(given.len(), entries.len());
+}
+
+#[test]
+fn a_block_table_out_of_place_is_refused_even_with_a_sound_checksum() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = many(2 * BLOCK + 3);
+    let index = open_written(dir.path(), &entries, VERSION);
+    drop(index);
+    let path = dir.path().join("a.tar.idx");
+    let archive = File::open(dir.path().join("a.tar")).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let len = bytes.len();
+    let trailer_start = u64::from_le_bytes(bytes[len - 24..len - 16].try_into().unwrap());
+    // The trailer ends with the blocks' starts: the last varint's first byte follows the
+    // one before it, the last byte under 0x80.
+    let last = len - 25;
+    let mut first = last;
+    while bytes[first - 1] >= 0x80 {
+        first -= 1;
+    }
+    // A start far past the entries, and one no later than the block before.
+    for (at, byte, what) in [
+        (last, 0x7f, "past the entries"),
+        (first, 0, "not after the one before"),
+    ] {
+        let mut damaged = bytes.clone();
+        damaged[at] = byte;
+        let sum = xxhash_rust::xxh3::xxh3_64(&damaged[..len - 8]);
+        damaged[len - 8..].copy_from_slice(&sum.to_le_bytes());
+        std::fs::write(&path, &damaged).unwrap();
+        let err = Index::open(&path, &archive, None).err();
+        assert!(err.is_some(), "a block start {what} passed");
+        assert!(format!("{:#}", err.unwrap()).contains("block table"));
+    }
+    assert!(first > trailer_start as usize);
 }

@@ -61,6 +61,12 @@ impl Picked {
             .with_context(|| format!("reading {}", self.found.shown()))
     }
 
+    /// The entries of the generation's tree named by one of `names`, as stored.
+    pub(super) fn view_named(&self, names: &[Vec<u8>]) -> Result<View> {
+        View::open_named(&self.chain, (self.found.format, self.key.clone()), names)
+            .with_context(|| format!("reading {}", self.found.shown()))
+    }
+
     /// The entries of the generation's tree that the `paths` name, and those under them:
     /// each path must name one.
     pub(super) fn view_under(&self, home: &Home, paths: &[String]) -> Result<(View, Vec<Vec<u8>>)> {
@@ -219,7 +225,7 @@ pub fn cat(
 ) -> Result<Vec<String>> {
     let picked = Picked::new(home, name, at, identity)?;
     let names = picked.stored_names(home, path);
-    let view = picked.view_only(&|n| names.iter().any(|c| c == n))?;
+    let view = picked.view_named(&names)?;
     let warnings = view.warnings().map(str::to_owned).collect();
     let Some(item): Option<&Item> = names.iter().find_map(|n| view.find(n)) else {
         bail!("{} holds no {path:?}", picked.found.shown());
@@ -227,7 +233,7 @@ pub fn cat(
     if item.entry.kind() == crate::tar::Kind::HardLink {
         // Its data is its target's.
         let target = item.entry.link.clone();
-        let linked = picked.view_only(&|n| n == target.as_slice())?;
+        let linked = picked.view_named(std::slice::from_ref(&target))?;
         match linked.find(&target) {
             Some(found) => linked.copy_data(found, out)?,
             None => bail!(

@@ -55,6 +55,11 @@ pub fn verify_indexes(
             said.push(format!(
                 "warning: {shown} has no index; `verify --rebuild-index` makes it"
             ));
+        } else if problem == archive::OLDER_INDEX {
+            said.push(format!(
+                "warning: the index of {shown} is of an earlier version, which finds a file \
+                 by reading all of it; `verify --rebuild-index` makes it again"
+            ));
         } else {
             bail!("{shown} is sound, but {problem}; `verify --rebuild-index` rebuilds it");
         }
