@@ -40,7 +40,7 @@ use crate::tar::Skip;
 
 pub use label::{is_full, label};
 pub use open::{Reading, needs_identity};
-pub use reindex::{OLDER_INDEX, check_index, check_index_as, rebuild_index};
+pub use reindex::{IndexProblem, check_index, check_index_as, rebuild_index};
 pub use restore::{Options as RestoreOptions, Protected, Restored, restore, restore_chain};
 pub use verify::{Report, Source, verify};
 

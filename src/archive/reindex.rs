@@ -14,16 +14,35 @@ use crate::index::{self, Entry, Frame, Identity, Index, Trailer, seekable};
 use crate::naming::Compression;
 use crate::tar::open_archive;
 
-/// What [`check_index`] says of a sound index of an earlier version of the format: it is
-/// used still, and rebuilt only when asked.
-pub const OLDER_INDEX: &str =
-    "its index is of an earlier version, which finds a file by reading all of it";
+/// What is wrong with an archive's index, when something is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexProblem {
+    /// It has none (an archive made by an earlier version, or one whose index was lost).
+    Missing,
+    /// It is sound, but of an earlier version of the format: used still, and rebuilt
+    /// only when asked.
+    Older,
+    /// It cannot be used, or does not describe the archive: why.
+    Wrong(String),
+}
+
+impl std::fmt::Display for IndexProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IndexProblem::Missing => f.write_str("it has no index"),
+            IndexProblem::Older => f.write_str(
+                "its index is of an earlier version, which finds a file by reading all of it",
+            ),
+            IndexProblem::Wrong(why) => f.write_str(why),
+        }
+    }
+}
 
 /// Checks the index of the archive at `path` against the archive: every entry the
 /// archive holds, where it starts, its frames, and its filters. `Ok(None)` when they
 /// agree; the reason when the index is missing, does not match, or is of an earlier
-/// version ([`OLDER_INDEX`]).
-pub fn check_index(path: &Path, compression: Compression) -> Result<Option<String>> {
+/// version.
+pub fn check_index(path: &Path, compression: Compression) -> Result<Option<IndexProblem>> {
     let format = crate::naming::Format {
         compression,
         encrypted: false,
@@ -33,23 +52,23 @@ pub fn check_index(path: &Path, compression: Compression) -> Result<Option<Strin
 
 /// As [`check_index`], for an archive read as `reading` says: an encrypted one and its
 /// sealed index with its identity (its frames are where they start in its plaintext).
-pub fn check_index_as(path: &Path, reading: Reading<'_>) -> Result<Option<String>> {
+pub fn check_index_as(path: &Path, reading: Reading<'_>) -> Result<Option<IndexProblem>> {
     let key = reading.identity.filter(|_| reading.format.encrypted);
     if reading.format.encrypted && key.is_none() {
         bail!("{}", super::needs_identity(path));
     }
     let sidecar = index::sidecar(path);
     if std::fs::symlink_metadata(&sidecar).is_err() {
-        return Ok(Some("it has no index".to_owned()));
+        return Ok(Some(IndexProblem::Missing));
     }
     let archive = open_archive(path)?;
     let index = match Index::open(&sidecar, &archive, key) {
         Ok(index) => index,
         Err(err) => {
-            return Ok(Some(format!(
+            return Ok(Some(IndexProblem::Wrong(format!(
                 "its index cannot be used: {}",
                 err.root_cause()
-            )));
+            ))));
         }
     };
     let mut listed = index.entries()?;
@@ -63,16 +82,17 @@ pub fn check_index_as(path: &Path, reading: Reading<'_>) -> Result<Option<String
             // An index of an earlier version keeps whole seconds: not a mismatch.
             entry.mtime_nsec = 0;
         }
-        match listed.next().transpose()? {
-            Some(indexed) if indexed == entry => {}
-            Some(indexed) => {
+        match listed.next().transpose() {
+            Ok(Some(indexed)) if indexed == entry => {}
+            Err(err) => mismatch = Some(format!("its index cannot be read: {}", err.root_cause())),
+            Ok(Some(indexed)) => {
                 mismatch = Some(format!(
                     "its index says {} where the archive holds {}",
                     String::from_utf8_lossy(&indexed.name),
                     String::from_utf8_lossy(&entry.name)
                 ))
             }
-            None => {
+            Ok(None) => {
                 mismatch = Some(format!(
                     "its index ends before {}",
                     String::from_utf8_lossy(&entry.name)
@@ -91,13 +111,18 @@ pub fn check_index_as(path: &Path, reading: Reading<'_>) -> Result<Option<String
     if mismatch.is_none() && several(tar_len.1) != several(index.trailer.frames.clone()) {
         mismatch = Some("its index gives other frames than the archive has".to_owned());
     }
-    if mismatch.is_none() && !index.filters_match()? {
-        mismatch = Some("its index's filters do not hold the names of its entries".to_owned());
+    if mismatch.is_none() {
+        mismatch = match index.filters_match() {
+            Ok(true) => None,
+            Ok(false) => Some("its filters do not hold the names of its entries".to_owned()),
+            Err(err) => Some(format!("its filters cannot be read: {}", err.root_cause())),
+        };
     }
-    if mismatch.is_none() && !index.is_current() {
-        mismatch = Some(OLDER_INDEX.to_owned());
-    }
-    Ok(mismatch)
+    Ok(match mismatch {
+        Some(why) => Some(IndexProblem::Wrong(why)),
+        None if !index.is_current() => Some(IndexProblem::Older),
+        None => None,
+    })
 }
 
 /// Reads the archive at `path` as `reading` says (an encrypted one with its identity),

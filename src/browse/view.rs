@@ -14,7 +14,7 @@ use super::stored::Stored;
 use crate::encryption::Identity;
 use crate::index::Entry;
 use crate::naming::{Compression, Format};
-use crate::tar::dumpdir::{Listing, NOT_STORED};
+use crate::tar::dumpdir::{Listing, NOT_STORED, is_bad_name};
 use crate::tar::{DUMPDIR, Kind, VOLUME_LABEL};
 
 /// An entry of a generation's tree, and the archive of its chain that holds it.
@@ -300,7 +300,9 @@ impl Resolver {
         each: &mut dyn FnMut(&Item),
     ) {
         for (flag, child) in Listing::new(&dir.listing).iter() {
-            if flag != NOT_STORED {
+            // A child named across folders (or not at all) is no child: a lookup by its
+            // folder would not find it, and a restore refuses its archive.
+            if flag != NOT_STORED || is_bad_name(child) {
                 continue;
             }
             name.clear();

@@ -86,8 +86,6 @@ pub(super) struct Input<R: Read> {
     end: usize,
     /// Bytes left, buffered or not.
     pub(super) left: u64,
-    /// Bytes in all.
-    len: u64,
 }
 
 impl<R: Read> Input<R> {
@@ -100,31 +98,17 @@ impl<R: Read> Input<R> {
             pos: 0,
             end: 0,
             left: len,
-            len,
         }
     }
 
-    /// How many bytes were read.
-    pub(super) fn consumed(&self) -> u64 {
-        self.len - self.left
-    }
-
-    /// Passes over `len` bytes.
-    pub(super) fn skip(&mut self, len: u64) -> io::Result<()> {
-        if len > self.left {
-            return Err(io::ErrorKind::UnexpectedEof.into());
+    /// Reads `len` bytes of `inner` from now on, the buffer kept (and grown when it is
+    /// smaller than both `len` and its largest size).
+    pub(super) fn reset(&mut self, inner: R, len: u64) {
+        let size = len.min(1 << 16) as usize;
+        if self.buf.len() < size {
+            self.buf.resize(size, 0);
         }
-        let mut want = len;
-        while want > 0 {
-            if self.pos == self.end {
-                self.refill()?;
-            }
-            let n = want.min((self.end - self.pos) as u64);
-            self.pos += n as usize;
-            self.left -= n;
-            want -= n;
-        }
-        Ok(())
+        (self.inner, self.pos, self.end, self.left) = (inner, 0, 0, len);
     }
 
     fn refill(&mut self) -> io::Result<()> {

@@ -12,6 +12,7 @@
 
 mod build;
 mod codec;
+mod entries;
 mod entry;
 mod lookup;
 mod read;
@@ -26,8 +27,9 @@ use std::path::{Path, PathBuf};
 use crate::naming::Compression;
 
 pub use build::{build, write_all};
+pub use entries::Entries;
 pub use entry::Entry;
-pub use read::{Among, Entries, Index};
+pub use read::Index;
 pub use write::Writer;
 
 /// The first bytes of an index.

@@ -247,3 +247,28 @@ fn a_block_table_out_of_place_is_refused_even_with_a_sound_checksum() {
     }
     assert!(first > trailer_start as usize);
 }
+
+#[test]
+fn a_block_whose_entries_run_into_its_filter_is_an_error_to_read_and_to_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = many(5);
+    drop(open_written(dir.path(), &entries, VERSION));
+    let path = dir.path().join("a.tar.idx");
+    let archive = File::open(dir.path().join("a.tar")).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let len = bytes.len();
+    let trailer_start = u64::from_le_bytes(bytes[len - 24..len - 16].try_into().unwrap());
+    // One byte of the filter taken out, the trailer moved back by one and summed again:
+    // the block now seems to end a byte before its entries do.
+    let mut damaged = bytes[..trailer_start as usize - 1].to_vec();
+    damaged.extend_from_slice(&bytes[trailer_start as usize..len - 24]);
+    damaged.extend_from_slice(&(trailer_start - 1).to_le_bytes());
+    damaged.extend_from_slice(&bytes[len - 16..len - 8]);
+    let sum = xxhash_rust::xxh3::xxh3_64(&damaged);
+    damaged.extend_from_slice(&sum.to_le_bytes());
+    std::fs::write(&path, &damaged).unwrap();
+    let index = Index::open(&path, &archive, None).unwrap();
+    let read: anyhow::Result<Vec<Entry>> = index.entries().unwrap().collect();
+    assert!(read.is_err(), "its entries read as if sound");
+    assert!(index.filters_match().is_err() || !index.filters_match().unwrap());
+}

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use log::info;
 
 use super::browse::Picked;
-use crate::archive;
+use crate::archive::{self, IndexProblem};
 use crate::encryption::Recipients;
 use crate::home::{BACKUPS_DIR, Home};
 use crate::index;
@@ -42,26 +42,27 @@ pub fn verify_indexes(
         let Some(problem) = problem else {
             continue;
         };
-        if rebuild {
-            let recipients = encrypted.then(|| recipients_of(&picked)).transpose()?;
-            let entries = archive::rebuild_index(path, reading, recipients.as_ref())
-                .with_context(|| format!("rebuilding the index of {shown}"))?;
-            link_to_twins(path)?;
-            info!("Rebuilt the index of {shown} ({entries} entries): {problem}");
-            said.push(format!(
-                "rebuilt the index of {shown} ({entries} entries): {problem}"
-            ));
-        } else if problem == "it has no index" {
-            said.push(format!(
+        match problem {
+            _ if rebuild => {
+                let recipients = encrypted.then(|| recipients_of(&picked)).transpose()?;
+                let entries = archive::rebuild_index(path, reading, recipients.as_ref())
+                    .with_context(|| format!("rebuilding the index of {shown}"))?;
+                link_to_twins(path)?;
+                info!("Rebuilt the index of {shown} ({entries} entries): {problem}");
+                said.push(format!(
+                    "rebuilt the index of {shown} ({entries} entries): {problem}"
+                ));
+            }
+            IndexProblem::Missing => said.push(format!(
                 "warning: {shown} has no index; `verify --rebuild-index` makes it"
-            ));
-        } else if problem == archive::OLDER_INDEX {
-            said.push(format!(
+            )),
+            IndexProblem::Older => said.push(format!(
                 "warning: the index of {shown} is of an earlier version, which finds a file \
                  by reading all of it; `verify --rebuild-index` makes it again"
-            ));
-        } else {
-            bail!("{shown} is sound, but {problem}; `verify --rebuild-index` rebuilds it");
+            )),
+            IndexProblem::Wrong(why) => {
+                bail!("{shown} is sound, but {why}; `verify --rebuild-index` rebuilds it")
+            }
         }
     }
     Ok(said)

@@ -81,8 +81,13 @@ impl<'a> Listing<'a> {
     pub fn bad_name(&self) -> Option<&'a [u8]> {
         self.iter()
             .map(|(_, name)| name)
-            .find(|name| name.is_empty() || *name == b"." || *name == b".." || name.contains(&b'/'))
+            .find(|name| is_bad_name(name))
     }
+}
+
+/// Whether a child's name is not one name of one folder: empty, `.`, `..`, or with a `/`.
+pub fn is_bad_name(name: &[u8]) -> bool {
+    name.is_empty() || name == b"." || name == b".." || name.contains(&b'/')
 }
 
 /// The name whose flag is at `at` in `data`.
