@@ -522,6 +522,22 @@ fn a_plain_archive_cut_short_or_hostile_past_large_files_is_refused_before_writi
             archive_of(&[good.concat(), file("a/../../up", b"x")]),
             "has '..' in its name",
         ),
+        (
+            // A negative size, which read as a number would be nearly 2^64 bytes.
+            "a pax size of -1",
+            archive_of(&[
+                good.concat(),
+                entry(
+                    "PaxHeaders/c",
+                    Kind::Other(b'x'),
+                    0o644,
+                    b"11 size=-1\n",
+                    "",
+                ),
+                file("c", b"c"),
+            ]),
+            "a pax size of -1",
+        ),
     ];
     for (what, bytes, why) in cases {
         put(&home, "cut.tar", &bytes);

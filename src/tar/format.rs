@@ -383,7 +383,11 @@ pub fn apply_pax(records: &[u8], header: &mut Header) -> anyhow::Result<()> {
             b"linkpath" => header.link = value.to_vec(),
             b"uname" => header.uname = value.to_vec(),
             b"gname" => header.gname = value.to_vec(),
-            b"size" => header.size = int().map_or(header.size, |v| v as u64),
+            b"size" => match int() {
+                Some(size) if size < 0 => anyhow::bail!("a pax size of {size} bytes"),
+                Some(size) => header.size = size as u64,
+                None => {}
+            },
             b"uid" => header.uid = int().map_or(header.uid, |v| v as u64),
             b"gid" => header.gid = int().map_or(header.gid, |v| v as u64),
             // With its fraction ("1700000000.25"), as GNU tar's posix format writes it.

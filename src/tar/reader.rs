@@ -17,6 +17,10 @@ use super::{BLOCK, DUMPDIR, padding};
 /// [`super::pax::BUDGET`]), and a hostile archive must not make us allocate at will.
 pub const MAX_META: u64 = 1 << 20;
 
+/// The largest size of an entry's data read: more than any file system holds, and far
+/// enough from the largest number that what follows it can be counted.
+const MAX_SIZE: u64 = 1 << 62;
+
 /// A tar stream that can pass over bytes without copying them out: what the data of the
 /// entries is skipped with, where reading it into a scratch buffer would be a copy of the
 /// whole archive for nothing.
@@ -224,6 +228,13 @@ impl<R: Read> Reader<R> {
         } else {
             0
         };
+        // No archive holds this much, and what follows it could not be counted.
+        if size > MAX_SIZE {
+            bail!(
+                "at byte {at}: {}: a size of {size} bytes, more than any archive holds",
+                String::from_utf8_lossy(&header.name)
+            );
+        }
         if type_flag == DUMPDIR && size > MAX_LISTING {
             bail!(
                 "at byte {at}: {}: a folder listing of {size} bytes, over the {MAX_LISTING} \

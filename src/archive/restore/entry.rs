@@ -30,7 +30,7 @@ const SET_ID: u32 = 0o6000;
 const MAX_KEPT_EXTRAS: usize = 32 << 20;
 
 /// What keeping an attribute costs beyond its bytes: its name's and value's vectors.
-const PER_ATTRIBUTE: usize = 128;
+pub(super) const PER_ATTRIBUTE: usize = 128;
 
 /// A folder not held by the archive, made on the way to an entry: all but the umask.
 fn implicit() -> Option<Mode> {

@@ -8,6 +8,7 @@ use std::mem::size_of;
 
 use anyhow::Result;
 
+use super::entry::PER_ATTRIBUTE;
 use crate::tar::{Header, Place, Reader};
 
 /// At most this many bytes of headers are kept, for all the archives of a restore
@@ -69,13 +70,14 @@ impl Keeper {
 }
 
 /// The bytes a kept header takes, near enough.
-fn cost(header: &Header) -> usize {
+pub fn cost(header: &Header) -> usize {
     size_of::<Kept>()
         + header.name.capacity()
         + header.link.capacity()
         + header.uname.capacity()
         + header.gname.capacity()
         + header.extras.record_bytes()
+        + PER_ATTRIBUTE * header.extras.xattrs.len()
         + header
             .sparse
             .as_ref()

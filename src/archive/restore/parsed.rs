@@ -2,21 +2,30 @@
 //! (checksums, numbers, pax records) costs about as much as checking them, and on two
 //! cores the two overlap. Entries come in batches, in order, and a reading error comes
 //! after the entries read before it, so that what is refused first does not change.
+//! What is read ahead is bounded in bytes, as an entry may hold a folder listing or a
+//! sparse map of many megabytes.
 
 use std::io::Read;
 use std::path::Path;
-use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::mpsc::{Sender, channel};
+use std::sync::{Condvar, Mutex};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
 
-use super::super::check::listing_of;
+use super::super::check::{MAX_FILE_SIZE, listing_of};
+use super::kept::cost;
 use crate::tar::{Header, Place, Reader};
 
-/// Entries sent at a time: enough that the channel costs nothing beside the parsing.
+/// Entries sent at a time at most: enough that the channel costs nothing beside the
+/// parsing.
 const BATCH: usize = 256;
 
-/// Batches on their way at most: a bound on what is read ahead of the check.
-const BATCHES: usize = 4;
+/// A batch is sent once it takes this many bytes, whatever its count.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// The most bytes of entries read ahead of the check (but one batch, which may be one
+/// large entry, always goes).
+const AHEAD_BYTES: usize = 16 << 20;
 
 /// One entry as read: its header, where its data is, and a folder listing's bytes.
 pub struct Parsed {
@@ -25,31 +34,87 @@ pub struct Parsed {
     pub listing: Option<Vec<u8>>,
 }
 
+impl Parsed {
+    /// The bytes it takes, near enough.
+    fn cost(&self) -> usize {
+        cost(&self.header) + self.listing.as_ref().map_or(0, Vec::capacity)
+    }
+}
+
+/// A batch of entries, and the bytes it takes.
+type Batch = (Result<Vec<Parsed>>, usize);
+
+/// The bytes read ahead and not yet checked, and whether the check is done with them.
+#[derive(Default)]
+struct Ahead {
+    state: Mutex<(usize, bool)>,
+    changed: Condvar,
+}
+
+impl Ahead {
+    /// Waits until `bytes` more may be read ahead; false once the check stopped.
+    fn take(&self, bytes: usize) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        while !state.1 && state.0 > 0 && state.0 + bytes > AHEAD_BYTES {
+            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        state.0 += bytes;
+        !state.1
+    }
+
+    /// Gives back `bytes`, checked; or, with `stop`, says that no more will be.
+    fn give(&self, bytes: usize, stop: bool) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.0 = state.0.saturating_sub(bytes);
+        state.1 |= stop;
+        self.changed.notify_all();
+    }
+}
+
 /// Calls `each` on every entry of the archive `reader` reads (at `path`, for errors),
-/// in order, the entries read on another thread. Stops at the first error of either.
+/// in order, the entries read on another thread. Stops at the first error of either;
+/// `each`'s comes first.
 pub fn each_entry<R: Read + Send>(
     reader: Reader<R>,
     path: &Path,
     mut each: impl FnMut(Parsed) -> Result<()>,
 ) -> Result<()> {
+    let ahead = Ahead::default();
     std::thread::scope(|scope| {
-        // Made inside the scope: when `each` fails, the receiver is dropped before the
-        // scope waits for the reading thread, which then stops at its next send.
-        let (sender, receiver) = sync_channel(BATCHES);
-        scope.spawn(move || read_all(reader, &sender));
-        for batch in receiver {
-            let batch: Result<Vec<Parsed>> = batch;
-            for parsed in batch.with_context(|| format!("reading {}", path.display()))? {
-                each(parsed)?;
+        let (sender, receiver) = channel();
+        let ahead = &ahead;
+        // The sender goes with the thread: the channel closes when it ends.
+        let reading = scope.spawn(move || read_all(reader, &sender, ahead));
+        let checked = (|| {
+            for (batch, bytes) in &receiver {
+                for parsed in batch.with_context(|| format!("reading {}", path.display()))? {
+                    each(parsed)?;
+                }
+                ahead.give(bytes, false);
             }
+            Ok(())
+        })();
+        // The reading thread stops at its next entry, or its next wait.
+        ahead.give(0, true);
+        drop(receiver);
+        match (checked, reading.join()) {
+            (Err(err), _) => Err(err),
+            (Ok(()), Err(_)) => Err(anyhow!(
+                "reading {}: the thread reading it failed",
+                path.display()
+            )),
+            (Ok(()), Ok(())) => Ok(()),
         }
-        Ok(())
     })
 }
 
-/// Reads every entry and sends them on, until the end, an error, or nobody listens.
-fn read_all<R: Read>(mut reader: Reader<R>, sender: &SyncSender<Result<Vec<Parsed>>>) {
+/// Reads every entry and sends them on, until the end, an error, or the check stops.
+fn read_all<R: Read>(mut reader: Reader<R>, sender: &Sender<Batch>, ahead: &Ahead) {
     let mut batch = Vec::with_capacity(BATCH);
+    let mut bytes = 0;
+    let send = |batch: Vec<Parsed>, bytes: usize| {
+        ahead.take(bytes) && sender.send((Ok(batch), bytes)).is_ok()
+    };
     let failed = loop {
         let header = match reader.next_entry() {
             Ok(Some(header)) => header,
@@ -57,25 +122,73 @@ fn read_all<R: Read>(mut reader: Reader<R>, sender: &SyncSender<Result<Vec<Parse
             Err(e) => break Some(e),
         };
         let place = reader.place();
+        // Not passed over here: the check refuses it, and reading past it could take
+        // as long as decompressing it.
+        let too_large = (header.kind.has_data() && header.size > MAX_FILE_SIZE).then(|| {
+            anyhow!(
+                "{}: {} bytes of data, more than a restore reads",
+                String::from_utf8_lossy(&header.name),
+                header.size
+            )
+        });
         let listing = match listing_of(&header, &mut reader) {
             Ok(listing) => listing,
             Err(e) => break Some(e),
         };
-        batch.push(Parsed {
+        let parsed = Parsed {
             header,
             place,
             listing,
-        });
-        if batch.len() == BATCH {
+        };
+        bytes += parsed.cost();
+        batch.push(parsed);
+        if too_large.is_some() {
+            break too_large;
+        }
+        if batch.len() == BATCH || bytes >= BATCH_BYTES {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-            if sender.send(Ok(full)).is_err() {
+            if !send(full, std::mem::take(&mut bytes)) {
                 return;
             }
         }
     };
-    if sender.send(Ok(batch)).is_ok()
+    if send(batch, bytes)
         && let Some(e) = failed
     {
-        let _ = sender.send(Err(e));
+        let _ = sender.send((Err(e), 0));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    #[test]
+    fn reading_ahead_waits_for_the_check_past_its_bound_and_ends_when_the_check_does() {
+        let ahead = Ahead::default();
+        // One batch always goes, however large; the next waits.
+        assert!(ahead.take(AHEAD_BYTES + 1));
+        let taken = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                assert!(ahead.take(1));
+                taken.store(true, Ordering::SeqCst);
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(!taken.load(Ordering::SeqCst), "read ahead past the bound");
+            ahead.give(AHEAD_BYTES + 1, false);
+        });
+        assert!(taken.load(Ordering::SeqCst));
+        ahead.give(1, false);
+        // Waiting past the bound, and the check stops: no more is read.
+        assert!(ahead.take(AHEAD_BYTES));
+        std::thread::scope(|scope| {
+            let waiting = scope.spawn(|| ahead.take(AHEAD_BYTES));
+            std::thread::sleep(Duration::from_millis(50));
+            ahead.give(0, true);
+            assert!(!waiting.join().unwrap());
+        });
     }
 }
