@@ -81,18 +81,7 @@ fn browsed(home: &TestHome, at: &str) -> Tree {
 }
 
 fn cat(home: &TestHome, at: &str, name: &str) -> Vec<u8> {
-    let out = Command::new(env!("CARGO_BIN_EXE_backup_manager"))
-        .arg("--home")
-        .arg(home.path())
-        .args(["cat", "src", name, "--at", at])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    cat_said(home, at, name).0
 }
 
 /// The changes `diff` lists between two generations: sign and name, and what changed.
@@ -105,6 +94,19 @@ fn diffed(home: &TestHome, old: &str, new: &str) -> Vec<String> {
 fn touch(path: &Path, when: &str) {
     let touched = Command::new("touch").args(["-d", when]).arg(path).status();
     assert!(touched.unwrap().success());
+}
+
+/// The generations' `--at` names, oldest first (`backups` lists the newest first, as
+/// src.tar).
+fn oldest_first(home: &TestHome) -> Vec<String> {
+    let mut names: Vec<String> = home
+        .manager(&["backups"])
+        .stdout_lines()
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+    names.reverse();
+    names
 }
 
 /// Four backups of a changing tree; returns each generation's `--at` name and the tree
@@ -154,14 +156,7 @@ fn make_chain(home: &TestHome, compress: &[&str]) -> Vec<(String, Tree)> {
     );
     fs::rename(s.join("sub/deeper"), s.join("moved")).unwrap();
     step(home);
-    // `backups` lists the newest first, as src.tar.
-    let mut names: Vec<String> = home
-        .manager(&["backups"])
-        .stdout_lines()
-        .iter()
-        .map(|l| l.to_string())
-        .collect();
-    names.reverse();
+    let names = oldest_first(home);
     assert_eq!(names.len(), 4, "{names:?}");
     names.into_iter().zip(trees).collect()
 }
@@ -353,13 +348,7 @@ fn a_file_in_any_block_of_a_large_chains_index_prints_as_it_was() {
     fs::write(s.join("d29/f099.txt"), "29 99 second").unwrap();
     fs::remove_file(s.join("d15/f050.txt")).unwrap();
     home.run_ok(0);
-    let mut at: Vec<String> = home
-        .manager(&["backups"])
-        .stdout_lines()
-        .iter()
-        .map(|l| l.to_string())
-        .collect();
-    at.reverse();
+    let at = oldest_first(&home);
     let (full, incremental) = (&at[0], &at[1]);
     let expect = [
         (full, "d00/f000.txt", Some("0 0 first")),
