@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use crate::archive::{Reading, needs_identity};
 use crate::encryption::{self, Identity};
 use crate::home::BACKUPS_DIR;
-use crate::index::{self, Entry, Frame, Index, seekable};
+use crate::index::{self, Entries, Entry, Frame, Index, seekable};
 use crate::naming::{Compression, Format};
 use crate::tar::sparse::Expand;
 use crate::tar::{Header, Reader, open_archive};
@@ -124,13 +124,7 @@ impl Catalog {
     pub fn for_each(&self, each: &mut dyn FnMut(&Entry) -> Result<ControlFlow<()>>) -> Result<()> {
         let shown = || format!("reading the entries of {}", self.path.display());
         if let Some(index) = &self.index {
-            let mut entries = index.entries().with_context(shown)?;
-            while let Some(entry) = entries.next_entry() {
-                if each(entry?)?.is_break() {
-                    return Ok(());
-                }
-            }
-            return Ok(());
+            return self.each_indexed(index.entries(), each);
         }
         let format = Format {
             compression: self.compression,
@@ -163,11 +157,20 @@ impl Catalog {
         names: &[Vec<u8>],
         each: &mut dyn FnMut(&Entry) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
-        let Some(index) = &self.index else {
-            return self.for_each(each);
-        };
+        match &self.index {
+            Some(index) => self.each_indexed(index.among(names), each),
+            None => self.for_each(each),
+        }
+    }
+
+    /// Gives the index's `entries` to `each`, until it breaks.
+    fn each_indexed(
+        &self,
+        entries: Result<Entries>,
+        each: &mut dyn FnMut(&Entry) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
         let shown = || format!("reading the entries of {}", self.path.display());
-        let mut entries = index.among(names).with_context(shown)?;
+        let mut entries = entries.with_context(shown)?;
         while let Some(entry) = entries.next_entry() {
             if each(entry?)?.is_break() {
                 break;

@@ -82,12 +82,12 @@ impl View {
             let folder = name.iter().rposition(|&b| b == b'/').unwrap_or(0);
             among.push(name[..folder].to_vec());
         }
-        let picked = Picked {
+        let selection = Selection {
             wanted: &|n| names.iter().any(|name| name == n),
             among: Some(&among),
         };
         let mut items = Vec::new();
-        Self::resolve_picked(&catalogs, picked, &mut |item| items.push(item.clone()))?;
+        Self::resolve_selected(&catalogs, selection, &mut |item| items.push(item.clone()))?;
         Ok(View { catalogs, items })
     }
 
@@ -114,17 +114,17 @@ impl View {
         wanted: &dyn Fn(&[u8]) -> bool,
         each: &mut dyn FnMut(&Item),
     ) -> Result<()> {
-        let picked = Picked {
+        let selection = Selection {
             wanted,
             among: None,
         };
-        Self::resolve_picked(catalogs, picked, each)
+        Self::resolve_selected(catalogs, selection, each)
     }
 
-    /// As [`View::resolve`], with the entries `picked` says.
-    fn resolve_picked(
+    /// As [`View::resolve`], with the entries `selection` says.
+    fn resolve_selected(
         catalogs: &[Catalog],
-        picked: Picked,
+        selection: Selection,
         each: &mut dyn FnMut(&Item),
     ) -> Result<()> {
         let last = catalogs.len().saturating_sub(1);
@@ -135,7 +135,7 @@ impl View {
                     each(item);
                 }
             };
-            resolver.step_picked(catalog, i, picked, i < last, &mut only_last)?;
+            resolver.step_selected(catalog, i, selection, i < last, &mut only_last)?;
         }
         Ok(())
     }
@@ -213,25 +213,25 @@ impl Resolver {
         remember: bool,
         each: &mut dyn FnMut(&Item),
     ) -> Result<()> {
-        let picked = Picked {
+        let selection = Selection {
             wanted,
             among: None,
         };
-        self.step_picked(catalog, number, picked, remember, each)
+        self.step_selected(catalog, number, selection, remember, each)
     }
 
-    /// As [`Resolver::step`], with the entries `picked` says.
-    fn step_picked(
+    /// As [`Resolver::step`], with the entries `selection` says.
+    fn step_selected(
         &mut self,
         catalog: &Catalog,
         number: usize,
-        picked: Picked,
+        selection: Selection,
         remember: bool,
         each: &mut dyn FnMut(&Item),
     ) -> Result<()> {
-        let wanted = picked.wanted;
+        let wanted = selection.wanted;
         // A few names: their entries are few, not worth growing for the archive's count.
-        if remember && picked.among.is_none() {
+        if remember && selection.among.is_none() {
             // Grown once, not doubling (and moving every entry) as they come.
             let count = catalog.entry_count().unwrap_or(0).min(1 << 20);
             self.stored.reserve(count as usize);
@@ -281,14 +281,12 @@ impl Resolver {
             }
             Ok(std::ops::ControlFlow::Continue(()))
         };
-        match picked.among {
+        match selection.among {
             Some(names) => catalog.for_each_among(names, &mut one),
             None => catalog.for_each(&mut one),
         }
     }
-}
 
-impl Resolver {
     /// Gives to `each` every child of the dumpdir `dir` that its archive did not store
     /// again and `wanted` takes, as the chain last stored it; made in `found`, its name
     /// in `name`.
@@ -326,7 +324,7 @@ impl Resolver {
 /// may hold `among` (names that include all `wanted` takes, and their folders) when
 /// there are such names, from every entry otherwise.
 #[derive(Clone, Copy)]
-struct Picked<'a> {
+struct Selection<'a> {
     wanted: &'a dyn Fn(&[u8]) -> bool,
     among: Option<&'a [Vec<u8>]>,
 }

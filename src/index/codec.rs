@@ -91,23 +91,30 @@ pub(super) struct Input<R: Read> {
 impl<R: Read> Input<R> {
     /// Reads `len` bytes of `inner`.
     pub(super) fn new(inner: R, len: u64) -> Self {
-        Input {
+        let mut input = Input {
             inner,
-            // No larger than what it reads: a block of an index is small.
-            buf: vec![0; len.min(1 << 16) as usize],
+            buf: Vec::new(),
             pos: 0,
             end: 0,
             left: len,
+        };
+        input.reset_buffer(len);
+        input
+    }
+
+    /// Grows the buffer, when it is smaller, to `len` or its largest size (a block of an
+    /// index is small: no more is zeroed than it reads).
+    fn reset_buffer(&mut self, len: u64) {
+        let size = len.min(1 << 16) as usize;
+        if self.buf.len() < size {
+            self.buf.resize(size, 0);
         }
     }
 
     /// Reads `len` bytes of `inner` from now on, the buffer kept (and grown when it is
     /// smaller than both `len` and its largest size).
     pub(super) fn reset(&mut self, inner: R, len: u64) {
-        let size = len.min(1 << 16) as usize;
-        if self.buf.len() < size {
-            self.buf.resize(size, 0);
-        }
+        self.reset_buffer(len);
         (self.inner, self.pos, self.end, self.left) = (inner, 0, 0, len);
     }
 

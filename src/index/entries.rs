@@ -49,9 +49,11 @@ pub(super) fn read_blocks(
     if entries > (entries_end - HEAD_LEN) / 11 {
         bail!("it claims {entries} entries, more than it holds");
     }
-    let mut starts = Vec::with_capacity(entries.div_ceil(BLOCK) as usize);
+    let count = entries.div_ceil(BLOCK) as usize;
+    // Each block's start, then where the last one ends.
+    let mut starts = Vec::with_capacity(count + 1);
     let mut previous = 0u64;
-    for _ in 0..entries.div_ceil(BLOCK) {
+    for _ in 0..count {
         let start = previous
             .checked_add(read_varint(input)?)
             .filter(|&at| at > previous && at < entries_end)
@@ -62,15 +64,15 @@ pub(super) fn read_blocks(
     if starts.first().is_some_and(|&first| first != HEAD_LEN) {
         bail!("its first block does not start after its head");
     }
-    let mut blocks = Vec::with_capacity(starts.len());
-    for (i, &start) in starts.iter().enumerate() {
-        let next = starts.get(i + 1).copied().unwrap_or(entries_end);
+    starts.push(entries_end);
+    let mut blocks = Vec::with_capacity(count);
+    for (i, pair) in starts.windows(2).enumerate() {
         let count = (entries - i as u64 * BLOCK).min(BLOCK);
-        let end = next
+        let end = pair[1]
             .checked_sub(filter_len(count))
-            .filter(|&end| end >= start)
+            .filter(|&end| end >= pair[0])
             .with_context(|| format!("its block {i} is too short for its filter"))?;
-        blocks.push(Part::whole(start, end, count));
+        blocks.push(Part::whole(pair[0], end, count));
     }
     Ok(blocks)
 }
@@ -142,8 +144,8 @@ impl Index {
 pub struct Entries<'a> {
     index: &'a Index,
     parts: std::vec::IntoIter<Part>,
-    /// The part being read, once one is.
-    part: Option<Part>,
+    /// Whether the part being read is read whole, and must end where its entries do.
+    whole: bool,
     input: Input<Box<dyn Read + 'a>>,
     /// The entry last read, which the next is read over.
     current: Entry,
@@ -156,7 +158,7 @@ impl<'a> Entries<'a> {
         Entries {
             index,
             parts: parts.into_iter(),
-            part: None,
+            whole: false,
             input: Input::new(Box::new(io::empty()), 0),
             current: Entry::default(),
             left: 0,
@@ -166,21 +168,20 @@ impl<'a> Entries<'a> {
     /// The next entry, read over the one before (no copy is made): for reading many
     /// quickly.
     pub fn next_entry(&mut self) -> Option<Result<&Entry>> {
-        let read = self.next_part().and_then(|more| match more {
-            true => {
+        let read = match self.next_part() {
+            Ok(false) => return None,
+            Ok(true) => {
                 self.left -= 1;
                 decode_into(&mut self.input, &mut self.current, self.index.has_nanos())
-                    .map(|()| true)
             }
-            false => Ok(false),
-        });
+            Err(err) => Err(err),
+        };
         match read {
-            Ok(true) => Some(Ok(&self.current)),
-            Ok(false) => None,
+            Ok(()) => Some(Ok(&self.current)),
             Err(err) => {
                 // Nothing more is read after an error.
-                (self.left, self.parts) = (0, Vec::new().into_iter());
-                self.part = None;
+                (self.left, self.whole) = (0, false);
+                self.parts = Vec::new().into_iter();
                 Some(Err(err.context(format!(
                     "reading an entry of the index {}",
                     self.index.path.display()
@@ -193,10 +194,7 @@ impl<'a> Entries<'a> {
     /// where it should; whether there is an entry left to read.
     fn next_part(&mut self) -> Result<bool> {
         while self.left == 0 {
-            if let Some(done) = self.part.take()
-                && done.whole
-                && self.input.left != 0
-            {
+            if std::mem::take(&mut self.whole) && self.input.left != 0 {
                 bail!("its entries end before the end of their block");
             }
             let Some(part) = self.parts.next() else {
@@ -207,7 +205,7 @@ impl<'a> Entries<'a> {
                 .reset(self.index.data.reader(part.start, len)?, len);
             // A block's first entry is against an empty one.
             self.current = Entry::default();
-            (self.left, self.part) = (part.count, Some(part));
+            (self.left, self.whole) = (part.count, part.whole);
         }
         Ok(true)
     }

@@ -4,7 +4,7 @@
 //! block's filter and decodes only the blocks that may hold it.
 //!
 //! A filter never misses a name its block holds; it may say "maybe" of one the block
-//! does not hold (about one test in two thousand), which costs that block's decoding and
+//! does not hold (about one test in 1,750, in theory), which costs that block's decoding and
 //! nothing else, as every entry decoded is compared by name.
 
 use xxhash_rust::xxh3::xxh3_64;

@@ -46,12 +46,12 @@ type Batch = (Result<Vec<Parsed>>, usize);
 
 /// The bytes read ahead and not yet checked, and whether the check is done with them.
 #[derive(Default)]
-struct Ahead {
+struct ReadAhead {
     state: Mutex<(usize, bool)>,
     changed: Condvar,
 }
 
-impl Ahead {
+impl ReadAhead {
     /// Waits until `bytes` more may be read ahead; false once the check stopped.
     fn take(&self, bytes: usize) -> bool {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -79,7 +79,7 @@ pub fn each_entry<R: Read + Send>(
     path: &Path,
     mut each: impl FnMut(Parsed) -> Result<()>,
 ) -> Result<()> {
-    let ahead = Ahead::default();
+    let ahead = ReadAhead::default();
     std::thread::scope(|scope| {
         let (sender, receiver) = channel();
         let ahead = &ahead;
@@ -109,7 +109,7 @@ pub fn each_entry<R: Read + Send>(
 }
 
 /// Reads every entry and sends them on, until the end, an error, or the check stops.
-fn read_all<R: Read>(mut reader: Reader<R>, sender: &Sender<Batch>, ahead: &Ahead) {
+fn read_all<R: Read>(mut reader: Reader<R>, sender: &Sender<Batch>, ahead: &ReadAhead) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut bytes = 0;
     let send = |batch: Vec<Parsed>, bytes: usize| {
@@ -142,8 +142,8 @@ fn read_all<R: Read>(mut reader: Reader<R>, sender: &Sender<Batch>, ahead: &Ahea
         };
         bytes += parsed.cost();
         batch.push(parsed);
-        if too_large.is_some() {
-            break too_large;
+        if let Some(err) = too_large {
+            break Some(err);
         }
         if batch.len() == BATCH || bytes >= BATCH_BYTES {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
@@ -167,7 +167,7 @@ mod tests {
 
     #[test]
     fn reading_ahead_waits_for_the_check_past_its_bound_and_ends_when_the_check_does() {
-        let ahead = Ahead::default();
+        let ahead = ReadAhead::default();
         // One batch always goes, however large; the next waits.
         assert!(ahead.take(AHEAD_BYTES + 1));
         let taken = AtomicBool::new(false);
