@@ -17,7 +17,6 @@ mod reindex;
 mod restore;
 mod sealed;
 mod sink;
-mod tap;
 mod verify;
 mod walk;
 
@@ -36,7 +35,6 @@ use crate::incremental::Tracker;
 use crate::index;
 use crate::naming::{Compression, Format};
 use crate::schedule::Options;
-use crate::tar::Skip;
 
 pub use label::{is_full, label};
 pub use open::{Reading, needs_identity};
@@ -147,7 +145,7 @@ pub fn create_unindexed(request: &Request<'_>) -> Result<Summary> {
     let excludes = Excludes::new(request.options, request.source)?;
     let target = request.target;
     let mut out = AtomicFile::create(target, ARCHIVE_MODE)?;
-    let (mut summary, _, ()) = write_into(request, out.file(), (None, excludes), |_| ())
+    let (mut summary, _, _) = write_into(request, out.file(), (None, excludes), UNINDEXED)
         .with_context(|| format!("writing archive {}", target.display()))?;
     summary.bytes = out
         .file()
@@ -193,12 +191,14 @@ pub fn create_aside(request: &Request<'_>) -> Result<(Summary, Aside)> {
     let index_path = index::sidecar(target);
     let mut index_out = AtomicFile::create(&index_path, ARCHIVE_MODE)?;
     let recipients = sealing(request)?.0;
-    let tap = index_tap(index_out.file(), recipients.as_ref());
-    let (mut summary, written, indexed) = write_into(request, out.file(), (None, excludes), tap)
-        .with_context(|| format!("writing archive {}", target.display()))?;
-    let (writer, tar_len) =
-        indexed.with_context(|| format!("indexing archive {}", target.display()))?;
-    finish_index(writer, &out, written, tar_len, request.format.compression)
+    let index = index_of_notes(index_out.file(), recipients.as_ref());
+    let (mut summary, written, indexed) =
+        write_into(request, out.file(), (None, excludes), Some(index))
+            .with_context(|| format!("writing archive {}", target.display()))?;
+    let writer = indexed
+        .expect("an index was asked for")
+        .with_context(|| format!("indexing archive {}", target.display()))?;
+    finish_index(writer, &out, written, request.format.compression)
         .with_context(|| format!("writing the index {}", index_path.display()))?;
     summary.bytes = out
         .file()
@@ -214,18 +214,22 @@ pub fn create_aside(request: &Request<'_>) -> Result<(Summary, Aside)> {
     ))
 }
 
-/// What reads the tar stream as it is written, and writes its index into `file`
-/// (sealed to `recipients`, if any): the writer, to finish, and the stream's length.
-fn index_tap<'a>(
+/// No index, for [`write_into`]: its thread is not started.
+const UNINDEXED: Option<fn(sink::Notes)> = None;
+
+/// What writes the index of the entries noted as the archive is written into `file`
+/// (sealed to `recipients`, if any): gives back the writer, to finish.
+fn index_of_notes<'a>(
     file: &'a mut fs::File,
     recipients: Option<&'a Recipients>,
-) -> impl FnOnce(&mut dyn Skip) -> Result<(index::Writer<index_out::IndexOut<'a>>, u64)> + Send + 'a
-{
-    move |tar| {
+) -> impl FnOnce(sink::Notes) -> Result<index::Writer<index_out::IndexOut<'a>>> + Send + 'a {
+    move |notes| {
         let out = index_out::IndexOut::new(file, recipients)?;
         let mut writer = index::Writer::new(out)?;
-        let tar_len = index::write_all(tar, &mut writer)?;
-        Ok((writer, tar_len))
+        for entry in notes {
+            writer.push(&entry).context("writing the index")?;
+        }
+        Ok(writer)
     }
 }
 
@@ -235,15 +239,9 @@ fn finish_index(
     writer: index::Writer<index_out::IndexOut<'_>>,
     out: &AtomicFile,
     written: sink::Written,
-    tar_len: u64,
     compression: Compression,
 ) -> Result<()> {
-    if tar_len != written.tar_len {
-        anyhow::bail!(
-            "the index read {tar_len} bytes of the tar stream, the writer wrote {}",
-            written.tar_len
-        );
-    }
+    let tar_len = written.tar_len;
     // Read back through a descriptor of its own: the writer's may bypass the page cache.
     let archive = crate::tar::open_archive(out.temp_path())?;
     let identity = index::Identity::of(&archive)?;
@@ -288,29 +286,32 @@ pub fn dry_run(request: &Request<'_>, listing: ListFn<'_>) -> Result<Summary> {
         ..request
     };
     let excludes = Excludes::new(request.options, request.source)?;
-    let (mut summary, _, ()) = write_into(&request, &mut null, (Some(listing), excludes), |_| ())
+    let (mut summary, _, _) = write_into(&request, &mut null, (Some(listing), excludes), UNINDEXED)
         .with_context(|| format!("walking {}", request.source.display()))?;
     summary.bytes = data.get();
     Ok(summary)
 }
 
 /// Writes the archive `request` asks for into `file`, leaving out what `excludes` say,
-/// telling `listing` of each entry and `tap` the tar stream as it goes. Returns the walk's summary, what the writer
-/// wrote, and what the tap made of the stream.
+/// telling `listing` of each entry and `index`, if given, of each entry written. Returns
+/// the walk's summary, what the writer wrote, and what `index` made of the entries.
 fn write_into<T: Send>(
     request: &Request<'_>,
     file: &mut fs::File,
     (listing, excludes): (Option<ListFn<'_>>, Option<Excludes>),
-    tap: impl FnOnce(&mut dyn Skip) -> T + Send,
-) -> Result<(Summary, sink::Written, T)> {
+    index: Option<impl FnOnce(sink::Notes) -> T + Send>,
+) -> Result<(Summary, sink::Written, Option<T>)> {
     let (recipients, mark) = sealing(request)?;
     let seal = recipients.as_ref().map(|r| (r, mark));
     let plan = plan(request, listing, excludes);
     let name = entry_name(request.written);
     std::thread::scope(|scope| {
-        let (mut stream, writer, tap) =
-            sink::start(scope, file, request.format.compression, seal, tap)
-                .context("starting to write")?;
+        let sink::Started {
+            mut stream,
+            writer,
+            index,
+        } = sink::start(scope, file, request.format.compression, seal, index)
+            .context("starting to write")?;
         let mut tracker = request.incremental.map(|t| t.borrow_mut());
         let walked = walk::write_tree(
             &mut stream,
@@ -331,15 +332,17 @@ fn write_into<T: Send>(
         let written = writer
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        let tapped = tap
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let indexed = index.map(|index| {
+            index
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
         match (walked, sent, written) {
             // The writer's own error says why; the walk's would only say it stopped.
             (_, _, Err(e)) => Err(anyhow::Error::from(e).context("writing to the archive")),
             (Err(e), _, _) => Err(e),
             (Ok(_), Err(e), _) => Err(anyhow::Error::from(e).context("finishing the archive")),
-            (Ok(summary), Ok(()), Ok(written)) => Ok((summary, written, tapped)),
+            (Ok(summary), Ok(()), Ok(written)) => Ok((summary, written, indexed)),
         }
     })
 }

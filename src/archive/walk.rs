@@ -177,7 +177,7 @@ impl<'s, 'p, 't> Walk<'s, 'p, 't> {
         label.mtime = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        self.put(&label)
+        self.put(label)
     }
 
     /// Archives the source itself, `stat` as found, named `name`: a folder and all it
@@ -262,13 +262,26 @@ impl Walk<'_, '_, '_> {
         }
     }
 
-    fn put(&mut self, header: &Header) -> Result<()> {
-        self.listed(header);
+    /// Writes an entry that has no data (all but files and dumpdirs).
+    fn put(&mut self, header: Header) -> Result<()> {
+        self.put_with(header, Vec::new())
+    }
+
+    /// Writes an entry, and `data` after its header (a dumpdir's listing).
+    fn put_with(&mut self, header: Header, data: Vec<u8>) -> Result<()> {
+        self.listed(&header);
         self.header.clear();
         header.encode(&mut self.header);
-        self.stream
-            .write_all(&self.header)
-            .context("writing to the archive")?;
+        let at = self.stream.position();
+        let wrote = |e| anyhow::Error::from(e).context("writing to the archive");
+        self.stream.write_all(&self.header).map_err(wrote)?;
+        if !data.is_empty() {
+            self.stream.write_all(&data).map_err(wrote)?;
+            let pad = tar::padding(data.len() as u64) as usize;
+            self.stream.write_all(&ZEROS[..pad]).map_err(wrote)?;
+        }
+        let data_at = at + self.header.len() as u64;
+        self.stream.note(header, at, data_at, data);
         self.summary.entries += 1;
         self.tick();
         Ok(())
@@ -307,7 +320,7 @@ impl Walk<'_, '_, '_> {
                 stored
             }
             Some(header) => {
-                self.put(&header)?;
+                self.put(header)?;
                 Vec::new()
             }
             None => Vec::new(),
@@ -412,7 +425,7 @@ impl Walk<'_, '_, '_> {
                         nix::sys::stat::minor(stat.st_rdev) as u32,
                     );
                 }
-                self.put(&header)
+                self.put(header)
             }
             _ => {
                 let what = if stat.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFSOCK.bits() {
@@ -464,7 +477,7 @@ impl Walk<'_, '_, '_> {
                 }
                 Err(e) => {
                     // The folder is stored (it exists, with its mode and owner), empty.
-                    self.put(&header)?;
+                    self.put(header)?;
                     self.warn(format!(
                         "{}: cannot open the folder ({}); its contents are left out",
                         disk.display(),

@@ -1,6 +1,8 @@
 //! One entry of an archive as the index keeps it.
 
-use crate::tar::Kind;
+use crate::tar::dumpdir::MAX_LISTING;
+use crate::tar::format::trim_slashes;
+use crate::tar::{Header, Kind};
 
 /// One entry of an archive, as the index keeps it.
 #[derive(Debug, PartialEq, Eq, Default)]
@@ -37,6 +39,70 @@ pub struct Entry {
     pub data: u64,
     /// A dumpdir's listing of its children (GNU format), empty for anything else.
     pub listing: Vec<u8>,
+}
+
+impl Entry {
+    /// The entry of `header`, which starts at `header_at` in the tar stream and whose
+    /// data starts at `data_at`; `listing` is a dumpdir's (the data that follows it),
+    /// of which the index keeps what a reader reads of it.
+    ///
+    /// One function for both ways an index is made: from a header as read from an
+    /// archive, and from one as written ([`Header::stored`]), so that they agree.
+    pub fn of(header: Header, header_at: u64, data_at: u64, mut listing: Vec<u8>) -> Entry {
+        let Header {
+            mut name,
+            kind,
+            mode,
+            uid,
+            gid,
+            uname,
+            gname,
+            size,
+            mtime,
+            mtime_nsec,
+            link,
+            device,
+            sparse,
+            extras: _,
+        } = header;
+        let type_flag = match kind {
+            Kind::File => b'0',
+            Kind::HardLink => b'1',
+            Kind::Symlink => b'2',
+            Kind::CharDevice => b'3',
+            Kind::BlockDevice => b'4',
+            Kind::Dir => b'5',
+            Kind::Fifo => b'6',
+            Kind::Other(flag) => flag,
+        };
+        if kind == Kind::DUMPDIR {
+            trim_slashes(&mut name);
+            listing.truncate(MAX_LISTING as usize);
+        } else {
+            listing.clear();
+        }
+        Entry {
+            name,
+            type_flag,
+            mode,
+            uid,
+            gid,
+            uname,
+            gname,
+            size: match (kind, sparse) {
+                (Kind::File, Some(sparse)) => sparse.real_size,
+                (Kind::File, None) => size,
+                _ => 0,
+            },
+            mtime,
+            mtime_nsec,
+            link,
+            device,
+            header: header_at,
+            data: data_at,
+            listing,
+        }
+    }
 }
 
 impl Clone for Entry {

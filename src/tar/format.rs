@@ -10,8 +10,6 @@
 //! and the reader is stricter than `Archive` about the end of the archive.
 
 use std::fmt;
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 
 use tar::EntryType;
 
@@ -163,9 +161,10 @@ impl Header {
     /// keep than the header's fields hold (see [`pax`]), a `././@LongLink` entry for
     /// each long name or link, then the header itself.
     ///
-    /// A name the header cannot hold as it is (over 100 bytes, or one `set_path` refuses,
-    /// such as one with `..`) goes whole into a long-name entry, whose data is taken as
-    /// is; the header keeps what `set_path` accepts of it, which readers ignore.
+    /// Names and link targets are kept as they are, byte for byte, as GNU tar keeps
+    /// them: one over 100 bytes goes whole into a long-name entry, and the header keeps
+    /// its first 100 bytes, which readers ignore. What a reader reads back is
+    /// [`Header::stored`].
     pub fn encode(&self, out: &mut Vec<u8>) {
         let mut name = self.name.clone();
         // GNU tar names folders, dumpdirs included, with a trailing slash.
@@ -183,23 +182,25 @@ impl Header {
             long_link(EntryType::GNULongLink, &self.link, out);
             let _ = header.set_link_name_literal(&self.link[..self.link.len().min(NAME_LEN)]);
         }
-        if name.len() > NAME_LEN || header.set_path(path(&name)).is_err() {
+        // Literally, as the link: `set_path` would tidy the name (`a/./b` into `a/b`),
+        // and what is read back must be what was written.
+        if name.len() > NAME_LEN {
             long_link(EntryType::GNULongName, &name, out);
-            let _ = header.set_path(path(&name[..name.len().min(NAME_LEN)]));
         }
+        let kept = name.len().min(NAME_LEN);
+        header.as_old_mut().name[..kept].copy_from_slice(&name[..kept]);
         header.set_mode(self.mode);
         header.set_uid(self.uid);
         header.set_gid(self.gid);
         header.set_size(self.size);
         set_mtime(&mut header, self.mtime);
         header.set_entry_type(self.kind.entry_type());
-        // A name that is not UTF-8 or over 32 bytes is left out rather than cut: a cut
-        // name could be someone else's. Extraction then goes by the numeric id.
-        if let Ok(uname) = std::str::from_utf8(&self.uname) {
-            let _ = header.set_username(uname);
-        }
-        if let Ok(gname) = std::str::from_utf8(&self.gname) {
-            let _ = header.set_groupname(gname);
+        if let Some(gnu) = header.as_gnu_mut() {
+            for (name, field) in [(&self.uname, &mut gnu.uname), (&self.gname, &mut gnu.gname)] {
+                if owner_name_fits(name) {
+                    field[..name.len()].copy_from_slice(name);
+                }
+            }
         }
         if matches!(self.kind, Kind::CharDevice | Kind::BlockDevice) {
             // Cannot fail: the header is a GNU one.
@@ -209,10 +210,40 @@ impl Header {
         header.set_cksum();
         out.extend_from_slice(header.as_bytes());
     }
+
+    /// The header a reader reads back from the blocks [`Header::encode`] writes: this
+    /// one, but for what the format does not keep as given. A folder's name loses its
+    /// trailing slashes and a dumpdir's gains one, an owner or group name that does not
+    /// fit is left out, the mode keeps only its permission bits, and only devices keep
+    /// device numbers. An archive's index is made from it as the archive is written,
+    /// without reading the blocks again.
+    pub fn stored(mut self) -> Header {
+        match self.kind {
+            Kind::Dir => trim_slashes(&mut self.name),
+            Kind::DUMPDIR if self.name.last() != Some(&b'/') => self.name.push(b'/'),
+            _ => {}
+        }
+        for name in [&mut self.uname, &mut self.gname] {
+            if !owner_name_fits(name) {
+                name.clear();
+            }
+        }
+        self.mode &= 0o7777;
+        if !matches!(self.kind, Kind::CharDevice | Kind::BlockDevice) {
+            self.device = (0, 0);
+        }
+        self
+    }
 }
 
-fn path(bytes: &[u8]) -> &Path {
-    Path::new(std::ffi::OsStr::from_bytes(bytes))
+/// The longest owner or group name a header holds.
+const OWNER_LEN: usize = 32;
+
+/// Whether a header keeps the owner or group name `name`. One that is not UTF-8 or is
+/// over 32 bytes is left out rather than cut, as a cut name could be someone else's;
+/// extraction then goes by the numeric id.
+fn owner_name_fits(name: &[u8]) -> bool {
+    name.len() <= OWNER_LEN && !name.contains(&0) && std::str::from_utf8(name).is_ok()
 }
 
 /// Times before 1970 are stored in GNU base-256 as a negative number. The crate takes
@@ -473,6 +504,84 @@ mod tests {
         assert!(raw.header.name.is_empty());
         assert_eq!(raw.header.size, 201);
         assert_eq!(&out[BLOCK..BLOCK + 200], &h.link[..]);
+    }
+
+    /// Headers of every kind the walk writes, with what the format holds in other
+    /// fields or records: long, odd and non-UTF-8 names, owner names that do not fit,
+    /// big and negative numbers, nanoseconds, extras.
+    fn every_kind_of_header() -> Vec<Header> {
+        let with = |name: &[u8], kind: Kind, set: &dyn Fn(&mut Header)| {
+            let mut header = Header::new(name.to_vec(), kind);
+            header.mode = 0o644;
+            header.uid = 1000;
+            header.gid = 100;
+            header.uname = b"alice".to_vec();
+            header.gname = b"users".to_vec();
+            header.mtime = 1_700_000_000;
+            set(&mut header);
+            header
+        };
+        vec![
+            with(b"top/file", Kind::File, &|h| h.size = 12_345),
+            with(b"top/nanos", Kind::File, &|h| h.mtime_nsec = 123_456_789),
+            with(b"top/old", Kind::File, &|h| {
+                (h.mtime, h.mtime_nsec) = (-86_401, 5)
+            }),
+            with(b"top/before-1970", Kind::File, &|h| h.mtime = -1),
+            with(&[b'n'; 100], Kind::File, &|_| {}),
+            with(&[b'n'; 101], Kind::File, &|h| h.size = 1),
+            with(&[b'd'; 150], Kind::Dir, &|_| {}),
+            with(b"top/./odd//name", Kind::File, &|_| {}),
+            with(b"top/\xff\xfe-not-utf8", Kind::File, &|_| {}),
+            with(b"top/dir", Kind::Dir, &|h| h.mode = 0o41777),
+            with(b"top/dir/", Kind::Dir, &|_| {}),
+            with(b"top/dumped", Kind::DUMPDIR, &|h| h.size = 17),
+            with(b"top/link", Kind::Symlink, &|h| {
+                h.link = b"../a/./b//c/".to_vec()
+            }),
+            with(b"top/far", Kind::Symlink, &|h| h.link = vec![b't'; 300]),
+            with(b"top/hard", Kind::HardLink, &|h| {
+                h.link = b"top/file".to_vec()
+            }),
+            with(b"top/tty", Kind::CharDevice, &|h| h.device = (4, 64)),
+            with(b"top/disk", Kind::BlockDevice, &|h| {
+                h.device = (259, 1 << 20)
+            }),
+            with(b"top/fifo", Kind::Fifo, &|h| h.device = (1, 2)),
+            with(b"top/big", Kind::File, &|h| {
+                (h.size, h.uid) = (20 << 30, 1 << 40)
+            }),
+            with(b"top/long-owner", Kind::File, &|h| h.uname = vec![b'u'; 33]),
+            with(b"top/full-owner", Kind::File, &|h| h.gname = vec![b'g'; 32]),
+            with(b"top/odd-owner", Kind::File, &|h| {
+                h.uname = b"\xffbad".to_vec()
+            }),
+            with(b"top/no-owner", Kind::File, &|h| {
+                (h.uname, h.gname) = (vec![], vec![])
+            }),
+            with(b"top/extras", Kind::File, &|h| {
+                h.extras.xattrs = vec![(b"user.k=v".to_vec(), b"\0\n bin".to_vec())];
+                h.extras.acl_access = Some(b"user::rw-\ngroup::r--\nother::---\n".to_vec());
+            }),
+            with(
+                b"backup_manager full 2026-12-03 07:00",
+                Kind::VOLUME_LABEL,
+                &|_| {},
+            ),
+        ]
+    }
+
+    #[test]
+    fn what_is_read_back_is_the_header_as_stored() {
+        for header in every_kind_of_header() {
+            let mut blocks = Vec::new();
+            header.encode(&mut blocks);
+            // The entry is read up to its data, which is not needed.
+            let mut reader = super::super::Reader::new(&blocks[..]);
+            let read = reader.next_entry().unwrap().unwrap();
+            let shown = String::from_utf8_lossy(&header.name).into_owned();
+            assert_eq!(read, header.stored(), "{shown}");
+        }
     }
 
     #[test]

@@ -56,7 +56,7 @@ impl Walk<'_, '_, '_> {
         header: Header,
     ) -> Result<()> {
         if self.incremental.is_none() {
-            return self.put(&header);
+            return self.put(header);
         }
         // A dumpdir, empty: the chain's record holds no child of it.
         match open_dir(parent, file_name) {

@@ -56,11 +56,16 @@ impl Walk<'_, '_, '_> {
         let size = header.size;
         self.header.clear();
         header.encode(&mut self.header);
+        let at = self.stream.position();
+        let data_at = at + self.header.len() as u64;
         let result = if size <= SMALL_FILE && self.header.len() as u64 + size < ROOM {
             self.small_file(&mut file, &header)
         } else {
             self.large_file(&mut file, &header)
         };
+        // Whatever was read, the entry went in whole (padded with zeros if need be),
+        // unless the archive could not be written, which ends the backup.
+        self.stream.note(header, at, data_at, Vec::new());
         match result {
             Ok(()) => Ok(()),
             Err(Trouble::Read(message)) => {

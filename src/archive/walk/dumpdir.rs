@@ -117,14 +117,7 @@ impl Walk<'_, '_, '_> {
             .collect();
         header.kind = Kind::DUMPDIR;
         header.size = data.len() as u64;
-        self.put(&header)?;
-        self.stream
-            .write_all(&data)
-            .context("writing to the archive")?;
-        let pad = tar::padding(header.size) as usize;
-        self.stream
-            .write_all(&ZEROS[..pad])
-            .context("writing to the archive")?;
+        self.put_with(header, data)?;
         Ok((kept, stored))
     }
 }

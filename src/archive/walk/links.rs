@@ -26,7 +26,7 @@ impl Walk<'_, '_, '_> {
         }
         let mut header = walk_header(&mut self.users, &mut self.groups, name, kind, stat);
         header.link = target.as_bytes().to_vec();
-        self.put(&header)
+        self.put(header)
     }
 
     /// Stores the entry as a hard link if an earlier entry is the same file; remembers
@@ -45,7 +45,7 @@ impl Walk<'_, '_, '_> {
                 stat,
             );
             header.link = first.clone();
-            self.put(&header)?;
+            self.put(header)?;
             return Ok(true);
         }
         self.hard_links.insert(key, name.to_vec());
