@@ -226,9 +226,7 @@ fn index_of_notes<'a>(
     move |notes| {
         let out = index_out::IndexOut::new(file, recipients)?;
         let mut writer = index::Writer::new(out)?;
-        for entry in notes {
-            writer.push(&entry).context("writing the index")?;
-        }
+        notes.for_each(&mut |entry| writer.push(entry).context("writing the index"))?;
         Ok(writer)
     }
 }

@@ -26,12 +26,15 @@ use std::thread::{Scope, ScopedJoinHandle};
 use super::direct::{ALIGN, BATCH, Batch};
 use super::framed::Framed;
 use super::sealed::{Out, Seal};
-use crate::index::{Entry, Frame};
+use crate::index::Frame;
 use crate::naming::Compression;
 use crate::tar::Header;
+use notes::Noter;
+pub use notes::Notes;
 use plain::Plain;
 use splice::{Moved, PAGE, Splicer};
 
+mod notes;
 mod plain;
 mod splice;
 
@@ -47,54 +50,12 @@ const BATCHES: usize = 4;
 /// one being compressed keep it busy, and the memory goes to its workers instead.
 const COMPRESSED_BATCHES: usize = 2;
 
-/// How many entries' notes go to the index's thread at once.
-const NOTES: usize = 1024;
-
-/// How many such lots may wait for it: what bounds the memory they take when it is
-/// slower than the walk.
-const NOTE_LOTS: usize = 4;
-
 /// A piece of the tar stream, as the walk hands it to the writer.
 enum Piece {
     /// The first `usize` bytes of a batch.
     Bytes(Batch, usize),
     /// Bytes that went into the archive without a batch (file data the kernel moved).
     Passed(u64),
-}
-
-/// An entry the walk wrote: its header, where it starts and where its data starts in
-/// the tar stream, and a dumpdir's listing.
-struct Noted {
-    header: Header,
-    at: u64,
-    data_at: u64,
-    listing: Vec<u8>,
-}
-
-/// The entries the walk wrote, in order, as the index keeps them: what the index's
-/// thread reads until the walk is done.
-pub struct Notes {
-    queued: Receiver<Vec<Noted>>,
-    lot: std::vec::IntoIter<Noted>,
-}
-
-impl Iterator for Notes {
-    type Item = Entry;
-
-    fn next(&mut self) -> Option<Entry> {
-        loop {
-            if let Some(Noted {
-                header,
-                at,
-                data_at,
-                listing,
-            }) = self.lot.next()
-            {
-                return Some(Entry::of(header.stored(), at, data_at, listing));
-            }
-            self.lot = self.queued.recv().ok()?.into_iter();
-        }
-    }
 }
 
 /// The walk's end of the tar stream.
@@ -109,10 +70,9 @@ pub struct Stream {
     jobs: SyncSender<Piece>,
     /// How many bytes of the stream went to the writer before the batch being filled.
     handed: u64,
-    /// Entries written since notes last went to the index's thread, and where they go
-    /// (none when no index is made, or its thread stopped).
-    notes: Vec<Noted>,
-    to_index: Option<SyncSender<Vec<Noted>>>,
+    /// Where entries written are noted for the index (none when no index is made, or
+    /// its thread stopped).
+    noter: Option<Noter>,
     /// Batches written.
     done: Receiver<Batch>,
     /// How many batches there are.
@@ -174,14 +134,10 @@ pub fn start<'scope, T: Send + 'scope>(
     // one back.
     let (jobs, queued) = sync_channel::<Piece>(2 * batches);
     let (gave_back, done) = sync_channel(batches);
-    let (to_index, index) = match index {
+    let (noter, index) = match index {
         Some(index) => {
-            let (to_index, noted) = sync_channel(NOTE_LOTS);
-            let notes = Notes {
-                queued: noted,
-                lot: Vec::new().into_iter(),
-            };
-            (Some(to_index), Some(scope.spawn(move || index(notes))))
+            let (noter, notes) = notes::channel();
+            (Some(noter), Some(scope.spawn(move || index(notes))))
         }
         None => (None, None),
     };
@@ -210,8 +166,7 @@ pub fn start<'scope, T: Send + 'scope>(
         free: (1..batches).map(|_| Batch::new()).collect(),
         jobs,
         handed: 0,
-        notes: Vec::new(),
-        to_index,
+        noter,
         done,
         count: batches,
         splicer,
@@ -266,27 +221,10 @@ impl Stream {
     /// at `data_at`, and a dumpdir's `listing`. Entries are noted in the order they are
     /// written.
     pub fn note(&mut self, header: Header, at: u64, data_at: u64, listing: Vec<u8>) {
-        if self.to_index.is_none() {
-            return;
-        }
-        self.notes.push(Noted {
-            header,
-            at,
-            data_at,
-            listing,
-        });
-        if self.notes.len() >= NOTES {
-            self.send_notes();
-        }
-    }
-
-    /// Hands the notes taken to the index's thread. One that stopped (it failed) takes
-    /// no more, and says why itself.
-    fn send_notes(&mut self) {
-        let lot = std::mem::replace(&mut self.notes, Vec::with_capacity(NOTES));
-        if let Some(to_index) = &self.to_index {
-            if to_index.send(lot).is_err() {
-                self.to_index = None;
+        // An index's thread that stopped (it failed) takes no more, and says why itself.
+        if let Some(noter) = &mut self.noter {
+            if !noter.note(header, at, data_at, &listing) {
+                self.noter = None;
             }
         }
     }
@@ -357,7 +295,9 @@ impl Stream {
     /// Ends the stream: what is left goes to the writer, which then finishes the archive
     /// (the compressed trailer) and stops. Its handle says whether all of it went in.
     pub fn finish(mut self) -> io::Result<()> {
-        self.send_notes();
+        if let Some(noter) = &mut self.noter {
+            noter.send();
+        }
         self.send(true)
     }
 }
@@ -481,9 +421,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut file = File::create(dir.path().join("out.tar")).unwrap();
         // More entries than go in one lot, and some larger than a batch.
-        let lengths: Vec<usize> = (0..3 * NOTES + 7).map(|i| (i * 7919) % 3000 + 1).collect();
+        let lengths: Vec<usize> = (0..3 * 1024 + 7).map(|i| (i * 7919) % 3000 + 1).collect();
         let mut expected = Vec::new();
-        let collect = |notes: Notes| notes.map(|e| (e.name, e.header, e.data)).collect();
+        let collect = |notes: Notes| {
+            let mut got = Vec::new();
+            notes
+                .for_each(&mut |e| {
+                    got.push((e.name.clone(), e.header, e.data));
+                    Ok(())
+                })
+                .unwrap();
+            got
+        };
         let got: Vec<_> = std::thread::scope(|scope| {
             let Started {
                 mut stream,

@@ -27,7 +27,7 @@ fn build_from<R: Read>(
         } else {
             Vec::new()
         };
-        entry(Entry::of(header, at, data_at, listing))?;
+        entry(Entry::of(&header, at, data_at, &listing))?;
     }
     Ok(reader.offset())
 }

@@ -43,29 +43,29 @@ pub struct Entry {
 
 impl Entry {
     /// The entry of `header`, which starts at `header_at` in the tar stream and whose
-    /// data starts at `data_at`; `listing` is a dumpdir's (the data that follows it),
-    /// of which the index keeps what a reader reads of it.
+    /// data starts at `data_at`; `listing` is a dumpdir's (the data that follows it).
+    pub fn of(header: &Header, header_at: u64, data_at: u64, listing: &[u8]) -> Entry {
+        let mut entry = Entry::default();
+        entry.fill(header, header_at, data_at, listing);
+        entry
+    }
+
+    /// Makes this entry the one of `header`, as [`Entry::of`] does, in its own buffers:
+    /// what a maker of many entries does for each. Of `listing`, a dumpdir's, it keeps
+    /// what a reader reads.
     ///
     /// One function for both ways an index is made: from a header as read from an
     /// archive, and from one as written ([`Header::stored`]), so that they agree.
-    pub fn of(header: Header, header_at: u64, data_at: u64, mut listing: Vec<u8>) -> Entry {
-        let Header {
-            mut name,
-            kind,
-            mode,
-            uid,
-            gid,
-            uname,
-            gname,
-            size,
-            mtime,
-            mtime_nsec,
-            link,
-            device,
-            sparse,
-            extras: _,
-        } = header;
-        let type_flag = match kind {
+    pub fn fill(&mut self, header: &Header, header_at: u64, data_at: u64, listing: &[u8]) {
+        let kind = header.kind;
+        self.name.clone_from(&header.name);
+        self.listing.clear();
+        if kind == Kind::DUMPDIR {
+            trim_slashes(&mut self.name);
+            let kept = listing.len().min(MAX_LISTING as usize);
+            self.listing.extend_from_slice(&listing[..kept]);
+        }
+        self.type_flag = match kind {
             Kind::File => b'0',
             Kind::HardLink => b'1',
             Kind::Symlink => b'2',
@@ -75,33 +75,18 @@ impl Entry {
             Kind::Fifo => b'6',
             Kind::Other(flag) => flag,
         };
-        if kind == Kind::DUMPDIR {
-            trim_slashes(&mut name);
-            listing.truncate(MAX_LISTING as usize);
+        (self.mode, self.uid, self.gid) = (header.mode, header.uid, header.gid);
+        self.uname.clone_from(&header.uname);
+        self.gname.clone_from(&header.gname);
+        self.size = if kind == Kind::File {
+            header.file_size()
         } else {
-            listing.clear();
-        }
-        Entry {
-            name,
-            type_flag,
-            mode,
-            uid,
-            gid,
-            uname,
-            gname,
-            size: match (kind, sparse) {
-                (Kind::File, Some(sparse)) => sparse.real_size,
-                (Kind::File, None) => size,
-                _ => 0,
-            },
-            mtime,
-            mtime_nsec,
-            link,
-            device,
-            header: header_at,
-            data: data_at,
-            listing,
-        }
+            0
+        };
+        (self.mtime, self.mtime_nsec) = (header.mtime, header.mtime_nsec);
+        self.link.clone_from(&header.link);
+        self.device = header.device;
+        (self.header, self.data) = (header_at, data_at);
     }
 }
 
