@@ -17,6 +17,12 @@ use crate::tar::Header;
 /// How many entries a lot holds.
 const LOT: usize = 256;
 
+/// How many bytes of dumpdir listings a lot holds before it goes, however few its
+/// entries: a folder of many children lists them all, and each lot that exists could
+/// otherwise keep hundreds of such listings. A buffer grown larger than this is freed
+/// when its lot comes back, rather than kept for the next entry.
+const LOT_BYTES: usize = 1 << 20;
+
 /// How many full lots may wait for the index's thread: what bounds the memory they take
 /// when it is slower than the walk.
 const WAITING: usize = 4;
@@ -26,6 +32,8 @@ const WAITING: usize = 4;
 struct Lot {
     entries: Vec<Entry>,
     used: usize,
+    /// The bytes of the listings of those noted.
+    listed: usize,
 }
 
 /// The walk's end: the lot being filled.
@@ -71,14 +79,26 @@ impl Noter {
         }
         lot.entries[lot.used].fill(&header.stored(), at, data_at, listing);
         lot.used += 1;
-        lot.used < LOT || self.send()
+        lot.listed += listing.len();
+        (lot.used < LOT && lot.listed < LOT_BYTES) || self.send()
     }
 
     /// Sends the lot being filled, and takes an emptied one (or a new one, while fewer
     /// than can exist do) to fill next. False when the index's thread stopped.
     pub(super) fn send(&mut self) -> bool {
         let next = match self.emptied.try_recv() {
-            Ok(lot) => Lot { used: 0, ..lot },
+            Ok(mut lot) => {
+                for entry in &mut lot.entries[..lot.used] {
+                    if entry.listing.capacity() > LOT_BYTES {
+                        entry.listing = Vec::new();
+                    }
+                }
+                Lot {
+                    used: 0,
+                    listed: 0,
+                    ..lot
+                }
+            }
             Err(TryRecvError::Empty) => Lot::default(),
             Err(TryRecvError::Disconnected) => return false,
         };
@@ -99,5 +119,40 @@ impl Notes {
             let _ = self.emptied.send(lot);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tar::Kind;
+
+    #[test]
+    fn a_lot_of_large_listings_goes_before_it_is_full() {
+        let (mut noter, notes) = channel();
+        let (small, large) = (vec![b'Y'; 100], vec![b'Y'; LOT_BYTES + 1]);
+        for (i, listing) in [&small, &large, &small].into_iter().enumerate() {
+            let header = Header::new(format!("dir{i}").into_bytes(), Kind::DUMPDIR);
+            let at = i as u64 * 4096;
+            assert!(noter.note(header, at, at + 512, listing));
+        }
+        // The large listing passed the lot's bytes: it went with two entries, the third
+        // waits.
+        let sent = notes.full.try_recv().expect("a lot sent");
+        assert_eq!(sent.used, 2);
+        assert_eq!(sent.entries[1].name, b"dir1");
+        assert_eq!(sent.entries[1].listing, large);
+        assert!(notes.full.try_recv().is_err());
+        // Back, its grown buffer is freed before it is filled again; the others kept.
+        notes.emptied.send(sent).unwrap();
+        assert!(noter.send());
+        let refilled = &noter.lot;
+        assert_eq!((refilled.used, refilled.listed), (0, 0));
+        let kept: Vec<bool> = refilled
+            .entries
+            .iter()
+            .map(|e| e.listing.capacity() > 0)
+            .collect();
+        assert_eq!(kept, [true, false]);
     }
 }
