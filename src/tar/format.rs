@@ -13,6 +13,7 @@ use std::fmt;
 
 use tar::EntryType;
 
+use super::block::Block;
 use super::numbers;
 use super::pax::{self, Extras};
 use super::sparse::{PaxSparse, Sparse};
@@ -166,49 +167,38 @@ impl Header {
     /// its first 100 bytes, which readers ignore. What a reader reads back is
     /// [`Header::stored`].
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let mut name = self.name.clone();
         // GNU tar names folders, dumpdirs included, with a trailing slash.
-        if matches!(self.kind, Kind::Dir | Kind::DUMPDIR) && name.last() != Some(&b'/') {
-            name.push(b'/');
-        }
+        let slash: &[u8] = match self.kind {
+            Kind::Dir | Kind::DUMPDIR if self.name.last() != Some(&b'/') => b"/",
+            _ => b"",
+        };
+        let name = [&self.name[..], slash];
         let records = pax::records(self.mtime, self.mtime_nsec, &self.extras);
         if !records.is_empty() {
             pax::encode(&self.name, self.mtime, &records, out);
         }
-        let mut header = tar::Header::new_gnu();
-        // Literally: `set_link_name` would tidy a symbolic link's target (`a/./b` into
-        // `a/b`), and the target must come back as it was.
-        if self.link.len() > NAME_LEN || header.set_link_name_literal(&self.link).is_err() {
-            long_link(EntryType::GNULongLink, &self.link, out);
-            let _ = header.set_link_name_literal(&self.link[..self.link.len().min(NAME_LEN)]);
+        let mut block = Block::gnu();
+        // Names and links literally: the `tar` crate's `set_path` would tidy them (`a/./b`
+        // into `a/b`), and they must come back as they were.
+        if self.link.len() > NAME_LEN || self.link.contains(&0) {
+            long_link(EntryType::GNULongLink, [&self.link, b""], out);
         }
-        // Literally, as the link: `set_path` would tidy the name (`a/./b` into `a/b`),
-        // and what is read back must be what was written.
-        if name.len() > NAME_LEN {
-            long_link(EntryType::GNULongName, &name, out);
+        block.link(&self.link);
+        if self.name.len() + slash.len() > NAME_LEN {
+            long_link(EntryType::GNULongName, name, out);
         }
-        let kept = name.len().min(NAME_LEN);
-        header.as_old_mut().name[..kept].copy_from_slice(&name[..kept]);
-        header.set_mode(self.mode);
-        header.set_uid(self.uid);
-        header.set_gid(self.gid);
-        header.set_size(self.size);
-        set_mtime(&mut header, self.mtime);
-        header.set_entry_type(self.kind.entry_type());
-        if let Some(gnu) = header.as_gnu_mut() {
-            for (name, field) in [(&self.uname, &mut gnu.uname), (&self.gname, &mut gnu.gname)] {
-                if owner_name_fits(name) {
-                    field[..name.len()].copy_from_slice(name);
-                }
-            }
-        }
+        block.name(name);
+        block.mode(self.mode);
+        block.uid(self.uid);
+        block.gid(self.gid);
+        block.size(self.size);
+        block.mtime(self.mtime);
+        block.type_flag(self.kind.entry_type().as_byte());
+        block.owners(kept_owner(&self.uname), kept_owner(&self.gname));
         if matches!(self.kind, Kind::CharDevice | Kind::BlockDevice) {
-            // Cannot fail: the header is a GNU one.
-            let _ = header.set_device_major(self.device.0);
-            let _ = header.set_device_minor(self.device.1);
+            block.device(self.device.0, self.device.1);
         }
-        header.set_cksum();
-        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(&block.finish());
     }
 
     /// The header a reader reads back from the blocks [`Header::encode`] writes: this
@@ -236,6 +226,11 @@ impl Header {
     }
 }
 
+/// The owner or group name `name` as a header keeps it: whole, or not at all.
+fn kept_owner(name: &[u8]) -> &[u8] {
+    if owner_name_fits(name) { name } else { &[] }
+}
+
 /// The longest owner or group name a header holds.
 const OWNER_LEN: usize = 32;
 
@@ -246,36 +241,22 @@ fn owner_name_fits(name: &[u8]) -> bool {
     name.len() <= OWNER_LEN && !name.contains(&0) && std::str::from_utf8(name).is_ok()
 }
 
-/// Times before 1970 are stored in GNU base-256 as a negative number. The crate takes
-/// times as `u64`: it writes the low 64 bits of the two's complement, and the field's
-/// upper bytes are then sign-extended so that GNU tar reads the negative time back.
-fn set_mtime(header: &mut tar::Header, mtime: i64) {
-    header.set_mtime(mtime as u64);
-    if mtime < 0 {
-        let field = &mut header.as_old_mut().mtime;
-        let upper = field.len() - 8;
-        field[..upper].fill(0xff);
-    }
-}
-
-/// A `././@LongLink` entry: the long name as data, NUL-terminated, as GNU tar writes it.
-fn long_link(entry_type: EntryType, value: &[u8], out: &mut Vec<u8>) {
-    let mut header = tar::Header::new_gnu();
-    // Copied in as the crate's own `Builder` does: `set_path` would drop the `./`s.
-    let name = b"././@LongLink";
-    header.as_old_mut().name[..name.len()].copy_from_slice(name);
-    header.set_mode(0o644);
-    header.set_uid(0);
-    header.set_gid(0);
-    header.set_size(value.len() as u64 + 1);
-    header.set_mtime(0);
-    header.set_entry_type(entry_type);
-    header.set_username("root").expect("a short name");
-    header.set_groupname("root").expect("a short name");
-    header.set_cksum();
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(value);
-    out.resize(out.len() + padding(value.len() as u64 + 1) as usize + 1, 0);
+/// A `././@LongLink` entry: the long name (`value`, in two parts) as data,
+/// NUL-terminated, as GNU tar writes it.
+fn long_link(entry_type: EntryType, value: [&[u8]; 2], out: &mut Vec<u8>) {
+    let len = value[0].len() + value[1].len();
+    let mut block = Block::gnu();
+    block.name([b"././@LongLink", b""]);
+    block.mode(0o644);
+    block.uid(0);
+    block.gid(0);
+    block.size(len as u64 + 1);
+    block.type_flag(entry_type.as_byte());
+    block.owners(b"root", b"root");
+    out.extend_from_slice(&block.finish());
+    out.extend_from_slice(value[0]);
+    out.extend_from_slice(value[1]);
+    out.resize(out.len() + padding(len as u64 + 1) as usize + 1, 0);
 }
 
 /// Why a header block could not be read.

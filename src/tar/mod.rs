@@ -2,6 +2,7 @@
 //! tar writes them by default, with pax records for what they cannot hold), sparse maps, a strict reader, and the codecs that open a
 //! compressed archive's tar stream.
 
+mod block;
 mod codec;
 pub mod dumpdir;
 pub mod format;

@@ -8,7 +8,7 @@
 use super::BLOCK;
 
 /// Where the checksum field is in a header block.
-const CHECKSUM: std::ops::Range<usize> = 148..156;
+pub(super) const CHECKSUM: std::ops::Range<usize> = 148..156;
 
 /// The checksum of `block` as tar computes it: the sum of its bytes, the checksum field
 /// counted as spaces. Eight bytes at a time, in 16-bit lanes that cannot overflow: a

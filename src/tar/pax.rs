@@ -11,6 +11,7 @@
 //!
 //! [`MAX_META`]: super::reader::MAX_META
 
+use super::block::Block;
 use super::{BLOCK, padding};
 
 /// The most the records of one entry take when written: half of what a reader takes
@@ -86,16 +87,15 @@ pub fn encode(name: &[u8], secs: i64, records: &[u8], out: &mut Vec<u8>) {
     };
     let mut pax_name = [dir, b"/PaxHeaders/", leaf].concat();
     pax_name.truncate(100);
-    let mut block = tar::Header::new_ustar();
-    block.as_old_mut().name[..pax_name.len()].copy_from_slice(&pax_name);
-    block.set_mode(0o644);
-    block.set_uid(0);
-    block.set_gid(0);
-    block.set_size(records.len() as u64);
-    block.set_mtime(secs.max(0) as u64);
-    block.set_entry_type(tar::EntryType::XHeader);
-    block.set_cksum();
-    out.extend_from_slice(block.as_bytes());
+    let mut block = Block::ustar();
+    block.name([&pax_name, b""]);
+    block.mode(0o644);
+    block.uid(0);
+    block.gid(0);
+    block.size(records.len() as u64);
+    block.mtime(secs.max(0));
+    block.type_flag(tar::EntryType::XHeader.as_byte());
+    out.extend_from_slice(&block.finish());
     out.extend_from_slice(records);
     out.resize(out.len() + padding(records.len() as u64) as usize, 0);
     debug_assert_eq!(out.len() % BLOCK, 0);
