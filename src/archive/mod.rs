@@ -324,7 +324,7 @@ fn write_into<T: Send>(
             Ok(_) => stream.finish(),
             Err(_) => {
                 drop(stream);
-                Ok(())
+                Ok(0)
             }
         };
         let written = writer
@@ -340,7 +340,12 @@ fn write_into<T: Send>(
             (_, _, Err(e)) => Err(anyhow::Error::from(e).context("writing to the archive")),
             (Err(e), _, _) => Err(e),
             (Ok(_), Err(e), _) => Err(anyhow::Error::from(e).context("finishing the archive")),
-            (Ok(summary), Ok(()), Ok(written)) => Ok((summary, written, indexed)),
+            // The index's offsets are the walk's count: it must be what was written.
+            (Ok(_), Ok(put), Ok(written)) if put != written.tar_len => Err(anyhow::anyhow!(
+                "the walk put {put} bytes into the tar stream, the writer wrote {}",
+                written.tar_len
+            )),
+            (Ok(summary), Ok(_), Ok(written)) => Ok((summary, written, indexed)),
         }
     })
 }

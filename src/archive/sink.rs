@@ -9,14 +9,14 @@
 //! [`super::direct`] for why): each batch goes from our memory to the disk, so batches
 //! start on an aligned boundary and every write but the last is a whole number of
 //! blocks. Where the file system refuses direct I/O, the archive goes through the page
-//! cache, and a third thread starts its write-back as it goes, so that the final fsync
+//! cache, and another thread starts its write-back as it goes, so that the final fsync
 //! has little left to do.
 //!
-//! The walk notes each entry it writes, with where it starts in the stream; a third
-//! thread makes the archive's index from those notes as the archive is written. It is
-//! made from the headers as the walk made them (as a reader reads them back, see
-//! [`Header::stored`]), not by parsing the stream again, which would cost the backup a
-//! tenth more work.
+//! The walk notes each entry it writes, with where it starts in the stream; one more
+//! thread makes the archive's index from those notes as the archive is written (see
+//! [`notes`], which bounds the memory they take). It is made from the headers as the
+//! walk made them (as a reader reads them back, see [`Header::stored`]), not by parsing
+//! the stream again, which cost a backup a third more work.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -220,10 +220,10 @@ impl Stream {
     /// [`Header::encode`]), which starts at `at` in the tar stream and whose data starts
     /// at `data_at`, and a dumpdir's `listing`. Entries are noted in the order they are
     /// written.
-    pub fn note(&mut self, header: Header, at: u64, data_at: u64, listing: Vec<u8>) {
+    pub fn note(&mut self, header: Header, at: u64, data_at: u64, listing: &[u8]) {
         // An index's thread that stopped (it failed) takes no more, and says why itself.
         if let Some(noter) = &mut self.noter {
-            if !noter.note(header, at, data_at, &listing) {
+            if !noter.note(header, at, data_at, listing) {
                 self.noter = None;
             }
         }
@@ -294,11 +294,14 @@ impl Stream {
 
     /// Ends the stream: what is left goes to the writer, which then finishes the archive
     /// (the compressed trailer) and stops. Its handle says whether all of it went in.
-    pub fn finish(mut self) -> io::Result<()> {
+    /// Returns the stream's length, as counted here.
+    pub fn finish(mut self) -> io::Result<u64> {
         if let Some(noter) = &mut self.noter {
             noter.send();
         }
-        self.send(true)
+        let end = self.position();
+        self.send(true)?;
+        Ok(end)
     }
 }
 
@@ -392,7 +395,7 @@ mod tests {
                 sent.extend_from_slice(&piece);
                 assert_eq!(stream.position(), sent.len() as u64);
             }
-            stream.finish().unwrap();
+            assert_eq!(stream.finish().unwrap(), sent.len() as u64);
             writer.join().unwrap().unwrap();
         });
         (std::fs::read(&path).unwrap(), sent)
@@ -445,11 +448,11 @@ mod tests {
                 stream.write_all(&pattern(at as usize, len + big)).unwrap();
                 let name = i.to_string().into_bytes();
                 let header = Header::new(name.clone(), crate::tar::Kind::File);
-                stream.note(header, at, at + 1, Vec::new());
+                stream.note(header, at, at + 1, &[]);
                 expected.push((name, at, at + 1));
             }
             let end = stream.position();
-            stream.finish().unwrap();
+            assert_eq!(stream.finish().unwrap(), end);
             assert_eq!(writer.join().unwrap().unwrap().tar_len, end);
             index.unwrap().join().unwrap()
         });

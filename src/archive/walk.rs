@@ -41,7 +41,7 @@ mod helper;
 mod links;
 mod list;
 
-use header::{gone_or_unreadable, kind_of, walk_header};
+use header::{gone_or_unreadable, kind_of, refuse_unreadable, walk_header};
 
 use dumpdir::{Store, Upcoming};
 use helper::{Ahead, Helper};
@@ -269,6 +269,7 @@ impl Walk<'_, '_, '_> {
 
     /// Writes an entry, and `data` after its header (a dumpdir's listing).
     fn put_with(&mut self, header: Header, data: Vec<u8>) -> Result<()> {
+        refuse_unreadable(&header, data.len() as u64)?;
         self.listed(&header);
         self.header.clear();
         header.encode(&mut self.header);
@@ -281,7 +282,7 @@ impl Walk<'_, '_, '_> {
             self.stream.write_all(&ZEROS[..pad]).map_err(wrote)?;
         }
         let data_at = at + self.header.len() as u64;
-        self.stream.note(header, at, data_at, data);
+        self.stream.note(header, at, data_at, &data);
         self.summary.entries += 1;
         self.tick();
         Ok(())

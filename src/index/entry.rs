@@ -1,6 +1,5 @@
 //! One entry of an archive as the index keeps it.
 
-use crate::tar::dumpdir::MAX_LISTING;
 use crate::tar::format::trim_slashes;
 use crate::tar::{Header, Kind};
 
@@ -51,8 +50,7 @@ impl Entry {
     }
 
     /// Makes this entry the one of `header`, as [`Entry::of`] does, in its own buffers:
-    /// what a maker of many entries does for each. Of `listing`, a dumpdir's, it keeps
-    /// what a reader reads.
+    /// what a maker of many entries does for each.
     ///
     /// One function for both ways an index is made: from a header as read from an
     /// archive, and from one as written ([`Header::stored`]), so that they agree.
@@ -62,8 +60,7 @@ impl Entry {
         self.listing.clear();
         if kind == Kind::DUMPDIR {
             trim_slashes(&mut self.name);
-            let kept = listing.len().min(MAX_LISTING as usize);
-            self.listing.extend_from_slice(&listing[..kept]);
+            self.listing.extend_from_slice(listing);
         }
         self.type_flag = match kind {
             Kind::File => b'0',

@@ -15,11 +15,16 @@ pub mod sparse;
 pub use codec::open_archive;
 pub use format::{Header, Kind};
 pub use pax::Extras;
-pub use reader::{MAX_META, Place, Reader, Skip};
+pub use reader::{Place, Reader, Skip};
 pub use seeking::Seeking;
 
 /// Everything in a tar archive comes in blocks of this size.
 pub const BLOCK: usize = 512;
+
+/// Meta entries (long names, pax records) larger than this are refused by the reader: no
+/// real name is that long, no file's extended attributes take that much (the walk writes
+/// at most [`pax::BUDGET`]), and a hostile archive must not make us allocate at will.
+pub const MAX_META: u64 = 1 << 20;
 
 /// Zero bytes that follow `size` bytes of data to complete the last block.
 pub fn padding(size: u64) -> u64 {

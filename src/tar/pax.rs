@@ -9,13 +9,13 @@
 //! (`RHT.security.selinux`). A pax header larger than [`MAX_META`] is refused by the
 //! reader, and the walk never writes one larger than [`BUDGET`].
 //!
-//! [`MAX_META`]: super::reader::MAX_META
+//! [`MAX_META`]: super::MAX_META
 
 use super::block::Block;
 use super::{BLOCK, padding};
 
 /// The most the records of one entry take when written: half of what a reader takes
-/// ([`super::reader::MAX_META`]), so that every archive written is read back.
+/// ([`super::MAX_META`]), so that every archive written is read back.
 pub const BUDGET: usize = 512 * 1024;
 
 const XATTR: &[u8] = b"SCHILY.xattr.";

@@ -10,12 +10,7 @@ use tar::EntryType;
 use super::dumpdir::MAX_LISTING;
 use super::format::{self, Header, Kind};
 use super::sparse;
-use super::{BLOCK, DUMPDIR, padding};
-
-/// Meta entries (long names, pax records) larger than this are refused: no real name is
-/// that long, no file's extended attributes take that much (the walk writes at most
-/// [`super::pax::BUDGET`]), and a hostile archive must not make us allocate at will.
-pub const MAX_META: u64 = 1 << 20;
+use super::{BLOCK, DUMPDIR, MAX_META, padding};
 
 /// The largest size of an entry's data read: more than any file system holds, and far
 /// enough from the largest number that what follows it can be counted.

@@ -51,6 +51,7 @@ impl Walk<'_, '_, '_> {
             return Ok(());
         }
         let mut header = walk_header(&mut self.users, &mut self.groups, name, Kind::File, &stat);
+        refuse_unreadable(&header, 0)?;
         self.extras(file.as_fd(), disk, &mut header);
         self.listed(&header);
         let size = header.size;
@@ -65,7 +66,7 @@ impl Walk<'_, '_, '_> {
         };
         // Whatever was read, the entry went in whole (padded with zeros if need be),
         // unless the archive could not be written, which ends the backup.
-        self.stream.note(header, at, data_at, Vec::new());
+        self.stream.note(header, at, data_at, &[]);
         match result {
             Ok(()) => Ok(()),
             Err(Trouble::Read(message)) => {

@@ -70,3 +70,18 @@ pub(super) fn walk_header(
         .clone();
     header
 }
+
+/// Fails the backup, before anything of it is written, on an entry a reader would
+/// refuse (see [`Header::unreadable`]): an archive holding it could not be restored.
+pub(super) fn refuse_unreadable(header: &Header, data: u64) -> Result<()> {
+    let Some(why) = header.unreadable(data) else {
+        return Ok(());
+    };
+    const SHOWN: usize = 200;
+    let name = String::from_utf8_lossy(&header.name[..header.name.len().min(SHOWN)]);
+    let more = if header.name.len() > SHOWN { "..." } else { "" };
+    anyhow::bail!(
+        "{name}{more}: {why}, more than a restore reads; refusing to write an archive \
+         that could not be restored"
+    )
+}
