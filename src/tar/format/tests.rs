@@ -13,15 +13,22 @@ fn round_trip(header: &Header) -> Header {
 
 #[test]
 fn a_plain_header_round_trips() {
-    let mut h = Header::new(b"dir/file.txt".to_vec(), Kind::File);
+    let mut h = alices(b"dir/file.txt", Kind::File);
     h.mode = 0o4755;
-    h.uid = 1000;
-    h.gid = 100;
-    h.uname = b"alice".to_vec();
-    h.gname = b"users".to_vec();
     h.size = 12345;
-    h.mtime = 1_700_000_000;
     assert_eq!(round_trip(&h), h);
+}
+
+/// A header of alice's (uid 1000, group users) made in 2023, mode 0644.
+fn alices(name: &[u8], kind: Kind) -> Header {
+    let mut header = Header::new(name.to_vec(), kind);
+    header.mode = 0o644;
+    header.uid = 1000;
+    header.gid = 100;
+    header.uname = b"alice".to_vec();
+    header.gname = b"users".to_vec();
+    header.mtime = 1_700_000_000;
+    header
 }
 
 #[test]
@@ -66,13 +73,7 @@ fn long_names_get_a_longlink_entry() {
 /// big and negative numbers, nanoseconds, extras.
 fn every_kind_of_header() -> Vec<Header> {
     let with = |name: &[u8], kind: Kind, set: &dyn Fn(&mut Header)| {
-        let mut header = Header::new(name.to_vec(), kind);
-        header.mode = 0o644;
-        header.uid = 1000;
-        header.gid = 100;
-        header.uname = b"alice".to_vec();
-        header.gname = b"users".to_vec();
-        header.mtime = 1_700_000_000;
+        let mut header = alices(name, kind);
         set(&mut header);
         header
     };
